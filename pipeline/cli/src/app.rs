@@ -1,0 +1,212 @@
+//! Settings resolved once from the command line and the config file, and the
+//! shared way every step subcommand runs a step and reports on it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anchor_core::config::ConfigDoc;
+use anchor_core::step::{self, Outcome, RunOptions, Step};
+use anchor_core::{Error as CoreError, Shard};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::args::{GlobalArgs, StepArgs};
+
+/// The config file used when `--config` is not given (and only if it exists).
+pub const DEFAULT_CONFIG: &str = "data/anchor.toml";
+/// The scale used when none is given; it needs no overlay in the file.
+pub const DEFAULT_SCALE: &str = "demo";
+
+/// `[paths]`: where outputs and cached model files live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Output directory: one folder per table and per step.
+    pub out: PathBuf,
+    /// Cached model files fetched from registry packages.
+    pub models: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig {
+            out: PathBuf::from("data/out"),
+            models: PathBuf::from("data/models"),
+        }
+    }
+}
+
+/// `[run]`: how steps execute.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Parts computed at once; 0 means one per core.
+    pub jobs: usize,
+}
+
+/// Everything a subcommand needs, resolved once.
+pub struct App {
+    /// The layered config document.
+    pub doc: ConfigDoc,
+    /// `[paths]`.
+    pub paths: PathsConfig,
+    /// `[run]`.
+    pub run: RunConfig,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+/// Top-level config sections the binary knows; anything else is a typo.
+pub const KNOWN_SECTIONS: &[&str] = &["paths", "run"];
+
+impl App {
+    /// Loads the config file, applies the scale and the overrides.
+    pub fn resolve(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let (path, required) = match &global.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let mut doc = ConfigDoc::load(&path, required)?;
+        let scale = global.scale.as_deref().unwrap_or(DEFAULT_SCALE);
+        doc.apply_scale(scale, &[DEFAULT_SCALE])?;
+        for assignment in &global.set {
+            doc.set(assignment)?;
+        }
+        if let Some(out) = &global.out {
+            doc.set_value(
+                &["paths", "out"],
+                toml::Value::String(out.display().to_string()),
+            )?;
+        }
+        if let Some(jobs) = global.jobs {
+            let jobs = i64::try_from(jobs).context("--jobs is too large")?;
+            doc.set_value(&["run", "jobs"], toml::Value::Integer(jobs))?;
+        }
+        if let Some(unknown) = doc.sections().find(|s| !KNOWN_SECTIONS.contains(s)) {
+            return Err(CoreError::Config(format!(
+                "unknown section [{unknown}] (known: {})",
+                KNOWN_SECTIONS.join(", ")
+            ))
+            .into());
+        }
+        let paths = doc.section("paths")?;
+        let run = doc.section("run")?;
+        Ok(App {
+            doc,
+            paths,
+            run,
+            quiet: global.quiet,
+        })
+    }
+
+    /// The output directory.
+    pub fn out(&self) -> &Path {
+        &self.paths.out
+    }
+
+    /// Parts computed at once.
+    pub fn jobs(&self) -> usize {
+        match self.run.jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// Runs `step` with the step flags and prints a one-paragraph summary.
+    pub fn run_step(&self, step: &dyn Step, args: &StepArgs) -> anyhow::Result<Outcome> {
+        let shard = match &args.shard {
+            Some(s) => s.parse::<Shard>()?,
+            None => Shard::ALL,
+        };
+        let opts = RunOptions {
+            force: args.force,
+            shard,
+            jobs: self.jobs(),
+            progress: !self.quiet,
+        };
+        let outcome =
+            step::run(step, self.out(), &opts).with_context(|| format!("step {}", step.name()))?;
+        if !self.quiet {
+            println!("{}", summarize(step.name(), &outcome, shard));
+        }
+        Ok(outcome)
+    }
+
+    /// The effective config as TOML: every known section with its defaults
+    /// filled in, after the file, the scale and the overrides.
+    pub fn effective_config(&self) -> anyhow::Result<toml::Table> {
+        let mut table = toml::Table::new();
+        table.insert("paths".into(), toml::Value::try_from(&self.paths)?);
+        table.insert("run".into(), toml::Value::try_from(&self.run)?);
+        Ok(table)
+    }
+}
+
+fn rows_text(rows: &BTreeMap<String, u64>) -> String {
+    rows.iter()
+        .map(|(table, n)| format!("{table} {n} rows"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The line printed after a step.
+pub fn summarize(name: &str, outcome: &Outcome, shard: Shard) -> String {
+    match outcome {
+        Outcome::UpToDate { rows } => format!("{name}: up to date ({})", rows_text(rows)),
+        Outcome::Complete {
+            parts_run,
+            parts_resumed,
+            stats,
+            rows,
+        } => {
+            let mut line = format!("{name}: done, {parts_run} parts computed");
+            if *parts_resumed > 0 {
+                line.push_str(&format!(", {parts_resumed} resumed"));
+            }
+            line.push_str(&format!(" ({})", rows_text(rows)));
+            if !stats.dropped.is_empty() {
+                let dropped: Vec<String> = stats
+                    .dropped
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                line.push_str(&format!("; dropped: {}", dropped.join(", ")));
+            }
+            line
+        }
+        Outcome::ShardDone {
+            parts_run,
+            committed,
+            total,
+        } => format!(
+            "{name}: shard {shard} done, {parts_run} parts computed; {committed} of {total} parts committed over all shards (the step completes when the last shard finishes)"
+        ),
+    }
+}
+
+/// Whether an error is the user's to fix (exit status 2).
+pub fn is_user_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<CoreError>()
+            .is_some_and(CoreError::is_user_error)
+    })
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen by -q/-v.
+pub fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

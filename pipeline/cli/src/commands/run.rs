@@ -1,0 +1,62 @@
+//! `anchor run CHAIN`: run a chain of steps in order; each one already done
+//! says "up to date".
+
+use crate::app::App;
+use crate::args::StepArgs;
+
+/// The chains and their steps, in order.
+pub const CHAINS: &[(&str, &[&str])] = &[
+    ("dataset", &["scrape", "curate", "split"]),
+    ("annotate", &["scrape", "curate", "split", "annotate"]),
+    ("train", &["scrape", "curate", "split", "annotate", "train"]),
+    (
+        "eval",
+        &[
+            "scrape", "curate", "split", "annotate", "train", "sample", "eval",
+        ],
+    ),
+];
+
+/// Arguments of `anchor run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The chain: dataset, annotate, train or eval.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(["dataset", "annotate", "train", "eval"]))]
+    pub chain: String,
+    /// Step flags, applied to every step of the chain.
+    #[command(flatten)]
+    pub step: StepArgs,
+}
+
+/// Runs every step of the chain this build has, in order.
+pub fn run(args: &RunArgs, app: &App) -> anyhow::Result<()> {
+    let (_, wanted) = CHAINS
+        .iter()
+        .find(|(name, _)| *name == args.chain)
+        .ok_or_else(|| anyhow::anyhow!("unknown chain {:?}", args.chain))?;
+    let steps = super::steps(app)?;
+    let mut missing = Vec::new();
+    for name in wanted.iter() {
+        match steps.iter().find(|s| s.name() == *name) {
+            Some(step) => {
+                app.run_step(step.as_ref(), &args.step)?;
+            }
+            None => missing.push(*name),
+        }
+    }
+    if !missing.is_empty() && !app.quiet {
+        println!(
+            "run {}: this build has no step {} yet; the chain ends here",
+            args.chain,
+            missing.join(", ")
+        );
+    }
+    if missing.len() == wanted.len() {
+        anyhow::bail!(
+            "run {}: none of its steps ({}) is in this build",
+            args.chain,
+            wanted.join(", ")
+        );
+    }
+    Ok(())
+}

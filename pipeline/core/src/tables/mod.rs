@@ -1,0 +1,88 @@
+//! Every table of the pipeline, declared once.
+//!
+//! Each module names one table: `NAME`, its column-name constants and
+//! `schema()`. `schemas/<table>.md` describes the same columns for people, and
+//! [`doc::check`] (run by a test over [`ALL`]) keeps the two in agreement.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Fields, SchemaRef};
+
+pub mod articles;
+pub mod doc;
+pub mod pairs;
+
+/// A table's declaration: its name, schema and the row-group size its writer
+/// uses (fixed so that reruns are byte-identical).
+#[derive(Debug, Clone, Copy)]
+pub struct TableDef {
+    /// Table name: its folder under the output directory.
+    pub name: &'static str,
+    /// The declared schema.
+    pub schema: fn() -> SchemaRef,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+}
+
+/// Every registered table.
+pub const ALL: &[TableDef] = &[articles::DEF, pairs::DEF];
+
+/// The table named `name`, if registered.
+pub fn lookup(name: &str) -> Option<&'static TableDef> {
+    ALL.iter().find(|t| t.name == name)
+}
+
+/// The Hugging Face `Image` feature's storage type:
+/// `struct<bytes: binary, path: string>`.
+pub fn image_type() -> DataType {
+    DataType::Struct(image_fields())
+}
+
+/// The two fields of [`image_type`].
+pub fn image_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ])
+}
+
+/// `List(Utf8)` with nullable items, as Polars and pyarrow write it.
+pub fn utf8_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn schemas_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
+    }
+
+    #[test]
+    fn every_table_matches_its_schema_doc() {
+        let mut problems = Vec::new();
+        for table in ALL {
+            let path = schemas_dir().join(format!("{}.md", table.name));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Err(e) = doc::check(&(table.schema)(), &text) {
+                        problems.push(format!("{}: {e}", path.display()));
+                    }
+                }
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn table_names_are_unique() {
+        let mut names: Vec<&str> = ALL.iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+}

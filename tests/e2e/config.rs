@@ -1,0 +1,103 @@
+//! `anchor config`, scales, overrides and config errors.
+
+use crate::util::{Run, TestDir};
+
+const CONFIG: &str = r#"
+[paths]
+out = "elsewhere/out"
+
+[run]
+jobs = 1
+
+[scale.ci.run]
+jobs = 2
+"#;
+
+#[test]
+fn config_shows_file_scale_and_override_layers() {
+    let dir = TestDir::new();
+    let file = dir.write("my.toml", CONFIG);
+    let plain = Run::of(dir.anchor().arg("--config").arg(&file).arg("config"))
+        .success()
+        .stdout();
+    assert!(plain.contains("out = \"elsewhere/out\""), "{plain}");
+    assert!(plain.contains("jobs = 1"), "{plain}");
+    assert!(plain.contains("# scale: demo"), "{plain}");
+
+    let ci = Run::of(
+        dir.anchor()
+            .arg("--config")
+            .arg(&file)
+            .args(["--scale", "ci", "config"]),
+    )
+    .success()
+    .stdout();
+    assert!(ci.contains("jobs = 2"), "{ci}");
+
+    let set = Run::of(dir.anchor().arg("--config").arg(&file).args([
+        "--scale",
+        "ci",
+        "--set",
+        "run.jobs=5",
+        "--out",
+        "o2",
+        "config",
+    ]))
+    .success()
+    .stdout();
+    assert!(
+        set.contains("jobs = 5") && set.contains("out = \"o2\""),
+        "{set}"
+    );
+
+    // SCALE from the environment, as `make ... SCALE=ci` passes it.
+    let env = Run::of(
+        dir.anchor()
+            .arg("--config")
+            .arg(&file)
+            .env("SCALE", "ci")
+            .arg("config"),
+    )
+    .success()
+    .stdout();
+    assert!(env.contains("jobs = 2"), "{env}");
+}
+
+#[test]
+fn defaults_apply_without_a_config_file() {
+    let dir = TestDir::new();
+    let out = Run::of(dir.anchor().arg("config")).success().stdout();
+    assert!(out.contains("built-in defaults"), "{out}");
+    assert!(out.contains("out = \"data/out\""), "{out}");
+}
+
+#[test]
+fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
+    let dir = TestDir::new();
+    let file = dir.write("my.toml", CONFIG);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "run.jbos=3", "config"], "jbos"),
+        (&["--set", "nonsense", "config"], "expected key=value"),
+        (
+            &["--set", "bogus.key=1", "config"],
+            "unknown section [bogus]",
+        ),
+        (&["--scale", "huge", "config"], "unknown scale \"huge\""),
+    ];
+    for (args, needle) in cases {
+        let run = Run::of(dir.anchor().arg("--config").arg(&file).args(*args));
+        assert_eq!(run.code(), Some(2), "{args:?}: {}", run.stderr());
+        assert!(run.stderr().contains(needle), "{args:?}: {}", run.stderr());
+    }
+    let broken = dir.write("broken.toml", "[run\njobs = ");
+    let run = Run::of(dir.anchor().arg("--config").arg(&broken).arg("config"));
+    assert_eq!(run.code(), Some(2));
+    assert!(run.stderr().contains("broken.toml"), "{}", run.stderr());
+    let missing = Run::of(dir.anchor().args(["--config", "nope.toml", "config"]));
+    assert_eq!(missing.code(), Some(2));
+    assert!(
+        missing.stderr().contains("nope.toml"),
+        "{}",
+        missing.stderr()
+    );
+}

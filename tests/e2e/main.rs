@@ -1,0 +1,4 @@
+//! End-to-end tests that drive the real `anchor` binary, one module per topic.
+
+mod config;
+mod util;
