@@ -78,8 +78,9 @@ notebooks: python
 		for nb in notebooks/*.ipynb; do $(VPY) -m nbclient --execute "$$nb" || exit 1; done; \
 	else echo "no notebooks yet"; fi
 
+# Property-based fuzzing of the HTML adapters (a few minutes).
 fuzz:
-	@echo "no fuzz targets yet"
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} $(CARGO) test --release -p anchor-extract --test fuzz
 
 clean-out:
 	rm -rf data/out

@@ -1,0 +1,133 @@
+//! The caption-anchored block finder the outlet adapters share: find each caption element,
+//! climb to the nearest ancestor that holds an image, and read image, caption, credit and
+//! alt from that block. Older layouts put caption and image in sibling elements with no
+//! common `figure`, so anchoring on the caption is what works across the years.
+
+use super::Found;
+use crate::dom::{attr, select_doc, select_in, text};
+use crate::srcset::best_url;
+use scraper::{ElementRef, Html};
+
+/// How one layout marks its photos.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Caption elements.
+    pub caption: &'static str,
+    /// Credit elements, looked up inside the caption first, then inside the block.
+    pub credit: &'static str,
+    /// Ancestors (or the block itself) that disqualify a caption: videos, promos, embeds.
+    pub skip: &'static str,
+    /// How many ancestors to climb from the caption looking for the image.
+    pub max_up: usize,
+}
+
+/// Elements that can carry an image URL.
+pub(crate) const IMAGE_CSS: &str = "picture, img, [data-src], [data-hi-res-src], [data-image]";
+
+/// One [`Found`] per caption of `rule`, in document order.
+pub fn by_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)> {
+    let mut out: Vec<(ElementRef<'a>, Found)> = Vec::new();
+    for cap in select_doc(doc, rule.caption) {
+        let Some((block, url, img)) = climb_to_image(cap, rule.max_up) else {
+            continue;
+        };
+        // Only the block and the path up to it decide: a page-wide wrapper whose class
+        // happens to mention "video" must not hide every photo.
+        if !rule.skip.is_empty()
+            && (on_path(cap, block, rule.skip) || !select_in(block, rule.skip).is_empty())
+        {
+            continue;
+        }
+        // Two caption elements of one block (e.g. a wrapper and its inner text): keep one.
+        if out.iter().any(|(b, _)| b.id() == block.id()) {
+            continue;
+        }
+        let credit_els: Vec<ElementRef<'_>> = if rule.credit.is_empty() {
+            Vec::new()
+        } else {
+            let inner = select_in(cap, rule.credit);
+            if inner.is_empty() {
+                select_in(block, rule.credit)
+            } else {
+                inner
+            }
+        };
+        let credit = credit_els.iter().map(|c| text(*c)).find(|c| !c.is_empty());
+        let mut caption = String::new();
+        super::generic::collect_text_except(cap, &credit_els, &mut caption);
+        out.push((
+            block,
+            Found {
+                url,
+                caption: crate::dom::collapse_ws(&caption),
+                credit,
+                alt: alt_of(img),
+                is_lead: false,
+            },
+        ));
+    }
+    out
+}
+
+/// Whether an element from `from` up to `to` (both included) matches `css`.
+fn on_path(from: ElementRef<'_>, to: ElementRef<'_>, css: &str) -> bool {
+    let Some(sel) = crate::dom::selector(css) else {
+        return false;
+    };
+    let mut cur = Some(from);
+    while let Some(e) = cur {
+        if sel.matches(&e) {
+            return true;
+        }
+        if e.id() == to.id() {
+            return false;
+        }
+        cur = e.parent().and_then(ElementRef::wrap);
+    }
+    false
+}
+
+/// The nearest ancestor of `start` (itself included) holding an image with a usable URL.
+pub fn climb_to_image(
+    start: ElementRef<'_>,
+    max_up: usize,
+) -> Option<(ElementRef<'_>, String, ElementRef<'_>)> {
+    let mut cur = Some(start);
+    for _ in 0..=max_up {
+        let el = cur?;
+        if let Some((url, img)) = first_image(el) {
+            return Some((el, url, img));
+        }
+        cur = el.parent().and_then(ElementRef::wrap);
+    }
+    None
+}
+
+/// The first image in `el` with a usable URL, and the element carrying it.
+pub fn first_image(el: ElementRef<'_>) -> Option<(String, ElementRef<'_>)> {
+    for img in select_in(el, IMAGE_CSS) {
+        // An img inside a picture is read through the picture.
+        if img.value().name() == "img"
+            && img
+                .parent()
+                .and_then(ElementRef::wrap)
+                .is_some_and(|p| p.value().name() == "picture")
+        {
+            continue;
+        }
+        if let Some(u) = best_url(img) {
+            let carrier = if img.value().name() == "picture" {
+                crate::dom::first_in(img, "img").unwrap_or(img)
+            } else {
+                img
+            };
+            return Some((u, carrier));
+        }
+    }
+    None
+}
+
+/// Alt text of an image element (`alt`, or the lazy loaders' `data-alt`).
+pub fn alt_of(img: ElementRef<'_>) -> Option<String> {
+    attr(img, "alt").or_else(|| attr(img, "data-alt"))
+}

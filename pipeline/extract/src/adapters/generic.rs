@@ -1,0 +1,149 @@
+//! The generic extractor: `figure`/`figcaption` in the page (outside navigation, asides,
+//! related-story, promo and video blocks), else the JSON-LD `NewsArticle` images that carry a
+//! caption. The OpenGraph (`og:image`) and JSON-LD images name the lead. Works on any outlet
+//! and is the fallback of the outlet adapters. An OpenGraph image alone is not returned: it
+//! has no caption, only the article's description.
+
+use super::{Found, Page};
+use crate::dom::{first_in, inside, select_doc, select_in, text};
+use scraper::ElementRef;
+
+/// Containers whose images are page furniture, not article photos.
+pub(crate) const FURNITURE: &str = "header nav, nav, footer, aside, [role=complementary], \
+    [class*=related], [class*=Related], [class*=promo], [class*=Promo], [class*=advert], \
+    [class*=ad-slot], [id*=advert], [class*=newsletter], [class*=most-popular], \
+    [class*=MostPopular], [class*=onward], [class*=avatar], figure[class*=video], \
+    [data-media-type=video], video";
+
+/// Captioned images of `figure` elements, then JSON-LD images, in that order.
+pub fn extract(page: &Page<'_>) -> Vec<Found> {
+    let mut out = figures(page);
+    if out.is_empty() {
+        out = ld_images(page);
+    }
+    mark_lead(page, &mut out);
+    out
+}
+
+/// One [`Found`] per `figure` holding an image and a caption, outside page furniture.
+pub fn figures(page: &Page<'_>) -> Vec<Found> {
+    let mut out = Vec::new();
+    for fig in select_doc(&page.doc, "figure") {
+        if inside(fig, FURNITURE) {
+            continue;
+        }
+        // Nested figures: the inner one is handled on its own.
+        if !select_in(fig, "figure").is_empty() {
+            continue;
+        }
+        if let Some(f) = from_figure(fig) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// A figure's image, caption, separate credit and alt.
+pub(crate) fn from_figure(fig: ElementRef<'_>) -> Option<Found> {
+    let (url, img_el) = super::blocks::first_image(fig)?;
+    let cap_el = first_in(fig, "figcaption")?;
+    let (caption, credit) = caption_and_credit(cap_el);
+    Some(Found {
+        url,
+        caption,
+        credit,
+        alt: super::blocks::alt_of(img_el),
+        is_lead: false,
+    })
+}
+
+/// The caption text of `cap` without its credit element(s), and the credit text.
+pub(crate) fn caption_and_credit(cap: ElementRef<'_>) -> (String, Option<String>) {
+    let credit_css = "[class*=credit], [class*=Credit], [class*=copyright], \
+        [itemprop=copyrightHolder], [itemprop=author]";
+    let credit_els = select_in(cap, credit_css);
+    let credit = credit_els
+        .first()
+        .map(|c| text(*c))
+        .filter(|c| !c.is_empty());
+    let mut caption = String::new();
+    collect_text_except(cap, &credit_els, &mut caption);
+    (crate::dom::collapse_ws(&caption), credit)
+}
+
+/// Text of `el`, skipping the subtrees in `skip` and hidden helper text.
+pub(crate) fn collect_text_except(el: ElementRef<'_>, skip: &[ElementRef<'_>], out: &mut String) {
+    for child in el.children() {
+        if let Some(e) = ElementRef::wrap(child) {
+            if skip.iter().any(|s| s.id() == e.id()) {
+                continue;
+            }
+            let name = e.value().name();
+            if name == "script" || name == "style" || name == "svg" || name == "button" {
+                continue;
+            }
+            if e.value().attr("class").is_some_and(|c| {
+                c.contains("visually-hidden")
+                    || c.contains("screen-reader")
+                    || c.contains("off-screen")
+            }) {
+                continue;
+            }
+            // Keep words of adjacent blocks apart.
+            out.push(' ');
+            collect_text_except(e, skip, out);
+            out.push(' ');
+        } else if let Some(t) = child.value().as_text() {
+            out.push_str(t);
+        }
+    }
+}
+
+/// JSON-LD images of the article that carry a caption.
+fn ld_images(page: &Page<'_>) -> Vec<Found> {
+    let Some(art) = crate::jsonld::article(&page.ld) else {
+        return Vec::new();
+    };
+    crate::jsonld::images(art)
+        .into_iter()
+        .filter(|i| i.caption.is_some())
+        .map(|i| Found {
+            url: i.url,
+            caption: i.caption.unwrap_or_default(),
+            credit: i.credit,
+            alt: None,
+            is_lead: false,
+        })
+        .collect()
+}
+
+/// Flags as lead the image matching `og:image` or the JSON-LD image; else none.
+pub(crate) fn mark_lead(page: &Page<'_>, found: &mut [Found]) {
+    if found.iter().any(|f| f.is_lead) {
+        return;
+    }
+    let mut leads: Vec<String> = Vec::new();
+    if let Some(og) = crate::meta::meta_content(&page.doc, &["og:image", "twitter:image"]) {
+        leads.push(og);
+    }
+    if let Some(art) = crate::jsonld::article(&page.ld) {
+        leads.extend(crate::jsonld::images(art).into_iter().map(|i| i.url));
+    }
+    let key = |u: &str| image_key(u);
+    let lead_keys: Vec<String> = leads.iter().map(|u| key(u)).collect();
+    if let Some(f) = found
+        .iter_mut()
+        .find(|f| lead_keys.iter().any(|k| !k.is_empty() && *k == key(&f.url)))
+    {
+        f.is_lead = true;
+    }
+}
+
+/// A rough identity of an image across renditions: the file name without extension,
+/// size suffixes and query string.
+pub(crate) fn image_key(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split('.').next().unwrap_or(file);
+    stem.to_ascii_lowercase()
+}

@@ -1,0 +1,391 @@
+//! Splitting a photo credit out of a caption.
+//!
+//! News captions carry their credit in a handful of conventions; each is recognised at the
+//! end of the caption (or, for a few outlets, at the start):
+//! - The Guardian: `… Photograph: Jane Doe/Reuters`, also `Photo:`, `Illustration:`,
+//!   `Composite:`, `Image:`, `Picture:`;
+//! - AP style: `… (AP Photo/Jane Doe)`, `(Photo: Jane Doe, USA TODAY)`, `(Reuters)`;
+//! - The New York Times: `… Credit Jane Doe for The New York Times` (also `Credit…` and
+//!   the glued `CreditJane Doe` that text extraction of its markup produces);
+//! - BBC: `Image source, Getty Images` / `Image copyright Getty Images` prefixes;
+//! - a bare agency name at the end: `… Getty Images`, `… EPA`.
+
+/// Labels that introduce a credit, longest first so that `Photographs:` wins over `Photo`.
+const LABELS: &[&str] = &[
+    "Photographs:",
+    "Photograph:",
+    "Photo illustration:",
+    "Illustration:",
+    "Composite:",
+    "Photos:",
+    "Photo:",
+    "Picture:",
+    "Pictures:",
+    "Image:",
+    "Images:",
+    "Video:",
+    "Credit:",
+    "Credits:",
+];
+
+/// Agency names recognised as a bare trailing credit.
+const AGENCIES: &[&str] = &[
+    "Getty Images",
+    "AFP/Getty Images",
+    "AFP via Getty Images",
+    "Reuters",
+    "EPA",
+    "EPA-EFE",
+    "AFP",
+    "AP",
+    "PA",
+    "PA Media",
+    "PA Wire",
+    "Shutterstock",
+    "Rex Features",
+    "Rex/Shutterstock",
+    "Alamy",
+    "Bloomberg",
+];
+
+/// Splits `caption` into (caption text, credit). The caption keeps its own punctuation;
+/// the credit loses its label (`Photograph:`), its parentheses and trailing dots.
+pub fn split_credit(caption: &str) -> (String, Option<String>) {
+    let caption = crate::dom::collapse_ws(caption);
+    if caption.is_empty() {
+        return (caption, None);
+    }
+    if is_bare_credit(&caption) {
+        return (String::new(), clean_credit(&caption));
+    }
+    if let Some((c, cr)) = split_prefix(&caption) {
+        return (c, Some(cr));
+    }
+    if let Some((c, cr)) = split_parenthesised(&caption) {
+        return (c, Some(cr));
+    }
+    if let Some((c, cr)) = split_label(&caption) {
+        return (c, Some(cr));
+    }
+    if let Some((c, cr)) = split_nyt_credit(&caption) {
+        return (c, Some(cr));
+    }
+    if let Some((c, cr)) = split_agency(&caption) {
+        return (c, Some(cr));
+    }
+    (caption, None)
+}
+
+/// Tidies a credit found in its own element: strips labels such as `Photograph:`,
+/// `Credit`, `Image source,`, `Image copyright`, surrounding parentheses and spaces.
+pub fn clean_credit(credit: &str) -> Option<String> {
+    let mut c = crate::dom::collapse_ws(credit);
+    loop {
+        let before = c.len();
+        for prefix in [
+            "Image source, ",
+            "Image source,",
+            "Image source ",
+            "Image copyright ",
+            "Image copyright, ",
+            "copyright ",
+            "Credit: ",
+            "Credit…",
+            "Credit...",
+            "Credit ",
+            "Credits: ",
+        ] {
+            if let Some(rest) = strip_prefix_ci(&c, prefix) {
+                c = rest.trim().to_string();
+            }
+        }
+        for label in LABELS {
+            if let Some(rest) = strip_prefix_ci(&c, label) {
+                c = rest.trim().to_string();
+            }
+        }
+        // "CreditJane Doe": the label glued to the name by text extraction.
+        if let Some(rest) = c.strip_prefix("Credit")
+            && rest.chars().next().is_some_and(char::is_uppercase)
+        {
+            c = rest.to_string();
+        }
+        if c.starts_with('(') && c.ends_with(')') {
+            c = c[1..c.len() - 1].trim().to_string();
+        }
+        if c.len() == before {
+            break;
+        }
+    }
+    let c = c.trim_end_matches('.').trim().to_string();
+    if c.is_empty() || c.eq_ignore_ascii_case("credit") {
+        None
+    } else {
+        Some(c)
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// A "caption" that is only a credit, such as `EPA/OLIVIER DOULIERY`: an agency/photographer
+/// pair with no lowercase word.
+fn is_bare_credit(caption: &str) -> bool {
+    caption.contains('/')
+        && !caption.contains("://")
+        && !caption.chars().any(char::is_lowercase)
+        && caption.chars().filter(|c| c.is_alphabetic()).count() >= 4
+}
+
+/// BBC prefixes: `Image source, Getty Images Image caption, The caption`.
+fn split_prefix(caption: &str) -> Option<(String, String)> {
+    for (src, cap) in [
+        ("Image source, ", "Image caption, "),
+        ("Image copyright ", "Image caption "),
+    ] {
+        if let Some(rest) = caption.strip_prefix(src) {
+            let (credit, text) = match rest.find(cap) {
+                Some(i) => (&rest[..i], &rest[i + cap.len()..]),
+                None => (rest, ""),
+            };
+            let credit = clean_credit(credit)?;
+            return Some((text.trim().to_string(), credit));
+        }
+    }
+    None
+}
+
+/// `(AP Photo/Jane Doe)`, `(Photo: Jane Doe, USA TODAY)`, `(Reuters)` at the end.
+fn split_parenthesised(caption: &str) -> Option<(String, String)> {
+    let trimmed = caption.trim_end_matches(['.', ' ']);
+    let body = trimmed.strip_suffix(')')?;
+    let open = body.rfind('(')?;
+    let inner = body[open + 1..].trim();
+    let lower = inner.to_ascii_lowercase();
+    let is_credit = lower.starts_with("ap photo")
+        || lower.starts_with("photo:")
+        || lower.starts_with("photo by")
+        || lower.starts_with("photos:")
+        || lower.starts_with("photograph:")
+        || lower.starts_with("image:")
+        || lower.starts_with("credit")
+        || lower.contains("/getty")
+        || lower.contains("getty images")
+        || lower.starts_with("reuters")
+        || lower.starts_with("ap/")
+        || lower.starts_with("afp")
+        || lower.starts_with("epa")
+        || AGENCIES.iter().any(|a| a.eq_ignore_ascii_case(inner));
+    if !is_credit {
+        return None;
+    }
+    let credit = clean_credit(inner)?;
+    let credit = credit
+        .strip_prefix("Photo by ")
+        .map(str::to_string)
+        .unwrap_or(credit);
+    Some((body[..open].trim().to_string(), credit))
+}
+
+/// `… Photograph: Jane Doe/Reuters` and the other labels.
+fn split_label(caption: &str) -> Option<(String, String)> {
+    let mut best: Option<usize> = None;
+    for label in LABELS {
+        // The last occurrence that starts a word; "Photograph:" inside a quote earlier in
+        // the caption is not the credit.
+        if let Some(i) = caption.rfind(label) {
+            let starts_word = i == 0
+                || caption[..i].ends_with(' ')
+                || caption[..i].ends_with('.')
+                || caption[..i].ends_with('|');
+            if starts_word && best.is_none_or(|b| i > b) {
+                best = Some(i);
+            }
+        }
+    }
+    let i = best?;
+    let credit = clean_credit(&caption[i..])?;
+    let text = caption[..i].trim().trim_end_matches('|').trim().to_string();
+    Some((text, credit))
+}
+
+/// New York Times: `Credit Jane Doe for The New York Times`, `Credit…Jane Doe`,
+/// `CreditJane Doe` (the label and the name in adjacent elements).
+fn split_nyt_credit(caption: &str) -> Option<(String, String)> {
+    let i = caption.rfind("Credit")?;
+    let before = &caption[..i];
+    let after = &caption[i + "Credit".len()..];
+    // "Credit" must start a word and be followed by the name (capital, dots or space).
+    let ok_before = before.is_empty() || before.ends_with(' ') || before.ends_with('.');
+    // After the label's separators ("Credit…", "Credit: ") comes a name, capitalised.
+    let starts_sep = after
+        .chars()
+        .next()
+        .is_some_and(|c| c == ' ' || c == '…' || c == '.' || c == ':' || c.is_uppercase());
+    let ok_after = starts_sep
+        && after
+            .trim_start_matches([' ', '…', '.', ':'])
+            .chars()
+            .next()
+            .is_some_and(char::is_uppercase);
+    if !(ok_before && ok_after) {
+        return None;
+    }
+    let credit = clean_credit(&caption[i..])?;
+    Some((before.trim().to_string(), credit))
+}
+
+/// A bare agency name ending the caption: `… Getty Images`, `… EPA`.
+fn split_agency(caption: &str) -> Option<(String, String)> {
+    let trimmed = caption.trim_end_matches('.').trim_end();
+    let mut best: Option<&str> = None;
+    for a in AGENCIES {
+        if let Some(head) = trimmed.strip_suffix(a)
+            && (head.ends_with(". ")
+                || head.ends_with(' ') && head.trim_end().ends_with(['.', '!', '?', '"', '”']))
+            && best.is_none_or(|b| a.len() > b.len())
+        {
+            best = Some(a);
+        }
+    }
+    let a = best?;
+    let head = &trimmed[..trimmed.len() - a.len()];
+    // Widen to a credit such as "Jane Doe/Getty Images" glued to the agency.
+    Some((head.trim().to_string(), a.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(s: &str) -> (String, Option<String>) {
+        split_credit(s)
+    }
+
+    #[test]
+    fn guardian_photograph_label() {
+        let (c, cr) = split("Kristen Wiig in Bridesmaids. Photograph: Suzanne Hanover/Universal");
+        assert_eq!(c, "Kristen Wiig in Bridesmaids.");
+        assert_eq!(cr.as_deref(), Some("Suzanne Hanover/Universal"));
+    }
+
+    #[test]
+    fn guardian_composite_and_illustration() {
+        assert_eq!(
+            split("A montage. Composite: Guardian Design; Getty")
+                .1
+                .as_deref(),
+            Some("Guardian Design; Getty")
+        );
+        assert_eq!(
+            split("Drawing of a whale. Illustration: Jo Bloggs")
+                .1
+                .as_deref(),
+            Some("Jo Bloggs")
+        );
+    }
+
+    #[test]
+    fn ap_photo_parenthesised() {
+        let (c, cr) = split("Protesters gather in Phoenix. (AP Photo/Matt York)");
+        assert_eq!(c, "Protesters gather in Phoenix.");
+        assert_eq!(cr.as_deref(), Some("AP Photo/Matt York"));
+        let (c, cr) = split("The jail in New York. (Photo: Jane Doe, USA TODAY)");
+        assert_eq!(c, "The jail in New York.");
+        assert_eq!(cr.as_deref(), Some("Jane Doe, USA TODAY"));
+    }
+
+    #[test]
+    fn parenthesised_non_credit_stays() {
+        let (c, cr) = split("Senator John Smith (D-Ariz.) speaks.");
+        assert_eq!(c, "Senator John Smith (D-Ariz.) speaks.");
+        assert_eq!(cr, None);
+        let (c, cr) = split("The new treaty (left)");
+        assert_eq!(c, "The new treaty (left)");
+        assert_eq!(cr, None);
+    }
+
+    #[test]
+    fn nyt_credit_forms() {
+        let (c, cr) = split("Traders in Shanghai. Credit Aly Song/Reuters");
+        assert_eq!(c, "Traders in Shanghai.");
+        assert_eq!(cr.as_deref(), Some("Aly Song/Reuters"));
+        let (c, cr) = split("Traders in Shanghai.CreditAly Song/Reuters");
+        assert_eq!(c, "Traders in Shanghai.");
+        assert_eq!(cr.as_deref(), Some("Aly Song/Reuters"));
+        let (_, cr) = split("A street. Credit…Jim Wilson/The New York Times");
+        assert_eq!(cr.as_deref(), Some("Jim Wilson/The New York Times"));
+    }
+
+    #[test]
+    fn credit_inside_a_word_is_not_a_credit() {
+        let (c, cr) = split("Creditors meet in London to discuss the debt.");
+        assert_eq!(c, "Creditors meet in London to discuss the debt.");
+        assert_eq!(cr, None);
+        let (c, cr) = split("A discredited Credit union");
+        assert_eq!(cr, None, "{c}");
+    }
+
+    #[test]
+    fn bbc_image_source_prefix() {
+        let (c, cr) = split("Image source, Getty Images Image caption, Andrew Cuomo speaks");
+        assert_eq!(c, "Andrew Cuomo speaks");
+        assert_eq!(cr.as_deref(), Some("Getty Images"));
+    }
+
+    #[test]
+    fn caption_that_is_only_a_credit() {
+        let (c, cr) = split("EPA/OLIVIER DOULIERY");
+        assert_eq!(c, "");
+        assert_eq!(cr.as_deref(), Some("EPA/OLIVIER DOULIERY"));
+        let (c, cr) = split("NATO/EU SUMMIT");
+        assert_eq!(cr.as_deref(), Some("NATO/EU SUMMIT"), "{c}");
+    }
+
+    #[test]
+    fn bare_agency_suffix() {
+        let (c, cr) = split("Julian Assange leaves court. Getty Images");
+        assert_eq!(c, "Julian Assange leaves court.");
+        assert_eq!(cr.as_deref(), Some("Getty Images"));
+        // An agency name inside the sentence is not a credit.
+        let (_, cr) = split("He worked for Reuters");
+        assert_eq!(cr, None);
+    }
+
+    #[test]
+    fn clean_credit_labels() {
+        assert_eq!(
+            clean_credit("Photograph: Jane Doe/AP").as_deref(),
+            Some("Jane Doe/AP")
+        );
+        assert_eq!(clean_credit("Image source, EPA").as_deref(), Some("EPA"));
+        assert_eq!(clean_credit("Credit").as_deref(), None);
+        assert_eq!(clean_credit("  ").as_deref(), None);
+        assert_eq!(clean_credit("(Reuters)").as_deref(), Some("Reuters"));
+        assert_eq!(
+            clean_credit("CreditCreditJeon Heon-Kyun/EPA, via Shutterstock").as_deref(),
+            Some("Jeon Heon-Kyun/EPA, via Shutterstock")
+        );
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for s in [
+            "(",
+            ")",
+            "()",
+            "Credit",
+            "Photograph:",
+            "ü(",
+            "(ü)",
+            "Image source, ",
+            "…Credit…",
+        ] {
+            let _ = split(s);
+            let _ = clean_credit(s);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Choosing the largest rendition of an image: `srcset` descriptors, lazy-load attributes,
+//! `<picture>` sources, and resolution of relative URLs.
+
+use scraper::ElementRef;
+use url::Url;
+
+/// One candidate of a `srcset` attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The URL as written.
+    pub url: String,
+    /// Width in pixels (`640w`), if given.
+    pub width: Option<u32>,
+    /// Pixel density (`2x`), if given.
+    pub density: Option<f32>,
+}
+
+/// Parses a `srcset` value into candidates. Tolerates commas inside URLs (common in image
+/// CDN query strings such as `?w=640,h=480`) by splitting on commas followed by whitespace
+/// or at the end of a descriptor.
+pub fn parse_srcset(srcset: &str) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let mut rest = srcset.trim();
+    while !rest.is_empty() {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+        if rest.is_empty() {
+            break;
+        }
+        // The URL runs to the first whitespace.
+        let url_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let mut url = &rest[..url_end];
+        rest = &rest[url_end..];
+        // A URL directly followed by a comma has no descriptor.
+        let descriptor;
+        if let Some(stripped) = url.strip_suffix(',') {
+            url = stripped;
+            descriptor = "";
+        } else {
+            let d_end = rest.find(',').unwrap_or(rest.len());
+            descriptor = rest[..d_end].trim();
+            rest = &rest[d_end..];
+        }
+        if url.is_empty() {
+            continue;
+        }
+        let mut cand = Candidate {
+            url: url.to_string(),
+            width: None,
+            density: None,
+        };
+        for token in descriptor.split_whitespace() {
+            if let Some(w) = token.strip_suffix('w') {
+                cand.width = w.parse().ok();
+            } else if let Some(x) = token.strip_suffix('x') {
+                cand.density = x.parse().ok();
+            }
+        }
+        out.push(cand);
+    }
+    out
+}
+
+/// The URL of the largest candidate of a `srcset` (by width, then density; the last of
+/// equals wins, as browsers list renditions smallest first).
+pub fn largest(srcset: &str) -> Option<String> {
+    let cands = parse_srcset(srcset);
+    let score = |c: &Candidate| -> f64 {
+        match (c.width, c.density) {
+            (Some(w), _) => f64::from(w),
+            (None, Some(d)) => f64::from(d),
+            (None, None) => 1.0,
+        }
+    };
+    let mut best: Option<&Candidate> = None;
+    for c in &cands {
+        if best.is_none_or(|b| score(c) >= score(b)) {
+            best = Some(c);
+        }
+    }
+    best.map(|c| c.url.clone())
+}
+
+/// Width in pixels of the largest candidate of `srcset`, if it states widths.
+pub fn largest_width(srcset: &str) -> Option<u32> {
+    parse_srcset(srcset).iter().filter_map(|c| c.width).max()
+}
+
+/// Attributes that hold a single lazily loaded image URL, preferred over `src` (which is
+/// often a placeholder), most specific first.
+const SINGLE_URL_ATTRS: &[&str] = &[
+    "data-hi-res-src",
+    "data-src-large",
+    "data-full-src",
+    "data-original",
+    "data-lazy-src",
+    "data-src",
+    "data-mediaviewer-src",
+    "src",
+];
+
+/// Attributes holding a srcset.
+const SRCSET_ATTRS: &[&str] = &["srcset", "data-srcset", "data-lazy-srcset"];
+
+/// Whether `url` is a real image address rather than a placeholder (`data:` URI, spacer gif,
+/// template with unfilled placeholders).
+pub fn is_real_url(url: &str) -> bool {
+    let u = url.trim();
+    !(u.is_empty()
+        || u.starts_with("data:")
+        || u.starts_with("about:")
+        || u.starts_with("javascript:")
+        || u.contains("{width}")
+        || u.contains("{{")
+        || u.contains("grey-placeholder")
+        || u.contains("blank.gif")
+        || u.contains("spacer.gif")
+        || u.contains("1x1"))
+}
+
+/// The largest rendition of the image `img` (an `<img>`, or a `<picture>` containing one):
+/// `<picture><source srcset>` candidates, `srcset`, lazy-load attributes, then `src`.
+/// Returns the URL as written (not yet resolved).
+pub fn best_url(img: ElementRef<'_>) -> Option<String> {
+    let mut best: Option<(u32, String)> = None;
+    let mut consider = |w: u32, url: String| {
+        if is_real_url(&url) && best.as_ref().is_none_or(|(bw, _)| w > *bw) {
+            best = Some((w, url));
+        }
+    };
+    // <picture> sources: the parent picture of an img, or the element itself.
+    let picture = if img.value().name() == "picture" {
+        Some(img)
+    } else {
+        img.parent()
+            .and_then(ElementRef::wrap)
+            .filter(|p| p.value().name() == "picture")
+    };
+    if let Some(p) = picture {
+        for child in p.children().filter_map(ElementRef::wrap) {
+            if child.value().name() != "source" {
+                continue;
+            }
+            for a in SRCSET_ATTRS {
+                if let Some(s) = child.value().attr(a) {
+                    // Sources without width descriptors rank just above a bare src.
+                    let w = largest_width(s).unwrap_or(1);
+                    if let Some(u) = largest(s) {
+                        consider(w, u);
+                    }
+                }
+            }
+        }
+    }
+    let img = if img.value().name() == "picture" {
+        match crate::dom::first_in(img, "img") {
+            Some(i) => i,
+            None => return best.map(|(_, u)| u),
+        }
+    } else {
+        img
+    };
+    for a in SRCSET_ATTRS {
+        if let Some(s) = img.value().attr(a) {
+            let w = largest_width(s).unwrap_or(1);
+            if let Some(u) = largest(s) {
+                consider(w, u);
+            }
+        }
+    }
+    if best.is_none() {
+        for a in SINGLE_URL_ATTRS {
+            if let Some(u) = img.value().attr(a) {
+                let u = u.trim();
+                if is_real_url(u) {
+                    return Some(u.to_string());
+                }
+            }
+        }
+    }
+    best.map(|(_, u)| u)
+}
+
+/// Resolves `url` against `base`, returning an absolute `http(s)` URL, or `None` when it
+/// cannot be resolved or is not a web address.
+pub fn resolve(base: &Url, url: &str) -> Option<String> {
+    let u = url.trim();
+    if !is_real_url(u) {
+        return None;
+    }
+    let abs = base.join(u).ok()?;
+    match abs.scheme() {
+        "http" | "https" => Some(abs.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widest_candidate_wins() {
+        let s = "a-320.jpg 320w, a-1024.jpg 1024w, a-640.jpg 640w";
+        assert_eq!(largest(s).as_deref(), Some("a-1024.jpg"));
+        assert_eq!(largest_width(s), Some(1024));
+    }
+
+    #[test]
+    fn density_descriptors() {
+        assert_eq!(largest("a.jpg, a@2x.jpg 2x").as_deref(), Some("a@2x.jpg"));
+        assert_eq!(
+            largest("a@3x.jpg 3x, a@2x.jpg 2x").as_deref(),
+            Some("a@3x.jpg")
+        );
+    }
+
+    #[test]
+    fn commas_inside_urls_survive() {
+        let s =
+            "https://i.example/x.jpg?w=300,h=200 300w, https://i.example/x.jpg?w=900,h=600 900w";
+        let c = parse_srcset(s);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].url, "https://i.example/x.jpg?w=900,h=600");
+        assert_eq!(c[1].width, Some(900));
+    }
+
+    #[test]
+    fn garbage_srcset_does_not_panic() {
+        for s in [
+            "",
+            ",,,",
+            " 100w",
+            "a 12xw, , b ,",
+            "\u{a0}ü 9999999999999w",
+        ] {
+            let _ = parse_srcset(s);
+            let _ = largest(s);
+        }
+    }
+
+    #[test]
+    fn resolve_relative_and_reject_data() {
+        let base = Url::parse("https://www.example.com/news/story.html").unwrap();
+        assert_eq!(
+            resolve(&base, "/img/a.jpg").as_deref(),
+            Some("https://www.example.com/img/a.jpg")
+        );
+        assert_eq!(
+            resolve(&base, "//cdn.example.com/b.jpg").as_deref(),
+            Some("https://cdn.example.com/b.jpg")
+        );
+        assert_eq!(resolve(&base, "data:image/gif;base64,R0lGOD"), None);
+        assert_eq!(resolve(&base, "javascript:void(0)"), None);
+    }
+}
