@@ -1,4 +1,6 @@
 //! End-to-end tests that drive the real `anchor` binary, one module per topic.
 
 mod config;
+mod fid;
+mod scrape;
 mod util;

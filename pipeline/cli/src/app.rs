@@ -57,7 +57,7 @@ pub struct App {
 }
 
 /// Top-level config sections the binary knows; anything else is a typo.
-pub const KNOWN_SECTIONS: &[&str] = &["paths", "run"];
+pub const KNOWN_SECTIONS: &[&str] = &["paths", "run", "scrape"];
 
 impl App {
     /// Loads the config file, applies the scale and the overrides.
@@ -138,6 +138,9 @@ impl App {
         let mut table = toml::Table::new();
         table.insert("paths".into(), toml::Value::try_from(&self.paths)?);
         table.insert("run".into(), toml::Value::try_from(&self.run)?);
+        for (name, value) in crate::commands::effective_sections(self)? {
+            table.insert(name.into(), value);
+        }
         Ok(table)
     }
 }

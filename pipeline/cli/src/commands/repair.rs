@@ -16,16 +16,16 @@ pub struct RepairArgs {
 /// Verifies each step's parts; damaged ones are reported by name, dropped
 /// from the ledger and recomputed.
 pub fn run(args: &RepairArgs, app: &App) -> anyhow::Result<()> {
-    let steps = super::steps(app)?;
     for wanted in &args.steps {
-        if !steps.iter().any(|s| s.name() == wanted) {
+        if !super::STEPS.iter().any(|s| s.name == wanted) {
             anyhow::bail!("unknown step {wanted:?}");
         }
     }
-    for step in steps
+    let selected = super::STEPS
         .iter()
-        .filter(|s| args.steps.is_empty() || args.steps.iter().any(|w| w == s.name()))
-    {
+        .filter(|s| args.steps.is_empty() || args.steps.iter().any(|w| w == s.name));
+    for entry in selected {
+        let step = (entry.build)(app)?;
         let damaged = step::repair(step.as_ref(), app.out())?;
         if damaged.is_empty() {
             if !app.quiet {
@@ -36,8 +36,8 @@ pub fn run(args: &RepairArgs, app: &App) -> anyhow::Result<()> {
         for problem in &damaged {
             eprintln!("{}: {problem}", step.name());
         }
-        app.run_step(
-            step.as_ref(),
+        (entry.run)(
+            app,
             &StepArgs {
                 force: false,
                 shard: None,

@@ -34,13 +34,10 @@ pub fn run(args: &RunArgs, app: &App) -> anyhow::Result<()> {
         .iter()
         .find(|(name, _)| *name == args.chain)
         .ok_or_else(|| anyhow::anyhow!("unknown chain {:?}", args.chain))?;
-    let steps = super::steps(app)?;
     let mut missing = Vec::new();
     for name in wanted.iter() {
-        match steps.iter().find(|s| s.name() == *name) {
-            Some(step) => {
-                app.run_step(step.as_ref(), &args.step)?;
-            }
+        match super::STEPS.iter().find(|s| s.name == *name) {
+            Some(entry) => (entry.run)(app, &args.step)?,
             None => missing.push(*name),
         }
     }

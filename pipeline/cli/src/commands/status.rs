@@ -10,9 +10,9 @@ pub struct StatusArgs {}
 
 /// Prints one line per step: done, stale, partial (with counts), not run.
 pub fn run(_args: &StatusArgs, app: &App) -> anyhow::Result<()> {
-    let steps = super::steps(app)?;
     println!("{:<10} {:<9} detail", "step", "state");
-    for step in &steps {
+    for entry in super::STEPS {
+        let step = (entry.build)(app)?;
         let (state, detail) = match step::inspect(step.as_ref(), app.out())? {
             StepState::NotRun => ("not run", String::new()),
             StepState::Done { rows } => (

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, SchemaRef};
 
 pub mod articles;
+pub mod demo_truth;
 pub mod doc;
 pub mod pairs;
+pub mod subjects;
 
 /// A table's declaration: its name, schema and the row-group size its writer
 /// uses (fixed so that reruns are byte-identical).
@@ -25,7 +27,7 @@ pub struct TableDef {
 }
 
 /// Every registered table.
-pub const ALL: &[TableDef] = &[articles::DEF, pairs::DEF];
+pub const ALL: &[TableDef] = &[articles::DEF, pairs::DEF, demo_truth::DEF, subjects::DEF];
 
 /// The table named `name`, if registered.
 pub fn lookup(name: &str) -> Option<&'static TableDef> {

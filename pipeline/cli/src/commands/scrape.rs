@@ -1,0 +1,189 @@
+//! `anchor scrape`: turn a source into the `articles` and `pairs` tables.
+
+use std::path::PathBuf;
+
+use anchor_core::step::Step;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use anchor_scrape::step::{ScrapeParams, ScrapeStep};
+
+use crate::app::App;
+use crate::args::StepArgs;
+
+/// `[scrape]` in the config file; every key is also a flag of `anchor scrape`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// `demo`, `warc:PATH` or `urls:PATH`.
+    pub source: String,
+    /// Number of articles of the demo site.
+    pub demo_articles: usize,
+    /// Articles per part (the resume unit).
+    pub articles_per_part: usize,
+    /// User agent (must carry a contact URL); empty = the fetcher's default.
+    pub user_agent: String,
+    /// Requests per second per host when the host has no own setting; 0 = the source's default.
+    pub rate: f64,
+    /// Permit loopback/private/link-local addresses (the demo sets it itself).
+    pub allow_private_addresses: bool,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        ScrapeConfig {
+            source: "demo".into(),
+            demo_articles: 200,
+            articles_per_part: 16,
+            user_agent: String::new(),
+            rate: 0.0,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+/// Arguments of `anchor scrape`.
+#[derive(Debug, clap::Args)]
+pub struct ScrapeArgs {
+    /// Source: `demo` (the embedded five-outlet site served on 127.0.0.1),
+    /// `warc:PATH` (offline replay of a `--record-warc` recording) or
+    /// `urls:PATH` (CSV/TSV/JSONL/Parquet list of image URLs and captions).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Record every HTTP exchange to DIR/scrape.warc.gz (WARC/1.1).
+    #[arg(long, value_name = "DIR")]
+    pub record_warc: Option<PathBuf>,
+    /// Number of articles of the demo site.
+    #[arg(long)]
+    pub demo_articles: Option<usize>,
+    /// Articles per part (the resume unit).
+    #[arg(long)]
+    pub articles_per_part: Option<usize>,
+    /// User agent (must carry a contact URL).
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    /// Requests per second per host when the host has no own setting.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Permit loopback/private/link-local addresses (the demo sets it).
+    #[arg(long)]
+    pub allow_private_addresses: bool,
+    /// Step flags.
+    #[command(flatten)]
+    pub step: StepArgs,
+}
+
+/// The effective `[scrape]` settings: config file, scale, `--set`, then flags.
+pub fn config(app: &App, args: Option<&ScrapeArgs>) -> anyhow::Result<ScrapeConfig> {
+    let mut cfg: ScrapeConfig = app.doc.section("scrape")?;
+    if let Some(args) = args {
+        if let Some(source) = &args.source {
+            cfg.source = source.clone();
+        }
+        if let Some(n) = args.demo_articles {
+            cfg.demo_articles = n;
+        }
+        if let Some(n) = args.articles_per_part {
+            cfg.articles_per_part = n;
+        }
+        if let Some(ua) = &args.user_agent {
+            cfg.user_agent = ua.clone();
+        }
+        if let Some(rate) = args.rate {
+            cfg.rate = rate;
+        }
+        cfg.allow_private_addresses |= args.allow_private_addresses;
+    }
+    Ok(cfg)
+}
+
+/// Builds the step from resolved settings.
+pub fn build(
+    app: &App,
+    cfg: &ScrapeConfig,
+    record_warc: Option<PathBuf>,
+) -> anyhow::Result<ScrapeStep> {
+    let mut params = match cfg.source.split_once(':') {
+        None if cfg.source == "demo" => ScrapeParams::demo(cfg.demo_articles),
+        Some(("warc", path)) => ScrapeParams::warc(path.into()),
+        Some(("urls", path)) => ScrapeParams::urls(path.into()),
+        _ => {
+            return Err(anchor_core::Error::Config(format!(
+                "scrape.source {:?}: expected demo, warc:PATH or urls:PATH",
+                cfg.source
+            ))
+            .into());
+        }
+    };
+    params.record_warc = record_warc;
+    params.articles_per_part = cfg.articles_per_part.max(1);
+    if let Some(fetch) = params.fetch.as_mut() {
+        if !cfg.user_agent.is_empty() {
+            fetch.user_agent = cfg.user_agent.clone();
+        }
+        if cfg.rate > 0.0 {
+            fetch.default_rate_per_sec = cfg.rate;
+        }
+        fetch.allow_private_addresses |= cfg.allow_private_addresses;
+    }
+    let photos = app.paths.models.join("photos");
+    ScrapeStep::new(params, photos.is_dir().then_some(photos)).context("starting the scrape")
+}
+
+/// The step as configured (for `status`, `repair` and chains).
+pub fn build_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
+    Ok(Box::new(build(app, &config(app, None)?, None)?))
+}
+
+/// `anchor scrape` with no flags beyond the step flags (for chains).
+pub fn run_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
+    let step = build(app, &config(app, None)?, None)?;
+    run_step(app, &step, step_args)
+}
+
+/// Runs the scrape step, then writes the demo ground truth and the per-host
+/// statistics next to the step's stats.
+pub fn run(args: &ScrapeArgs, app: &App) -> anyhow::Result<()> {
+    let cfg = config(app, Some(args))?;
+    let step = build(app, &cfg, args.record_warc.clone())?;
+    run_step(app, &step, &args.step)
+}
+
+fn run_step(app: &App, step: &ScrapeStep, step_args: &StepArgs) -> anyhow::Result<()> {
+    app.run_step(step, step_args)?;
+    let truth = app.out().join("demo_truth").join("demo_truth.parquet");
+    step.write_demo_truth(&truth)
+        .with_context(|| format!("writing {}", truth.display()))?;
+    let reports = step.host_reports();
+    if reports.is_empty() {
+        // Up to date: nothing was fetched, keep the last run's statistics.
+        return Ok(());
+    }
+    let stats = app.out().join("scrape").join("host_stats.json");
+    if let Some(dir) = stats.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&stats, serde_json::to_string_pretty(&reports)?)
+        .with_context(|| format!("writing {}", stats.display()))?;
+    if !app.quiet {
+        println!(
+            "{:<28} {:>8} {:>6} {:>10} {:>8} {:>8}  outcomes",
+            "host", "requests", "429s", "bytes", "p50 ms", "p95 ms"
+        );
+        for r in &reports {
+            let outcomes: Vec<String> =
+                r.outcomes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{:<28} {:>8} {:>6} {:>10} {:>8.1} {:>8.1}  {}",
+                r.host,
+                r.requests,
+                r.http_429,
+                r.bytes,
+                r.latency_p50_ms,
+                r.latency_p95_ms,
+                outcomes.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
