@@ -47,6 +47,7 @@ models:
 # --- pipeline -----------------------------------------------------------------
 
 dataset: build
+	./scripts/fetch-models.sh 'photo-*' nsfw
 	$(RUN) run dataset
 
 annotate: build

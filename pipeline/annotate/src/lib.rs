@@ -1,0 +1,55 @@
+//! LLM subject extraction for anchor (issue 6; SAFE in the ANCHOR paper, arXiv 2404.10141).
+//!
+//! For each news caption a backend names the key visual subjects, each an **exact span** of
+//! the caption with a kind and a compel-style weight (`1.1^k` for `k` pluses, see
+//! [`subject`]). The `annotate` step (in `anchor-cli`, with the `subjects` table and the
+//! cache keyed by caption hash, backend, model sha256 and prompt version) is thin glue over
+//! this crate; this crate reads and writes no tables and imports no other step.
+//!
+//! - [`subject`]: the [`Subject`] model, span validation, weights.
+//! - [`parse`]: model answers to subjects, with stable [`ErrorClass`]es.
+//! - [`prompt`]: versioned prompts from `data/annotate/prompts/`, chat-template rendering.
+//! - [`backend`]: the [`Backend`] trait; implementations [`heuristic`] (no model) and
+//!   [`gguf`] (local quantized llama via candle, constrained greedy decoding in
+//!   [`constrain`], weights requantised at load in [`weights`]) and [`openai`]
+//!   (OpenAI-compatible HTTP servers: concurrency, retries, timeouts).
+//! - [`eval`]: span precision/recall/F1 against the labelled set, Markdown report.
+//!
+//! Invariants: every subject a backend returns validates against its caption; the `gguf`
+//! backend is deterministic (greedy) and always yields a valid answer; a bad answer is
+//! recorded with an error class, never dropped or turned into a panic.
+//!
+//! ```no_run
+//! use anchor_annotate::{Backend, GgufBackend, GgufOptions};
+//! let mut b = GgufBackend::load(
+//!     "data/models/SmolLM2-135M-Instruct.Q4_1.gguf".as_ref(),
+//!     GgufOptions::default(),
+//! )?;
+//! let a = b.annotate("Chancellor Angela Merkel arrives for talks in Brussels.")?;
+//! for s in &a.subjects {
+//!     println!("{} {:?} {}", s.text, s.kind, s.weight);
+//! }
+//! # Ok::<(), anchor_annotate::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod constrain;
+mod error;
+pub mod eval;
+pub mod gguf;
+pub mod heuristic;
+pub mod openai;
+pub mod parse;
+pub mod prompt;
+pub mod subject;
+pub mod weights;
+
+pub use backend::{Annotation, Backend, GenStats};
+pub use error::{Error, Result};
+pub use gguf::{GgufBackend, GgufOptions};
+pub use heuristic::HeuristicBackend;
+pub use openai::{OpenAiBackend, OpenAiOptions};
+pub use parse::{ErrorClass, ParseError, parse_answer};
+pub use prompt::Prompt;
+pub use subject::{Kind, Subject};

@@ -1,0 +1,226 @@
+//! Versioned prompts (stored under `data/annotate/prompts/`) and their rendering into chat
+//! templates.
+//!
+//! A prompt splits into a **shared prefix** (system text and few-shot turns, identical for
+//! every caption, so its KV cache is computed once) and a **per-caption suffix** (the user
+//! turn, the assistant header and the forced answer prefix).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::constrain::ANSWER_PREFIX;
+
+/// The zero-shot prompt shipped with the crate.
+pub const ZERO_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/zero-shot-v1.toml");
+/// The few-shot prompt shipped with the crate (the default).
+pub const FEW_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/few-shot-v1.toml");
+
+/// One worked example: a caption and its canonical answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Example {
+    /// The example caption.
+    pub caption: String,
+    /// Its answer, in canonical JSON.
+    pub answer: String,
+}
+
+/// A versioned prompt.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Prompt {
+    /// Stable version name (`few-shot-v1`); part of every cache key.
+    pub version: String,
+    /// System message.
+    pub system: String,
+    /// User message template; `{caption}` is replaced by the caption.
+    pub user: String,
+    /// Few-shot examples (empty for zero-shot).
+    #[serde(default)]
+    pub examples: Vec<Example>,
+}
+
+impl Prompt {
+    /// Parses a prompt from TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, Error> {
+        let p: Prompt = toml::from_str(text).map_err(|e| Error::Prompt {
+            origin: origin.to_string(),
+            detail: e.to_string(),
+        })?;
+        if !p.user.contains("{caption}") {
+            return Err(Error::Prompt {
+                origin: origin.to_string(),
+                detail: "user template has no {caption}".into(),
+            });
+        }
+        Ok(p)
+    }
+
+    /// Loads a prompt file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// A built-in prompt by version name (`zero-shot-v1`, `few-shot-v1`).
+    pub fn builtin(version: &str) -> Result<Self, Error> {
+        let text = match version {
+            "zero-shot-v1" => ZERO_SHOT_V1,
+            "few-shot-v1" => FEW_SHOT_V1,
+            _ => {
+                return Err(Error::Prompt {
+                    origin: version.to_string(),
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1)".into(),
+                });
+            }
+        };
+        Self::from_toml(text, version)
+    }
+
+    /// The default prompt: few-shot.
+    pub fn default_few_shot() -> Self {
+        // The built-in text is a compile-time constant checked by a unit test.
+        match Self::builtin("few-shot-v1") {
+            Ok(p) => p,
+            Err(e) => unreachable!("built-in prompt is invalid: {e}"),
+        }
+    }
+
+    /// The user message for a caption.
+    pub fn user_message(&self, caption: &str) -> String {
+        self.user.replace("{caption}", caption)
+    }
+
+    /// sha256 over everything that reaches the model, for provenance next to `version`.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [&self.version, &self.system, &self.user] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        for ex in &self.examples {
+            h.update(ex.caption.as_bytes());
+            h.update([0]);
+            h.update(ex.answer.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// The chat formats we can render. Read from the GGUF `tokenizer.chat_template` by
+/// recognising its markers: running arbitrary Jinja is out of scope, and these two cover
+/// SmolLM2, Qwen2.5 (ChatML) and Llama 3.x.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatFormat {
+    /// `<|im_start|>role\n...<|im_end|>\n` (SmolLM2, Qwen2).
+    ChatMl,
+    /// `<|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>` (Llama 3).
+    Llama3,
+}
+
+impl ChatFormat {
+    /// Recognises a chat template, or `None` for an unsupported one.
+    pub fn detect(template: &str) -> Option<Self> {
+        if template.contains("<|im_start|>") {
+            Some(ChatFormat::ChatMl)
+        } else if template.contains("<|start_header_id|>") {
+            Some(ChatFormat::Llama3)
+        } else {
+            None
+        }
+    }
+
+    fn turn(self, role: &str, content: &str) -> String {
+        match self {
+            ChatFormat::ChatMl => format!("<|im_start|>{role}\n{content}<|im_end|>\n"),
+            ChatFormat::Llama3 => {
+                format!("<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>")
+            }
+        }
+    }
+
+    fn assistant_header(self) -> &'static str {
+        match self {
+            ChatFormat::ChatMl => "<|im_start|>assistant\n",
+            ChatFormat::Llama3 => "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        }
+    }
+
+    /// The shared prefix: begin-of-text (Llama 3), system turn, few-shot turns.
+    pub fn prefix(self, prompt: &Prompt) -> String {
+        let mut s = String::new();
+        if self == ChatFormat::Llama3 {
+            s.push_str("<|begin_of_text|>");
+        }
+        s.push_str(&self.turn("system", &prompt.system));
+        for ex in &prompt.examples {
+            s.push_str(&self.turn("user", &prompt.user_message(&ex.caption)));
+            s.push_str(&self.turn("assistant", &ex.answer));
+        }
+        s
+    }
+
+    /// The per-caption suffix, ending with the forced answer prefix `{"subjects":[`.
+    pub fn suffix(self, prompt: &Prompt, caption: &str) -> String {
+        let mut s = self.turn("user", &prompt.user_message(caption));
+        s.push_str(self.assistant_header());
+        s.push_str(ANSWER_PREFIX);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_answer, render_answer};
+
+    #[test]
+    fn builtins_load_and_examples_are_canonical() {
+        for v in ["zero-shot-v1", "few-shot-v1"] {
+            let p = Prompt::builtin(v).unwrap();
+            assert_eq!(p.version, v);
+            for ex in &p.examples {
+                let subjects = parse_answer(&ex.caption, &ex.answer).unwrap();
+                // The example must be exactly what the constrained decoder could produce.
+                assert_eq!(render_answer(&subjects), ex.answer, "{}", ex.caption);
+                let g = crate::constrain::Grammar::new(&ex.caption, 8);
+                let st = g
+                    .advance(&g.start(), &ex.answer.as_bytes()[ANSWER_PREFIX.len()..])
+                    .unwrap();
+                assert!(st.is_done());
+            }
+        }
+        assert_eq!(Prompt::builtin("few-shot-v1").unwrap().examples.len(), 3);
+        assert!(Prompt::builtin("v0").is_err());
+    }
+
+    #[test]
+    fn chatml_rendering_splits_prefix_and_suffix() {
+        let p = Prompt::default_few_shot();
+        let f = ChatFormat::detect("{{'<|im_start|>' + message['role']}}").unwrap();
+        assert_eq!(f, ChatFormat::ChatMl);
+        let pre = f.prefix(&p);
+        assert!(pre.starts_with("<|im_start|>system\nYou read news"));
+        assert_eq!(pre.matches("<|im_start|>assistant\n").count(), 3);
+        let suf = f.suffix(&p, "Rain in Spain");
+        assert_eq!(
+            suf,
+            "<|im_start|>user\nCaption: Rain in Spain<|im_end|>\n<|im_start|>assistant\n{\"subjects\":["
+        );
+        assert!(ChatFormat::detect("{{ bos_token }}[INST]").is_none());
+    }
+
+    #[test]
+    fn fingerprint_changes_with_text() {
+        let a = Prompt::default_few_shot();
+        let mut b = a.clone();
+        b.system.push('.');
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+}
