@@ -59,6 +59,17 @@ pub enum Error {
     /// An error from anchor-core.
     #[error(transparent)]
     Core(#[from] anchor_core::Error),
+    /// `--retry-failed` found no committed output of a part to retry.
+    #[error(
+        "--retry-failed: part {part} has no committed output of this source and settings \
+         ({detail}); run `anchor scrape` without --retry-failed first"
+    )]
+    NothingToRetry {
+        /// Part index.
+        part: usize,
+        /// Why the previous output is unusable.
+        detail: String,
+    },
     /// The async runtime could not start.
     #[error("tokio runtime: {0}")]
     Runtime(std::io::Error),

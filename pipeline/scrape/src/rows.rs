@@ -5,8 +5,8 @@ use std::sync::Arc;
 use anchor_core::tables::{articles, image_fields, pairs};
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    StructArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray,
 };
 
 use crate::error::{Error, Result};
@@ -191,4 +191,167 @@ pub fn pairs_batch(rows: &[PairRow]) -> Result<RecordBatch> {
         ),
     ];
     RecordBatch::try_new(pairs::schema(), columns).map_err(|e| table_err(pairs::NAME, e))
+}
+
+/// Typed access to the columns of a batch read back from a committed part
+/// (`--retry-failed` reads the previous rows to keep them unchanged).
+struct Columns<'a> {
+    table: &'static str,
+    batch: &'a RecordBatch,
+}
+
+impl<'a> Columns<'a> {
+    fn column<T: 'static>(&self, name: &str) -> Result<&'a T> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .ok_or_else(|| table_err(self.table, format!("column {name:?} missing or mistyped")))
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<Option<String>>> {
+        let a = self.column::<StringArray>(name)?;
+        Ok((0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i).to_owned()))
+            .collect())
+    }
+
+    fn required(&self, name: &str) -> Result<Vec<String>> {
+        self.strings(name)?
+            .into_iter()
+            .map(|s| s.ok_or_else(|| table_err(self.table, format!("null in column {name:?}"))))
+            .collect()
+    }
+
+    fn ints(&self, name: &str) -> Result<Vec<Option<i32>>> {
+        let a = self.column::<Int32Array>(name)?;
+        Ok((0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+            .collect())
+    }
+}
+
+/// `articles` rows back from a batch written by [`articles_batch`].
+pub fn articles_from_batch(batch: &RecordBatch) -> Result<Vec<ArticleRow>> {
+    let c = Columns {
+        table: articles::NAME,
+        batch,
+    };
+    let authors_col = c.column::<ListArray>(articles::AUTHORS)?;
+    let mut authors = Vec::with_capacity(batch.num_rows());
+    for i in 0..authors_col.len() {
+        let list = authors_col.value(i);
+        let values = list
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| table_err(articles::NAME, "authors are not strings"))?;
+        authors.push(
+            (0..values.len())
+                .filter(|j| !values.is_null(*j))
+                .map(|j| values.value(j).to_owned())
+                .collect::<Vec<String>>(),
+        );
+    }
+    let ids = c.required(articles::ID)?;
+    let outlets = c.required(articles::OUTLET)?;
+    let sources = c.required(articles::SOURCE)?;
+    let urls = c.required(articles::URL)?;
+    let canonicals = c.required(articles::CANONICAL_URL)?;
+    let headlines = c.strings(articles::HEADLINE)?;
+    let published = c.strings(articles::PUBLISHED_AT)?;
+    let sections = c.strings(articles::SECTION)?;
+    let adapters = c.strings(articles::ADAPTER)?;
+    let n_images = c.ints(articles::N_IMAGES)?;
+    let statuses = c.required(articles::STATUS)?;
+    let classes = c.strings(articles::ERROR_CLASS)?;
+    let messages = c.strings(articles::ERROR_MESSAGE)?;
+    let http = c.ints(articles::HTTP_STATUS)?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for (i, id) in ids.into_iter().enumerate() {
+        // Every column has num_rows entries (checked by arrow when the batch
+        // was decoded), so indexing by row is in bounds.
+        rows.push(ArticleRow {
+            id,
+            outlet: outlets[i].clone(),
+            source: sources[i].clone(),
+            url: urls[i].clone(),
+            canonical_url: canonicals[i].clone(),
+            headline: headlines[i].clone(),
+            published_at: published[i].clone(),
+            section: sections[i].clone(),
+            authors: authors.get(i).cloned().unwrap_or_default(),
+            adapter: adapters[i].clone(),
+            n_images: n_images[i].unwrap_or(0),
+            status: statuses[i].clone(),
+            error_class: classes[i].clone(),
+            error_message: messages[i].clone(),
+            http_status: http[i],
+        });
+    }
+    Ok(rows)
+}
+
+/// `pairs` rows back from a batch written by [`pairs_batch`].
+pub fn pairs_from_batch(batch: &RecordBatch) -> Result<Vec<PairRow>> {
+    let c = Columns {
+        table: pairs::NAME,
+        batch,
+    };
+    let image = c.column::<StructArray>(pairs::IMAGE)?;
+    let image_bytes = image
+        .column_by_name("bytes")
+        .and_then(|b| b.as_any().downcast_ref::<BinaryArray>())
+        .ok_or_else(|| table_err(pairs::NAME, "image.bytes missing or mistyped"))?;
+    let bytes: Vec<Option<Vec<u8>>> = (0..image.len())
+        .map(|i| {
+            (!image.is_null(i) && !image_bytes.is_null(i)).then(|| image_bytes.value(i).to_vec())
+        })
+        .collect();
+    let lead = c.column::<BooleanArray>(pairs::IS_LEAD)?;
+    let ids = c.required(pairs::ID)?;
+    let article_ids = c.required(pairs::ARTICLE_ID)?;
+    let outlets = c.required(pairs::OUTLET)?;
+    let sources = c.required(pairs::SOURCE)?;
+    let article_urls = c.required(pairs::ARTICLE_URL)?;
+    let image_urls = c.required(pairs::IMAGE_URL)?;
+    let positions = c.ints(pairs::POSITION)?;
+    let captions = c.required(pairs::CAPTION)?;
+    let credits = c.strings(pairs::CREDIT)?;
+    let alts = c.strings(pairs::ALT)?;
+    let shas = c.strings(pairs::SHA256)?;
+    let widths = c.ints(pairs::WIDTH)?;
+    let heights = c.ints(pairs::HEIGHT)?;
+    let types = c.strings(pairs::CONTENT_TYPE)?;
+    let statuses = c.required(pairs::STATUS)?;
+    let classes = c.strings(pairs::ERROR_CLASS)?;
+    let messages = c.strings(pairs::ERROR_MESSAGE)?;
+    let http = c.ints(pairs::HTTP_STATUS)?;
+    let attempts = c.ints(pairs::ATTEMPTS)?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for (i, id) in ids.into_iter().enumerate() {
+        // All columns have num_rows entries, so indexing by row is in bounds.
+        rows.push(PairRow {
+            id,
+            article_id: article_ids[i].clone(),
+            outlet: outlets[i].clone(),
+            source: sources[i].clone(),
+            article_url: article_urls[i].clone(),
+            image_url: image_urls[i].clone(),
+            position: positions[i].unwrap_or(0),
+            is_lead: !lead.is_null(i) && lead.value(i),
+            caption: captions[i].clone(),
+            credit: credits[i].clone(),
+            alt: alts[i].clone(),
+            bytes: bytes.get(i).cloned().flatten(),
+            sha256: shas[i].clone(),
+            width: widths[i],
+            height: heights[i],
+            content_type: types[i].clone(),
+            status: statuses[i].clone(),
+            error_class: classes[i].clone(),
+            error_message: messages[i].clone(),
+            http_status: http[i],
+            attempts: attempts[i].unwrap_or(0),
+        });
+    }
+    Ok(rows)
 }

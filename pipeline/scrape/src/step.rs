@@ -5,6 +5,13 @@
 //! Parts depend only on the source (never on the shard count), so the
 //! runner's resume after `kill -9` recomputes exactly the uncommitted parts:
 //! no URL of a committed part is fetched again.
+//!
+//! `retry_failed` (`anchor scrape --retry-failed`) is a run of its own
+//! fingerprint that starts each part from the part committed by the plain
+//! run of the same settings (found through the part's marker, its files
+//! checked by hash), re-fetches only rows whose error class is transient
+//! and keeps every other row as it was. A killed retry resumes like any run:
+//! parts it committed carry its fingerprint and are skipped.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anchor_core::ids::{article_id, pair_id, sha256_hex};
+use anchor_core::ledger::{self, PartMarker};
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::store;
 use anchor_core::tables::{self, TableDef};
 use anchor_core::{Outlet, PartStats};
 use serde::Serialize;
@@ -23,8 +32,11 @@ use crate::demo::server::{self, DemoServers};
 use crate::demo::site::{SitePlan, demo_host};
 use crate::demo::truth_table;
 use crate::error::{Error, Result};
-use crate::fetch::{Expect, FetchConfig, Fetcher, HostReport};
-use crate::rows::{ArticleRow, PairRow, articles_batch, pairs_batch};
+use crate::fetch::{Expect, FetchConfig, Fetched, Fetcher, HostReport};
+use crate::outcome::ErrorClass;
+use crate::rows::{
+    ArticleRow, PairRow, articles_batch, articles_from_batch, pairs_batch, pairs_from_batch,
+};
 use crate::url_list::{UrlRow, read_url_list};
 use crate::warc::{WarcArchive, WarcWriter};
 
@@ -72,6 +84,13 @@ pub struct ScrapeParams {
     /// fingerprint: recording does not change the output).
     #[serde(skip)]
     pub record_warc: Option<PathBuf>,
+    /// `--retry-failed`: start from the committed output of the same
+    /// parameters and re-fetch only rows whose error class is transient,
+    /// keeping every other row as it is. Part of the fingerprint (a retry is
+    /// a different output), but omitted when off so that plain runs keep
+    /// the fingerprints they always had.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retry_failed: bool,
 }
 
 impl ScrapeParams {
@@ -83,6 +102,7 @@ impl ScrapeParams {
             images_per_part: 256,
             fetch: Some(demo_fetch_config()),
             record_warc: None,
+            retry_failed: false,
         }
     }
 
@@ -95,6 +115,7 @@ impl ScrapeParams {
             images_per_part: 256,
             fetch: Some(FetchConfig::default()),
             record_warc: None,
+            retry_failed: false,
         }
     }
 
@@ -111,6 +132,7 @@ impl ScrapeParams {
                 ..demo_fetch_config()
             }),
             record_warc: None,
+            retry_failed: false,
         }
     }
 }
@@ -240,6 +262,14 @@ impl ScrapeStep {
             runtime,
             demo,
         })
+    }
+
+    /// Switches `--retry-failed` on or off for the next run of this step.
+    /// The fetcher and (for the demo) the servers are kept, so a demo
+    /// fault's (URL, attempt) schedule goes on where the last run left it,
+    /// as a live site's state would between runs.
+    pub fn set_retry_failed(&mut self, on: bool) {
+        self.params.retry_failed = on;
     }
 
     /// Per-host statistics of this process's fetches.
@@ -461,20 +491,165 @@ fn pair_row(
         attempts: 0,
     };
     if let Some(f) = fetched {
-        p.status = f.status.as_str().to_owned();
-        p.error_class = f.error_class.map(|c| c.as_str().to_owned());
-        p.error_message = f.error_message.clone();
-        p.http_status = f.http_status.map(i32::from);
-        p.attempts = i32::try_from(f.attempts).unwrap_or(i32::MAX);
-        p.content_type = f.content_type.clone();
-        if let (Some(body), Some(info)) = (f.body.as_ref(), f.image) {
-            p.sha256 = Some(sha256_hex(body));
-            p.width = i32::try_from(info.width).ok();
-            p.height = i32::try_from(info.height).ok();
-            p.bytes = Some(body.to_vec());
-        }
+        apply_fetch(&mut p, &f);
     }
     p
+}
+
+/// Overwrites the fetch-derived fields of `p` with the result of `f` (the
+/// caption, position and ids stay as the page gave them).
+fn apply_fetch(p: &mut PairRow, f: &Fetched) {
+    p.status = f.status.as_str().to_owned();
+    p.error_class = f.error_class.map(|c| c.as_str().to_owned());
+    p.error_message = f.error_message.clone();
+    p.http_status = f.http_status.map(i32::from);
+    p.attempts = i32::try_from(f.attempts).unwrap_or(i32::MAX);
+    p.content_type = f.content_type.clone();
+    p.sha256 = None;
+    p.width = None;
+    p.height = None;
+    p.bytes = None;
+    if let (Some(body), Some(info)) = (f.body.as_ref(), f.image) {
+        p.sha256 = Some(sha256_hex(body));
+        p.width = i32::try_from(info.width).ok();
+        p.height = i32::try_from(info.height).ok();
+        p.bytes = Some(body.to_vec());
+    }
+}
+
+/// Whether a row's recorded error class may succeed on a later run.
+fn is_transient(error_class: Option<&str>) -> bool {
+    error_class
+        .and_then(ErrorClass::parse)
+        .is_some_and(ErrorClass::is_transient)
+}
+
+impl ScrapeStep {
+    /// The fingerprint of these parameters without `retry_failed`: the run
+    /// whose committed output a retry starts from.
+    fn base_fingerprint(&self) -> String {
+        let mut plain = self.clone_params_for_fingerprint();
+        plain.retry_failed = false;
+        ledger::fingerprint(
+            NAME,
+            VERSION,
+            &serde_json::to_value(&plain).unwrap_or(serde_json::Value::Null),
+            &BTreeMap::new(),
+        )
+    }
+
+    fn clone_params_for_fingerprint(&self) -> ScrapeParams {
+        let mut p = self.params.clone();
+        if let Some(f) = p.fetch.as_mut() {
+            f.resolve_overrides.clear();
+        }
+        p
+    }
+
+    /// The committed rows of `part` that a retry starts from: the part's
+    /// marker must come from the plain run of the same parameters (or from
+    /// this very retry, when it is forced again), and its files must still
+    /// hash to what the marker recorded.
+    fn previous_part(&self, ctx: &StepCtx, part: usize) -> Result<(Vec<ArticleRow>, Vec<PairRow>)> {
+        let unusable = |detail: String| Error::NothingToRetry { part, detail };
+        let marker: PartMarker = ledger::read_json(&ledger::marker_path(ctx.out(), NAME, part))?
+            .ok_or_else(|| unusable("no completion marker".to_owned()))?;
+        if marker.fingerprint != self.base_fingerprint() && marker.fingerprint != ctx.fingerprint()
+        {
+            return Err(unusable(
+                "it was written with other parameters or another source".to_owned(),
+            ));
+        }
+        let read = |table: &str| -> Result<Vec<arrow_array::RecordBatch>> {
+            let file = marker
+                .files
+                .get(table)
+                .ok_or_else(|| unusable(format!("the marker lists no {table} file")))?;
+            let dir = store::table_dir(ctx.out(), table);
+            store::check_part(table, &dir, file, true).map_err(|e| unusable(e.to_string()))?;
+            Ok(store::read_file(&dir.join(&file.file))?)
+        };
+        let mut articles = Vec::new();
+        for batch in read(tables::articles::NAME)? {
+            articles.extend(articles_from_batch(&batch)?);
+        }
+        let mut pairs = Vec::new();
+        for batch in read(tables::pairs::NAME)? {
+            pairs.extend(pairs_from_batch(&batch)?);
+        }
+        Ok((articles, pairs))
+    }
+
+    /// Re-fetches the images of `pairs` whose class is transient; every
+    /// other row is returned untouched. Attempts add up over runs.
+    async fn retry_pairs(&self, pairs: Vec<PairRow>) -> Vec<PairRow> {
+        let mut set = tokio::task::JoinSet::new();
+        let mut kept = Vec::with_capacity(pairs.len());
+        for p in pairs {
+            if !is_transient(p.error_class.as_deref()) {
+                kept.push(p);
+                continue;
+            }
+            let Ok(url) = Url::parse(&p.image_url) else {
+                // A transient class on an unparseable URL cannot happen
+                // (those end as invalid_url); keep the row rather than guess.
+                kept.push(p);
+                continue;
+            };
+            let fetcher = Arc::clone(&self.fetcher);
+            set.spawn(async move {
+                let f = fetcher.fetch(&url, Expect::Image).await;
+                let before = p.attempts;
+                let mut p = p;
+                apply_fetch(&mut p, &f);
+                p.attempts = p.attempts.saturating_add(before);
+                p
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(p) => kept.push(p),
+                Err(e) => tracing::error!(error = %e, "retry task failed"),
+            }
+        }
+        kept
+    }
+
+    /// `--retry-failed` for an article part: articles whose page failed
+    /// transiently are scraped again whole (they have no pairs yet); the
+    /// transient pairs of the others are re-fetched; the rest is kept.
+    async fn retry_chunk(
+        &self,
+        chunk: Vec<Listed>,
+        articles: Vec<ArticleRow>,
+        pairs: Vec<PairRow>,
+    ) -> (Vec<ArticleRow>, Vec<PairRow>) {
+        let by_url: BTreeMap<String, Listed> =
+            chunk.into_iter().map(|l| (l.url.to_string(), l)).collect();
+        let mut again = Vec::new();
+        let mut dropped_ids = std::collections::BTreeSet::new();
+        let mut kept_articles = Vec::with_capacity(articles.len());
+        for a in articles {
+            match by_url.get(&a.url) {
+                Some(listed) if is_transient(a.error_class.as_deref()) => {
+                    dropped_ids.insert(a.id.clone());
+                    again.push(listed.clone());
+                }
+                _ => kept_articles.push(a),
+            }
+        }
+        let old_pairs: Vec<PairRow> = pairs
+            .into_iter()
+            .filter(|p| !dropped_ids.contains(&p.article_id))
+            .collect();
+        let (new_articles, new_pairs) = self.scrape_chunk(again).await;
+        let mut pairs = self.retry_pairs(old_pairs).await;
+        kept_articles.extend(new_articles);
+        pairs.extend(new_pairs);
+        kept_articles.sort_by(|a, b| a.id.cmp(&b.id).then(a.url.cmp(&b.url)));
+        pairs.sort_by(|a, b| a.id.cmp(&b.id).then(a.article_url.cmp(&b.article_url)));
+        (kept_articles, pairs)
+    }
 }
 
 impl Step for ScrapeStep {
@@ -487,11 +662,7 @@ impl Step for ScrapeStep {
     }
 
     fn params(&self) -> serde_json::Value {
-        let mut p = self.params.clone();
-        if let Some(f) = p.fetch.as_mut() {
-            f.resolve_overrides.clear();
-        }
-        serde_json::to_value(&p).unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(self.clone_params_for_fingerprint()).unwrap_or(serde_json::Value::Null)
     }
 
     fn outputs(&self) -> Vec<&'static TableDef> {
@@ -501,25 +672,48 @@ impl Step for ScrapeStep {
             .collect()
     }
 
-    fn plan(&self, _ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
-        if !self.url_rows.is_empty() {
-            return Ok(self
-                .url_rows
+    fn plan(&self, ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
+        let n_parts = if self.url_rows.is_empty() {
+            self.listed
                 .len()
-                .div_ceil(self.params.images_per_part.max(1)));
+                .div_ceil(self.params.articles_per_part.max(1))
+        } else {
+            self.url_rows
+                .len()
+                .div_ceil(self.params.images_per_part.max(1))
+        };
+        if self.params.retry_failed {
+            // Checked here, before the runner records the retry as the
+            // step's current run: a retry of settings that were never
+            // scraped must fail without touching the ledger.
+            let markers = ledger::read_markers(ctx.out(), NAME)?;
+            let base = self.base_fingerprint();
+            for part in 0..n_parts {
+                let usable = markers
+                    .get(&part)
+                    .is_some_and(|m| m.fingerprint == base || m.fingerprint == ctx.fingerprint());
+                if !usable {
+                    return Err(Box::new(Error::NothingToRetry {
+                        part,
+                        detail: "no completion marker of these settings".to_owned(),
+                    }));
+                }
+            }
         }
-        Ok(self
-            .listed
-            .len()
-            .div_ceil(self.params.articles_per_part.max(1)))
+        Ok(n_parts)
     }
 
     fn run_part(
         &self,
         part: usize,
-        _ctx: &StepCtx,
+        ctx: &StepCtx,
         sink: &mut PartSink,
     ) -> std::result::Result<PartStats, BoxError> {
+        let previous = if self.params.retry_failed {
+            Some(self.previous_part(ctx, part)?)
+        } else {
+            None
+        };
         let (n_listed, articles, pairs) = if self.url_rows.is_empty() {
             let per = self.params.articles_per_part.max(1);
             let chunk: Vec<Listed> = self
@@ -530,7 +724,10 @@ impl Step for ScrapeStep {
                 .cloned()
                 .collect();
             let n = chunk.len() as u64;
-            let (a, p) = self.runtime.block_on(self.scrape_chunk(chunk));
+            let (a, p) = match previous {
+                Some((a, p)) => self.runtime.block_on(self.retry_chunk(chunk, a, p)),
+                None => self.runtime.block_on(self.scrape_chunk(chunk)),
+            };
             (n, a, p)
         } else {
             let per = self.params.images_per_part.max(1);
@@ -542,11 +739,16 @@ impl Step for ScrapeStep {
                 .cloned()
                 .collect();
             let n = chunk.len() as u64;
-            (
-                n,
-                Vec::new(),
-                self.runtime.block_on(self.fetch_listed_images(chunk)),
-            )
+            let pairs = match previous {
+                Some((_, p)) => {
+                    let mut p = self.runtime.block_on(self.retry_pairs(p));
+                    // The order fetch_listed_images writes.
+                    p.sort_by(|a, b| a.id.cmp(&b.id).then(a.image_url.cmp(&b.image_url)));
+                    p
+                }
+                None => self.runtime.block_on(self.fetch_listed_images(chunk)),
+            };
+            (n, Vec::new(), pairs)
         };
         let mut stats = PartStats {
             rows_in: n_listed,

@@ -68,6 +68,12 @@ pub struct ScrapeArgs {
     /// Permit loopback/private/link-local addresses (the demo sets it).
     #[arg(long)]
     pub allow_private_addresses: bool,
+    /// Start from the committed `articles`/`pairs` of the same source and
+    /// settings and re-fetch only rows whose error class is transient
+    /// (timeouts, connect errors, 429, 5xx); every other row is kept as it
+    /// is. A second retry of the same output needs `--force`.
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Step flags.
     #[command(flatten)]
     pub step: StepArgs,
@@ -102,6 +108,7 @@ pub fn build(
     app: &App,
     cfg: &ScrapeConfig,
     record_warc: Option<PathBuf>,
+    retry_failed: bool,
 ) -> anyhow::Result<ScrapeStep> {
     let mut params = match cfg.source.split_once(':') {
         None if cfg.source == "demo" => ScrapeParams::demo(cfg.demo_articles),
@@ -116,6 +123,7 @@ pub fn build(
         }
     };
     params.record_warc = record_warc;
+    params.retry_failed = retry_failed;
     params.articles_per_part = cfg.articles_per_part.max(1);
     if let Some(fetch) = params.fetch.as_mut() {
         if !cfg.user_agent.is_empty() {
@@ -130,14 +138,39 @@ pub fn build(
     ScrapeStep::new(params, photos.is_dir().then_some(photos)).context("starting the scrape")
 }
 
+/// When the last complete scrape is a `--retry-failed` run of exactly these
+/// settings, a plain run adopts it: the retried tables are the current
+/// output of these settings, and re-scraping from scratch (what a changed
+/// fingerprint would do) would throw the retried rows away. `--force`
+/// skips this and starts afresh.
+fn adopt_completed_retry(app: &App, step: &mut ScrapeStep) -> anyhow::Result<()> {
+    let Some(record) = anchor_core::ledger::read_record(app.out(), anchor_scrape::step::NAME)?
+    else {
+        return Ok(());
+    };
+    let mut retried = step.params();
+    if let Some(obj) = retried.as_object_mut() {
+        obj.insert("retry_failed".to_owned(), serde_json::Value::Bool(true));
+    }
+    if record.status == anchor_core::ledger::StepStatus::Complete && record.params == retried {
+        step.set_retry_failed(true);
+    }
+    Ok(())
+}
+
 /// The step as configured (for `status`, `repair` and chains).
 pub fn build_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
-    Ok(Box::new(build(app, &config(app, None)?, None)?))
+    let mut step = build(app, &config(app, None)?, None, false)?;
+    adopt_completed_retry(app, &mut step)?;
+    Ok(Box::new(step))
 }
 
 /// `anchor scrape` with no flags beyond the step flags (for chains).
 pub fn run_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
-    let step = build(app, &config(app, None)?, None)?;
+    let mut step = build(app, &config(app, None)?, None, false)?;
+    if !step_args.force {
+        adopt_completed_retry(app, &mut step)?;
+    }
     run_step(app, &step, step_args)
 }
 
@@ -145,7 +178,10 @@ pub fn run_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
 /// statistics next to the step's stats.
 pub fn run(args: &ScrapeArgs, app: &App) -> anyhow::Result<()> {
     let cfg = config(app, Some(args))?;
-    let step = build(app, &cfg, args.record_warc.clone())?;
+    let mut step = build(app, &cfg, args.record_warc.clone(), args.retry_failed)?;
+    if !args.retry_failed && !args.step.force {
+        adopt_completed_retry(app, &mut step)?;
+    }
     run_step(app, &step, &args.step)
 }
 
