@@ -22,7 +22,7 @@ export SCALE
 .PHONY: help setup build models dataset annotate train eval test bench notebooks fuzz lint python clean-out
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,8p' Makefile
 
 setup: build python
 
