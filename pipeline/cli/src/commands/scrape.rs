@@ -44,7 +44,11 @@ impl Default for ScrapeConfig {
 
 /// Arguments of `anchor scrape`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ScrapeArgs {
+    /// A helper instead of the step.
+    #[command(subcommand)]
+    pub action: Option<ScrapeAction>,
     /// Source: `demo` (the embedded five-outlet site served on 127.0.0.1),
     /// `warc:PATH` (offline replay of a `--record-warc` recording) or
     /// `urls:PATH` (CSV/TSV/JSONL/Parquet list of image URLs and captions).
@@ -177,6 +181,9 @@ pub fn run_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
 /// Runs the scrape step, then writes the demo ground truth and the per-host
 /// statistics next to the step's stats.
 pub fn run(args: &ScrapeArgs, app: &App) -> anyhow::Result<()> {
+    if let Some(ScrapeAction::Extract(extract_args)) = &args.action {
+        return extract(extract_args);
+    }
     let cfg = config(app, Some(args))?;
     let mut step = build(app, &cfg, args.record_warc.clone(), args.retry_failed)?;
     if !args.retry_failed && !args.step.force {
@@ -220,6 +227,61 @@ fn run_step(app: &App, step: &ScrapeStep, step_args: &StepArgs) -> anyhow::Resul
                 outcomes.join(" ")
             );
         }
+    }
+    Ok(())
+}
+
+/// Helpers of `anchor scrape`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ScrapeAction {
+    /// Print what an outlet adapter finds on a saved page: one JSON object per
+    /// captioned image (image_url, caption, credit, alt, position, is_lead);
+    /// the adapter used and its notes go to stderr.
+    Extract(ExtractArgs),
+}
+
+/// Arguments of `anchor scrape extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// Adapter: guardian, bbc, usatoday, washingtonpost or nytimes; detected
+    /// from the page URL's host when omitted (generic when unknown).
+    #[arg(long)]
+    pub outlet: Option<String>,
+    /// The page's URL, used to resolve relative image URLs [default: file://<absolute path>].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The saved HTML page.
+    pub page: PathBuf,
+}
+
+fn extract(args: &ExtractArgs) -> anyhow::Result<()> {
+    let outlet = match &args.outlet {
+        Some(name) => Some(
+            name.parse::<anchor_core::Outlet>()
+                .map_err(|e| anchor_core::Error::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let bytes =
+        std::fs::read(&args.page).with_context(|| format!("reading {}", args.page.display()))?;
+    let html = String::from_utf8_lossy(&bytes);
+    let page_url = match &args.url {
+        Some(u) => u.clone(),
+        None => {
+            let absolute = std::path::absolute(&args.page)
+                .with_context(|| format!("resolving {}", args.page.display()))?;
+            format!("file://{}", absolute.display())
+        }
+    };
+    let page_url = url::Url::parse(&page_url)
+        .map_err(|e| anchor_core::Error::Config(format!("--url {page_url:?}: {e}")))?;
+    let found = anchor_extract::extract(outlet, &page_url, &html);
+    for image in &found.images {
+        println!("{}", anchor_extract::to_json_line(image));
+    }
+    eprintln!("adapter: {}", found.adapter);
+    for note in &found.notes {
+        eprintln!("note: {note}");
     }
     Ok(())
 }
