@@ -11,11 +11,14 @@ use arrow_schema::{DataType, Field, Fields, SchemaRef};
 pub mod articles;
 pub mod demo_truth;
 pub mod doc;
+pub mod generations;
+pub mod metrics;
 pub mod pairs;
 pub mod pairs_curated;
 pub mod pairs_scored;
 pub mod splits;
 pub mod subjects;
+pub mod train_log;
 
 /// A table's declaration: its name, schema and the row-group size its writer
 /// uses (fixed so that reruns are byte-identical).
@@ -38,6 +41,9 @@ pub const ALL: &[TableDef] = &[
     pairs_curated::DEF,
     splits::DEF,
     subjects::DEF,
+    generations::DEF,
+    train_log::DEF,
+    metrics::DEF,
 ];
 
 /// The table named `name`, if registered.
