@@ -47,17 +47,22 @@ models:
 # --- pipeline -----------------------------------------------------------------
 
 dataset: build
-	./scripts/fetch-models.sh 'photo-*' nsfw
+	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab
 	$(RUN) run dataset
 
 annotate: build
+	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab smollm2
 	$(RUN) run annotate
 
+# BASE=/path/to/stable-diffusion-v1-5 (a diffusers folder) trains on real Stable Diffusion;
+# without it the embedded demo base (a small VAE + UNet trained here) stands in.
 train: build
-	$(RUN) run train
+	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab smollm2
+	$(RUN) $(if $(BASE),--set train.base=$(BASE)) run train
 
 eval: build
-	$(RUN) run eval
+	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab smollm2 fid-inception
+	$(RUN) $(if $(BASE),--set train.base=$(BASE)) run eval
 
 # --- quality ------------------------------------------------------------------
 
@@ -78,10 +83,9 @@ bench: build python
 	else echo "no benchmarks yet"; fi
 
 notebooks: python
-	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-		$(VPY) -m nbclient --help >/dev/null 2>&1 || $(VENV)/bin/pip install --quiet nbclient ipykernel; \
-		for nb in notebooks/*.ipynb; do $(VPY) -m nbclient --execute "$$nb" || exit 1; done; \
-	else echo "no notebooks yet"; fi
+	@if ! $(VPY) -c "import nbclient, ipykernel, matplotlib" >/dev/null 2>&1; then \
+		$(VENV)/bin/pip install --quiet -r requirements/notebooks.txt; fi
+	$(VPY) notebooks/run.py
 
 # Property-based fuzzing of the HTML adapters (a few minutes).
 fuzz:

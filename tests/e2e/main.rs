@@ -1,7 +1,11 @@
 //! End-to-end tests that drive the real `anchor` binary, one module per topic.
 
+mod annotate;
 mod config;
+mod eval;
 mod extract;
 mod fid;
+mod sample;
 mod scrape;
+mod train;
 mod util;

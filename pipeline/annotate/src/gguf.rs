@@ -3,9 +3,9 @@
 //!
 //! - Tokenizer and chat template come from the GGUF metadata (no side files).
 //! - Low-bit weights are requantised to Q8_0 once at load (see [`crate::weights`]).
-//! - The prompt's shared prefix (system + few-shot turns) is run once at load; each caption
-//!   starts from a clone of that model state, whose KV cache already holds the prefix
-//!   (candle tensors are reference-counted, so the clone copies no weights).
+//! - The prompt's shared prefix (system + few-shot turns) is run once at load into the
+//!   in-place KV cache of [`crate::llama`]; each caption truncates the cache back to the
+//!   prefix and writes only its own positions (no per-caption copy, no re-encoding).
 //! - Every generated token is picked under [`crate::constrain::Grammar`], so the answer is
 //!   always valid JSON whose subjects are spans of the caption, even from random weights.
 
@@ -14,16 +14,16 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::Device;
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
-use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use tokenizers::Tokenizer;
 
 use crate::backend::{Annotation, Backend, GenStats};
 use crate::constrain::{
     ANSWER_PREFIX, Grammar, TokenBytes, gpt2_token_bytes, gpt2_unicode_to_byte,
 };
+use crate::llama::{KvCache, Llama, MAX_SEQ_LEN};
 use crate::parse::{ErrorClass, ParseError, parse_answer};
 use crate::prompt::{ChatFormat, Prompt};
 use crate::weights::{Requant, requantise, sha256_file};
@@ -74,12 +74,13 @@ pub struct GgufBackend {
     format: ChatFormat,
     tokenizer: Tokenizer,
     token_bytes: TokenBytes,
-    /// The model with the shared prefix already in its KV cache.
-    prefix_model: ModelWeights,
+    /// The model weights.
+    model: Llama,
+    /// The KV cache; its first `prefix_len` positions hold the shared prefix.
+    cache: KvCache,
     prefix_len: usize,
     max_subjects: usize,
     jump_forward: bool,
-    device: Device,
     load_info: LoadInfo,
 }
 
@@ -200,15 +201,15 @@ impl GgufBackend {
         );
         let token_bytes = token_bytes(&content, path)?;
 
-        let (mut model, requantised) = match opts.requant.target() {
+        let (model, requantised) = match opts.requant.target() {
             None => (
-                ModelWeights::from_gguf(content, &mut file, &device).map_err(gguf_err)?,
+                Llama::from_gguf(&content, &mut file, &device).map_err(gguf_err)?,
                 0,
             ),
             Some(target) => {
                 let (ct, bytes, n) = requantise(&content, &mut file, path, target)?;
-                let m = ModelWeights::from_gguf(ct, &mut Cursor::new(bytes), &device)
-                    .map_err(gguf_err)?;
+                let m =
+                    Llama::from_gguf(&ct, &mut Cursor::new(bytes), &device).map_err(gguf_err)?;
                 (m, n)
             }
         };
@@ -224,10 +225,9 @@ impl GgufBackend {
             path: path.to_path_buf(),
             source,
         };
-        let input = Tensor::new(ids.as_slice(), &device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(model_err)?;
-        model.forward(&input, 0).map_err(model_err)?;
+        // Room for the prefix plus a typical caption and answer; it grows when needed.
+        let mut cache = model.cache(ids.len() + 512).map_err(model_err)?;
+        model.forward(&mut cache, &ids).map_err(model_err)?;
         let load_info = LoadInfo {
             requantised,
             load_secs,
@@ -248,11 +248,11 @@ impl GgufBackend {
             format,
             tokenizer,
             token_bytes,
-            prefix_model: model,
+            model,
+            cache,
             prefix_len: ids.len(),
             max_subjects: opts.max_subjects,
             jump_forward: opts.jump_forward,
-            device,
             load_info,
         })
     }
@@ -260,6 +260,15 @@ impl GgufBackend {
     /// What loading did.
     pub fn load_info(&self) -> LoadInfo {
         self.load_info
+    }
+
+    /// The exact texts the model reads for `caption`: the shared prefix (encoded once) and
+    /// the per-caption suffix (for benchmarks that replay them on another engine).
+    pub fn prompt_texts(&self, caption: &str) -> (String, String) {
+        (
+            self.format.prefix(&self.prompt),
+            self.format.suffix(&self.prompt, caption),
+        )
     }
 
     /// The model file's sha256.
@@ -274,16 +283,12 @@ impl GgufBackend {
         }
     }
 
-    fn logits(&self, model: &mut ModelWeights, ids: &[u32], pos: usize) -> Result<Vec<f32>> {
-        let input = Tensor::new(ids, &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(|e| self.model_err(e))?;
-        model
-            .forward(&input, pos)
-            .and_then(|l| l.squeeze(0))
-            .and_then(|l| l.to_dtype(DType::F32))
-            .and_then(|l| l.to_vec1::<f32>())
-            .map_err(|e| self.model_err(e))
+    fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        let r = self
+            .model
+            .forward(&mut self.cache, ids)
+            .and_then(|l| l.to_vec1::<f32>());
+        r.map_err(|e| self.model_err(e))
     }
 }
 
@@ -356,9 +361,9 @@ impl Backend for GgufBackend {
             let detail = format!("prompt of {} tokens exceeds the context", pos + ids.len());
             return Ok(failed(String::new(), ErrorClass::Generation, detail, stats));
         }
-        let mut model = self.prefix_model.clone();
+        self.cache.truncate(self.prefix_len);
         let t0 = Instant::now();
-        let mut logits = self.logits(&mut model, &ids, pos)?;
+        let mut logits = self.logits(&ids)?;
         pos += ids.len();
         stats.prompt_tokens = ids.len() as u64;
         stats.prompt_secs = t0.elapsed().as_secs_f64();
@@ -399,7 +404,7 @@ impl Backend for GgufBackend {
             if pos + feed.len() >= MAX_SEQ_LEN {
                 break;
             }
-            logits = self.logits(&mut model, &feed, pos)?;
+            logits = self.logits(&feed)?;
             pos += feed.len();
         }
         stats.gen_secs = t1.elapsed().as_secs_f64();
@@ -428,6 +433,7 @@ impl Backend for GgufBackend {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use candle_core::Tensor;
     use candle_core::quantized::{GgmlDType, QTensor};
     use gguf_file::Value;
 

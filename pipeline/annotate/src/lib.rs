@@ -2,9 +2,9 @@
 //!
 //! For each news caption a backend names the key visual subjects, each an **exact span** of
 //! the caption with a kind and a compel-style weight (`1.1^k` for `k` pluses, see
-//! [`subject`]). The `annotate` step (in `anchor-cli`, with the `subjects` table and the
-//! cache keyed by caption hash, backend, model sha256 and prompt version) is thin glue over
-//! this crate; this crate reads and writes no tables and imports no other step.
+//! [`subject`]). The [`step`] module is the `annotate` step: it reads `pairs_curated` (kept
+//! rows) and `splits` and writes `subjects`, with a durable [`cache`] keyed by caption hash,
+//! backend, model sha256 and prompt version. This crate imports no other step crate.
 //!
 //! - [`subject`]: the [`Subject`] model, span validation, weights.
 //! - [`parse`]: model answers to subjects, with stable [`ErrorClass`]es.
@@ -34,14 +34,17 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod cache;
 pub mod constrain;
 mod error;
 pub mod eval;
 pub mod gguf;
 pub mod heuristic;
+pub mod llama;
 pub mod openai;
 pub mod parse;
 pub mod prompt;
+pub mod step;
 pub mod subject;
 pub mod weights;
 

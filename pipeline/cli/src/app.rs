@@ -57,7 +57,9 @@ pub struct App {
 }
 
 /// Top-level config sections the binary knows; anything else is a typo.
-pub const KNOWN_SECTIONS: &[&str] = &["paths", "run", "scrape"];
+pub const KNOWN_SECTIONS: &[&str] = &[
+    "paths", "run", "scrape", "curate", "split", "annotate", "sample", "train", "eval",
+];
 
 impl App {
     /// Loads the config file, applies the scale and the overrides.

@@ -60,6 +60,14 @@ pub struct StepArgs {
 pub enum Command {
     /// Scrape a source into the `articles` and `pairs` tables.
     Scrape(crate::commands::scrape::ScrapeArgs),
+    /// Measure, clean, deduplicate and filter `pairs` into `pairs_curated` (steps score, curate).
+    Curate(crate::commands::curate::CurateArgs),
+    /// Leak-free splits, the Hugging Face export and the dataset card (steps split, export, card).
+    Split(crate::commands::split::SplitArgs),
+    /// Print `FILE PHASH DHASH` per image, as Python imagehash prints them.
+    Hash(crate::commands::images::HashArgs),
+    /// Print one JSON line per image: NSFW score, hashes and every quality metric.
+    Score(crate::commands::images::ScoreArgs),
     /// Show what each step's ledger says: done, stale, partial (with counts) or not run.
     Status(crate::commands::status::StatusArgs),
     /// Print the effective configuration (file + scale + overrides + defaults).
@@ -70,4 +78,12 @@ pub enum Command {
     Fid(crate::commands::fid::FidArgs),
     /// Run a chain of steps: dataset, annotate, train or eval.
     Run(crate::commands::run::RunArgs),
+    /// Name each caption's key subjects with weights into the `subjects` table.
+    Annotate(crate::commands::annotate::AnnotateArgs),
+    /// Generate images for captions under the paper's configurations into `generations`.
+    Sample(crate::commands::sample::SampleArgs),
+    /// Fine-tune SAFE (LoRA with subject-weighted conditioning) on the train split.
+    Train(crate::commands::train::TrainArgs),
+    /// Score the generations (FID, KID, CLIP-based metrics) into `metrics` and the paper's tables.
+    Eval(crate::commands::eval::EvalArgs),
 }

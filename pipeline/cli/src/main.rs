@@ -42,11 +42,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let app = app::App::resolve(&cli.global)?;
     match &cli.command {
         Command::Scrape(args) => commands::scrape::run(args, &app),
+        Command::Curate(args) => commands::curate::run(args, &app),
+        Command::Split(args) => commands::split::run(args, &app),
+        Command::Hash(args) => commands::images::run_hash(args),
+        Command::Score(args) => commands::images::run_score(args, &app),
         Command::Status(args) => commands::status::run(args, &app),
         Command::Config(args) => commands::config::run(args, &app),
         Command::Repair(args) => commands::repair::run(args, &app),
         Command::Run(args) => commands::run::run(args, &app),
         Command::Fid(args) => commands::fid::run(args, &app),
+        Command::Annotate(args) => commands::annotate::run(args, &app),
+        Command::Sample(args) => commands::sample::run(args, &app),
+        Command::Train(args) => commands::train::run(args, &app),
+        Command::Eval(args) => commands::eval::run(args, &app),
     }
 }
 

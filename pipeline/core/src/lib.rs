@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod columns;
 pub mod config;
 pub mod error;
 pub mod ids;
@@ -36,6 +37,7 @@ pub mod stats;
 pub mod step;
 pub mod store;
 pub mod tables;
+pub mod time;
 
 pub use error::{Error, Result};
 pub use outlet::Outlet;

@@ -105,9 +105,35 @@ impl PartWriter {
     /// step's `fingerprint`.
     pub fn create(out: &Path, table: &TableDef, index: usize, fingerprint: &str) -> Result<Self> {
         let dir = table_dir(out, table.name);
+        let final_path = dir.join(part_file_name(index));
+        Self::create_at(
+            final_path,
+            table,
+            fingerprint,
+            Some(index),
+            (table.schema)(),
+        )
+    }
+
+    /// Starts a file of `table`'s columns at `final_path` (a published file outside the
+    /// table store, e.g. the Hugging Face export), with `schema`: the table's fields, plus
+    /// any schema metadata to embed (Hugging Face's `huggingface` features key, say).
+    pub fn create_at(
+        final_path: PathBuf,
+        table: &TableDef,
+        fingerprint: &str,
+        index: Option<usize>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let dir = final_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         fs::create_dir_all(&dir).at(&dir)?;
-        let name = part_file_name(index);
-        let final_path = dir.join(&name);
+        let name = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp_path = dir.join(format!(".{name}.tmp"));
         let file = File::create(&tmp_path).at(&tmp_path)?;
         let sink = HashingWriter {
@@ -118,13 +144,16 @@ impl PartWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(table.row_group_rows))
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(META_TABLE.to_owned(), table.name.to_owned()),
-                KeyValue::new(META_FINGERPRINT.to_owned(), fingerprint.to_owned()),
-                KeyValue::new(META_PART.to_owned(), index.to_string()),
-            ]))
+            .set_key_value_metadata(Some(
+                [
+                    KeyValue::new(META_TABLE.to_owned(), table.name.to_owned()),
+                    KeyValue::new(META_FINGERPRINT.to_owned(), fingerprint.to_owned()),
+                ]
+                .into_iter()
+                .chain(index.map(|i| KeyValue::new(META_PART.to_owned(), i.to_string())))
+                .collect(),
+            ))
             .build();
-        let schema = (table.schema)();
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props)).map_err(|source| {
             Error::Parquet {
                 table: table.name.to_owned(),

@@ -290,6 +290,18 @@ fn better(a: &Candidate, b: &Candidate) -> bool {
     a.id < b.id
 }
 
+/// Index of the best candidate by the keeper rule (most pixels, earliest publication,
+/// smallest id); `None` when empty.
+pub fn best(candidates: &[Candidate]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, c) in candidates.iter().enumerate() {
+        if best.is_none_or(|b| better(c, &candidates[b])) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
 /// Groups `candidates` by the matched `pairs` (indices into `candidates`) and picks keepers.
 ///
 /// Pairs with an index out of range are ignored. Singletons are their own keepers.

@@ -11,6 +11,8 @@ use std::fmt;
 /// variant in funnel order (the order the curate step applies its filters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DropReason {
+    /// The scrape has no image bytes for the pair (failed download, disallowed, invalid).
+    NotDownloaded,
     /// The bytes could not be decoded as a supported image (corrupt, unknown format).
     Undecodable,
     /// The image file ends before the image data does.
@@ -52,13 +54,14 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Every reason, in funnel order.
-    pub const ALL: [DropReason; 19] = [
+    /// Every reason, in funnel order: image problems, content filters, caption rules, and
+    /// deduplication last, so that a cluster's keeper is chosen among pairs that pass every
+    /// filter (a photo is not lost because its best copy has a bad caption).
+    pub const ALL: [DropReason; 20] = [
+        DropReason::NotDownloaded,
         DropReason::Undecodable,
         DropReason::Truncated,
         DropReason::TooLarge,
-        DropReason::ExactDuplicate,
-        DropReason::NearDuplicate,
         DropReason::Placeholder,
         DropReason::TooSmall,
         DropReason::ExtremeAspect,
@@ -73,11 +76,14 @@ impl DropReason {
         DropReason::CaptionTooShort,
         DropReason::CaptionTooLong,
         DropReason::NonEnglish,
+        DropReason::ExactDuplicate,
+        DropReason::NearDuplicate,
     ];
 
     /// The stable snake_case name written to the `drop_reason` column.
     pub const fn as_str(self) -> &'static str {
         match self {
+            DropReason::NotDownloaded => "not_downloaded",
             DropReason::Undecodable => "undecodable",
             DropReason::Truncated => "truncated",
             DropReason::TooLarge => "too_large",

@@ -66,6 +66,33 @@ pub enum Error {
         /// Matrix dimension.
         dim: usize,
     },
+    /// An input table is unreadable, or its rows contradict each other.
+    #[error("table {table}: {detail}")]
+    Table {
+        /// The table (`generations`, `splits`, ...).
+        table: String,
+        /// What is wrong, naming the row or column.
+        detail: String,
+    },
+    /// The table store (ledger, part files) failed.
+    #[error(transparent)]
+    Store(#[from] anchor_core::Error),
+    /// A file under the output folder (feature cache, report, grid) could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An image could not be encoded.
+    #[error("encoding {path}: {source}")]
+    Encode {
+        /// The image file.
+        path: PathBuf,
+        /// The cause.
+        source: image::ImageError,
+    },
     /// A candle operation failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),

@@ -1,8 +1,9 @@
 //! Evaluation metrics for anchor (issue 9): the FID Inception-v3 in candle, Fréchet
 //! distance in f64, KID and CLIP score.
 //!
-//! The crate reads no tables and imports no other step: the `anchor eval` and
-//! `anchor fid` commands feed it images and embeddings and write the `metrics` table.
+//! The crate imports no other step: its [`step`] reads the `generations` table written
+//! by `anchor sample` and the dataset tables, and writes the `metrics` table; the
+//! metric modules work on images and embeddings and know no tables.
 //!
 //! - [`torchscript`]: reads a TorchScript archive (nested module pickle + raw storages)
 //!   into named candle tensors; errors name the zip entry or tensor.
@@ -15,6 +16,12 @@
 //!   with pytorch-fid's `eps·I` fallback.
 //! - [`kid`]: polynomial-kernel unbiased MMD² over subsets (clean-fid / torchmetrics).
 //! - [`clip_score`]: torchmetrics' CLIP score over embeddings.
+//! - [`step`]: the `eval` step, reading `generations`, `pairs`, `pairs_curated` and
+//!   `splits`, writing `metrics` (FID and KID per configuration, subset and outlet),
+//!   with a content-addressed feature [`cache`]; [`sample_fid`] computes FID from
+//!   two feature sets by the cheaper exact route.
+//! - [`report`] and [`grid`]: `eval/tables.md`, `eval/tables.csv` and
+//!   `eval/grids/*.png` from the `metrics` and `generations` tables.
 //!
 //! ```no_run
 //! use anchor_eval::{FidInception, fid};
@@ -27,12 +34,19 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod clip_score;
+mod columns;
 mod error;
 pub mod features;
+pub mod font;
 pub mod frechet;
+pub mod grid;
 pub mod inception;
 pub mod kid;
+pub mod report;
+pub mod sample_fid;
+pub mod step;
 pub mod torchscript;
 
 pub use error::{Error, Result};

@@ -6,13 +6,27 @@ use crate::args::StepArgs;
 
 /// The chains and their steps, in order.
 pub const CHAINS: &[(&str, &[&str])] = &[
-    ("dataset", &["scrape", "curate", "split"]),
-    ("annotate", &["scrape", "curate", "split", "annotate"]),
-    ("train", &["scrape", "curate", "split", "annotate", "train"]),
+    (
+        "dataset",
+        &["scrape", "score", "curate", "split", "export", "card"],
+    ),
+    (
+        "annotate",
+        &[
+            "scrape", "score", "curate", "split", "export", "card", "annotate",
+        ],
+    ),
+    (
+        "train",
+        &[
+            "scrape", "score", "curate", "split", "export", "card", "annotate", "train",
+        ],
+    ),
     (
         "eval",
         &[
-            "scrape", "curate", "split", "annotate", "train", "sample", "eval",
+            "scrape", "score", "curate", "split", "export", "card", "annotate", "train", "sample",
+            "eval",
         ],
     ),
 ];

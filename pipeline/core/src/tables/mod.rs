@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, SchemaRef};
 
 pub mod articles;
+pub mod dataset;
 pub mod demo_truth;
 pub mod doc;
 pub mod generations;
@@ -44,6 +45,7 @@ pub const ALL: &[TableDef] = &[
     generations::DEF,
     train_log::DEF,
     metrics::DEF,
+    dataset::DEF,
 ];
 
 /// The table named `name`, if registered.

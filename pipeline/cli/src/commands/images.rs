@@ -1,0 +1,109 @@
+//! `anchor hash FILE...` and `anchor score FILE...`: the curate measurements of single image
+//! files, for users tuning thresholds and for checking hashes against Python `imagehash`.
+
+use std::path::PathBuf;
+
+use anchor_curate::decode::{self, DecodeLimits};
+use anchor_curate::nsfw::NsfwModel;
+use anchor_curate::{hash, quality};
+use anyhow::Context;
+
+use crate::app::App;
+
+/// Arguments of `anchor hash`.
+#[derive(Debug, clap::Args)]
+pub struct HashArgs {
+    /// Image files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `anchor score`.
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// open_nsfw ONNX file [default: <paths.models>/open-nsfw.onnx].
+    #[arg(long)]
+    pub nsfw_model: Option<PathBuf>,
+    /// Image files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+fn load(path: &PathBuf) -> anyhow::Result<(Vec<u8>, image::DynamicImage)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let decoded = decode::decode(&bytes, &DecodeLimits::default())
+        .with_context(|| format!("decoding {}", path.display()))?;
+    Ok((bytes, decoded.image))
+}
+
+/// Prints `FILE PHASH DHASH` per file, the hashes as `str(imagehash.phash(img))` prints them.
+pub fn run_hash(args: &HashArgs) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in &args.files {
+        match load(file) {
+            Ok((_, img)) => {
+                let h = hash::hashes(&img);
+                println!(
+                    "{} {} {}",
+                    file.display(),
+                    h.phash.to_hex(),
+                    h.dhash.to_hex()
+                );
+            }
+            Err(e) => {
+                eprintln!("{:#}", e);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be hashed", args.files.len());
+    }
+    Ok(())
+}
+
+/// Prints one JSON object per file with the NSFW score, the hashes and every quality metric.
+pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
+    let model_path = args
+        .nsfw_model
+        .clone()
+        .unwrap_or_else(|| app.paths.models.join("open-nsfw.onnx"));
+    let model = NsfwModel::load(&model_path)?;
+    let mut failed = 0;
+    for file in &args.files {
+        let line = load(file).and_then(|(bytes, img)| {
+            let h = hash::hashes(&img);
+            let m = quality::measure(&img, bytes.len() as u64);
+            let nsfw = model.score(&img)?;
+            Ok(serde_json::json!({
+                "file": file.display().to_string(),
+                "nsfw": nsfw,
+                "phash": h.phash.to_hex(),
+                "dhash": h.dhash.to_hex(),
+                "width": m.width,
+                "height": m.height,
+                "shortest_side": m.shortest_side,
+                "area": m.area,
+                "aspect_ratio": m.aspect_ratio,
+                "blur": m.blur,
+                "entropy": m.entropy,
+                "dark": m.dark,
+                "light": m.light,
+                "grayscale": m.grayscale,
+                "placeholder": m.placeholder,
+                "file_size": m.file_size,
+            }))
+        });
+        match line {
+            Ok(v) => println!("{v}"),
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be scored", args.files.len());
+    }
+    Ok(())
+}

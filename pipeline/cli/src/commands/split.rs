@@ -1,0 +1,148 @@
+//! `anchor split`: `pairs_curated` → `splits` (the `split` step), the Hugging Face export
+//! (`export`) and the dataset card (`card`).
+
+use anchor_core::step::Step;
+use anchor_curate::crop::CropParams;
+use anchor_split::card::CardStep;
+use anchor_split::export::{ExportParams, ExportStep};
+use anchor_split::split::{SplitBy, SplitParams, SplitStep};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::args::StepArgs;
+
+/// `[split]` in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Fractions of train, val and test.
+    pub ratios: [f64; 3],
+    /// `hash` (stable as data grows) or `date` (the newest articles are test).
+    pub by: SplitBy,
+    /// Ignore the remembered assignment and re-hash every group.
+    pub reassign: bool,
+    /// Side of the published square images in pixels.
+    pub image_size: u32,
+    /// JPEG quality of the published images.
+    pub jpeg_quality: u8,
+    /// Publish the original bytes instead of the salient-square crops.
+    pub original_images: bool,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        let crop = CropParams::default();
+        SplitConfig {
+            ratios: [0.8, 0.1, 0.1],
+            by: SplitBy::Hash,
+            reassign: false,
+            image_size: crop.size,
+            jpeg_quality: crop.jpeg_quality,
+            original_images: false,
+        }
+    }
+}
+
+/// Arguments of `anchor split`.
+#[derive(Debug, clap::Args)]
+pub struct SplitArgs {
+    /// `hash` (default) or `date` (temporal: the newest articles are test).
+    #[arg(long, value_parser = ["hash", "date"])]
+    pub by: Option<String>,
+    /// Ignore the remembered assignment and re-hash every group.
+    #[arg(long)]
+    pub reassign: bool,
+    /// Publish the original image bytes instead of the 512 px salient crops.
+    #[arg(long)]
+    pub original_images: bool,
+    /// Step flags.
+    #[command(flatten)]
+    pub step: StepArgs,
+}
+
+/// The effective `[split]` settings.
+pub fn config(app: &App, args: Option<&SplitArgs>) -> anyhow::Result<SplitConfig> {
+    let mut cfg: SplitConfig = app.doc.section("split")?;
+    if let Some(a) = args {
+        match a.by.as_deref() {
+            Some("date") => cfg.by = SplitBy::Date,
+            Some("hash") => cfg.by = SplitBy::Hash,
+            _ => {}
+        }
+        cfg.reassign |= a.reassign;
+        cfg.original_images |= a.original_images;
+    }
+    Ok(cfg)
+}
+
+fn build_split(cfg: &SplitConfig) -> anyhow::Result<SplitStep> {
+    Ok(SplitStep::new(SplitParams::new(
+        cfg.ratios,
+        cfg.by,
+        cfg.reassign,
+    )?))
+}
+
+fn build_export(cfg: &SplitConfig) -> anyhow::Result<ExportStep> {
+    if !(1..=100).contains(&cfg.jpeg_quality) || cfg.image_size == 0 {
+        anyhow::bail!(
+            "split.jpeg_quality must be 1..=100 and split.image_size > 0 (got {} and {})",
+            cfg.jpeg_quality,
+            cfg.image_size
+        );
+    }
+    Ok(ExportStep::new(ExportParams {
+        crop: CropParams {
+            size: cfg.image_size,
+            jpeg_quality: cfg.jpeg_quality,
+        },
+        original_images: cfg.original_images,
+    }))
+}
+
+/// `split` for status/repair/chains.
+pub fn build_split_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
+    Ok(Box::new(build_split(&config(app, None)?)?))
+}
+
+/// `export` for status/repair/chains.
+pub fn build_export_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
+    Ok(Box::new(build_export(&config(app, None)?)?))
+}
+
+/// `card` for status/repair/chains.
+pub fn build_card_from_config(_app: &App) -> anyhow::Result<Box<dyn Step>> {
+    Ok(Box::new(CardStep))
+}
+
+/// Runs `split` as configured (chains).
+pub fn run_split_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
+    app.run_step(&build_split(&config(app, None)?)?, step_args)?;
+    Ok(())
+}
+
+/// Runs `export` as configured (chains).
+pub fn run_export_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
+    app.run_step(&build_export(&config(app, None)?)?, step_args)?;
+    Ok(())
+}
+
+/// Runs `card` (chains).
+pub fn run_card_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
+    app.run_step(&CardStep, step_args)?;
+    if !app.quiet {
+        println!(
+            "dataset: {}",
+            anchor_split::export::dataset_dir(app.out()).display()
+        );
+    }
+    Ok(())
+}
+
+/// `anchor split`: split, export, card.
+pub fn run(args: &SplitArgs, app: &App) -> anyhow::Result<()> {
+    let cfg = config(app, Some(args))?;
+    app.run_step(&build_split(&cfg)?, &args.step)?;
+    app.run_step(&build_export(&cfg)?, &args.step)?;
+    run_card_configured(app, &args.step)
+}

@@ -1,0 +1,264 @@
+//! `anchor train`: fine-tune SAFE's LoRAs (`lora`, `safe`) on the train split; without
+//! `--base`, first train the embedded demo base (a small VAE and UNet, not Stable Diffusion).
+
+use std::path::PathBuf;
+
+use anchor_core::step::Step;
+use anchor_train::{
+    Configuration, DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, SubjectWeighting, TrainSettings,
+    TrainStep,
+};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::args::StepArgs;
+
+/// `[train]` in the config file; most keys are also flags of `anchor train`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Configurations to train: `lora`, `safe`.
+    pub configurations: Vec<String>,
+    /// A diffusers folder (SD 1.5/2.1); empty = train the demo base.
+    pub base: String,
+    /// Image side in pixels (512 for SD 1.5; the demo base trains at 64).
+    pub resolution: usize,
+    /// LoRA rank.
+    pub rank: usize,
+    /// LoRA alpha; 0 = the rank (scale 1).
+    pub alpha: f64,
+    /// Optimiser steps per LoRA.
+    pub steps: u64,
+    /// Samples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps of the cosine schedule.
+    pub warmup: u64,
+    /// Global grad-norm clip.
+    pub max_grad_norm: f64,
+    /// Min-SNR-gamma; 0 = plain MSE.
+    pub min_snr_gamma: f32,
+    /// Seed.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+    /// `fixed` (every subject 1.21, compel `++`) or `llm` (the subjects table's weights).
+    pub weighting: String,
+    /// The weight of `fixed`.
+    pub fixed_weight: f32,
+    /// Demo base: VAE steps.
+    pub demo_vae_steps: u64,
+    /// Demo base: VAE learning rate.
+    pub demo_vae_lr: f64,
+    /// Demo base: UNet steps.
+    pub demo_unet_steps: u64,
+    /// Demo base: UNet learning rate.
+    pub demo_unet_lr: f64,
+    /// Demo base: batch size.
+    pub demo_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            configurations: vec!["lora".into(), "safe".into()],
+            base: String::new(),
+            resolution: 64,
+            rank: 4,
+            alpha: 0.0,
+            steps: 200,
+            batch_size: 4,
+            grad_accum: 1,
+            lr: 1e-4,
+            warmup: 20,
+            max_grad_norm: 1.0,
+            min_snr_gamma: 0.0,
+            seed: 42,
+            checkpoint_every: 25,
+            weighting: "fixed".into(),
+            fixed_weight: FIXED_SUBJECT_WEIGHT,
+            demo_vae_steps: 400,
+            demo_vae_lr: 1e-2,
+            demo_unet_steps: 600,
+            demo_unet_lr: 1e-3,
+            demo_batch_size: 8,
+        }
+    }
+}
+
+/// Arguments of `anchor train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Configurations to train, comma-separated: lora, safe.
+    #[arg(long, value_delimiter = ',')]
+    pub configurations: Option<Vec<String>>,
+    /// A diffusers folder (e.g. stable-diffusion-v1-5); without it the demo base is trained.
+    #[arg(long, value_name = "PATH")]
+    pub base: Option<PathBuf>,
+    /// LoRA rank.
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Optimiser steps per LoRA.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Image side in pixels.
+    #[arg(long)]
+    pub resolution: Option<usize>,
+    /// Subject weighting of `safe`: fixed (1.21) or llm.
+    #[arg(long, value_parser = ["fixed", "llm"])]
+    pub weighting: Option<String>,
+    /// Write the loss curves of train_log to <out>/train/loss.png.
+    #[arg(long)]
+    pub plot: bool,
+    /// Step flags.
+    #[command(flatten)]
+    pub step: StepArgs,
+}
+
+/// The effective `[train]` settings: config file, scale, `--set`, then flags.
+pub fn config(app: &App, args: Option<&TrainArgs>) -> anyhow::Result<TrainConfig> {
+    let mut cfg: TrainConfig = app.doc.section("train")?;
+    if let Some(a) = args {
+        if let Some(c) = &a.configurations {
+            cfg.configurations = c.clone();
+        }
+        if let Some(b) = &a.base {
+            cfg.base = b.display().to_string();
+        }
+        if let Some(r) = a.rank {
+            cfg.rank = r;
+        }
+        if let Some(s) = a.steps {
+            cfg.steps = s;
+        }
+        if let Some(lr) = a.lr {
+            cfg.lr = lr;
+        }
+        if let Some(r) = a.resolution {
+            cfg.resolution = r;
+        }
+        if let Some(w) = &a.weighting {
+            cfg.weighting = w.clone();
+        }
+    }
+    Ok(cfg)
+}
+
+/// Resolves the config into the library's settings.
+pub fn settings(app: &App, cfg: &TrainConfig) -> anyhow::Result<TrainSettings> {
+    let configurations = cfg
+        .configurations
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Configuration::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let weighting = match cfg.weighting.as_str() {
+        "fixed" => SubjectWeighting::Fixed(cfg.fixed_weight),
+        "llm" => SubjectWeighting::Llm,
+        other => anyhow::bail!("train.weighting {other:?}: expected fixed or llm"),
+    };
+    let alpha = if cfg.alpha > 0.0 {
+        cfg.alpha
+    } else {
+        cfg.rank as f64
+    };
+    Ok(TrainSettings {
+        configurations,
+        base: (!cfg.base.is_empty()).then(|| PathBuf::from(&cfg.base)),
+        resolution: cfg.resolution,
+        lora: LoraConfig {
+            rank: cfg.rank,
+            alpha,
+        },
+        steps: cfg.steps,
+        batch_size: cfg.batch_size,
+        grad_accum: cfg.grad_accum,
+        lr: cfg.lr,
+        warmup: cfg.warmup,
+        max_grad_norm: cfg.max_grad_norm,
+        min_snr_gamma: (cfg.min_snr_gamma > 0.0).then_some(cfg.min_snr_gamma),
+        seed: cfg.seed,
+        checkpoint_every: cfg.checkpoint_every,
+        weighting,
+        demo: DemoSettings {
+            vae_steps: cfg.demo_vae_steps,
+            vae_lr: cfg.demo_vae_lr,
+            vae_kl_weight: 1e-3,
+            unet_steps: cfg.demo_unet_steps,
+            unet_lr: cfg.demo_unet_lr,
+            batch_size: cfg.demo_batch_size,
+        },
+        vocab: app
+            .paths
+            .models
+            .join("open-clip")
+            .join("bpe_simple_vocab_16e6.txt.gz"),
+    })
+}
+
+/// The step as configured (for `status`, `repair` and chains).
+pub fn build_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
+    let cfg = config(app, None)?;
+    Ok(Box::new(TrainStep::new(settings(app, &cfg)?)?))
+}
+
+/// `anchor train` with only the step flags (for chains).
+pub fn run_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
+    let cfg = config(app, None)?;
+    run_step(app, &cfg, step_args, false)
+}
+
+/// Runs `anchor train`.
+pub fn run(args: &TrainArgs, app: &App) -> anyhow::Result<()> {
+    let cfg = config(app, Some(args))?;
+    run_step(app, &cfg, &args.step, args.plot)
+}
+
+fn run_step(app: &App, cfg: &TrainConfig, step_args: &StepArgs, plot: bool) -> anyhow::Result<()> {
+    let step = TrainStep::new(settings(app, cfg)?)?;
+    app.run_step(&step, step_args)?;
+    let root = anchor_core::ledger::step_dir(app.out(), anchor_train::step::NAME);
+    if !app.quiet {
+        for (part, seconds, steps) in step.timings() {
+            if steps > 0 && seconds > 0.0 {
+                println!(
+                    "train {part}: {steps} steps in {seconds:.1} s ({:.2} steps/s)",
+                    steps as f64 / seconds
+                );
+            }
+        }
+        let vae = root.join("work/vae/done.json");
+        if let Ok(bytes) = std::fs::read(&vae)
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            let f = &v["facts"];
+            println!(
+                "train vae: reconstruction MSE {:.4} at init, {:.4} trained (on {} images)",
+                f["reconstruction_mse_init"].as_f64().unwrap_or(f64::NAN),
+                f["reconstruction_mse_trained"].as_f64().unwrap_or(f64::NAN),
+                f["eval_images"].as_u64().unwrap_or(0)
+            );
+        }
+        let manifest = root.join("models/manifest.json");
+        if manifest.is_file() {
+            println!("train: models in {}", manifest.display());
+        }
+    }
+    if plot {
+        let curves = anchor_train::plot::read_curves(app.out())?;
+        let png = root.join("loss.png");
+        anchor_train::plot::write_loss_png(&png, &curves)
+            .with_context(|| format!("writing {}", png.display()))?;
+        if !app.quiet {
+            println!("train: loss curves in {}", png.display());
+        }
+    }
+    Ok(())
+}

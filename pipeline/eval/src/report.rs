@@ -1,0 +1,420 @@
+//! The `metrics` table's rows and the paper-style tables made from them:
+//! `<out>/eval/tables.md` and `<out>/eval/tables.csv`, one row per configuration
+//! and one column per metric, overall and per subset (Entity / Non-Entity).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anchor_core::store::TableReader;
+use anchor_core::tables::metrics as t;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+
+use crate::columns::{float64, int64, str_at, utf8};
+use crate::{Error, Result};
+
+/// The paper's configurations, in its table order.
+pub const PAPER_ORDER: [&str; 6] = [
+    "base",
+    "weighting",
+    "lora",
+    "lora+weighting",
+    "safe",
+    "prefix",
+];
+
+/// One row of the `metrics` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    /// `base`, `weighting`, `lora`, `lora+weighting`, `safe` or `prefix`.
+    pub configuration: String,
+    /// `fid`, `kid`, ...
+    pub metric: String,
+    /// `all`, `entity` or `non_entity`.
+    pub subset: String,
+    /// `all` or an outlet.
+    pub outlet: String,
+    /// The value.
+    pub value: f64,
+    /// Its standard deviation, where it has one.
+    pub std: Option<f64>,
+    /// Generated images scored.
+    pub n_generated: i64,
+    /// Real reference images.
+    pub n_reference: i64,
+}
+
+/// Rows as a `metrics` record batch (in the given order).
+pub fn metrics_batch(rows: &[MetricRow]) -> Result<RecordBatch> {
+    let s = |f: fn(&MetricRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        s(|r| &r.configuration),
+        s(|r| &r.metric),
+        s(|r| &r.subset),
+        s(|r| &r.outlet),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.std))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.n_generated),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.n_reference),
+        )),
+    ];
+    RecordBatch::try_new(t::schema(), columns).map_err(|e| Error::Table {
+        table: t::NAME.into(),
+        detail: e.to_string(),
+    })
+}
+
+/// Rows of a `metrics` record batch.
+pub fn rows_of_batch(batch: &RecordBatch) -> Result<Vec<MetricRow>> {
+    let n = t::NAME;
+    let configuration = utf8(batch, n, t::CONFIGURATION)?;
+    let metric = utf8(batch, n, t::METRIC)?;
+    let subset = utf8(batch, n, t::SUBSET)?;
+    let outlet = utf8(batch, n, t::OUTLET)?;
+    let value = float64(batch, n, t::VALUE)?;
+    let std = float64(batch, n, t::STD)?;
+    let n_generated = int64(batch, n, t::N_GENERATED)?;
+    let n_reference = int64(batch, n, t::N_REFERENCE)?;
+    (0..batch.num_rows())
+        .map(|i| {
+            Ok(MetricRow {
+                configuration: str_at(configuration, i, n, t::CONFIGURATION)?.to_owned(),
+                metric: str_at(metric, i, n, t::METRIC)?.to_owned(),
+                subset: str_at(subset, i, n, t::SUBSET)?.to_owned(),
+                outlet: str_at(outlet, i, n, t::OUTLET)?.to_owned(),
+                value: value.value(i),
+                std: (!arrow_array::Array::is_null(std, i)).then(|| std.value(i)),
+                n_generated: n_generated.value(i),
+                n_reference: n_reference.value(i),
+            })
+        })
+        .collect()
+}
+
+/// Every row of the `metrics` table under `out`.
+pub fn read_metrics(out: &Path) -> Result<Vec<MetricRow>> {
+    let reader = TableReader::open(out, t::NAME, Some(t::schema()))?;
+    let mut rows = Vec::new();
+    for batch in reader.read_all(None, 8192) {
+        rows.extend(rows_of_batch(&batch?)?);
+    }
+    Ok(rows)
+}
+
+/// Configurations in the paper's order, then any others by name.
+pub fn ordered_configurations<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let set: BTreeSet<&str> = names.into_iter().collect();
+    let mut out: Vec<String> = PAPER_ORDER
+        .iter()
+        .filter(|c| set.contains(**c))
+        .map(|c| (*c).to_owned())
+        .collect();
+    out.extend(
+        set.iter()
+            .filter(|c| !PAPER_ORDER.contains(c))
+            .map(|c| (*c).to_owned()),
+    );
+    out
+}
+
+fn metric_label(metric: &str) -> String {
+    match metric {
+        "fid" => "FID".into(),
+        "kid" => "KID".into(),
+        "fid_clip" => "FID_CLIP".into(),
+        "clip_score" => "CLIP score".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn subset_label(subset: &str) -> &str {
+    match subset {
+        "entity" => " Entity",
+        "non_entity" => " Non-Entity",
+        _ => "",
+    }
+}
+
+/// Metrics in display order: FID, KID, then the rest by name.
+fn ordered_metrics(rows: &[MetricRow]) -> Vec<String> {
+    let set: BTreeSet<&str> = rows.iter().map(|r| r.metric.as_str()).collect();
+    let mut out: Vec<String> = ["fid", "kid"]
+        .iter()
+        .filter(|m| set.contains(**m))
+        .map(|m| (*m).to_owned())
+        .collect();
+    out.extend(
+        set.iter()
+            .filter(|m| !["fid", "kid"].contains(m))
+            .map(|m| (*m).to_owned()),
+    );
+    out
+}
+
+fn fmt_value(metric: &str, value: f64) -> String {
+    let decimals = if metric == "kid" { 5 } else { 3 };
+    // Round-off leaves FID of a set against itself at ±1e-13; "-0.000" would
+    // read as a sign that means something.
+    let shown = if value.abs() < 0.5 * 10f64.powi(-decimals) {
+        0.0
+    } else {
+        value
+    };
+    format!("{shown:.*}", decimals as usize)
+}
+
+/// The two files written by [`write_tables`].
+#[derive(Debug, Clone)]
+pub struct TablePaths {
+    /// `tables.md`.
+    pub markdown: PathBuf,
+    /// `tables.csv`.
+    pub csv: PathBuf,
+}
+
+/// Renders the paper's table as Markdown (with the per-outlet FID and the notes)
+/// and as CSV, from `rows`. `preamble` lines open the Markdown file.
+pub fn render_tables(
+    rows: &[MetricRow],
+    preamble: &[String],
+    notes: &[String],
+) -> (String, String) {
+    let by_key: BTreeMap<(&str, &str, &str, &str), &MetricRow> = rows
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r.configuration.as_str(),
+                    r.metric.as_str(),
+                    r.subset.as_str(),
+                    r.outlet.as_str(),
+                ),
+                r,
+            )
+        })
+        .collect();
+    let configs = ordered_configurations(rows.iter().map(|r| r.configuration.as_str()));
+    let metrics = ordered_metrics(rows);
+    let subsets = ["all", "entity", "non_entity"];
+
+    let mut md = String::from("# Evaluation\n\n");
+    for line in preamble {
+        let _ = writeln!(md, "{line}");
+    }
+    if !preamble.is_empty() {
+        md.push('\n');
+    }
+    let mut header = vec!["configuration".to_owned()];
+    let mut csv_header = vec!["configuration".to_owned()];
+    for m in &metrics {
+        for s in subsets {
+            header.push(format!("{}{}", metric_label(m), subset_label(s)));
+            let base = if s == "all" {
+                m.clone()
+            } else {
+                format!("{m}_{s}")
+            };
+            csv_header.push(base.clone());
+            if rows.iter().any(|r| &r.metric == m && r.std.is_some()) {
+                csv_header.push(format!("{base}_std"));
+            }
+        }
+    }
+    header.push("images".into());
+    csv_header.push("n_generated".into());
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
+    let mut csv = csv_header.join(",") + "\n";
+    for c in &configs {
+        let mut cells = vec![format!("`{c}`")];
+        let mut csv_cells = vec![csv_field(c)];
+        for m in &metrics {
+            let has_std = rows.iter().any(|r| &r.metric == m && r.std.is_some());
+            for s in subsets {
+                match by_key.get(&(c.as_str(), m.as_str(), s, "all")) {
+                    Some(r) => {
+                        let mut cell = fmt_value(m, r.value);
+                        if let Some(sd) = r.std {
+                            let _ = write!(cell, " ± {}", fmt_value(m, sd));
+                        }
+                        cells.push(cell);
+                        csv_cells.push(format!("{}", r.value));
+                        if has_std {
+                            csv_cells.push(r.std.map(|v| format!("{v}")).unwrap_or_default());
+                        }
+                    }
+                    None => {
+                        cells.push("–".into());
+                        csv_cells.push(String::new());
+                        if has_std {
+                            csv_cells.push(String::new());
+                        }
+                    }
+                }
+            }
+        }
+        let n = rows
+            .iter()
+            .filter(|r| &r.configuration == c && r.subset == "all" && r.outlet == "all")
+            .map(|r| r.n_generated)
+            .max()
+            .unwrap_or(0);
+        cells.push(n.to_string());
+        csv_cells.push(n.to_string());
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+        csv.push_str(&csv_cells.join(","));
+        csv.push('\n');
+    }
+
+    let outlets: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.outlet != "all")
+        .map(|r| r.outlet.as_str())
+        .collect();
+    if !outlets.is_empty() && metrics.iter().any(|m| m == "fid") {
+        let _ = writeln!(md, "\n## FID by outlet (all subsets)\n");
+        let _ = writeln!(
+            md,
+            "| configuration | {} |",
+            outlets.iter().copied().collect::<Vec<_>>().join(" | ")
+        );
+        let _ = writeln!(md, "|{}", "---|".repeat(outlets.len() + 1));
+        for c in &configs {
+            let cells: Vec<String> = outlets
+                .iter()
+                .map(|o| {
+                    by_key
+                        .get(&(c.as_str(), "fid", "all", *o))
+                        .map_or("–".to_owned(), |r| {
+                            format!(
+                                "{} (n={}/{})",
+                                fmt_value("fid", r.value),
+                                r.n_generated,
+                                r.n_reference
+                            )
+                        })
+                })
+                .collect();
+            let _ = writeln!(md, "| `{c}` | {} |", cells.join(" | "));
+        }
+    }
+
+    let references: BTreeMap<&str, i64> = rows
+        .iter()
+        .filter(|r| r.outlet == "all")
+        .map(|r| (r.subset.as_str(), r.n_reference))
+        .collect();
+    if !references.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nReal reference (test split): {}.",
+            subsets
+                .iter()
+                .filter_map(|s| references.get(s).map(|n| format!("{n} images ({s})")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(md, "\n## Notes\n");
+        for note in notes {
+            let _ = writeln!(md, "- {note}");
+        }
+    }
+    (md, csv)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Writes `tables.md` and `tables.csv` into `dir`.
+pub fn write_tables(
+    dir: &Path,
+    rows: &[MetricRow],
+    preamble: &[String],
+    notes: &[String],
+) -> Result<TablePaths> {
+    let (md, csv) = render_tables(rows, preamble, notes);
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let paths = TablePaths {
+        markdown: dir.join("tables.md"),
+        csv: dir.join("tables.csv"),
+    };
+    for (path, text) in [(&paths.markdown, md), (&paths.csv, csv)] {
+        std::fs::write(path, text).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(c: &str, m: &str, s: &str, o: &str, v: f64, std: Option<f64>) -> MetricRow {
+        MetricRow {
+            configuration: c.into(),
+            metric: m.into(),
+            subset: s.into(),
+            outlet: o.into(),
+            value: v,
+            std,
+            n_generated: 4,
+            n_reference: 9,
+        }
+    }
+
+    #[test]
+    fn batch_round_trips_and_tables_follow_paper_order() {
+        let rows = vec![
+            row("safe", "fid", "all", "all", 12.5, None),
+            row("safe", "fid", "entity", "all", 13.0, None),
+            row("safe", "kid", "all", "all", 0.01, Some(0.002)),
+            row("base", "fid", "all", "all", 20.25, None),
+            row("base", "fid", "all", "bbc", 30.0, None),
+            row("x-custom", "fid", "all", "all", 1.0, None),
+        ];
+        let batch = metrics_batch(&rows).unwrap();
+        assert_eq!(rows_of_batch(&batch).unwrap(), rows);
+        let (md, csv) = render_tables(&rows, &["pre".into()], &["why absent".into()]);
+        assert_eq!(fmt_value("fid", -2e-13), "0.000");
+        assert_eq!(fmt_value("kid", -0.1072616), "-0.10726");
+        let base = md.find("| `base`").unwrap();
+        let safe = md.find("| `safe`").unwrap();
+        let custom = md.find("| `x-custom`").unwrap();
+        assert!(base < safe && safe < custom, "{md}");
+        assert!(
+            md.contains("| FID | FID Entity | FID Non-Entity | KID |"),
+            "{md}"
+        );
+        assert!(md.contains("0.01000 ± 0.00200"), "{md}");
+        assert!(
+            md.contains("## FID by outlet") && md.contains("30.000 (n=4/9)"),
+            "{md}"
+        );
+        assert!(md.contains("- why absent"));
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "configuration,fid,fid_entity,fid_non_entity,kid,kid_std,kid_entity,kid_entity_std,kid_non_entity,kid_non_entity_std,n_generated"
+        );
+        assert_eq!(lines[1], "base,20.25,,,,,,,,,4");
+        assert_eq!(lines[2], "safe,12.5,13,,0.01,0.002,,,,,4");
+    }
+}

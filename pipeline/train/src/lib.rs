@@ -1,0 +1,37 @@
+//! SAFE training for anchor (ANCHOR, arXiv 2404.10141): LoRA domain fine-tuning of a Stable
+//! Diffusion UNet on the `train` split, with plain captions (`lora`) or subject-weighted
+//! text embeddings (`safe`), and, when no SD weights are given, an embedded demo base model
+//! trained here from scratch (a small VAE, then a small UNet with a frozen random-init CLIP
+//! text encoder).
+//!
+//! Map of the crate:
+//! - [`step`]: the `train` step (parts `vae`, `unet`, `lora`, `safe`; table `train_log`);
+//! - [`stages`]: what each part trains, the caches of latents and embeddings, the model files
+//!   (`<out>/train/models/base/`, `models/lora/<configuration>/pytorch_lora_weights.safetensors`,
+//!   `models/manifest.json`);
+//! - [`trainer`]: the loop (accumulation, clipping, cosine schedule, checkpoints that make a
+//!   resumed run equal an uninterrupted one); [`optim`]: AdamW and friends; [`rng`]: the
+//!   seeded generator whose state checkpoints hold;
+//! - [`data`]: joining `splits`, `pairs_curated`, `pairs` and `subjects`; crop and flip;
+//! - [`folder`]: diffusers folder writing; [`st`]: deterministic safetensors files;
+//!   [`plot`]: the loss-curve PNG.
+
+#![warn(missing_docs)]
+
+pub mod data;
+mod error;
+pub mod fixture;
+pub mod folder;
+pub mod objective;
+pub mod optim;
+pub mod plot;
+pub mod rng;
+pub mod st;
+pub mod stages;
+pub mod step;
+pub mod trainer;
+
+pub use anchor_safe::{FIXED_SUBJECT_WEIGHT, LoraConfig};
+pub use error::{Error, Result};
+pub use stages::{Configuration, DemoSettings, SubjectWeighting, TrainSettings};
+pub use step::TrainStep;

@@ -1,0 +1,331 @@
+//! The `train` step: one part per thing trained, in order `vae`, `unet` (the demo base,
+//! only without `--base`), then the configurations (`lora`, `safe`). Each part writes its
+//! `train_log` rows; checkpoints inside a part make a killed part resume exactly where it
+//! left off, and the runner skips parts already committed.
+//!
+//! The LoRA parts need the base: a part that finds the demo base missing trains it itself
+//! (under a lock, so two parts in one process never train it twice), so parts can run in
+//! any order, in parallel, or in other shards.
+
+use std::sync::Arc;
+
+use anchor_core::PartStats;
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::tables::{self, TableDef, pairs, pairs_curated, splits, subjects, train_log};
+use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use candle_core::Device;
+use std::sync::{Mutex, OnceLock};
+
+use crate::data;
+use crate::error::{Error, Result};
+use crate::stages::{Configuration, Layout, Prepared, StageRecord, TrainSettings, Trainer};
+use crate::trainer::LogRow;
+
+/// Step name (subcommand and state folder).
+pub const NAME: &str = "train";
+/// Bump when output semantics change.
+pub const VERSION: u32 = 1;
+
+/// What one part trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The demo VAE.
+    Vae,
+    /// The demo UNet (the stand-in base).
+    Unet,
+    /// A LoRA configuration.
+    Lora(Configuration),
+}
+
+impl Part {
+    /// The `configuration` column value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Vae => "vae",
+            Part::Unet => "unet",
+            Part::Lora(c) => c.name(),
+        }
+    }
+}
+
+/// The train step.
+pub struct TrainStep {
+    settings: TrainSettings,
+    device: Device,
+    /// A cheap identity of `--base` (file sizes) for the fingerprint; the LoRA records hash
+    /// the files themselves.
+    base_stamp: Option<serde_json::Value>,
+    trainer: OnceLock<Arc<Trainer>>,
+    prepared: Mutex<Option<Arc<Prepared>>>,
+    /// Wall-clock seconds and steps run per part (the CLI prints steps/s).
+    timings: Mutex<Vec<(String, f64, u64)>>,
+}
+
+impl TrainStep {
+    /// A step with `settings`, on the CPU (or the first GPU with the `cuda` feature).
+    pub fn new(settings: TrainSettings) -> Result<Self> {
+        if settings.configurations.is_empty() && settings.base.is_some() {
+            return Err(Error::Config {
+                what: "configurations",
+                reason: "nothing to train: give lora and/or safe".into(),
+            });
+        }
+        if settings.resolution == 0 || !settings.resolution.is_multiple_of(8) {
+            return Err(Error::Config {
+                what: "resolution",
+                reason: format!("{} is not a positive multiple of 8", settings.resolution),
+            });
+        }
+        if settings.lora.rank == 0 {
+            return Err(Error::Config {
+                what: "rank",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let base_stamp = match &settings.base {
+            None => None,
+            Some(b) => {
+                let mut stamp = serde_json::Map::new();
+                for rel in [
+                    "unet/diffusion_pytorch_model.safetensors",
+                    "vae/diffusion_pytorch_model.safetensors",
+                    "text_encoder/model.safetensors",
+                ] {
+                    let p = b.join(rel);
+                    let meta = std::fs::metadata(&p).map_err(|e| Error::Config {
+                        what: "base",
+                        reason: format!("{}: {e} (expected a diffusers folder)", p.display()),
+                    })?;
+                    stamp.insert(rel.into(), serde_json::json!(meta.len()));
+                }
+                Some(serde_json::Value::Object(stamp))
+            }
+        };
+        Ok(Self {
+            settings,
+            device: default_device()?,
+            base_stamp,
+            trainer: OnceLock::new(),
+            prepared: Mutex::new(None),
+            timings: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &TrainSettings {
+        &self.settings
+    }
+
+    /// The parts in order.
+    pub fn parts(&self) -> Vec<Part> {
+        let mut parts = Vec::new();
+        if self.settings.base.is_none() {
+            parts.push(Part::Vae);
+            parts.push(Part::Unet);
+        }
+        let mut cs = self.settings.configurations.clone();
+        cs.sort();
+        cs.dedup();
+        parts.extend(cs.into_iter().map(Part::Lora));
+        parts
+    }
+
+    /// (part, seconds, steps) of the parts this process trained.
+    pub fn timings(&self) -> Vec<(String, f64, u64)> {
+        self.timings.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn needs_subjects(&self) -> bool {
+        self.settings.configurations.contains(&Configuration::Safe)
+    }
+
+    fn trainer(&self, ctx: &StepCtx) -> Arc<Trainer> {
+        self.trainer
+            .get_or_init(|| {
+                let mut fps: Vec<String> = self
+                    .inputs()
+                    .iter()
+                    .filter_map(|t| ctx.input(t).ok().map(|m| format!("{t}={}", m.fingerprint)))
+                    .collect();
+                fps.sort();
+                Arc::new(Trainer::new(
+                    self.settings.clone(),
+                    Layout {
+                        root: anchor_core::ledger::step_dir(ctx.out(), NAME),
+                    },
+                    fps.join(";"),
+                    self.device.clone(),
+                ))
+            })
+            .clone()
+    }
+
+    fn prepared(
+        &self,
+        ctx: &StepCtx,
+        trainer: &Trainer,
+        stats: &mut PartStats,
+    ) -> Result<Arc<Prepared>> {
+        let mut slot = self.prepared.lock().map_err(|_| Error::Config {
+            what: "data",
+            reason: "lock poisoned".into(),
+        })?;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let subjects_reader = if self.needs_subjects() {
+            Some(ctx.reader(subjects::NAME)?)
+        } else {
+            None
+        };
+        let examples = data::examples(
+            &ctx.reader(splits::NAME)?,
+            &ctx.reader(pairs_curated::NAME)?,
+            &ctx.reader(pairs::NAME)?,
+            subjects_reader.as_ref(),
+            &mut stats.dropped,
+        )?;
+        let prepared = Arc::new(trainer.prepare(examples)?);
+        if prepared.bad_images > 0 {
+            stats
+                .dropped
+                .insert("bad_image".into(), prepared.bad_images);
+        }
+        *slot = Some(prepared.clone());
+        Ok(prepared)
+    }
+}
+
+/// CPU, or the first CUDA device when built with `cuda` and one is present.
+pub fn default_device() -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    {
+        return Ok(Device::cuda_if_available(0)?);
+    }
+    #[allow(unreachable_code)]
+    Ok(Device::Cpu)
+}
+
+/// `train_log` rows of one configuration.
+pub fn log_batch(configuration: &str, rows: &[LogRow]) -> Result<RecordBatch> {
+    let n = rows.len();
+    RecordBatch::try_new(
+        train_log::schema(),
+        vec![
+            Arc::new(StringArray::from(vec![configuration; n])),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.step as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.epoch as i64),
+            )),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.loss))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.lr))),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.grad_norm),
+            )),
+        ],
+    )
+    .map_err(|e| Error::Input {
+        what: "train_log batch".into(),
+        reason: e.to_string(),
+    })
+}
+
+impl Step for TrainStep {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn params(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.settings).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "base_stamp".into(),
+                self.base_stamp.clone().unwrap_or(serde_json::Value::Null),
+            );
+            if self.settings.base.is_some() {
+                // The demo settings do not apply to a given base.
+                obj.remove("demo");
+            }
+            // The vocabulary's location is not part of the result.
+            obj.remove("vocab");
+        }
+        v
+    }
+
+    fn inputs(&self) -> Vec<&'static str> {
+        let mut t = vec![pairs::NAME, pairs_curated::NAME, splits::NAME];
+        if self.needs_subjects() {
+            t.push(subjects::NAME);
+        }
+        t
+    }
+
+    fn outputs(&self) -> Vec<&'static TableDef> {
+        vec![&tables::train_log::DEF]
+    }
+
+    fn plan(&self, _ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
+        // Checked here rather than in `new`, so `anchor status` works without the models.
+        let settings = &self.settings;
+        if !settings.vocab.is_file() {
+            return Err(Box::new(Error::Config {
+                what: "vocab",
+                reason: format!(
+                    "{} not found (open_clip's bpe_simple_vocab_16e6.txt.gz; `make models` fetches it)",
+                    settings.vocab.display()
+                ),
+            }));
+        }
+        Ok(self.parts().len())
+    }
+
+    fn run_part(
+        &self,
+        part: usize,
+        ctx: &StepCtx,
+        sink: &mut PartSink,
+    ) -> std::result::Result<PartStats, BoxError> {
+        let which = *self.parts().get(part).ok_or_else(|| Error::Config {
+            what: "part",
+            reason: format!("part {part} of {}", self.parts().len()),
+        })?;
+        let trainer = self.trainer(ctx);
+        let mut stats = PartStats::default();
+        let data = self.prepared(ctx, &trainer, &mut stats)?;
+        stats.rows_in = data.examples.len() as u64;
+        let progress = ctx.progress().clone();
+        let mut on_step = |name: &str, r: &LogRow| {
+            progress.set_message(format!("{name} step {} loss {:.4}", r.step, r.loss));
+        };
+        let record: StageRecord = match which {
+            Part::Vae => trainer.ensure_vae(&data, &mut on_step)?,
+            Part::Unet => trainer.ensure_base(&data, &mut on_step)?,
+            Part::Lora(c) => trainer.finetune(c, &data, &mut on_step, None)?,
+        };
+        if let Part::Lora(Configuration::Safe) = which {
+            let (_, with) = trainer.prompts(
+                &data.examples,
+                anchor_safe::SpecialTokens::sd15(),
+                Some(self.settings.weighting),
+            )?;
+            stats.count("captions_with_subjects", with);
+        }
+        sink.write(train_log::NAME, &log_batch(which.name(), &record.log)?)?;
+        stats.rows_out = record.log.len() as u64;
+        stats.count("steps", record.log.len() as u64);
+        stats.count("steps_run", record.steps_run);
+        if record.steps_run > 0 {
+            stats.time(&format!("{}_train_s", which.name()), record.seconds);
+        }
+        if let Ok(mut t) = self.timings.lock() {
+            t.push((which.name().to_owned(), record.seconds, record.steps_run));
+        }
+        Ok(stats)
+    }
+}

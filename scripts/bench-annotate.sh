@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Speed of `anchor annotate`'s gguf backend (candle) against llama.cpp (llama-cpp-python) on
+# the same GGUF file, the same prompt texts and the same machine. Measured, not asserted.
+#
+#   ANCHOR_BIN=target/release/anchor ANCHOR_PYTHON=.venv/bin/python scripts/bench-annotate.sh [N]
+#
+# Ours: `anchor annotate --bench N` runs SmolLM2 (requantised to Q8_0 at load) with constrained
+# decoding over the first N labelled captions and prints, per caption, the exact prefix and
+# suffix texts and its token counts and timings. llama.cpp then replays the same texts: the
+# shared prefix evaluated once, each caption's suffix evaluated after truncating the KV cache
+# back to the prefix, then as many greedy single-token decode steps as our answer had tokens
+# (sampled + grammar-forced; llama.cpp runs unconstrained, so it does one forward pass per
+# answer token where ours feeds forced runs in one batched pass).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-${BENCH_CAPTIONS:-24}}"
+ANCHOR_BIN="${ANCHOR_BIN:-target/release/anchor}"
+PY="${ANCHOR_PYTHON:-.venv/bin/python}"
+MODEL=data/models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+if [ ! -f "$MODEL" ]; then
+    PYTHON="$PY" ./scripts/fetch-models.sh smollm2
+fi
+if ! "$PY" -c 'import llama_cpp' 2>/dev/null; then
+    echo "bench-annotate: installing llama-cpp-python (compiles llama.cpp; limit 20 min)" >&2
+    pin=$(grep -o 'llama-cpp-python==[0-9.]*' requirements/annotate.txt)
+    timeout 1200 "$PY" -m pip install --quiet "$pin" >&2 ||
+        echo "bench-annotate: llama-cpp-python could not be installed here" >&2
+fi
+
+ours=$(mktemp)
+trap 'rm -f "$ours"' EXIT
+echo "bench-annotate: anchor gguf backend on $N captions ($(nproc) cores)" >&2
+"$ANCHOR_BIN" --quiet annotate --model "$MODEL" --bench "$N" >"$ours"
+
+"$PY" - "$ours" <<'PY'
+import json, os, sys, time
+
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+head, caps = lines[0], lines[1:]
+
+def rate(n, s):
+    return n / s if s > 0 else 0.0
+
+ours = {
+    "prefix prompt tok/s": rate(head["prefix_tokens"], head["prefix_s"]),
+    "caption prompt tok/s": rate(sum(c["prompt_tokens"] for c in caps), sum(c["prompt_s"] for c in caps)),
+    "generation tok/s": rate(sum(c["gen_tokens"] + c["forced_tokens"] for c in caps), sum(c["gen_s"] for c in caps)),
+    "captions/s": rate(len(caps), sum(c["prompt_s"] + c["gen_s"] for c in caps)),
+}
+valid = sum(c["valid"] for c in caps)
+sampled = sum(c["gen_tokens"] for c in caps)
+forced = sum(c["forced_tokens"] for c in caps)
+print(f"model {head['model']} (ours requantised to {head['requant']} at load in {head['load_s']:.2f}s)")
+print(f"{len(caps)} captions, {valid} valid answers; prefix {head['prefix_tokens']} tokens; "
+      f"answers {sampled} sampled + {forced} grammar-forced tokens")
+
+theirs = None
+try:
+    import numpy as np
+    from llama_cpp import Llama
+except Exception as e:  # not installable here: say so, print ours alone
+    print(f"llama-cpp-python unavailable ({type(e).__name__}: {e}); "
+          "pip compiles llama.cpp from source; see requirements/annotate.txt")
+else:
+    llm = Llama(model_path=head["model"], n_ctx=2048, n_batch=512,
+                n_threads=os.cpu_count(), verbose=False)
+    tok = lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    prefix = tok(head["prefix"])
+    llm.reset()
+    t = time.perf_counter()
+    llm.eval(prefix)
+    prefix_s = time.perf_counter() - t
+    p_tok = p_s = g_tok = g_s = 0.0
+    for c in caps:
+        llm.n_tokens = len(prefix)  # truncate the KV cache back to the shared prefix
+        suffix = tok(c["suffix"])
+        t = time.perf_counter()
+        llm.eval(suffix)
+        p_s += time.perf_counter() - t
+        p_tok += len(suffix)
+        steps = c["gen_tokens"] + c["forced_tokens"]
+        t = time.perf_counter()
+        for _ in range(steps):
+            nxt = int(np.argmax(np.asarray(llm.scores)[llm.n_tokens - 1]))
+            llm.eval([nxt])
+        g_s += time.perf_counter() - t
+        g_tok += steps
+    theirs = {
+        "prefix prompt tok/s": rate(len(prefix), prefix_s),
+        "caption prompt tok/s": rate(p_tok, p_s),
+        "generation tok/s": rate(g_tok, g_s),
+        "captions/s": rate(len(caps), p_s + g_s),
+    }
+    import llama_cpp
+    print(f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, the same GGUF as shipped")
+
+print()
+print(f"| {'metric':<22} | {'anchor (candle)':>15} | {'llama.cpp':>10} | {'ratio':>6} |")
+print(f"|{'-' * 24}|{'-' * 17}:|{'-' * 11}:|{'-' * 7}:|")
+for k, v in ours.items():
+    if theirs:
+        r = v / theirs[k] if theirs[k] > 0 else 0.0
+        print(f"| {k:<22} | {v:>15.1f} | {theirs[k]:>10.1f} | {r:>5.2f}x |")
+    else:
+        print(f"| {k:<22} | {v:>15.1f} | {'n/a':>10} | {'n/a':>6} |")
+PY

@@ -1,0 +1,123 @@
+//! `anchor eval` end to end: input tables written by a fixture step, the real
+//! FID Inception weights, the tables, grids and notes, "up to date", and the
+//! refusal of weights this build cannot load.
+
+#[path = "../../pipeline/eval/tests/fixtures/mod.rs"]
+mod fixtures;
+
+use crate::util::{Run, TestDir};
+
+fn eval(dir: &TestDir, model: &std::path::Path) -> std::process::Command {
+    let mut cmd = dir.anchor();
+    cmd.args(["eval", "--kid-subsets", "5", "--inception"])
+        .arg(model);
+    cmd
+}
+
+#[test]
+fn eval_writes_metrics_tables_and_grids_then_is_up_to_date() {
+    let Some(model) = fixtures::inception() else {
+        return;
+    };
+    let dir = TestDir::new();
+    let out = dir.path().join("data/out");
+    if fixtures::standard(&out).is_none() {
+        return;
+    }
+    let run = Run::of(&mut eval(&dir, &model)).success();
+    let stdout = run.stdout();
+    assert!(stdout.contains("eval: done, 2 parts computed"), "{stdout}");
+    assert!(
+        stdout.contains("note: FID_CLIP, CLIP score and the subject metrics are absent"),
+        "{stdout}"
+    );
+
+    let md = std::fs::read_to_string(out.join("eval/tables.md")).unwrap();
+    assert!(
+        md.contains("| configuration | FID | FID Entity | FID Non-Entity | KID |"),
+        "{md}"
+    );
+    let base = md.find("| `base` |").expect("base row");
+    let safe = md.find("| `safe` |").expect("safe row");
+    assert!(base < safe, "{md}");
+    assert!(md.contains("FID_CLIP, CLIP score and the subject metrics are absent"));
+    assert!(
+        md.contains("Real reference (test split): 8 images (all)"),
+        "{md}"
+    );
+
+    let csv = std::fs::read_to_string(out.join("eval/tables.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("configuration,fid,fid_entity,fid_non_entity,kid,kid_std")
+    );
+    let base_fid: f64 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("base,"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        base_fid.abs() < 1e-3,
+        "FID of the real set against itself: {base_fid}"
+    );
+
+    let grid = out.join("eval/grids/grid-000.png");
+    let decoded = image_size(&grid);
+    // Two configuration columns of 160 px cells with 4 px margins.
+    assert_eq!(decoded.0, 4 + 2 * (160 + 4), "{decoded:?}");
+
+    // ANCHOR_E2E_KEEP=DIR keeps this run's outputs for a look (tables, grids).
+    if let Some(keep) = std::env::var_os("ANCHOR_E2E_KEEP") {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&out)
+            .arg(&keep)
+            .status();
+        assert!(status.is_ok_and(|s| s.success()));
+    }
+
+    let again = Run::of(&mut eval(&dir, &model)).success();
+    assert!(
+        again.stdout().contains("eval: up to date"),
+        "{}",
+        again.stdout()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("eval/tables.md")).unwrap(),
+        md
+    );
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn image_size(path: &std::path::Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[1..4], b"PNG");
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn weights_this_build_cannot_load_are_refused_before_any_work() {
+    let dir = TestDir::new();
+    let missing = Run::of(dir.anchor().args(["eval", "--image-reward", "nope.pt"]));
+    assert_eq!(missing.code(), Some(2), "{}", missing.stderr());
+    assert!(
+        missing
+            .stderr()
+            .contains("--image-reward nope.pt: no such file"),
+        "{}",
+        missing.stderr()
+    );
+    let file = dir.write("clip.safetensors", "not really");
+    let clip = Run::of(dir.anchor().arg("eval").arg("--clip").arg(&file));
+    assert_eq!(clip.code(), Some(2), "{}", clip.stderr());
+    assert!(
+        clip.stderr().contains("cannot load these weights"),
+        "{}",
+        clip.stderr()
+    );
+}

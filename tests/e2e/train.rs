@@ -1,0 +1,181 @@
+//! `anchor train` on synthetic input tables (the demo base, then `lora` and `safe`): a
+//! real `kill -9` mid-training and resume equals an uninterrupted run (train_log and LoRA
+//! bytes), a second run is up to date, and `--plot` writes the loss curves.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{Run, TestDir};
+
+/// Tiny but complete: 16 px images (4x4 latents), a few steps of every stage.
+const SMALL: &[&str] = &[
+    "--set",
+    "train.resolution=16",
+    "--set",
+    "train.steps=12",
+    "--set",
+    "train.batch_size=2",
+    "--set",
+    "train.warmup=2",
+    "--set",
+    "train.checkpoint_every=3",
+    "--set",
+    "train.demo_vae_steps=6",
+    "--set",
+    "train.demo_unet_steps=6",
+    "--set",
+    "train.demo_batch_size=2",
+];
+
+fn models_flag(dir: &TestDir) -> Vec<String> {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models");
+    let _ = dir;
+    vec!["--set".into(), format!("paths.models={}", models.display())]
+}
+
+fn vocab_present() -> bool {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/models/open-clip/bpe_simple_vocab_16e6.txt.gz")
+        .is_file()
+}
+
+fn outputs(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(out.join("train_log")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") {
+            files.push((
+                format!("train_log/{name}"),
+                std::fs::read(entry.path()).unwrap(),
+            ));
+        }
+    }
+    for c in ["lora", "safe"] {
+        let p = out.join(format!(
+            "train/models/lora/{c}/pytorch_lora_weights.safetensors"
+        ));
+        files.push((c.to_string(), std::fs::read(&p).unwrap()));
+    }
+    files.sort();
+    files
+}
+
+fn has_checkpoint(out: &Path, stage: &str) -> bool {
+    std::fs::read_dir(out.join(format!("train/work/{stage}/checkpoints")))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with("step-"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn train_resumes_exactly_after_kill_9() {
+    if !vocab_present() {
+        eprintln!(
+            "skipping: data/models/open-clip/bpe_simple_vocab_16e6.txt.gz is missing (make models)"
+        );
+        return;
+    }
+    let dir = TestDir::new();
+    for out in ["reference", "killed"] {
+        anchor_train::fixture::write_tables(&dir.path().join(out), 30, 7).unwrap();
+    }
+    let models = models_flag(&dir);
+    let reference = Run::of(dir.anchor().args(SMALL).args(&models).args([
+        "--out",
+        "reference",
+        "train",
+        "--plot",
+    ]))
+    .success();
+    let text = reference.stdout();
+    assert!(text.contains("train: done"), "{text}");
+    assert!(text.contains("reconstruction MSE"), "{text}");
+    let root = dir.path().join("reference/train");
+    assert!(root.join("loss.png").is_file());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("models/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["resolution"], 16);
+    assert!(
+        manifest["loras"]["lora"]["sha256"].is_string(),
+        "{manifest}"
+    );
+    assert!(
+        manifest["loras"]["safe"]["sha256"].is_string(),
+        "{manifest}"
+    );
+    for f in [
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+        "tokenizer/vocab.json",
+        "scheduler/scheduler_config.json",
+    ] {
+        assert!(root.join("models/base").join(f).is_file(), "{f} missing");
+    }
+
+    let again =
+        Run::of(
+            dir.anchor()
+                .args(SMALL)
+                .args(&models)
+                .args(["--out", "reference", "train"]),
+        )
+        .success();
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+
+    // Kill -9 as soon as the `safe` (or `lora`) LoRA has a checkpoint, then resume.
+    let killed = dir.path().join("killed");
+    let mut child = dir
+        .anchor()
+        .args(SMALL)
+        .args(&models)
+        .args(["--quiet", "--out", "killed", "train"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut killed_mid_training = false;
+    while started.elapsed() < Duration::from_secs(600) {
+        if has_checkpoint(&killed, "lora") || has_checkpoint(&killed, "safe") {
+            child.kill().unwrap();
+            killed_mid_training = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.wait();
+    assert!(
+        killed_mid_training,
+        "the run finished before a LoRA checkpoint was seen; nothing was interrupted"
+    );
+    let resumed = Run::of(
+        dir.anchor()
+            .args(SMALL)
+            .args(&models)
+            .args(["--out", "killed", "train"]),
+    )
+    .success();
+    assert!(
+        resumed.stdout().contains("train: done"),
+        "{}",
+        resumed.stdout()
+    );
+    assert_eq!(outputs(&dir.path().join("reference")), outputs(&killed));
+}
+
+#[test]
+fn train_rejects_unknown_configurations() {
+    let dir = TestDir::new();
+    let run = Run::of(dir.anchor().args(["train", "--configurations", "prefix"]));
+    assert_ne!(run.code(), Some(0));
+    assert!(run.stderr().contains("does not train"), "{}", run.stderr());
+}
