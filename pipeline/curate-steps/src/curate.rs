@@ -54,23 +54,22 @@ pub struct CurateParams {
 }
 
 impl CurateParams {
-    /// Defaults with the vocabulary at `clip_vocab` (hashed now, so a changed file reruns).
-    pub fn new(clip_vocab: PathBuf) -> Result<Self, Error> {
-        let bytes = std::fs::read(&clip_vocab).map_err(|source| {
-            Error::Config(format!(
-                "CLIP vocabulary {}: {source}; fetch it with `scripts/fetch-models.sh clip-vocab` \
-                 (or `make dataset`)",
-                clip_vocab.display()
-            ))
-        })?;
-        Ok(CurateParams {
+    /// Defaults with the vocabulary at `clip_vocab`, hashed now so that a changed file reruns.
+    /// A missing file is not an error here (`anchor status` must work without model files);
+    /// the step's `plan` reports it with the command that fetches it.
+    pub fn new(clip_vocab: PathBuf) -> Self {
+        let clip_vocab_sha256 = match std::fs::read(&clip_vocab) {
+            Ok(bytes) => anchor_curate::hash::sha256_hex(&bytes),
+            Err(_) => "missing".to_owned(),
+        };
+        CurateParams {
             quality: QualityThresholds::default(),
             max_nsfw: f64::from(anchor_curate::nsfw::DEFAULT_THRESHOLD),
             caption: CaptionRules::default(),
             near_duplicate_radius: dedup::DEFAULT_RADIUS,
-            clip_vocab_sha256: anchor_curate::hash::sha256_hex(&bytes),
+            clip_vocab_sha256,
             clip_vocab,
-        })
+        }
     }
 }
 
@@ -145,6 +144,14 @@ impl Step for CurateStep {
         vec![&pairs_curated::DEF]
     }
     fn plan(&self, _ctx: &StepCtx) -> Result<usize, BoxError> {
+        if let Err(source) = std::fs::metadata(&self.params.clip_vocab) {
+            return Err(Error::Config(format!(
+                "CLIP vocabulary {}: {source}; fetch it with `scripts/fetch-models.sh clip-vocab` \
+                 (or `make dataset`)",
+                self.params.clip_vocab.display()
+            ))
+            .into());
+        }
         Ok(1)
     }
 

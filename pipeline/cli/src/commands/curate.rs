@@ -128,7 +128,7 @@ pub fn build_curate(app: &App, cfg: &CurateConfig) -> anyhow::Result<CurateStep>
         &cfg.clip_vocab,
         "open-clip/bpe_simple_vocab_16e6.txt.gz",
     );
-    let mut params = CurateParams::new(vocab)?;
+    let mut params = CurateParams::new(vocab);
     params.quality = QualityThresholds {
         min_shortest_side: cfg.min_shortest_side,
         max_aspect_ratio: cfg.max_aspect_ratio,
