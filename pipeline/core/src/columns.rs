@@ -24,9 +24,9 @@ use crate::error::{Error, Result};
 
 /// The columns of one batch of table `table`.
 #[derive(Debug, Clone, Copy)]
-pub struct Columns<'a> {
+pub struct Columns<'a, 't> {
     batch: &'a RecordBatch,
-    table: &'a str,
+    table: &'t str,
 }
 
 macro_rules! typed {
@@ -41,9 +41,9 @@ macro_rules! typed {
     };
 }
 
-impl<'a> Columns<'a> {
+impl<'a, 't> Columns<'a, 't> {
     /// Wraps `batch`, read from `table` (the name goes into error messages).
-    pub fn new(batch: &'a RecordBatch, table: &'a str) -> Self {
+    pub fn new(batch: &'a RecordBatch, table: &'t str) -> Self {
         Columns { batch, table }
     }
 
