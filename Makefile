@@ -34,8 +34,8 @@ build:
 # The Python environment for interop/parity tests, benchmarks and notebooks.
 $(VENV)/.stamp: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet $(foreach r,$(REQUIREMENTS),-r $(r))
+	$(VENV)/bin/pip install --quiet --no-cache-dir --upgrade pip
+	$(VENV)/bin/pip install --quiet --no-cache-dir $(foreach r,$(REQUIREMENTS),-r $(r))
 	touch $@
 
 python: $(VENV)/.stamp
@@ -84,7 +84,7 @@ bench: build python
 
 notebooks: python
 	@if ! $(VPY) -c "import nbclient, ipykernel, matplotlib" >/dev/null 2>&1; then \
-		$(VENV)/bin/pip install --quiet -r requirements/notebooks.txt; fi
+		$(VENV)/bin/pip install --quiet --no-cache-dir -r requirements/notebooks.txt; fi
 	$(VPY) notebooks/run.py
 
 # Property-based fuzzing of the HTML adapters (a few minutes).
