@@ -47,21 +47,21 @@ models:
 # --- pipeline -----------------------------------------------------------------
 
 dataset: build
-	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab
+	./scripts/fetch-models.sh 'photo-*' nsfw onnxruntime clip-vocab
 	$(RUN) run dataset
 
 annotate: build
-	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab smollm2
+	./scripts/fetch-models.sh 'photo-*' nsfw onnxruntime clip-vocab smollm2
 	$(RUN) run annotate
 
 # BASE=/path/to/stable-diffusion-v1-5 (a diffusers folder) trains on real Stable Diffusion;
 # without it the embedded demo base (a small VAE + UNet trained here) stands in.
 train: build
-	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab smollm2
+	./scripts/fetch-models.sh 'photo-*' nsfw onnxruntime clip-vocab smollm2
 	$(RUN) $(if $(BASE),--set train.base=$(BASE)) run train
 
 eval: build
-	./scripts/fetch-models.sh 'photo-*' nsfw clip-vocab smollm2 fid-inception
+	./scripts/fetch-models.sh 'photo-*' nsfw onnxruntime clip-vocab smollm2 fid-inception
 	$(RUN) $(if $(BASE),--set train.base=$(BASE)) run eval
 
 # --- quality ------------------------------------------------------------------

@@ -24,7 +24,11 @@ ANCHOR = os.environ.get("ANCHOR_BIN", str(ROOT / "target" / "debug" / "anchor"))
 def out(tmp_path_factory):
     if not pathlib.Path(ANCHOR).is_file():
         pytest.skip(f"no anchor binary at {ANCHOR}; build it (cargo build -p anchor-cli)")
-    for model in ["open-nsfw.onnx", "open-clip/bpe_simple_vocab_16e6.txt.gz"]:
+    for model in [
+        "open-nsfw.onnx",
+        "onnxruntime/libonnxruntime.so.1.32.0",
+        "open-clip/bpe_simple_vocab_16e6.txt.gz",
+    ]:
         if not (ROOT / "data" / "models" / model).exists():
             pytest.skip(f"data/models/{model} missing; run scripts/fetch-models.sh")
     out = tmp_path_factory.mktemp("anchor-out")

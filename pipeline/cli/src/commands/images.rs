@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anchor_curate::decode::{self, DecodeLimits};
-use anchor_curate::nsfw::NsfwModel;
+use anchor_curate::nsfw;
+use anchor_curate::nsfw_runtime::NsfwScorer;
 use anchor_curate::{hash, quality};
 use anyhow::Context;
 
@@ -24,6 +25,9 @@ pub struct ScoreArgs {
     /// open_nsfw ONNX file [default: <paths.models>/open-nsfw.onnx].
     #[arg(long)]
     pub nsfw_model: Option<PathBuf>,
+    /// Runtime of the NSFW model [default: `[curate] nsfw_runtime`, i.e. ort].
+    #[arg(long, value_parser = ["ort", "tract"])]
+    pub nsfw_runtime: Option<String>,
     /// Image files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -68,13 +72,17 @@ pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
         .nsfw_model
         .clone()
         .unwrap_or_else(|| app.paths.models.join("open-nsfw.onnx"));
-    let model = NsfwModel::load(&model_path)?;
+    let mut cfg = super::curate::config(app, None)?;
+    if let Some(runtime) = &args.nsfw_runtime {
+        cfg.nsfw_runtime.clone_from(runtime);
+    }
+    let model = NsfwScorer::load(&model_path, &super::curate::nsfw_runtime(app, &cfg)?, true)?;
     let mut failed = 0;
     for file in &args.files {
         let line = load(file).and_then(|(bytes, img)| {
             let h = hash::hashes(&img);
             let m = quality::measure(&img, bytes.len() as u64);
-            let nsfw = model.score(&img)?;
+            let (_, nsfw) = model.run(&nsfw::preprocess(&img, true)?)?;
             Ok(serde_json::json!({
                 "file": file.display().to_string(),
                 "nsfw": nsfw,
