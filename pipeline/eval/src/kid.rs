@@ -4,7 +4,7 @@
 
 use crate::features::Features;
 use crate::{Error, Result};
-use rayon::prelude::*;
+use faer::Mat;
 
 /// torchmetrics' default number of subsets (clean-fid also uses 100).
 pub const DEFAULT_SUBSETS: usize = 100;
@@ -69,10 +69,8 @@ pub fn kid_with_subsets(
             return Err(Error::Shape(format!("subset {k}: row {i} is out of range")));
         }
     }
-    let values: Vec<f64> = subsets
-        .par_iter()
-        .map(|(ia, ib)| mmd2(a, ia, b, ib))
-        .collect();
+    // Subsets run one after another: each Gram product already uses every core.
+    let values: Vec<f64> = subsets.iter().map(|(ia, ib)| mmd2(a, ia, b, ib)).collect();
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let std = if values.len() > 1 {
@@ -84,32 +82,36 @@ pub fn kid_with_subsets(
 }
 
 /// Unbiased MMD² of one subset pair.
+///
+/// The three kernel matrices come from Gram products (`X·Xᵀ`) in f64, which faer blocks
+/// and parallelises: at 1000 rows of 2048-d that is 6 GFLOP per subset, which a scalar
+/// dot-product loop took minutes for over 100 subsets.
 fn mmd2(a: &Features, ia: &[usize], b: &Features, ib: &[usize]) -> f64 {
-    let d = a.dim() as f64;
-    let k = |x: &[f32], y: &[f32]| {
-        let dot: f64 = x
-            .iter()
-            .zip(y)
-            .map(|(&p, &q)| f64::from(p) * f64::from(q))
-            .sum();
-        (dot / d + 1.0).powi(3)
+    let d = a.dim();
+    let gather = |f: &Features, idx: &[usize]| {
+        Mat::<f64>::from_fn(idx.len(), d, |r, c| f64::from(f.row(idx[r])[c]))
     };
-    let off_diagonal = |f: &Features, idx: &[usize]| {
+    let (xa, xb) = (gather(a, ia), gather(b, ib));
+    let kernel = |dot: f64| (dot / d as f64 + 1.0).powi(3);
+    let off_diagonal_sum = |x: &Mat<f64>| {
+        let gram = x * x.transpose();
         let mut s = 0.0;
-        for (p, &i) in idx.iter().enumerate() {
-            for &j in &idx[p + 1..] {
-                s += k(f.row(i), f.row(j));
+        for j in 0..gram.ncols() {
+            for i in 0..j {
+                s += kernel(gram[(i, j)]);
             }
         }
         2.0 * s
     };
+    let cross = &xa * xb.transpose();
+    let mut cross_sum = 0.0;
+    for j in 0..cross.ncols() {
+        for i in 0..cross.nrows() {
+            cross_sum += kernel(cross[(i, j)]);
+        }
+    }
     let m = ia.len() as f64;
-    let cross: f64 = ia
-        .iter()
-        .flat_map(|&i| ib.iter().map(move |&j| (i, j)))
-        .map(|(i, j)| k(a.row(i), b.row(j)))
-        .sum();
-    (off_diagonal(a, ia) + off_diagonal(b, ib)) / (m * (m - 1.0)) - 2.0 * cross / (m * m)
+    (off_diagonal_sum(&xa) + off_diagonal_sum(&xb)) / (m * (m - 1.0)) - 2.0 * cross_sum / (m * m)
 }
 
 /// A tiny deterministic generator; KID only needs reproducible subsets.
@@ -161,6 +163,71 @@ mod tests {
         let b = Features::from_rows(&shifted).unwrap();
         let far = kid(&a, &b, 5, 30, 3).unwrap();
         assert!(far.mean > 1.0, "{far:?}");
+    }
+
+    /// The definition, term by term: what the Gram-product form must equal.
+    fn mmd2_by_definition(a: &Features, ia: &[usize], b: &Features, ib: &[usize]) -> f64 {
+        let d = a.dim() as f64;
+        let k = |x: &[f32], y: &[f32]| {
+            let dot: f64 = x
+                .iter()
+                .zip(y)
+                .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                .sum();
+            (dot / d + 1.0).powi(3)
+        };
+        let m = ia.len() as f64;
+        let mut xx = 0.0;
+        let mut yy = 0.0;
+        let mut xy = 0.0;
+        for &i in ia {
+            for &j in ia {
+                if i != j {
+                    xx += k(a.row(i), a.row(j));
+                }
+            }
+        }
+        for &i in ib {
+            for &j in ib {
+                if i != j {
+                    yy += k(b.row(i), b.row(j));
+                }
+            }
+        }
+        for &i in ia {
+            for &j in ib {
+                xy += k(a.row(i), b.row(j));
+            }
+        }
+        (xx + yy) / (m * (m - 1.0)) - 2.0 * xy / (m * m)
+    }
+
+    #[test]
+    fn gram_form_equals_the_definition() {
+        let mut rng = SplitMix64(5);
+        let mut rows = |n: usize, shift: f32| -> Vec<Vec<f32>> {
+            (0..n)
+                .map(|_| {
+                    (0..33)
+                        .map(|_| (rng.next() % 1000) as f32 / 500.0 + shift)
+                        .collect()
+                })
+                .collect()
+        };
+        let a = Features::from_rows(&rows(40, 0.0)).unwrap();
+        let b = Features::from_rows(&rows(50, 0.3)).unwrap();
+        let ia: Vec<usize> = (0..40).step_by(2).collect();
+        let ib: Vec<usize> = (5..45).step_by(2).collect();
+        let fast = mmd2(&a, &ia, &b, &ib);
+        let slow = mmd2_by_definition(&a, &ia, &b, &ib);
+        assert!(
+            (fast - slow).abs() <= 1e-9 * slow.abs().max(1.0),
+            "{fast} vs {slow}"
+        );
+        assert!(
+            slow.abs() > 1e-3,
+            "the sets differ, so MMD² is not ~0: {slow}"
+        );
     }
 
     #[test]
