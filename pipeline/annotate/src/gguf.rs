@@ -174,10 +174,13 @@ impl GgufBackend {
         let content = gguf_file::Content::read(&mut file).map_err(gguf_err)?;
 
         let arch = md_str(&content, "general.architecture").unwrap_or("");
-        if arch != "llama" {
+        if !crate::llama::SUPPORTED_ARCHITECTURES.contains(&arch) {
             return Err(Error::Gguf {
                 path: path.to_path_buf(),
-                detail: format!("architecture {arch:?} is not supported (supported: llama)"),
+                detail: format!(
+                    "architecture {arch:?} is not supported (supported: {})",
+                    crate::llama::SUPPORTED_ARCHITECTURES.join(", ")
+                ),
             });
         }
         let model_kind = md_str(&content, "tokenizer.ggml.model").unwrap_or("");
@@ -452,6 +455,12 @@ pub(crate) mod tests {
     /// Writes a tiny random llama GGUF with a byte-level BPE vocabulary (256 byte tokens,
     /// ChatML specials and a few merges) and a ChatML template.
     pub(crate) fn write_tiny_gguf(path: &Path, seed: u64) {
+        write_tiny_gguf_arch(path, seed, "llama");
+    }
+
+    /// [`write_tiny_gguf`] for architecture `arch` (`llama` or `qwen2`: qwen2 adds q/k/v
+    /// biases and a context length, as candle's `quantized_qwen2` requires).
+    pub(crate) fn write_tiny_gguf_arch(path: &Path, seed: u64, arch: &str) {
         let (hidden, ff, heads, kv_heads, layers) = (64usize, 128usize, 2u32, 1u32, 2u32);
         let head_dim = hidden / heads as usize;
         let table = gpt2_unicode_to_byte();
@@ -484,14 +493,7 @@ pub(crate) mod tests {
         let vocab = tokens.len();
         let s = |x: &str| Value::String(x.to_string());
         let md: Vec<(&str, Value)> = vec![
-            ("general.architecture", s("llama")),
-            ("llama.attention.head_count", Value::U32(heads)),
-            ("llama.attention.head_count_kv", Value::U32(kv_heads)),
-            ("llama.block_count", Value::U32(layers)),
-            ("llama.embedding_length", Value::U32(hidden as u32)),
-            ("llama.rope.dimension_count", Value::U32(head_dim as u32)),
-            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
-            ("llama.rope.freq_base", Value::F32(10000.0)),
+            ("general.architecture", s(arch)),
             ("tokenizer.ggml.model", s("gpt2")),
             ("tokenizer.ggml.pre", s("smollm")),
             (
@@ -512,6 +514,19 @@ pub(crate) mod tests {
                 ),
             ),
         ];
+        let keyed = |k: &str| format!("{arch}.{k}");
+        let hyper: Vec<(String, Value)> = vec![
+            (keyed("attention.head_count"), Value::U32(heads)),
+            (keyed("attention.head_count_kv"), Value::U32(kv_heads)),
+            (keyed("block_count"), Value::U32(layers)),
+            (keyed("embedding_length"), Value::U32(hidden as u32)),
+            (keyed("rope.dimension_count"), Value::U32(head_dim as u32)),
+            (keyed("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+            (keyed("rope.freq_base"), Value::F32(10000.0)),
+            (keyed("context_length"), Value::U32(512)),
+        ];
+        let mut md: Vec<(&str, Value)> = md;
+        md.extend(hyper.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let mut seed = seed;
         let mut tensors: Vec<(String, QTensor)> = Vec::new();
         let mut add =
@@ -577,6 +592,17 @@ pub(crate) mod tests {
                 0.2,
                 &mut seed,
             );
+            if arch == "qwen2" {
+                for (name, rows) in [("attn_q", hidden), ("attn_k", kv), ("attn_v", kv)] {
+                    add(
+                        format!("{p}.{name}.bias"),
+                        &[rows],
+                        GgmlDType::F32,
+                        0.5,
+                        &mut seed,
+                    );
+                }
+            }
             add(
                 format!("{p}.attn_output.weight"),
                 &[hidden, hidden],
@@ -666,6 +692,25 @@ pub(crate) mod tests {
                 assert_eq!(b.annotate(c).unwrap().raw, a.raw);
             }
         }
+    }
+
+    #[test]
+    fn a_qwen2_file_annotates_through_the_whole_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny-qwen2.gguf");
+        write_tiny_gguf_arch(&path, 5, "qwen2");
+        let mut b = GgufBackend::load(&path, GgufOptions::default()).unwrap();
+        for c in CAPTIONS {
+            let a = b.annotate(c).unwrap();
+            assert!(a.error.is_none(), "{c}: {:?} raw {}", a.error, a.raw);
+            for s in &a.subjects {
+                s.validate(c).unwrap();
+            }
+        }
+        let phi3 = dir.path().join("tiny-phi3.gguf");
+        write_tiny_gguf_arch(&phi3, 5, "phi3");
+        let e = GgufBackend::load(&phi3, GgufOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("supported: llama, qwen2"), "{e}");
     }
 
     #[test]

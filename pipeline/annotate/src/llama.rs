@@ -13,11 +13,24 @@
 //!   folded into the row dimension and multiplied against the group's keys directly, instead
 //!   of materialising `n_head / n_kv_head` copies of the cache per token.
 //!
-//! A test checks logits against candle's own model on a random GGUF.
+//! Two GGUF architectures load: `llama` (SmolLM2, Llama 3) and `qwen2` (Qwen2/2.5: the same
+//! block with biases on the q/k/v projections and NeoX-style RoPE). Tests check logits
+//! against candle's own `quantized_llama` and `quantized_qwen2` on random GGUFs.
 
 use candle_core::quantized::{QMatMul, gguf_file};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
+
+/// The GGUF architectures [`Llama::from_gguf`] loads.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2"];
+
+/// Adds a projection's bias, when it has one.
+fn with_bias(x: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => x.broadcast_add(b),
+        None => Ok(x),
+    }
+}
 
 /// Positions the RoPE tables cover.
 pub const MAX_SEQ_LEN: usize = 4096;
@@ -26,6 +39,10 @@ struct Layer {
     wq: QMatMul,
     wk: QMatMul,
     wv: QMatMul,
+    /// q/k/v biases (qwen2 only).
+    bq: Option<Tensor>,
+    bk: Option<Tensor>,
+    bv: Option<Tensor>,
     wo: QMatMul,
     w1: QMatMul,
     w2: QMatMul,
@@ -76,24 +93,37 @@ impl KvCache {
 }
 
 impl Llama {
-    /// Loads a llama-architecture GGUF whose tensors are read from `reader`.
+    /// Loads a `llama` or `qwen2` GGUF whose tensors are read from `reader`.
     pub fn from_gguf<R: std::io::Read + std::io::Seek>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
+        let arch = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+            candle_core::bail!(
+                "architecture {arch:?} is not supported (supported: {})",
+                SUPPORTED_ARCHITECTURES.join(", ")
+            );
+        }
+        // Hyper-parameters live under the architecture's own prefix (`qwen2.block_count`).
         let md = |k: &str| {
+            let key = format!("{arch}.{k}");
             ct.metadata
-                .get(k)
-                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {k} in metadata")))
+                .get(&key)
+                .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {key} in metadata")))
         };
-        let n_head = md("llama.attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = md("llama.attention.head_count_kv")?.to_u32()? as usize;
-        let blocks = md("llama.block_count")?.to_u32()? as usize;
-        let hidden = md("llama.embedding_length")?.to_u32()? as usize;
-        let rope_dim = md("llama.rope.dimension_count")?.to_u32()? as usize;
-        let eps = md("llama.attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
-        let freq_base = md("llama.rope.freq_base")
+        let n_head = md("attention.head_count")?.to_u32()? as usize;
+        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
+        let blocks = md("block_count")?.to_u32()? as usize;
+        let hidden = md("embedding_length")?.to_u32()? as usize;
+        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
+        let freq_base = md("rope.freq_base")
             .and_then(|v| v.to_f32())
             .unwrap_or(10000.0);
         if n_kv_head == 0
@@ -103,17 +133,16 @@ impl Llama {
         {
             candle_core::bail!("bad head counts: {n_head} heads, {n_kv_head} kv heads");
         }
-        if ct.metadata.contains_key("llama.expert_count") {
-            candle_core::bail!("mixture-of-experts llama models are not supported");
+        // Qwen2 files usually omit the RoPE width: it is the whole head.
+        let rope_dim = match md("rope.dimension_count") {
+            Ok(v) => v.to_u32()? as usize,
+            Err(_) => hidden / n_head,
+        };
+        if ct.metadata.contains_key(&format!("{arch}.expert_count")) {
+            candle_core::bail!("mixture-of-experts models are not supported");
         }
-        // llama.cpp's mapping: the llama architecture uses interleaved (NORM) RoPE.
-        let arch = ct
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        let rope_neox = matches!(arch.as_str(), "qwen2" | "qwen3" | "phi3" | "stablelm");
+        // llama.cpp's mapping: llama uses interleaved (NORM) RoPE, qwen2 the NeoX layout.
+        let rope_neox = arch == "qwen2";
         let theta: Vec<f32> = (0..rope_dim)
             .step_by(2)
             .map(|i| 1f32 / freq_base.powf(i as f32 / rope_dim as f32))
@@ -134,6 +163,14 @@ impl Llama {
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
+            let mut bias = |n: &str| -> Result<Option<Tensor>> {
+                if !rope_neox {
+                    return Ok(None);
+                }
+                let b = ct.tensor(reader, &format!("blk.{i}.{n}.bias"), device)?;
+                Ok(Some(b.dequantize(device)?))
+            };
+            let (bq, bk, bv) = (bias("attn_q")?, bias("attn_k")?, bias("attn_v")?);
             let mut t = |n: &str| ct.tensor(reader, &format!("blk.{i}.{n}.weight"), device);
             let mut m = |n: &str| -> Result<QMatMul> { QMatMul::from_qtensor(t(n)?) };
             let (wq, wk, wv, wo) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
@@ -144,6 +181,9 @@ impl Llama {
                 wq,
                 wk,
                 wv,
+                bq,
+                bk,
+                bv,
                 wo,
                 w1,
                 w2,
@@ -247,19 +287,13 @@ impl Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let residual = x.clone();
             let h = layer.attn_norm.forward(&x)?;
-            let q = layer
-                .wq
-                .forward(&h)?
+            let q = with_bias(layer.wq.forward(&h)?, layer.bq.as_ref())?
                 .reshape((1, seq, self.n_head, hd))?
                 .transpose(1, 2)?;
-            let k = layer
-                .wk
-                .forward(&h)?
+            let k = with_bias(layer.wk.forward(&h)?, layer.bk.as_ref())?
                 .reshape((1, seq, self.n_kv_head, hd))?
                 .transpose(1, 2)?;
-            let v = layer
-                .wv
-                .forward(&h)?
+            let v = with_bias(layer.wv.forward(&h)?, layer.bv.as_ref())?
                 .reshape((1, seq, self.n_kv_head, hd))?
                 .transpose(1, 2)?
                 .contiguous()?;
@@ -375,6 +409,66 @@ mod tests {
         }
         assert_eq!(ours.vocab(), mine_vocab(&path));
         assert_eq!(ours.blocks(), 2);
+    }
+
+    #[test]
+    fn qwen2_matches_candle_quantized_qwen2() {
+        use candle_transformers::models::quantized_qwen2::ModelWeights as Qwen2;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny-qwen2.gguf");
+        crate::gguf::tests::write_tiny_gguf_arch(&path, 11, "qwen2");
+        let dev = Device::Cpu;
+        let mut f = File::open(&path).unwrap();
+        let ct = gguf_file::Content::read(&mut f).unwrap();
+        let ours = Llama::from_gguf(&ct, &mut f, &dev).unwrap();
+        let mut f2 = File::open(&path).unwrap();
+        let ct2 = gguf_file::Content::read(&mut f2).unwrap();
+        let mut theirs = Qwen2::from_gguf(ct2, &mut f2, &dev).unwrap();
+
+        let prompt: Vec<u32> = (3..30).collect();
+        let mut cache = ours.cache(8).unwrap();
+        let mine = ours.forward(&mut cache, &prompt).unwrap();
+        let t = Tensor::new(prompt.as_slice(), &dev)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let want = theirs.forward(&t, 0).unwrap().flatten_all().unwrap();
+        assert_eq!(mine.dims(), want.dims());
+        assert!(max_diff(&mine, &want) < 1e-3, "{}", max_diff(&mine, &want));
+        // One more token through the cache.
+        let mine = ours.forward(&mut cache, &[42]).unwrap();
+        let t = Tensor::new(&[42u32], &dev).unwrap().unsqueeze(0).unwrap();
+        let want = theirs
+            .forward(&t, prompt.len())
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        assert!(max_diff(&mine, &want) < 1e-3, "{}", max_diff(&mine, &want));
+        // The biases are real: dropping them changes the logits.
+        let mut no_bias = Llama::from_gguf(&ct, &mut File::open(&path).unwrap(), &dev).unwrap();
+        for layer in &mut no_bias.layers {
+            (layer.bq, layer.bk, layer.bv) = (None, None, None);
+        }
+        let mut cache = no_bias.cache(8).unwrap();
+        no_bias.forward(&mut cache, &prompt).unwrap();
+        let other = no_bias.forward(&mut cache, &[42]).unwrap();
+        assert!(max_diff(&other, &mine) > 1e-3);
+    }
+
+    #[test]
+    fn other_architectures_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny-phi3.gguf");
+        crate::gguf::tests::write_tiny_gguf_arch(&path, 3, "phi3");
+        let mut f = File::open(&path).unwrap();
+        let ct = gguf_file::Content::read(&mut f).unwrap();
+        let err = Llama::from_gguf(&ct, &mut f, &Device::Cpu)
+            .err()
+            .expect("phi3 must be refused");
+        assert!(
+            err.to_string().contains("\"phi3\" is not supported"),
+            "{err}"
+        );
     }
 
     fn mine_vocab(path: &std::path::Path) -> usize {
