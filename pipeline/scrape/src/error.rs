@@ -37,6 +37,27 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The outlets file (`--outlets`) is unreadable or invalid.
+    #[error("outlets file {path}: {detail}")]
+    Outlets {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Live discovery could not be planned or its list not persisted.
+    #[error("live discovery: {0}")]
+    Discovery(String),
+    /// A VisualNews or NYTimes800k collection file is malformed.
+    #[error("{path}, record {record}: {detail}")]
+    Collection {
+        /// The collection file.
+        path: PathBuf,
+        /// 1-based record (0: the file as a whole).
+        record: usize,
+        /// What is wrong.
+        detail: String,
+    },
     /// The demo server could not start.
     #[error("demo server: {0}")]
     Demo(String),

@@ -15,6 +15,9 @@
 //!   ground truth (`demo_truth`).
 //! - [`url_list`], [`warc`]: the `urls:PATH` and `warc:PATH` sources, and
 //!   `--record-warc` recording.
+//! - [`outlets`], [`sitemap`], [`discover`]: the `live` source — the outlets
+//!   file, sitemap/archive parsing, and discovery of the article list.
+//! - [`collection`]: the `visualnews:PATH` and `nytimes800k:PATH` ingests.
 //! - [`step`]: the `scrape` step on `anchor_core::step::Step`.
 //!
 //! Tables written: `articles`, `pairs` (both sorted by `id`), and
@@ -40,14 +43,18 @@
 #![warn(missing_docs)]
 
 pub mod address_policy;
+pub mod collection;
 pub mod demo;
+pub mod discover;
 pub mod error;
 pub mod fetch;
 pub mod image_check;
 pub mod local_server;
 pub mod outcome;
+pub mod outlets;
 pub mod robots;
 pub mod rows;
+pub mod sitemap;
 pub mod sniff;
 pub mod step;
 pub mod url_list;

@@ -6,6 +6,22 @@
 //! runner's resume after `kill -9` recomputes exactly the uncommitted parts:
 //! no URL of a committed part is fetched again.
 //!
+//! Sources: `demo`, `urls:PATH`, `warc:PATH`, `live` (the outlets of
+//! `data/outlets.toml`, see [`crate::discover`]), `visualnews:PATH` and
+//! `nytimes800k:PATH` (see [`crate::collection`]).
+//!
+//! `live` discovers its article list in `plan` (sitemaps and archive pages
+//! through the fetcher) and persists it, before any part runs, at
+//! `<out>/scrape/live/<fingerprint>.json` ([`crate::discover::discovery_path`];
+//! the fingerprint of the plain run, so `--retry-failed` reads the same
+//! list). A resumed run, a `--retry-failed` run and every `--shard` read
+//! that file instead of discovering again, so they plan the same parts and
+//! fetch only the articles of uncommitted ones; when shards start at once
+//! the first list written wins. Changing the outlets file, the dates, the
+//! quota or the fetch settings changes the fingerprint and so discovers
+//! afresh; delete the file to rediscover with unchanged settings (a live
+//! site's sitemaps move on).
+//!
 //! `retry_failed` (`anchor scrape --retry-failed`) is a run of its own
 //! fingerprint that starts each part from the part committed by the plain
 //! run of the same settings (found through the part's marker, its files
@@ -15,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anchor_core::ids::{article_id, pair_id, sha256_hex};
@@ -27,10 +43,12 @@ use anchor_core::{Outlet, PartStats};
 use serde::Serialize;
 use url::Url;
 
+use crate::collection::{Collection, CollectionArticle};
 use crate::demo::photos::PhotoLibrary;
 use crate::demo::server::{self, DemoServers};
 use crate::demo::site::{SitePlan, demo_host};
 use crate::demo::truth_table;
+use crate::discover::{self, LiveSpec};
 use crate::error::{Error, Result};
 use crate::fetch::{Expect, FetchConfig, Fetched, Fetcher, HostReport};
 use crate::outcome::ErrorClass;
@@ -63,6 +81,21 @@ pub enum SourceSpec {
     /// Replay of a recording made with `record_warc`.
     Warc {
         /// The `.warc.gz` file.
+        path: PathBuf,
+    },
+    /// The live outlets of an outlets file.
+    Live {
+        /// Outlets, dates and quota.
+        spec: LiveSpec,
+    },
+    /// A VisualNews `data.json`.
+    Visualnews {
+        /// The file; images are relative to its folder.
+        path: PathBuf,
+    },
+    /// A NYTimes800k `articles` export.
+    Nytimes800k {
+        /// The file; images are under `images_processed/` beside it.
         path: PathBuf,
     },
 }
@@ -137,6 +170,43 @@ impl ScrapeParams {
     }
 }
 
+impl ScrapeParams {
+    /// Live discovery and scraping of the outlets in `spec`, with the
+    /// default polite settings, the union of the outlets' `allowed_hosts`
+    /// and their per-host rates.
+    pub fn live(spec: LiveSpec) -> ScrapeParams {
+        let fetch = FetchConfig {
+            allowed_hosts: Some(spec.outlets.allowed_hosts()),
+            host_rates: spec.outlets.host_rates(),
+            ..FetchConfig::default()
+        };
+        ScrapeParams {
+            source: SourceSpec::Live { spec },
+            articles_per_part: 16,
+            images_per_part: 256,
+            fetch: Some(fetch),
+            record_warc: None,
+            retry_failed: false,
+        }
+    }
+
+    /// Ingest of a local collection (no fetch settings: nothing is fetched).
+    pub fn collection(kind: Collection, path: PathBuf) -> ScrapeParams {
+        let source = match kind {
+            Collection::VisualNews => SourceSpec::Visualnews { path },
+            Collection::NyTimes800k => SourceSpec::Nytimes800k { path },
+        };
+        ScrapeParams {
+            source,
+            articles_per_part: 64,
+            images_per_part: 256,
+            fetch: None,
+            record_warc: None,
+            retry_failed: false,
+        }
+    }
+}
+
 /// The demo's fetch settings: polite code paths all run, but with a request
 /// rate and timeouts sized so that a demo scrape takes seconds, not hours.
 pub fn demo_fetch_config() -> FetchConfig {
@@ -171,6 +241,11 @@ pub struct ScrapeStep {
     fetcher: Arc<Fetcher>,
     runtime: tokio::runtime::Runtime,
     demo: Option<(Arc<SitePlan>, Arc<PhotoLibrary>, DemoServers)>,
+    /// The live source's article list, discovered or loaded in `plan`.
+    live: OnceLock<Vec<Listed>>,
+    /// The collection's articles (`visualnews`, `nytimes800k`).
+    collection: Option<(Collection, Vec<CollectionArticle>)>,
+    warc_writer: Option<Arc<WarcWriter>>,
 }
 
 impl ScrapeStep {
@@ -185,6 +260,7 @@ impl ScrapeStep {
         let mut fetch = params.fetch.clone().unwrap_or_default();
         let mut replay: Option<Arc<WarcArchive>> = None;
         let mut url_rows = Vec::new();
+        let mut collection = None;
         let (listed, demo, source_name) = match &params.source {
             SourceSpec::Demo { articles } => {
                 let plan = Arc::new(SitePlan::new(*articles));
@@ -229,6 +305,20 @@ impl ScrapeStep {
                 replay = Some(Arc::new(archive));
                 (listed, None, name)
             }
+            SourceSpec::Live { spec } => {
+                spec.validate()?;
+                (Vec::new(), None, "live".to_owned())
+            }
+            SourceSpec::Visualnews { path } => {
+                let kind = Collection::VisualNews;
+                collection = Some((kind, crate::collection::read(kind, path)?));
+                (Vec::new(), None, kind.source().to_owned())
+            }
+            SourceSpec::Nytimes800k { path } => {
+                let kind = Collection::NyTimes800k;
+                collection = Some((kind, crate::collection::read(kind, path)?));
+                (Vec::new(), None, kind.source().to_owned())
+            }
         };
         let mut fetcher = {
             let _guard = runtime.enter();
@@ -237,8 +327,9 @@ impl ScrapeStep {
         if let Some(archive) = replay {
             fetcher = fetcher.with_replay(archive);
         }
+        let mut warc_writer = None;
         if let Some(dir) = &params.record_warc {
-            let writer = WarcWriter::open(dir)?;
+            let writer = Arc::new(WarcWriter::open(dir)?);
             let items: Vec<(String, String)> = listed
                 .iter()
                 .map(|l: &Listed| {
@@ -249,8 +340,12 @@ impl ScrapeStep {
                     )
                 })
                 .collect();
-            writer.write_listing(&source_name, &items)?;
-            fetcher = fetcher.with_recorder(Arc::new(writer));
+            // The live list exists only after discovery (`plan` writes it).
+            if !matches!(params.source, SourceSpec::Live { .. }) {
+                writer.write_listing(&source_name, &items)?;
+            }
+            fetcher = fetcher.with_recorder(Arc::clone(&writer) as Arc<dyn crate::fetch::Recorder>);
+            warc_writer = Some(writer);
         }
         let fetcher = Arc::new(fetcher);
         Ok(ScrapeStep {
@@ -261,7 +356,64 @@ impl ScrapeStep {
             fetcher,
             runtime,
             demo,
+            live: OnceLock::new(),
+            collection,
+            warc_writer,
         })
+    }
+
+    /// The article list: the live one once `plan` has discovered or
+    /// loaded it, else the source's own.
+    fn articles(&self) -> &[Listed] {
+        match self.live.get() {
+            Some(l) => l,
+            None => &self.listed,
+        }
+    }
+
+    /// The live list: loaded from `<out>/scrape/live/`, else discovered and
+    /// persisted there.
+    fn ensure_live(&self, out: &std::path::Path, spec: &LiveSpec) -> Result<()> {
+        if self.live.get().is_some() {
+            return Ok(());
+        }
+        let path = discover::discovery_path(out, &self.base_fingerprint());
+        let discovery = match discover::load(&path)? {
+            Some(d) => {
+                tracing::info!(path = %path.display(), articles = d.listed.len(), "live: reusing the discovered list");
+                d
+            }
+            None => {
+                let d = self
+                    .runtime
+                    .block_on(discover::discover(Arc::clone(&self.fetcher), spec));
+                discover::persist(&path, d)?
+            }
+        };
+        let mut listed = Vec::with_capacity(discovery.listed.len());
+        for (i, d) in discovery.listed.iter().enumerate() {
+            let url = Url::parse(&d.url).map_err(|e| {
+                Error::Discovery(format!(
+                    "{}: entry {i}: bad URL {:?}: {e}; delete the file to discover again",
+                    path.display(),
+                    d.url
+                ))
+            })?;
+            listed.push(Listed {
+                outlet: d.outlet.parse::<Outlet>().ok(),
+                url,
+            });
+        }
+        if let Some(w) = &self.warc_writer {
+            let items: Vec<(String, String)> = discovery
+                .listed
+                .iter()
+                .map(|d| (d.outlet.clone(), d.url.clone()))
+                .collect();
+            w.write_listing(&self.source_name, &items)?;
+        }
+        let _ = self.live.set(listed);
+        Ok(())
     }
 
     /// Switches `--retry-failed` on or off for the next run of this step.
@@ -673,8 +825,15 @@ impl Step for ScrapeStep {
     }
 
     fn plan(&self, ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
-        let n_parts = if self.url_rows.is_empty() {
-            self.listed
+        if let SourceSpec::Live { spec } = &self.params.source {
+            self.ensure_live(ctx.out(), spec)?;
+        }
+        let n_parts = if let Some((_, articles)) = &self.collection {
+            articles
+                .len()
+                .div_ceil(self.params.articles_per_part.max(1))
+        } else if self.url_rows.is_empty() {
+            self.articles()
                 .len()
                 .div_ceil(self.params.articles_per_part.max(1))
         } else {
@@ -714,10 +873,28 @@ impl Step for ScrapeStep {
         } else {
             None
         };
-        let (n_listed, articles, pairs) = if self.url_rows.is_empty() {
+        let (n_listed, articles, pairs) = if let Some((kind, all)) = &self.collection {
+            // Local files: a retry re-reads the part whole (the reads are
+            // cheap and deterministic).
+            let per = self.params.articles_per_part.max(1);
+            let fetch = self.params.fetch.clone().unwrap_or_default();
+            let mut articles = Vec::new();
+            let mut pairs = Vec::new();
+            let chunk: Vec<&CollectionArticle> = all.iter().skip(part * per).take(per).collect();
+            for a in &chunk {
+                let (row, p) =
+                    crate::collection::rows(*kind, a, &fetch.image_limits, fetch.max_body_bytes);
+                articles.push(row);
+                pairs.extend(p);
+            }
+            articles.sort_by(|a, b| a.id.cmp(&b.id).then(a.url.cmp(&b.url)));
+            articles.dedup_by(|a, b| a.id == b.id);
+            pairs.sort_by(|a, b| a.id.cmp(&b.id).then(a.article_url.cmp(&b.article_url)));
+            (chunk.len() as u64, articles, pairs)
+        } else if self.url_rows.is_empty() {
             let per = self.params.articles_per_part.max(1);
             let chunk: Vec<Listed> = self
-                .listed
+                .articles()
                 .iter()
                 .skip(part * per)
                 .take(per)

@@ -6,6 +6,9 @@ use anchor_core::step::Step;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use anchor_scrape::collection::Collection;
+use anchor_scrape::discover::LiveSpec;
+use anchor_scrape::outlets::{Day, OutletsConfig};
 use anchor_scrape::step::{ScrapeParams, ScrapeStep};
 
 use crate::app::App;
@@ -15,8 +18,16 @@ use crate::args::StepArgs;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScrapeConfig {
-    /// `demo`, `warc:PATH` or `urls:PATH`.
+    /// `demo`, `live`, `warc:PATH`, `urls:PATH`, `visualnews:PATH` or `nytimes800k:PATH`.
     pub source: String,
+    /// The outlets file of the live source.
+    pub outlets: PathBuf,
+    /// Live source: first publication day, `YYYY-MM-DD` (empty: no bound).
+    pub since: String,
+    /// Live source: last publication day, `YYYY-MM-DD` (empty: no bound).
+    pub until: String,
+    /// Live source: articles per outlet at most (0: no quota).
+    pub per_outlet: usize,
     /// Number of articles of the demo site.
     pub demo_articles: usize,
     /// Articles per part (the resume unit).
@@ -33,6 +44,10 @@ impl Default for ScrapeConfig {
     fn default() -> Self {
         ScrapeConfig {
             source: "demo".into(),
+            outlets: PathBuf::from("data/outlets.toml"),
+            since: String::new(),
+            until: String::new(),
+            per_outlet: 0,
             demo_articles: 200,
             articles_per_part: 16,
             user_agent: String::new(),
@@ -50,10 +65,28 @@ pub struct ScrapeArgs {
     #[command(subcommand)]
     pub action: Option<ScrapeAction>,
     /// Source: `demo` (the embedded five-outlet site served on 127.0.0.1),
-    /// `warc:PATH` (offline replay of a `--record-warc` recording) or
-    /// `urls:PATH` (CSV/TSV/JSONL/Parquet list of image URLs and captions).
+    /// `live` (the outlets of --outlets: sitemaps → articles → images),
+    /// `warc:PATH` (offline replay of a `--record-warc` recording),
+    /// `urls:PATH` (CSV/TSV/JSONL/Parquet list of image URLs and captions),
+    /// `visualnews:PATH` (VisualNews data.json, images beside it) or
+    /// `nytimes800k:PATH` (NYTimes800k `articles` export, images in
+    /// images_processed/ beside it).
     #[arg(long)]
     pub source: Option<String>,
+    /// Live source: the outlets file (seeds, allowed hosts, article
+    /// patterns, per-host rates) [default: data/outlets.toml].
+    #[arg(long, value_name = "FILE")]
+    pub outlets: Option<PathBuf>,
+    /// Live source: first publication day (YYYY-MM-DD); also the range dated
+    /// seeds are expanded over.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub since: Option<String>,
+    /// Live source: last publication day (YYYY-MM-DD).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub until: Option<String>,
+    /// Live source: articles per outlet at most (newest first).
+    #[arg(long, value_name = "N")]
+    pub per_outlet: Option<usize>,
     /// Record every HTTP exchange to DIR/scrape.warc.gz (WARC/1.1).
     #[arg(long, value_name = "DIR")]
     pub record_warc: Option<PathBuf>,
@@ -90,6 +123,18 @@ pub fn config(app: &App, args: Option<&ScrapeArgs>) -> anyhow::Result<ScrapeConf
         if let Some(source) = &args.source {
             cfg.source = source.clone();
         }
+        if let Some(p) = &args.outlets {
+            cfg.outlets = p.clone();
+        }
+        if let Some(d) = &args.since {
+            cfg.since = d.clone();
+        }
+        if let Some(d) = &args.until {
+            cfg.until = d.clone();
+        }
+        if let Some(n) = args.per_outlet {
+            cfg.per_outlet = n;
+        }
         if let Some(n) = args.demo_articles {
             cfg.demo_articles = n;
         }
@@ -116,11 +161,17 @@ pub fn build(
 ) -> anyhow::Result<ScrapeStep> {
     let mut params = match cfg.source.split_once(':') {
         None if cfg.source == "demo" => ScrapeParams::demo(cfg.demo_articles),
+        None if cfg.source == "live" => ScrapeParams::live(live_spec(cfg)?),
         Some(("warc", path)) => ScrapeParams::warc(path.into()),
         Some(("urls", path)) => ScrapeParams::urls(path.into()),
+        Some(("visualnews", path)) => ScrapeParams::collection(Collection::VisualNews, path.into()),
+        Some(("nytimes800k", path)) => {
+            ScrapeParams::collection(Collection::NyTimes800k, path.into())
+        }
         _ => {
             return Err(anchor_core::Error::Config(format!(
-                "scrape.source {:?}: expected demo, warc:PATH or urls:PATH",
+                "scrape.source {:?}: expected demo, live, warc:PATH, urls:PATH, \
+                 visualnews:PATH or nytimes800k:PATH",
                 cfg.source
             ))
             .into());
@@ -140,6 +191,30 @@ pub fn build(
     }
     let photos = app.paths.models.join("photos");
     ScrapeStep::new(params, photos.is_dir().then_some(photos)).context("starting the scrape")
+}
+
+/// The live source's settings: the outlets file, read and validated, and
+/// the date range and quota.
+fn live_spec(cfg: &ScrapeConfig) -> anyhow::Result<LiveSpec> {
+    let day = |flag: &str, s: &str| -> anyhow::Result<Option<Day>> {
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        s.trim()
+            .parse::<Day>()
+            .map(Some)
+            .map_err(|e| anchor_core::Error::Config(format!("scrape.{flag}: {e}")).into())
+    };
+    let since = day("since", &cfg.since)?;
+    let until = day("until", &cfg.until)?;
+    let spec = LiveSpec {
+        outlets: OutletsConfig::load(&cfg.outlets)?,
+        since,
+        until,
+        per_outlet: (cfg.per_outlet > 0).then_some(cfg.per_outlet),
+    };
+    spec.validate()?;
+    Ok(spec)
 }
 
 /// When the last complete scrape is a `--retry-failed` run of exactly these

@@ -18,7 +18,8 @@ pub struct FetchConfig {
     pub user_agent: String,
     /// Requests per second per host:port when the host has no own setting.
     pub default_rate_per_sec: f64,
-    /// Requests per second for specific `host:port` keys.
+    /// Requests per second for specific hosts, keyed `host:port` or bare
+    /// `host` (any port).
     pub host_rates: BTreeMap<String, f64>,
     /// Requests in flight over all hosts.
     pub max_concurrency: usize,
@@ -76,10 +77,13 @@ impl Default for FetchConfig {
 }
 
 impl FetchConfig {
-    /// The request rate for `host_port`.
+    /// The request rate for `host_port`: its own, else its host's, else
+    /// the default.
     pub fn rate_for(&self, host_port: &str) -> f64 {
+        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
         self.host_rates
             .get(host_port)
+            .or_else(|| self.host_rates.get(host))
             .copied()
             .unwrap_or(self.default_rate_per_sec)
     }

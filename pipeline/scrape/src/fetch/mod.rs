@@ -52,6 +52,30 @@ pub enum Expect {
     Page,
     /// An image (validated and decoded under limits).
     Image,
+    /// A sitemap or archive page, read only for its links. Sites commonly
+    /// send `X-Robots-Tag: noindex` on sitemaps to keep them out of search
+    /// results; that does not stop a listing (`noai`/`noimageai` still do).
+    Listing,
+}
+
+/// The `X-Robots-Tag` token that forbids this fetch, if any.
+fn robots_tag_forbids(expect: Expect, values: &[&str]) -> Option<String> {
+    match expect {
+        Expect::Listing => values.iter().find_map(|v| {
+            x_robots_forbids(&[v]).and_then(|_| {
+                v.split(',')
+                    .map(|t| {
+                        t.rsplit(':')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
+                    .find(|t| t == "noai" || t == "noimageai")
+            })
+        }),
+        _ => x_robots_forbids(values),
+    }
 }
 
 /// The end of one fetch.
@@ -122,9 +146,17 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher that talks to the network.
+    /// A fetcher that talks to the network, over http or https (rustls with
+    /// Mozilla's root certificates, built in).
     pub fn new(config: FetchConfig) -> Result<Fetcher> {
+        // reqwest is built without a default crypto provider; installing
+        // ring process-wide fails harmlessly when one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok());
         let mut builder = reqwest::Client::builder()
+            .tls_certs_only(roots)
             .user_agent(config.user_agent.clone())
             .redirect(Policy::none())
             .connect_timeout(config.connect_timeout)
@@ -331,7 +363,7 @@ impl Fetcher {
                 .filter(|(k, _)| k.eq_ignore_ascii_case("x-robots-tag"))
                 .map(|(_, v)| v.as_str())
                 .collect();
-            if let Some(token) = x_robots_forbids(&xrt) {
+            if let Some(token) = robots_tag_forbids(expect, &xrt) {
                 return Err(fail(
                     ErrorClass::XRobotsTag,
                     format!("X-Robots-Tag: {token}"),
@@ -361,7 +393,7 @@ impl Fetcher {
                 ));
             }
             let image = match expect {
-                Expect::Page => {
+                Expect::Page | Expect::Listing => {
                     if sniffed.is_image() {
                         return Err(fail(
                             ErrorClass::ContentTypeMismatch,
@@ -582,6 +614,7 @@ impl Fetcher {
         let accept = match expect {
             Expect::Page => "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
             Expect::Image => "image/jpeg,image/png,image/*;q=0.8",
+            Expect::Listing => "application/xml,text/xml;q=0.9,text/html;q=0.8,*/*;q=0.5",
         };
         let mut resp = match self
             .client
@@ -611,7 +644,7 @@ impl Fetcher {
             .collect();
         // Decided by the headers alone: the body is not read.
         let skip_body = !((200..300).contains(&status) || status == 429 || status >= 500)
-            || x_robots_forbids(&xrt).is_some();
+            || robots_tag_forbids(expect, &xrt).is_some();
         let cap = self.config.max_body_bytes;
         // Decided by the headers alone (including a declared length over the
         // cap, which `attempt` reads from the recorded headers): no body.
@@ -711,4 +744,26 @@ pub fn outcome_counters(fetched: &[&Fetched]) -> BTreeMap<String, u64> {
         *out.entry("attempts".to_owned()).or_insert(0) += u64::from(f.attempts);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_ignore_noindex_but_not_noai() {
+        assert_eq!(robots_tag_forbids(Expect::Listing, &["noindex"]), None);
+        assert_eq!(
+            robots_tag_forbids(Expect::Listing, &["googlebot: noindex, nofollow"]),
+            None
+        );
+        assert_eq!(
+            robots_tag_forbids(Expect::Listing, &["noindex, noai"]).as_deref(),
+            Some("noai")
+        );
+        assert_eq!(
+            robots_tag_forbids(Expect::Page, &["noindex"]).as_deref(),
+            Some("noindex")
+        );
+    }
 }
