@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Steps meet only through tables: no step crate may depend on another step
-# crate. Library crates (anchor-core, anchor-extract, anchor-clip-tokenizer,
-# anchor-curate's algorithms, anchor-safe's networks) are allowed; the cli
+# crate. Library crates (anchor-core, anchor-extract, anchor-pil, anchor-clip-tokenizer,
+# anchor-clip, anchor-curate's algorithms, anchor-safe's networks) are allowed; the cli
 # depends on everything.
 set -euo pipefail
 steps="anchor-scrape anchor-curate-steps anchor-split anchor-annotate anchor-sample anchor-train anchor-eval"

@@ -112,12 +112,103 @@ fn weights_this_build_cannot_load_are_refused_before_any_work() {
         "{}",
         missing.stderr()
     );
-    let file = dir.write("clip.safetensors", "not really");
+    let file = dir.write("hps.pt", "not really");
+    let hps = Run::of(dir.anchor().arg("eval").arg("--hps").arg(&file));
+    assert_eq!(hps.code(), Some(2), "{}", hps.stderr());
+    assert!(
+        hps.stderr().contains("cannot load these weights"),
+        "{}",
+        hps.stderr()
+    );
+    // --clip takes a transformers folder; a lone file is named as the mistake.
     let clip = Run::of(dir.anchor().arg("eval").arg("--clip").arg(&file));
     assert_eq!(clip.code(), Some(2), "{}", clip.stderr());
-    assert!(
-        clip.stderr().contains("cannot load these weights"),
-        "{}",
-        clip.stderr()
+    assert!(clip.stderr().contains("not a folder"), "{}", clip.stderr());
+    // A folder whose config this build cannot run is refused by field.
+    let cfg = dir.write(
+        "gelu-clip/config.json",
+        r#"{"model_type": "clip", "text_config": {"hidden_act": "gelu"}}"#,
     );
+    let folder = cfg.parent().unwrap();
+    let gelu = Run::of(dir.anchor().arg("eval").arg("--clip").arg(folder));
+    assert_eq!(gelu.code(), Some(2), "{}", gelu.stderr());
+    assert!(
+        gelu.stderr().contains("text_config.hidden_act \"gelu\""),
+        "{}",
+        gelu.stderr()
+    );
+}
+
+#[test]
+fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
+    let Some(model) = fixtures::inception() else {
+        return;
+    };
+    let vocab = fixtures::repo().join("data/models/open-clip/bpe_simple_vocab_16e6.txt.gz");
+    if !vocab.exists() {
+        eprintln!("skipping: {} absent (make models)", vocab.display());
+        return;
+    }
+    let dir = TestDir::new();
+    let out = dir.path().join("data/out");
+    let Some((pairs, _)) = fixtures::standard(&out) else {
+        return;
+    };
+    let subjects: Vec<(String, Vec<String>)> = pairs
+        .iter()
+        .filter(|p| p.split == "test")
+        .map(|p| {
+            (
+                p.id.clone(),
+                vec!["Angela Merkel".into(), "Brussels".into()],
+            )
+        })
+        .collect();
+    fixtures::write_subjects(&out, &subjects);
+    // The CLI looks for the vocabulary under its models folder.
+    let models = dir.path().join("data/models/open-clip");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(&vocab, models.join("bpe_simple_vocab_16e6.txt.gz")).unwrap();
+    let clip = dir.path().join("clip");
+    let small = |h: usize| (h, 2 * h, 1, 2);
+    let (hidden, inter, layers, heads) = small(16);
+    anchor_clip::write_random_model(
+        &clip,
+        &anchor_clip::TextConfig {
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            ..Default::default()
+        },
+        &anchor_clip::VisionConfig {
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            ..Default::default()
+        },
+        6,
+    )
+    .unwrap();
+    let run = Run::of(eval(&dir, &model).arg("--clip").arg(&clip)).success();
+    let stdout = run.stdout();
+    assert!(stdout.contains("FID_CLIP"), "{stdout}");
+    assert!(!stdout.contains("note: FID_CLIP"), "{stdout}");
+    assert!(stdout.contains("note: ImageReward is absent"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("eval/tables.md")).unwrap();
+    assert!(md.contains("FID_CLIP") && md.contains("CLIP score"), "{md}");
+    assert!(
+        md.contains("subject_hit_rate") && md.contains("calibrated"),
+        "{md}"
+    );
+    let csv = std::fs::read_to_string(out.join("eval/tables.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.contains("fid_clip") && header.contains("clip_score"),
+        "{header}"
+    );
+    // Same inputs and weights: up to date.
+    let again = Run::of(eval(&dir, &model).arg("--clip").arg(&clip)).success();
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
 }

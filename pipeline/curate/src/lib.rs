@@ -45,7 +45,8 @@ pub mod nsfw;
 #[cfg(feature = "ort")]
 pub mod nsfw_ort;
 pub mod nsfw_runtime;
-pub mod pil;
+/// Pillow's pixel operations ([`anchor_pil`]), re-exported where they were first used.
+pub use anchor_pil as pil;
 pub mod quality;
 mod reason;
 

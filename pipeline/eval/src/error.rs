@@ -96,6 +96,9 @@ pub enum Error {
     /// A candle operation failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The CLIP model could not be loaded or run.
+    #[error(transparent)]
+    Clip(#[from] anchor_clip::Error),
 }
 
 /// Result alias of the crate.

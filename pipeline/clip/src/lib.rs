@@ -1,0 +1,594 @@
+//! A frozen CLIP for evaluation, loaded from a Hugging Face transformers folder
+//! (`config.json` + `model.safetensors`, the layout of `openai/clip-vit-base-patch32`
+//! and `openai/clip-vit-large-patch14`), run on CPU with candle.
+//!
+//! - Images are preprocessed as transformers' `CLIPImageProcessor` (PIL backend) does
+//!   ([`preprocess`]): RGB, shortest side resized with Pillow's bicubic, centre crop,
+//!   rescale, normalise with the OpenAI mean/std; `preprocessor_config.json` overrides
+//!   size, crop, mean and std when present.
+//! - Text goes through `anchor-clip-tokenizer` (the folder's `merges.txt` when it has
+//!   one, else the open_clip `bpe_simple_vocab_16e6.txt.gz` given to [`Clip::load`]):
+//!   77 tokens, truncated with the end token kept, pooled at the first end token
+//!   as transformers' `CLIPTextTransformer` does.
+//! - The towers are `candle_transformers::models::clip`'s, used frozen; the
+//!   projections are ours. Configurations candle's towers cannot run (`gelu`
+//!   activations, layer-norm eps other than 1e-5, fewer than 77 positions) are
+//!   refused by name.
+//!
+//! Embeddings are **projected and not normalised** (transformers'
+//! `get_image_features` / `get_text_features`): clean-fid's CLIP FID uses them as
+//! they are, and a cosine (CLIP score) normalises on its own.
+//!
+//! ```no_run
+//! let clip = anchor_clip::Clip::load("weights/clip-vit-base-patch32".as_ref(),
+//!     Some("data/models/open-clip/bpe_simple_vocab_16e6.txt.gz".as_ref()))?;
+//! let img = image::open("a.jpg").map_err(|e| anchor_clip::Error::Image(e.to_string()))?;
+//! let i = clip.image_embeddings(&[img])?;
+//! let t = clip.text_embeddings(&["a photo of a cat"])?;
+//! println!("{} {} {}", i[0].len(), t[0].len(), clip.sha256());
+//! # Ok::<(), anchor_clip::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+use anchor_pil as pil;
+pub mod preprocess;
+
+use std::path::{Path, PathBuf};
+
+use anchor_clip_tokenizer::{CONTEXT_LENGTH, ClipTokenizer};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+use candle_transformers::models::clip::text_model::{
+    Activation, ClipTextConfig, ClipTextTransformer,
+};
+use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
+use image::DynamicImage;
+use sha2::{Digest, Sha256};
+
+pub use config::{HfClipConfig, PreprocessorConfig, TextConfig, VisionConfig};
+pub use preprocess::ImageProcessor;
+
+/// The weights file inside a CLIP folder.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The model configuration inside a CLIP folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// The optional image-processor configuration inside a CLIP folder.
+pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
+/// The optional BPE merges inside a CLIP folder (transformers' `CLIPTokenizer`).
+pub const MERGES_FILE: &str = "merges.txt";
+
+/// Errors of the CLIP crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file of the folder could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A configuration file is malformed, or asks for something this build cannot run.
+    #[error("CLIP configuration {file}: {reason}")]
+    Config {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The tokenizer vocabulary could not be loaded.
+    #[error(transparent)]
+    Tokenizer(#[from] anchor_clip_tokenizer::Error),
+    /// An image could not be preprocessed.
+    #[error("CLIP image: {0}")]
+    Image(String),
+    /// The weights do not fit the configuration, or a forward pass failed.
+    #[error("CLIP weights {path}: {source}")]
+    Weights {
+        /// The safetensors file.
+        path: PathBuf,
+        /// The cause (names the missing or misshapen tensor).
+        source: candle_core::Error,
+    },
+    /// A candle operation failed.
+    #[error("CLIP forward: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias of the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Images (or captions) per forward pass.
+const BATCH: usize = 16;
+
+/// A loaded, frozen CLIP.
+pub struct Clip {
+    text: ClipTextTransformer,
+    vision: ClipVisionTransformer,
+    text_projection: Linear,
+    visual_projection: Linear,
+    tokenizer: ClipTokenizer,
+    processor: ImageProcessor,
+    device: Device,
+    sha256: String,
+    dim: usize,
+}
+
+impl std::fmt::Debug for Clip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clip")
+            .field("sha256", &self.sha256)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The sha256 (hex) of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    Ok(hex::encode(Sha256::digest(read(path)?)))
+}
+
+/// Reads and checks `config.json` of `dir`.
+pub fn read_config(dir: &Path) -> Result<HfClipConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let cfg: HfClipConfig = serde_json::from_slice(&read(&path)?).map_err(|e| Error::Config {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    check_config(&cfg, &path.display().to_string())?;
+    Ok(cfg)
+}
+
+fn check_config(cfg: &HfClipConfig, file: &str) -> Result<()> {
+    let bad = |reason: String| {
+        Err(Error::Config {
+            file: file.to_owned(),
+            reason,
+        })
+    };
+    if !cfg.model_type.is_empty() && cfg.model_type != "clip" {
+        return bad(format!(
+            "model_type {:?} is not a transformers CLIPModel (\"clip\")",
+            cfg.model_type
+        ));
+    }
+    let (t, v) = (cfg.text(), cfg.vision());
+    for (tower, act, eps, hidden, heads) in [
+        (
+            "text_config",
+            &t.hidden_act,
+            t.layer_norm_eps,
+            t.hidden_size,
+            t.num_attention_heads,
+        ),
+        (
+            "vision_config",
+            &v.hidden_act,
+            v.layer_norm_eps,
+            v.hidden_size,
+            v.num_attention_heads,
+        ),
+    ] {
+        if act != "quick_gelu" {
+            return bad(format!(
+                "{tower}.hidden_act {act:?}: this build runs quick_gelu CLIPs only (the OpenAI ones)"
+            ));
+        }
+        if (eps - 1e-5).abs() > 1e-12 {
+            return bad(format!(
+                "{tower}.layer_norm_eps {eps}: this build runs layer norms with eps 1e-5 only"
+            ));
+        }
+        if heads == 0 || !hidden.is_multiple_of(heads) {
+            return bad(format!(
+                "{tower}: hidden_size {hidden} does not split into {heads} heads"
+            ));
+        }
+    }
+    if t.max_position_embeddings < CONTEXT_LENGTH {
+        return bad(format!(
+            "text_config.max_position_embeddings {} is below CLIP's {CONTEXT_LENGTH} tokens",
+            t.max_position_embeddings
+        ));
+    }
+    if t.vocab_size < 49408 {
+        return bad(format!(
+            "text_config.vocab_size {} is below the CLIP BPE vocabulary's 49408",
+            t.vocab_size
+        ));
+    }
+    if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) || v.num_channels != 3 {
+        return bad(format!(
+            "vision_config: image_size {} / patch_size {} / num_channels {} cannot run",
+            v.image_size, v.patch_size, v.num_channels
+        ));
+    }
+    if cfg.projection_dim == 0 {
+        return bad("projection_dim is 0".into());
+    }
+    Ok(())
+}
+
+fn candle_configs(cfg: &HfClipConfig) -> (ClipTextConfig, ClipVisionConfig) {
+    let (t, v) = (cfg.text(), cfg.vision());
+    (
+        ClipTextConfig {
+            vocab_size: t.vocab_size,
+            embed_dim: t.hidden_size,
+            activation: Activation::QuickGelu,
+            intermediate_size: t.intermediate_size,
+            max_position_embeddings: t.max_position_embeddings,
+            pad_with: None,
+            num_hidden_layers: t.num_hidden_layers,
+            num_attention_heads: t.num_attention_heads,
+            projection_dim: cfg.projection_dim,
+        },
+        ClipVisionConfig {
+            embed_dim: v.hidden_size,
+            activation: Activation::QuickGelu,
+            intermediate_size: v.intermediate_size,
+            num_hidden_layers: v.num_hidden_layers,
+            num_attention_heads: v.num_attention_heads,
+            projection_dim: cfg.projection_dim,
+            num_channels: v.num_channels,
+            image_size: v.image_size,
+            patch_size: v.patch_size,
+        },
+    )
+}
+
+struct Towers {
+    text: ClipTextTransformer,
+    vision: ClipVisionTransformer,
+    text_projection: Linear,
+    visual_projection: Linear,
+}
+
+fn build(vb: &VarBuilder, cfg: &HfClipConfig) -> candle_core::Result<Towers> {
+    let (tc, vc) = candle_configs(cfg);
+    // candle draws a random class embedding when the tensor is absent; a frozen
+    // model must never do that, so its absence is an error here.
+    vb.pp("vision_model.embeddings")
+        .get(vc.embed_dim, "class_embedding")?;
+    Ok(Towers {
+        text: ClipTextTransformer::new(vb.pp("text_model"), &tc)?,
+        vision: ClipVisionTransformer::new(vb.pp("vision_model"), &vc)?,
+        text_projection: candle_nn::linear_no_bias(
+            tc.embed_dim,
+            cfg.projection_dim,
+            vb.pp("text_projection"),
+        )?,
+        visual_projection: candle_nn::linear_no_bias(
+            vc.embed_dim,
+            cfg.projection_dim,
+            vb.pp("visual_projection"),
+        )?,
+    })
+}
+
+impl Clip {
+    /// Loads the CLIP folder `dir`. `vocab` is the BPE vocabulary to use when the
+    /// folder has no `merges.txt` (open_clip's `bpe_simple_vocab_16e6.txt.gz`).
+    pub fn load(dir: &Path, vocab: Option<&Path>) -> Result<Self> {
+        Self::load_on(dir, vocab, &Device::Cpu)
+    }
+
+    /// [`Clip::load`] on `device`.
+    pub fn load_on(dir: &Path, vocab: Option<&Path>, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Config {
+                file: dir.display().to_string(),
+                reason: "not a folder (a transformers CLIP folder has config.json and model.safetensors)".into(),
+            });
+        }
+        let cfg = read_config(dir)?;
+        let pp_path = dir.join(PREPROCESSOR_FILE);
+        let pp: PreprocessorConfig = if pp_path.is_file() {
+            serde_json::from_slice(&read(&pp_path)?).map_err(|e| Error::Config {
+                file: pp_path.display().to_string(),
+                reason: e.to_string(),
+            })?
+        } else {
+            PreprocessorConfig::default()
+        };
+        let processor = ImageProcessor::new(&pp, &pp_path.display().to_string())?;
+        let side = cfg.vision().image_size;
+        if processor.output_size() != Some((side, side)) {
+            return Err(Error::Config {
+                file: pp_path.display().to_string(),
+                reason: format!(
+                    "images come out {:?}, the vision tower takes {side}x{side}",
+                    processor.output_size()
+                ),
+            });
+        }
+        let merges = dir.join(MERGES_FILE);
+        let tokenizer = if merges.is_file() {
+            ClipTokenizer::from_file(&merges)?
+        } else if let Some(v) = vocab {
+            ClipTokenizer::from_file(v)?
+        } else {
+            return Err(Error::Config {
+                file: merges.display().to_string(),
+                reason: "absent, and no BPE vocabulary was given".into(),
+            });
+        };
+        let weights = dir.join(WEIGHTS_FILE);
+        let bytes = read(&weights)?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let wrap = |source| Error::Weights {
+            path: weights.clone(),
+            source,
+        };
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(wrap)?;
+        let towers = build(&vb, &cfg).map_err(wrap)?;
+        Ok(Clip {
+            text: towers.text,
+            vision: towers.vision,
+            text_projection: towers.text_projection,
+            visual_projection: towers.visual_projection,
+            tokenizer,
+            processor,
+            device: device.clone(),
+            sha256,
+            dim: cfg.projection_dim,
+        })
+    }
+
+    /// sha256 (hex) of `model.safetensors`.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Embedding size (`projection_dim`).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The image preprocessing in use.
+    pub fn processor(&self) -> &ImageProcessor {
+        &self.processor
+    }
+
+    /// The tokenizer in use.
+    pub fn tokenizer(&self) -> &ClipTokenizer {
+        &self.tokenizer
+    }
+
+    /// Projected, unnormalised image embeddings, one per image.
+    pub fn image_embeddings(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for batch in images.chunks(BATCH) {
+            let mut data = Vec::new();
+            let mut hw = (0, 0);
+            for img in batch {
+                let (v, size) = self.processor.process(img)?;
+                hw = size;
+                data.extend(v);
+            }
+            let pixels = Tensor::from_vec(data, (batch.len(), 3, hw.0, hw.1), &self.device)?;
+            let pooled = self.vision.forward(&pixels)?;
+            let emb = self.visual_projection.forward(&pooled)?;
+            out.extend(emb.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// Projected, unnormalised text embeddings, one per text (77 tokens, truncated).
+    pub fn text_embeddings(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let ids: Vec<(Vec<u32>, usize)> = texts
+            .iter()
+            .map(|t| {
+                let e = self.tokenizer.tokenize(t);
+                (e.ids, e.len - 1)
+            })
+            .collect();
+        self.token_embeddings(&ids)
+    }
+
+    /// Text embeddings of explicit token ids: each row is 77 ids, pooled at `eos`
+    /// (the position of its first end token).
+    pub fn token_embeddings(&self, rows: &[(Vec<u32>, usize)]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for batch in rows.chunks(BATCH) {
+            let len = batch.first().map_or(0, |(ids, _)| ids.len());
+            if let Some((ids, eos)) = batch
+                .iter()
+                .find(|(ids, eos)| ids.len() != len || *eos >= len)
+            {
+                return Err(Error::Image(format!(
+                    "token row of {} ids (batch rows have {len}) pooled at {eos}",
+                    ids.len()
+                )));
+            }
+            let flat: Vec<u32> = batch
+                .iter()
+                .flat_map(|(ids, _)| ids.iter().copied())
+                .collect();
+            let ids = Tensor::from_vec(flat, (batch.len(), len), &self.device)?;
+            let hidden = self.text.forward_with_mask(&ids, usize::MAX)?;
+            let pooled: Vec<Tensor> = batch
+                .iter()
+                .enumerate()
+                .map(|(b, (_, eos))| hidden.i((b, *eos)).and_then(|t| t.unsqueeze(0)))
+                .collect::<candle_core::Result<_>>()?;
+            let emb = self.text_projection.forward(&Tensor::cat(&pooled, 0)?)?;
+            out.extend(emb.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Writes a CLIP folder with random weights (`config.json`, `model.safetensors`)
+/// for the given towers: what tests and demos use, since no real CLIP weights
+/// exist offline. The weights come from candle's default initialisers.
+pub fn write_random_model(
+    dir: &Path,
+    text: &TextConfig,
+    vision: &VisionConfig,
+    projection_dim: usize,
+) -> Result<()> {
+    let cfg = HfClipConfig {
+        text_config: Some(text.clone()),
+        vision_config: Some(vision.clone()),
+        projection_dim,
+        architectures: vec!["CLIPModel".into()],
+        ..HfClipConfig::default()
+    };
+    check_config(&cfg, "write_random_model")?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let json = serde_json::json!({
+        "architectures": ["CLIPModel"],
+        "model_type": "clip",
+        "projection_dim": projection_dim,
+        "text_config": {
+            "vocab_size": text.vocab_size,
+            "hidden_size": text.hidden_size,
+            "intermediate_size": text.intermediate_size,
+            "num_hidden_layers": text.num_hidden_layers,
+            "num_attention_heads": text.num_attention_heads,
+            "max_position_embeddings": text.max_position_embeddings,
+            "hidden_act": text.hidden_act,
+            "layer_norm_eps": text.layer_norm_eps,
+        },
+        "vision_config": {
+            "hidden_size": vision.hidden_size,
+            "intermediate_size": vision.intermediate_size,
+            "num_hidden_layers": vision.num_hidden_layers,
+            "num_attention_heads": vision.num_attention_heads,
+            "num_channels": vision.num_channels,
+            "image_size": vision.image_size,
+            "patch_size": vision.patch_size,
+            "hidden_act": vision.hidden_act,
+            "layer_norm_eps": vision.layer_norm_eps,
+        },
+    });
+    let path = dir.join(CONFIG_FILE);
+    let text_json = serde_json::to_string_pretty(&json).map_err(|e| Error::Config {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(&path, text_json).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let weights = dir.join(WEIGHTS_FILE);
+    let wrap = |source| Error::Weights {
+        path: weights.clone(),
+        source,
+    };
+    let varmap = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    vb.pp("vision_model.embeddings")
+        .get_with_hints(
+            vision.hidden_size,
+            "class_embedding",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )
+        .map_err(wrap)?;
+    build(&vb, &cfg).map_err(wrap)?;
+    // Layer norms start at weight 1 / bias 0; perturb them so a parity check
+    // also sees their parameters used.
+    for (name, var) in varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Config {
+            file: "write_random_model".into(),
+            reason: "variable map poisoned".into(),
+        })?
+        .iter()
+    {
+        if name.contains("layer_norm") || name.contains("layrnorm") || name.contains("layernorm") {
+            let t = var.as_tensor();
+            let noise = Tensor::randn(0f32, 0.1, t.shape(), &Device::Cpu).map_err(wrap)?;
+            var.set(&(t + noise).map_err(wrap)?).map_err(wrap)?;
+        }
+    }
+    varmap.save(&weights).map_err(wrap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (TextConfig, VisionConfig) {
+        (
+            TextConfig {
+                hidden_size: 16,
+                intermediate_size: 32,
+                num_hidden_layers: 1,
+                num_attention_heads: 2,
+                ..TextConfig::default()
+            },
+            VisionConfig {
+                hidden_size: 16,
+                intermediate_size: 32,
+                num_hidden_layers: 1,
+                num_attention_heads: 2,
+                patch_size: 32,
+                ..VisionConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn gelu_and_odd_eps_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut t, v) = tiny();
+        t.hidden_act = "gelu".into();
+        let e = write_random_model(dir.path(), &t, &v, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("text_config.hidden_act \"gelu\""), "{e}");
+        let (t, mut v) = tiny();
+        v.layer_norm_eps = 1e-6;
+        let e = write_random_model(dir.path(), &t, &v, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vision_config.layer_norm_eps"), "{e}");
+    }
+
+    #[test]
+    fn missing_folder_and_missing_tensor_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Clip::load(&dir.path().join("nope"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a folder"), "{e}");
+        let (t, v) = tiny();
+        write_random_model(dir.path(), &t, &v, 8).unwrap();
+        // Another vision width than the weights: the misshapen tensor is named.
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(CONFIG_FILE)).unwrap()).unwrap();
+        cfg["vision_config"]["hidden_size"] = 24.into();
+        std::fs::write(dir.path().join(CONFIG_FILE), cfg.to_string()).unwrap();
+        let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/models/open-clip/bpe_simple_vocab_16e6.txt.gz");
+        if !vocab.exists() {
+            eprintln!("skipping the tensor check: {} absent", vocab.display());
+            return;
+        }
+        let e = Clip::load(dir.path(), Some(&vocab))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("class_embedding"),
+            "{e}"
+        );
+    }
+}

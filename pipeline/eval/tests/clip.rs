@@ -1,0 +1,241 @@
+//! The eval step with CLIP weights: a tiny random CLIP folder written by
+//! `anchor_clip::write_random_model`, the real FID Inception weights, and the
+//! photo fixtures. The step's `fid_clip` and `clip_score` rows must be the
+//! numbers computed directly through `anchor-clip` on the same images and
+//! captions.
+
+mod fixtures;
+
+use anchor_clip::{Clip, TextConfig, VisionConfig};
+use anchor_core::step::{self, Outcome, RunOptions};
+use anchor_eval::clip_score::mean_clip_score;
+use anchor_eval::report::{MetricRow, read_metrics};
+use anchor_eval::step::{
+    ClipWeights, EvalParams, EvalStep, Weights, absent_metric_notes, calibrate_threshold,
+};
+use anchor_eval::{Features, fid};
+use std::path::{Path, PathBuf};
+
+fn vocab() -> Option<PathBuf> {
+    let p = fixtures::repo().join("data/models/open-clip/bpe_simple_vocab_16e6.txt.gz");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} absent (make models)", p.display());
+        None
+    }
+}
+
+fn tiny_clip(dir: &Path) {
+    let text = TextConfig {
+        hidden_size: 16,
+        intermediate_size: 32,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        ..TextConfig::default()
+    };
+    let vision = VisionConfig {
+        hidden_size: 16,
+        intermediate_size: 32,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        ..VisionConfig::default()
+    };
+    anchor_clip::write_random_model(dir, &text, &vision, 6).unwrap();
+}
+
+const PHRASES: [&str; 8] = [
+    "Angela Merkel",
+    "the European Commission",
+    "a cat",
+    "the moon",
+    "Brussels",
+    "coins",
+    "a rocket launch",
+    "Grace Hopper",
+];
+
+/// Two subjects per test pair (none for the train pairs).
+fn subjects_of(i: usize) -> Vec<String> {
+    vec![PHRASES[i % 8].to_owned(), PHRASES[(i + 3) % 8].to_owned()]
+}
+
+fn find<'a>(rows: &'a [MetricRow], c: &str, m: &str, s: &str, o: &str) -> &'a MetricRow {
+    rows.iter()
+        .find(|r| r.configuration == c && r.metric == m && r.subset == s && r.outlet == o)
+        .unwrap_or_else(|| panic!("no row {c} {m} {s} {o}"))
+}
+
+fn embed(clip: &Clip, images: &[&[u8]]) -> Vec<Vec<f32>> {
+    let decoded: Vec<image::DynamicImage> = images
+        .iter()
+        .map(|b| image::load_from_memory(b).unwrap())
+        .collect();
+    clip.image_embeddings(&decoded).unwrap()
+}
+
+#[test]
+fn clip_rows_are_the_library_numbers_and_the_real_features_are_cached() {
+    let (Some(model), Some(vocab)) = (fixtures::inception(), vocab()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let clip_dir = dir.path().join("clip");
+    tiny_clip(&clip_dir);
+    let Some((pairs, gens)) = fixtures::standard(&out) else {
+        return;
+    };
+    let test_ids: Vec<String> = pairs
+        .iter()
+        .filter(|p| p.split == "test")
+        .map(|p| p.id.clone())
+        .collect();
+    let subject_rows: Vec<(String, Vec<String>)> = test_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), subjects_of(i)))
+        .collect();
+    fixtures::write_subjects(&out, &subject_rows);
+    let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
+    params.kid_subsets = 2;
+    params.clip = Some(ClipWeights::hashed(&clip_dir, &vocab).unwrap());
+    let step = EvalStep::new(params.clone());
+    let first = step::run(&step, &out, &RunOptions::default()).unwrap();
+    let Outcome::Complete { stats, .. } = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(stats.counters.get("real_clip_chunks_computed"), Some(&1));
+    let rows = read_metrics(&out).unwrap();
+    for r in rows
+        .iter()
+        .filter(|r| r.metric == "fid_clip" || r.metric == "clip_score")
+    {
+        assert!(r.value.is_finite(), "{r:?}");
+    }
+    for c in ["base", "safe"] {
+        for s in ["all", "entity", "non_entity"] {
+            find(&rows, c, "fid_clip", s, "all");
+            let cs = find(&rows, c, "clip_score", s, "all");
+            assert_eq!(cs.n_reference, 0);
+            assert!(cs.std.is_some_and(f64::is_finite));
+        }
+    }
+    // The real images against themselves.
+    assert!(find(&rows, "base", "fid_clip", "all", "all").value.abs() < 1e-3);
+
+    let clip = Clip::load(&clip_dir, Some(&vocab)).unwrap();
+    let test: Vec<&fixtures::Pair> = pairs.iter().filter(|p| p.split == "test").collect();
+    let safe: Vec<&fixtures::Gen> = gens.iter().filter(|g| g.configuration == "safe").collect();
+    let real = embed(
+        &clip,
+        &test.iter().map(|p| p.image.as_slice()).collect::<Vec<_>>(),
+    );
+    let generated = embed(
+        &clip,
+        &safe.iter().map(|g| g.image.as_slice()).collect::<Vec<_>>(),
+    );
+    let want_fid = fid(
+        &Features::from_rows(&real).unwrap(),
+        &Features::from_rows(&generated).unwrap(),
+    )
+    .unwrap();
+    let got = find(&rows, "safe", "fid_clip", "all", "all");
+    assert!(want_fid > 1e-3, "different photos: {want_fid}");
+    assert!(
+        (got.value - want_fid).abs() <= 1e-4 * want_fid,
+        "fid_clip: step {} vs library {want_fid}",
+        got.value
+    );
+
+    // CLIP score against each image's own caption, and against shifted captions.
+    let own: Vec<String> = safe.iter().map(|g| fixtures::caption(&g.id)).collect();
+    let shifted: Vec<String> = (0..safe.len())
+        .map(|i| fixtures::caption(&safe[(i + 1) % safe.len()].id))
+        .collect();
+    let score = |captions: &[String]| {
+        let texts: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let t = clip.text_embeddings(&texts).unwrap();
+        mean_clip_score(
+            generated
+                .iter()
+                .zip(&t)
+                .map(|(i, t)| (i.as_slice(), t.as_slice())),
+        )
+        .unwrap()
+    };
+    let (want_own, want_shifted) = (score(&own), score(&shifted));
+    let got = find(&rows, "safe", "clip_score", "all", "all");
+    assert!(
+        (got.value - want_own).abs() < 1e-6 * want_own.max(1.0),
+        "clip_score: step {} vs library {want_own}",
+        got.value
+    );
+    assert!(
+        (got.value - want_shifted).abs() > 1e-6,
+        "a shuffled caption gives the same score ({want_shifted}): captions are not joined by id"
+    );
+
+    // Subject metrics: the threshold calibrated on the real images (own subjects
+    // vs the next image's), then similarity and hit rate of `safe` over its pairs.
+    let sims = |img: &[f32], i: usize| -> Vec<f64> {
+        let phrases = subjects_of(i);
+        let texts: Vec<&str> = phrases.iter().map(String::as_str).collect();
+        clip.text_embeddings(&texts)
+            .unwrap()
+            .iter()
+            .map(|t| anchor_eval::clip_score::clip_score(img, t).unwrap())
+            .collect()
+    };
+    // Real rows come in id order, the order of `test_ids`.
+    let (mut matched, mut mismatched) = (Vec::new(), Vec::new());
+    for i in 0..real.len() {
+        matched.extend(sims(&real[i], i));
+        mismatched.extend(sims(&real[i], (i + 1) % real.len()));
+    }
+    let threshold = calibrate_threshold(&matched, &mismatched).unwrap();
+    // `safe` images are in test-pair order too (ids sorted).
+    let safe_sims: Vec<f64> = (0..generated.len())
+        .flat_map(|i| sims(&generated[i], i))
+        .collect();
+    let mean = safe_sims.iter().sum::<f64>() / safe_sims.len() as f64;
+    let hit = safe_sims.iter().filter(|&&x| x >= threshold).count() as f64 / safe_sims.len() as f64;
+    let got = find(&rows, "safe", "subject_similarity", "all", "all");
+    assert!(
+        (got.value - mean).abs() < 1e-6 * mean.max(1.0),
+        "{} vs {mean}",
+        got.value
+    );
+    assert_eq!(got.n_generated, 8);
+    let got = find(&rows, "safe", "subject_hit_rate", "all", "all");
+    assert!(
+        (got.value - hit).abs() < 1e-12,
+        "{} vs {hit} (threshold {threshold})",
+        got.value
+    );
+    assert_eq!(got.n_reference, 8);
+    assert!((0.0..=1.0).contains(&got.value));
+
+    // Only what is still absent is named.
+    let notes = absent_metric_notes(Some(&clip_dir)).join("\n");
+    assert!(
+        !notes.contains("FID_CLIP") && !notes.contains("subject"),
+        "{notes}"
+    );
+
+    // A second run with the same inputs is up to date; a forced one reads the
+    // CLIP features from the cache.
+    let again = step::run(&EvalStep::new(params.clone()), &out, &RunOptions::default()).unwrap();
+    assert!(matches!(again, Outcome::UpToDate { .. }), "{again:?}");
+    let forced = RunOptions {
+        force: true,
+        ..RunOptions::default()
+    };
+    let third = step::run(&EvalStep::new(params), &out, &forced).unwrap();
+    let Outcome::Complete { stats, .. } = &third else {
+        panic!("{third:?}")
+    };
+    assert_eq!(stats.counters.get("real_clip_chunks_cached"), Some(&1));
+    assert_eq!(stats.counters.get("real_clip_chunks_computed"), None);
+    assert_eq!(read_metrics(&out).unwrap(), rows);
+}
