@@ -87,9 +87,12 @@ notebooks: python
 		$(VENV)/bin/pip install --quiet --no-cache-dir -r requirements/notebooks.txt; fi
 	$(VPY) notebooks/run.py
 
-# Property-based fuzzing of the HTML adapters (a few minutes).
+# Property-based fuzzing of the HTML adapters, the WARC reader and the image decode path
+# (a few minutes; PROPTEST_CASES sets the cases per property).
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} $(CARGO) test --release -p anchor-extract --test fuzz
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p anchor-scrape --test fuzz_warc
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p anchor-curate --test fuzz_decode
 
 clean-out:
 	rm -rf data/out

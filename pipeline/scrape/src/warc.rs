@@ -269,8 +269,10 @@ impl WarcArchive {
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| bad(record, "missing Content-Length".into()))?;
             let start = head_end + 4;
-            let payload = rest
-                .get(start..start + len)
+            // A corrupt length may point past any end (or overflow): both are a short payload.
+            let payload = start
+                .checked_add(len)
+                .and_then(|end| rest.get(start..end))
                 .ok_or_else(|| bad(record, "payload shorter than Content-Length".into()))?;
             let kind = field(&fields, "warc-type").unwrap_or("");
             let uri = field(&fields, "warc-target-uri").unwrap_or("").to_owned();
