@@ -179,3 +179,25 @@ fn train_rejects_unknown_configurations() {
     assert_ne!(run.code(), Some(0));
     assert!(run.stderr().contains("does not train"), "{}", run.stderr());
 }
+
+#[test]
+fn train_refuses_bf16_on_the_cpu_and_unknown_precisions() {
+    let dir = TestDir::new();
+    let run = Run::of(dir.anchor().args(["train", "--precision", "bf16"]));
+    assert_ne!(run.code(), Some(0));
+    assert!(
+        run.stderr().contains("bf16 needs a CUDA device"),
+        "{}",
+        run.stderr()
+    );
+    let run = Run::of(
+        dir.anchor()
+            .args(["--set", "train.precision=\"int8\"", "train"]),
+    );
+    assert_ne!(run.code(), Some(0));
+    assert!(
+        run.stderr().contains("\"int8\" is not one of"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -156,8 +156,16 @@ impl Module for LoraLinear {
         match &self.adapter {
             None => Ok(y),
             Some(ad) => {
-                let down = x.broadcast_matmul(&ad.a.t()?)?;
-                let up = down.broadcast_matmul(&ad.b.t()?)?;
+                // Mixed precision: the adapter's master weights stay f32 while the frozen base
+                // and the activations run in f16/bf16. The cast is part of the graph, so the
+                // gradients arrive at the f32 variables in f32.
+                let (a, b) = if ad.a.dtype() == x.dtype() {
+                    (ad.a.clone(), ad.b.clone())
+                } else {
+                    (ad.a.to_dtype(x.dtype())?, ad.b.to_dtype(x.dtype())?)
+                };
+                let down = x.broadcast_matmul(&a.t()?)?;
+                let up = down.broadcast_matmul(&b.t()?)?;
                 y + (up * ad.scale)?
             }
         }
@@ -211,6 +219,37 @@ pub fn save_lora(varmap: &VarMap, cfg: LoraConfig, prefix: &str, path: &Path) ->
         path: path.to_path_buf(),
         source: candle_core::Error::Msg(e.to_string()),
     })
+}
+
+/// Whether a safetensors file holds LoRA adapters (any `lora_A`/`lora_B` tensor) rather than
+/// whole weights (a fully fine-tuned UNet). Reads only the file's header.
+pub fn is_lora_file(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |reason: String| Error::Weights {
+        path: path.to_path_buf(),
+        source: candle_core::Error::Msg(reason),
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(io)?;
+    let len = u64::from_le_bytes(len);
+    // safetensors caps its header at 100 MB; a larger length is a corrupt or foreign file.
+    if len > 100_000_000 {
+        return Err(bad(format!(
+            "header length {len} is not a safetensors header"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    Ok(header
+        .keys()
+        .any(|k| k.contains(".lora_A.") || k.contains(".lora_B.")))
 }
 
 /// Reads a LoRA file: its tensors as a VarBuilder rooted at `prefix` (`unet`) and the rank/alpha from its metadata (`{prefix}.lora_alpha`; alpha

@@ -2,7 +2,7 @@
 //! schedule's target (noise for epsilon models, v for v-prediction), optionally weighted per
 //! sample by Min-SNR-gamma (Hang et al. 2023, as diffusers' `train_text_to_image_lora.py`).
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::scheduler::NoiseSchedule;
@@ -27,12 +27,18 @@ pub fn diffusion_loss(
             reason: format!("{} timesteps for a batch of {b}", timesteps.len()),
         });
     }
+    // The noising happens in the inputs' dtype (f32 from the latent cache); only the UNet's
+    // inputs are cast to its compute dtype.
     let noisy = schedule.add_noise(latents, noise, timesteps)?;
     let t: Vec<f32> = timesteps.iter().map(|&t| t as f32).collect();
     let t = Tensor::from_vec(t, b, latents.device())?;
-    let pred = unet.forward(&noisy, &t, context)?;
+    let compute = unet.dtype();
+    let pred = unet.forward(&noisy.to_dtype(compute)?, &t, &context.to_dtype(compute)?)?;
     let target = schedule.target(latents, noise, timesteps)?;
-    let err = (pred - target)?.sqr()?;
+    // The error is taken in f32 whatever the compute dtype, as diffusers'
+    // `F.mse_loss(model_pred.float(), target.float())`: squared f16 errors lose the small
+    // differences late in training and the mean over a batch can overflow.
+    let err = (pred.to_dtype(DType::F32)? - target.to_dtype(DType::F32)?)?.sqr()?;
     match min_snr_gamma {
         None => Ok(err.mean_all()?),
         Some(gamma) => {
@@ -51,7 +57,7 @@ mod tests {
     use crate::lora::Weights;
     use crate::scheduler::Prediction;
     use crate::unet::UNetConfig;
-    use candle_core::{DType, Device};
+    use candle_core::Device;
     use candle_nn::{VarBuilder, VarMap};
 
     #[test]

@@ -82,13 +82,16 @@ impl Manifest {
     }
 }
 
-/// A LoRA file and its content hash.
+/// A configuration's trained weights and their content hash: LoRA adapters, or a whole
+/// UNet when the configuration was fully fine-tuned (`anchor train --full`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoraFile {
     /// The safetensors file.
     pub path: PathBuf,
     /// Its sha256 (hex).
     pub sha256: String,
+    /// Whether the file is a whole UNet that replaces the base's, not adapters.
+    pub full_unet: bool,
 }
 
 /// The weights a run uses, each with the content id that goes into the fingerprint.
@@ -216,7 +219,15 @@ impl ModelSet {
                 return Err(missing(format!("{} does not exist", path.display())));
             }
             let sha256 = sha256_file(&path)?;
-            loras.insert(name.to_owned(), LoraFile { path, sha256 });
+            let full_unet = !anchor_safe::lora::is_lora_file(&path)?;
+            loras.insert(
+                name.to_owned(),
+                LoraFile {
+                    path,
+                    sha256,
+                    full_unet,
+                },
+            );
         }
         Ok(ModelSet {
             base,
@@ -234,9 +245,11 @@ impl ModelSet {
         resolution_fits(&self.base, resolution, &vae, &unet)
     }
 
-    /// The `model_id` column: the base digest, plus `+lora:<sha256>` when a LoRA is applied.
+    /// The `model_id` column: the base digest, plus `+lora:<sha256>` when a LoRA is applied
+    /// (`+unet:<sha256>` when a fully fine-tuned UNet replaces the base's).
     pub fn model_id(&self, lora: Option<&str>) -> String {
         match lora.and_then(|l| self.loras.get(l)) {
+            Some(f) if f.full_unet => format!("{}+unet:{}", self.base_id, f.sha256),
             Some(f) => format!("{}+lora:{}", self.base_id, f.sha256),
             None => self.base_id.clone(),
         }
@@ -342,25 +355,40 @@ impl Pipeline {
                     Error::Config(format!("LoRA `{name}` was not resolved for this run"))
                 })?;
                 let cfg = UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
-                let weights = unet_dir.join("diffusion_pytorch_model.safetensors");
-                let base_vb =
-                    anchor_safe::weights::load_safetensors(&weights, DType::F32, &self.device)?;
-                let (lora_vb, lora_cfg) =
-                    anchor_safe::lora::load_lora("unet", &file.path, DType::F32, &self.device)?;
-                UNet2DConditionModel::new(Weights::with_lora(base_vb, lora_vb, lora_cfg), cfg)
-                    .map_err(|e| match e {
-                        anchor_safe::Error::Candle(source) => anchor_safe::Error::Weights {
-                            path: file.path.clone(),
-                            source,
-                        }
-                        .into(),
-                        other => Error::Model(other),
-                    })?
+                let weights = if file.full_unet {
+                    // A fully fine-tuned UNet: same architecture as the base's, new weights.
+                    let vb = anchor_safe::weights::load_safetensors(
+                        &file.path,
+                        DType::F32,
+                        &self.device,
+                    )?;
+                    Weights::new(vb)
+                } else {
+                    let weights = unet_dir.join("diffusion_pytorch_model.safetensors");
+                    let base_vb =
+                        anchor_safe::weights::load_safetensors(&weights, DType::F32, &self.device)?;
+                    let (lora_vb, lora_cfg) =
+                        anchor_safe::lora::load_lora("unet", &file.path, DType::F32, &self.device)?;
+                    Weights::with_lora(base_vb, lora_vb, lora_cfg)
+                };
+                UNet2DConditionModel::new(weights, cfg).map_err(|e| match e {
+                    anchor_safe::Error::Candle(source) => anchor_safe::Error::Weights {
+                        path: file.path.clone(),
+                        source,
+                    }
+                    .into(),
+                    other => Error::Model(other),
+                })?
             }
         };
         let unet = Arc::new(unet);
         let mut cache = self.unets.lock().map_err(|_| poisoned())?;
         Ok(Arc::clone(cache.entry(key).or_insert(unet)))
+    }
+
+    /// The text conditioner (the base's text encoder and special tokens).
+    pub fn text(&self) -> &TextConditioner {
+        &self.text
     }
 
     /// The model set this pipeline was loaded from.

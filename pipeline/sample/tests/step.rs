@@ -209,3 +209,70 @@ fn a_blocked_step_explains_itself_when_run() -> TestResult {
     assert!(msg.contains("no base model"), "{msg}");
     Ok(())
 }
+
+/// The model id, then the UNet outputs with and without the configuration's weights.
+type Predictions = Result<(String, Vec<f32>, Vec<f32>), Box<dyn std::error::Error>>;
+
+/// A fully fine-tuned UNet (`anchor train --full`) given where a LoRA would go replaces the
+/// base's UNet: an exact copy of the base behaves as the base, a changed copy does not, and
+/// the model id names it as a UNet.
+#[test]
+fn a_full_unet_file_replaces_the_base_unet() -> TestResult {
+    let Some(vocab) = vocab() else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let base = dir.path().join("model");
+    write_random_base(&base)?;
+    let dev = candle_core::Device::Cpu;
+    let base_file = base.join("unet/diffusion_pytorch_model.safetensors");
+    let weights = candle_core::safetensors::load(&base_file, &dev)?;
+    let same = dir.path().join("same.safetensors");
+    candle_core::safetensors::save(&weights, &same)?;
+    let changed = dir.path().join("changed.safetensors");
+    let mut w2 = weights.clone();
+    let key = "conv_out.bias";
+    let bumped = (w2.get(key).ok_or("no conv_out.bias")? + 0.5)?;
+    w2.insert(key.to_string(), bumped);
+    candle_core::safetensors::save(&w2, &changed)?;
+
+    let needed = needed_loras(&[Configuration::Lora]);
+    let out = dir.path().join("out");
+    let predict = |file: &Path| -> Predictions {
+        let models = ModelSet::resolve(
+            &out,
+            &ModelChoice {
+                base: Some(base.clone()),
+                loras: BTreeMap::from([("lora".to_string(), file.to_path_buf())]),
+            },
+            &needed,
+        )?;
+        let id = models.model_id(Some("lora"));
+        let pipeline = anchor_sample::Pipeline::load(&models, &vocab, &dev)?;
+        let x = candle_core::Tensor::ones((1, 4, 2, 2), candle_core::DType::F32, &dev)?;
+        let t = candle_core::Tensor::new(&[500f32], &dev)?;
+        let ctx = pipeline.text().empty().clone();
+        let flat = |u: &anchor_safe::UNet2DConditionModel| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+            Ok(u.forward(&x, &t, &ctx)?.flatten_all()?.to_vec1()?)
+        };
+        Ok((
+            id,
+            flat(&*pipeline.unet(Some("lora"))?)?,
+            flat(&*pipeline.unet(None)?)?,
+        ))
+    };
+    let (id, tuned, plain) = predict(&same)?;
+    assert!(id.contains("+unet:"), "{id}");
+    assert_eq!(tuned, plain);
+    let (_, tuned, plain) = predict(&changed)?;
+    let max = tuned
+        .iter()
+        .zip(&plain)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        (max - 0.5).abs() < 1e-4,
+        "conv_out.bias + 0.5 moved the output by {max}"
+    );
+    Ok(())
+}

@@ -59,6 +59,18 @@ pub enum Error {
         /// The loss value.
         loss: f64,
     },
+    /// A gradient overflowed or became NaN where no loss scaler can skip the step.
+    #[error(
+        "{configuration}: the gradient norm is {grad_norm} at step {step} (diverged; f16 runs skip such steps, f32/bf16 runs stop)"
+    )]
+    NonFiniteGradient {
+        /// What was being trained.
+        configuration: String,
+        /// Optimiser step.
+        step: u64,
+        /// The global gradient norm.
+        grad_norm: f64,
+    },
 }
 
 impl Error {

@@ -11,7 +11,8 @@
 //!   `models/manifest.json`);
 //! - [`trainer`]: the loop (accumulation, clipping, cosine schedule, checkpoints that make a
 //!   resumed run equal an uninterrupted one); [`optim`]: AdamW and friends; [`rng`]: the
-//!   seeded generator whose state checkpoints hold;
+//!   seeded generator whose state checkpoints hold; [`precision`]: f16/bf16 compute with f32
+//!   master weights, and f16's loss scaling;
 //! - [`data`]: joining `splits`, `pairs_curated`, `pairs` and `subjects`; crop and flip;
 //! - [`folder`]: diffusers folder writing; [`st`]: deterministic safetensors files;
 //!   [`plot`]: the loss-curve PNG.
@@ -25,6 +26,7 @@ pub mod folder;
 pub mod objective;
 pub mod optim;
 pub mod plot;
+pub mod precision;
 pub mod rng;
 pub mod st;
 pub mod stages;
@@ -33,5 +35,6 @@ pub mod trainer;
 
 pub use anchor_safe::{FIXED_SUBJECT_WEIGHT, LoraConfig};
 pub use error::{Error, Result};
+pub use precision::Precision;
 pub use stages::{Configuration, DemoSettings, SubjectWeighting, TrainSettings};
 pub use step::TrainStep;

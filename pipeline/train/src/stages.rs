@@ -22,6 +22,7 @@ use crate::data::{Example, preprocess};
 use crate::error::{Error, IoAt, Result};
 use crate::objective::{DiffusionObjective, ImageSet, LatentSet, VaeObjective, reconstruction_mse};
 use crate::optim::{AdamWConfig, Params};
+use crate::precision::Precision;
 use crate::trainer::{Checkpoints, LogRow, LoopConfig, train};
 
 /// A configuration of the paper that trains a LoRA.
@@ -120,6 +121,14 @@ pub struct TrainSettings {
     pub demo: DemoSettings,
     /// open_clip's `bpe_simple_vocab_16e6.txt.gz`.
     pub vocab: PathBuf,
+    /// Compute dtype of the frozen UNet while training the LoRAs (the demo base's VAE and
+    /// UNet always train in f32). Omitted from keys when f32, so older runs keep theirs.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
+    /// Train every UNet weight instead of LoRA adapters (f32 only); the configuration's
+    /// output is then a whole diffusers UNet. Omitted from keys when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_finetune: bool,
 }
 
 /// A finished stage: its key and log.
@@ -159,6 +168,23 @@ impl Layout {
             .join("lora")
             .join(c.name())
             .join("pytorch_lora_weights.safetensors")
+    }
+    /// The fully fine-tuned UNet of `c`, a diffusers `unet` folder's weights file.
+    pub fn full_unet_file(&self, c: Configuration) -> PathBuf {
+        self.root
+            .join("models")
+            .join("full")
+            .join(c.name())
+            .join("unet")
+            .join("diffusion_pytorch_model.safetensors")
+    }
+    /// Where configuration `c`'s trained weights go.
+    pub fn weights_file(&self, c: Configuration, full_finetune: bool) -> PathBuf {
+        if full_finetune {
+            self.full_unet_file(c)
+        } else {
+            self.lora_file(c)
+        }
     }
     /// `models/manifest.json`.
     pub fn manifest(&self) -> PathBuf {
@@ -339,6 +365,7 @@ impl Trainer {
             adamw: AdamWConfig::default(),
             seed: s.seed.wrapping_add(stream),
             checkpoint_every: s.checkpoint_every,
+            loss_scaling: false,
         }
     }
 
@@ -785,19 +812,35 @@ impl Trainer {
             &to_json(&own),
         ]);
         let work = self.layout.work(c.name());
-        let lora_path = self.layout.lora_file(c);
+        let lora_path = self.layout.weights_file(c, s.full_finetune);
         if let Some(r) = read_record(&work, &key)
             && lora_path.is_file()
         {
             self.update_manifest(&base, &base_id, c, &lora_path)?;
             return Ok(r);
         }
+        // The VAE and the text encoder only fill the caches, once, so they run in f32 whatever
+        // the precision: the caches are then shared by every precision. The frozen UNet runs in
+        // the compute dtype (weights converted on load, fp16 files included); the adapters keep
+        // f32 master weights.
+        s.precision.check_device(&self.device)?;
+        if s.full_finetune && !s.precision.is_f32() {
+            return Err(Error::Config {
+                what: "precision",
+                reason: format!(
+                    "full fine-tuning trains every weight in f32; {} applies to LoRA training \
+                     (its frozen base)",
+                    s.precision.name()
+                ),
+            });
+        }
         let dtype = DType::F32;
+        let compute = s.precision.dtype();
         let unet_dir = base.join("unet");
         let unet_cfg = UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
         let base_vb = anchor_safe::weights::load_safetensors(
             &unet_dir.join("diffusion_pytorch_model.safetensors"),
-            dtype,
+            compute,
             &self.device,
         )?;
         let vae = AutoencoderKL::from_diffusers_dir(&base.join("vae"), dtype, &self.device)?;
@@ -811,22 +854,42 @@ impl Trainer {
         .unwrap_or_else(|_| NoiseSchedule::sd(Prediction::Epsilon));
         let latents = self.latents(&vae, data, &base_id)?;
         let embeddings = self.embeddings(&text, &data.examples, weighting, &base_id)?;
-        let lora_vm = VarMap::new();
-        let unet = UNet2DConditionModel::new(
-            Weights::with_lora(
-                base_vb,
-                VarBuilder::from_varmap(&lora_vm, dtype, &self.device).pp("unet"),
-                s.lora,
-            ),
-            unet_cfg,
-        )?;
-        let params = Params::from_varmap(&lora_vm, |_| true)?;
         let stream = match c {
             Configuration::Lora => 0x10,
             Configuration::Safe => 0x5AFE,
         };
-        params.reinit(s.seed ^ stream)?;
-        let lc = self.loop_config(s.steps, s.lr, s.batch_size, s.grad_accum, stream);
+        let trainable = VarMap::new();
+        let (unet, params) = if s.full_finetune {
+            // Every weight is a variable, starting from the base's values.
+            let unet = UNet2DConditionModel::new(
+                Weights::new(VarBuilder::from_varmap(&trainable, dtype, &self.device)),
+                unet_cfg.clone(),
+            )?;
+            let params = Params::from_varmap(&trainable, |_| true)?;
+            let base_file = unet_dir.join("diffusion_pytorch_model.safetensors");
+            params
+                .load(&crate::st::read(&base_file, &self.device)?)
+                .map_err(|e| Error::Input {
+                    what: base_file.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            drop(base_vb);
+            (unet, params)
+        } else {
+            let unet = UNet2DConditionModel::new(
+                Weights::with_lora(
+                    base_vb,
+                    VarBuilder::from_varmap(&trainable, dtype, &self.device).pp("unet"),
+                    s.lora,
+                ),
+                unet_cfg.clone(),
+            )?;
+            let params = Params::from_varmap(&trainable, |_| true)?;
+            params.reinit(s.seed ^ stream)?;
+            (unet, params)
+        };
+        let mut lc = self.loop_config(s.steps, s.lr, s.batch_size, s.grad_accum, stream);
+        lc.loss_scaling = s.precision.scales_loss();
         let ckpt = Checkpoints {
             dir: work.join("checkpoints"),
             run_key: key.clone(),
@@ -853,7 +916,21 @@ impl Trainer {
                 steps_run: report.steps_run,
             });
         }
-        save_lora_file(&lora_path, &params, s.lora)?;
+        if s.full_finetune {
+            let dir = lora_path.parent().ok_or_else(|| Error::Config {
+                what: "layout",
+                reason: "the UNet file has no folder".into(),
+            })?;
+            // The base's own config (with every key diffusers reads) next to the new weights:
+            // `UNet2DConditionModel.from_pretrained(dir)` loads the folder.
+            std::fs::create_dir_all(dir).at(dir)?;
+            let config = dir.join("config.json");
+            std::fs::copy(unet_dir.join("config.json"), &config).at(&config)?;
+            let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+            crate::st::write(&lora_path, &params.tensors(), &meta)?;
+        } else {
+            save_lora_file(&lora_path, &params, s.lora)?;
+        }
         let sha = crate::folder::sha256_file(&lora_path)?;
         let record = StageRecord {
             key,
@@ -861,8 +938,11 @@ impl Trainer {
             facts: serde_json::json!({
                 "base": base.display().to_string(),
                 "base_id": base_id,
-                "lora_parameters": params.numel(),
-                "lora_variables": params.len(),
+                "kind": if s.full_finetune { "full" } else { "lora" },
+                "trained_parameters": params.numel(),
+                "trained_variables": params.len(),
+                "precision": s.precision.name(),
+                "skipped_steps": report.skipped_steps,
                 "sha256": sha,
             }),
             seconds: report.seconds,
@@ -902,12 +982,22 @@ impl Trainer {
         if !manifest["loras"].is_object() {
             manifest["loras"] = serde_json::json!({});
         }
-        manifest["loras"][c.name()] = serde_json::json!({
-            "path": lora.display().to_string(),
-            "sha256": crate::folder::sha256_file(lora)?,
-            "rank": self.settings.lora.rank,
-            "alpha": self.settings.lora.alpha,
-        });
+        manifest["loras"][c.name()] = if self.settings.full_finetune {
+            // A whole UNet: the sampler swaps it in for the base's (no adapter to apply).
+            serde_json::json!({
+                "path": lora.display().to_string(),
+                "sha256": crate::folder::sha256_file(lora)?,
+                "kind": "full",
+            })
+        } else {
+            serde_json::json!({
+                "path": lora.display().to_string(),
+                "sha256": crate::folder::sha256_file(lora)?,
+                "kind": "lora",
+                "rank": self.settings.lora.rank,
+                "alpha": self.settings.lora.alpha,
+            })
+        };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Checkpoint {
             path: path.clone(),
             reason: e.to_string(),

@@ -101,9 +101,11 @@ impl TrainStep {
                 Some(serde_json::Value::Object(stamp))
             }
         };
+        let device = default_device()?;
+        settings.precision.check_device(&device)?;
         Ok(Self {
             settings,
-            device: default_device()?,
+            device,
             base_stamp,
             trainer: OnceLock::new(),
             prepared: Mutex::new(None),

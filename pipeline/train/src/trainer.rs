@@ -11,6 +11,7 @@ use candle_core::Tensor;
 
 use crate::error::{Error, IoAt, Result};
 use crate::optim::{AdamW, AdamWConfig, Params, accumulate, clip_grad_norm, cosine_lr};
+use crate::precision::LossScaler;
 use crate::rng::Rng;
 
 /// Settings of one training run.
@@ -34,6 +35,9 @@ pub struct LoopConfig {
     pub seed: u64,
     /// Steps between checkpoints (0 = only at the end).
     pub checkpoint_every: u64,
+    /// Dynamic loss scaling (f16 training).
+    #[serde(default)]
+    pub loss_scaling: bool,
 }
 
 impl LoopConfig {
@@ -116,6 +120,9 @@ struct CheckpointState {
     cursor: u64,
     /// The log so far.
     log: Vec<LogRow>,
+    /// The loss scaler's state (f16 training only).
+    #[serde(default)]
+    scaler: Option<LossScaler>,
 }
 
 /// Where a run keeps its checkpoints, and under which run key.
@@ -225,6 +232,8 @@ pub struct RunReport {
     pub steps_run: u64,
     /// Wall-clock seconds of those steps.
     pub seconds: f64,
+    /// Optimiser steps skipped by the loss scaler (non-finite f16 gradients), over the run.
+    pub skipped_steps: u64,
 }
 
 /// Runs (or resumes) training of `params` on `objective`. `stop_after` ends the call after
@@ -253,6 +262,7 @@ pub fn train(
         rng: Rng::new(cfg.seed, 0x7A11),
         cursor: 0,
         log: Vec::new(),
+        scaler: cfg.loss_scaling.then(LossScaler::default),
     };
     if let Some((path, saved)) = ckpt.latest()? {
         let dev = params
@@ -301,15 +311,39 @@ pub fn train(
                 });
             }
             loss_sum += value;
-            let grads = (loss / cfg.grad_accum as f64)?.backward()?;
+            let scale = state.scaler.map_or(1.0, |s| s.scale);
+            let grads = (loss * (scale / cfg.grad_accum as f64))?.backward()?;
             accumulate(params, &mut acc, &grads)?;
         }
-        let grads = acc.ok_or_else(|| Error::Config {
+        let mut grads = acc.ok_or_else(|| Error::Config {
             what: "grad_accum",
             reason: "no micro-batch ran".into(),
         })?;
+        if let Some(scaler) = &state.scaler {
+            let unscale = 1.0 / scaler.scale;
+            grads = grads
+                .iter()
+                .map(|g| g * unscale)
+                .collect::<candle_core::Result<_>>()?;
+        }
         let (grad_norm, grads) = clip_grad_norm(&grads, cfg.max_grad_norm)?;
-        opt.step(params, &grads, lr)?;
+        let finite = grad_norm.is_finite();
+        match state.scaler.as_mut() {
+            // GradScaler's rule: an overflowed step is skipped, not applied; the schedule
+            // still advances, as in diffusers' scripts.
+            Some(scaler) => scaler.update(finite),
+            None if !finite => {
+                return Err(Error::NonFiniteGradient {
+                    configuration: ckpt.dir.display().to_string(),
+                    step,
+                    grad_norm,
+                });
+            }
+            None => {}
+        }
+        if finite {
+            opt.step(params, &grads, lr)?;
+        }
         state.step = step;
         state.adam_t = opt.t;
         let row = LogRow {
@@ -330,6 +364,7 @@ pub fn train(
         }
     }
     Ok(RunReport {
+        skipped_steps: state.scaler.map_or(0, |s| s.skipped),
         steps_run: state.step - resumed_from,
         log: state.log,
         resumed_from,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anchor_safe::{LoraConfig, StableDiffusion};
 use anchor_train::data::{Example, Subject};
 use anchor_train::stages::{Configuration, Layout, Trainer};
-use anchor_train::{DemoSettings, SubjectWeighting, TrainSettings};
+use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings};
 use candle_core::{DType, Device, Tensor};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -66,6 +66,8 @@ fn settings(base: Option<PathBuf>) -> TrainSettings {
             batch_size: 4,
         },
         vocab: vocab(),
+        precision: Precision::F32,
+        full_finetune: false,
     }
 }
 
@@ -209,5 +211,216 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
         manifest["loras"]["lora"]["path"].is_string()
             && manifest["loras"]["safe"]["path"].is_string()
     );
+
+    mixed_precision(&base_dir, &data, &full.log, &lora_file, tmp.path())?;
+    full_finetune(&base_dir, &data, &full.log, tmp.path())?;
+    Ok(())
+}
+
+/// `full_finetune`: every UNet weight trains from the base's values (so step 1 equals the
+/// LoRA run's, whose fresh adapters are a no-op), the output is a whole UNet folder with the
+/// base's keys and config, the base file is untouched, and f16 is refused.
+fn full_finetune(
+    base_dir: &Path,
+    data: &anchor_train::stages::Prepared,
+    lora_log: &[anchor_train::trainer::LogRow],
+    tmp: &Path,
+) -> TestResult {
+    let dev = Device::Cpu;
+    let mut noop = |_: &str, _: &anchor_train::trainer::LogRow| {};
+    let base_file = base_dir.join("unet/diffusion_pytorch_model.safetensors");
+    let base_bytes = std::fs::read(&base_file)?;
+    let mut s = settings(Some(base_dir.to_path_buf()));
+    s.full_finetune = true;
+    s.steps = 3;
+    let root = tmp.join("full");
+    let layout = Layout { root: root.clone() };
+    let rec = Trainer::new(s.clone(), layout.clone(), "fx".into(), dev.clone()).finetune(
+        Configuration::Safe,
+        data,
+        &mut noop,
+        None,
+    )?;
+    assert_eq!(rec.facts["kind"], "full");
+    let (a, b) = (rec.log[0].loss, lora_log[0].loss);
+    assert!((a - b).abs() <= 1e-6 * b, "{a} vs {b}");
+    assert_eq!(std::fs::read(&base_file)?, base_bytes, "the base changed");
+    let file = layout.full_unet_file(Configuration::Safe);
+    let trained = candle_core::safetensors::load(&file, &dev)?;
+    let base = candle_core::safetensors::load(&base_file, &dev)?;
+    let mut keys: Vec<&String> = trained.keys().collect();
+    let mut base_keys: Vec<&String> = base.keys().collect();
+    keys.sort();
+    base_keys.sort();
+    assert_eq!(keys, base_keys);
+    let changed = trained
+        .iter()
+        .filter(|(k, t)| {
+            let diff = (*t - &base[*k]).and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>());
+            matches!(diff, Ok(d) if d > 0.0)
+        })
+        .count();
+    assert!(
+        changed > keys.len() / 2,
+        "only {changed} of {} tensors moved",
+        keys.len()
+    );
+    assert_eq!(
+        std::fs::read(file.with_file_name("config.json"))?,
+        std::fs::read(base_dir.join("unet/config.json"))?
+    );
+    assert!(!anchor_safe::lora::is_lora_file(&file)?);
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.manifest())?)?;
+    assert_eq!(manifest["loras"]["safe"]["kind"], "full");
+
+    s.precision = Precision::F16;
+    let err = Trainer::new(
+        s,
+        Layout {
+            root: tmp.join("full16"),
+        },
+        "fx".into(),
+        dev,
+    )
+    .finetune(Configuration::Safe, data, &mut noop, None)
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("full fine-tuning trains every weight in f32"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// f16 LoRA training on the same base (bf16 needs CUDA): the curve tracks f32's, the adapters stay
+/// f32 with the same keys, f16's loss scaler is exercised and survives a resume exactly, and
+/// an fp16 base file is converted on load.
+fn mixed_precision(
+    base_dir: &Path,
+    data: &anchor_train::stages::Prepared,
+    f32_log: &[anchor_train::trainer::LogRow],
+    f32_lora: &Path,
+    tmp: &Path,
+) -> TestResult {
+    let dev = Device::Cpu;
+    let mut noop = |_: &str, _: &anchor_train::trainer::LogRow| {};
+    let f32_keys: Vec<String> = {
+        let mut k: Vec<String> = candle_core::safetensors::load(f32_lora, &dev)?
+            .into_keys()
+            .collect();
+        k.sort();
+        k
+    };
+    let trainer = |root: &str, precision: Precision| {
+        let mut s = settings(Some(base_dir.to_path_buf()));
+        s.precision = precision;
+        Trainer::new(
+            s,
+            Layout {
+                root: tmp.join(root),
+            },
+            "fx".into(),
+            dev.clone(),
+        )
+    };
+    // candle's CPU matmul has no bf16 kernel: refused up front, by name.
+    let err = trainer("bf16", Precision::Bf16)
+        .finetune(Configuration::Safe, data, &mut noop, None)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bf16 needs a CUDA device"), "{err}");
+    {
+        let (root, precision) = ("f16", Precision::F16);
+        let rec = trainer(root, precision).finetune(Configuration::Safe, data, &mut noop, None)?;
+        assert_eq!(rec.log.len(), f32_log.len());
+        // Same noise, same init: the first step's loss differs only by the forward's rounding.
+        let (a, b) = (rec.log[0].loss, f32_log[0].loss);
+        eprintln!(
+            "{} step-1 loss {a:.6} vs f32 {b:.6}; facts {}",
+            precision.name(),
+            rec.facts
+        );
+        assert!(a.is_finite() && (a - b).abs() < 0.05 * b, "{a} vs {b}");
+        assert_ne!(rec.log, f32_log, "{} computed in f32", precision.name());
+        assert_eq!(rec.facts["precision"], precision.name());
+        let file = tmp
+            .join(root)
+            .join("models/lora/safe/pytorch_lora_weights.safetensors");
+        let lora = candle_core::safetensors::load(&file, &dev)?;
+        let mut keys: Vec<String> = lora.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, f32_keys);
+        assert!(lora.values().all(|t| t.dtype() == DType::F32));
+        let moved = lora
+            .iter()
+            .filter(|(k, _)| k.ends_with("lora_B.weight"))
+            .map(|(_, t)| t.abs()?.max_all()?.to_scalar::<f32>())
+            .collect::<candle_core::Result<Vec<f32>>>()?;
+        assert!(
+            moved.iter().all(|&m| m > 0.0),
+            "an f32 master weight never moved"
+        );
+    }
+    // f16 stopped at step 5 and resumed from the step-3 checkpoint (scaler state included)
+    // equals the uninterrupted f16 run.
+    let full =
+        trainer("f16", Precision::F16).finetune(Configuration::Safe, data, &mut noop, None)?;
+    assert_eq!(full.steps_run, 0, "the finished f16 run was not reused");
+    let partial =
+        trainer("f16r", Precision::F16).finetune(Configuration::Safe, data, &mut noop, Some(5))?;
+    assert_eq!(partial.log.len(), 5);
+    let resumed =
+        trainer("f16r", Precision::F16).finetune(Configuration::Safe, data, &mut noop, None)?;
+    assert_eq!(resumed.steps_run, 5);
+    assert_eq!(resumed.log, full.log);
+    assert_eq!(resumed.facts["skipped_steps"], full.facts["skipped_steps"]);
+    let lora = |root: &str| {
+        std::fs::read(
+            tmp.join(root)
+                .join("models/lora/safe/pytorch_lora_weights.safetensors"),
+        )
+    };
+    assert_eq!(lora("f16r")?, lora("f16")?);
+
+    // An fp16 copy of the base trains in f32 (converted on load) to the f32 run's first loss,
+    // up to the rounding of the weights.
+    let half = tmp.join("base-fp16");
+    copy_dir(base_dir, &half)?;
+    let unet = half.join("unet/diffusion_pytorch_model.safetensors");
+    let tensors: std::collections::HashMap<String, Tensor> =
+        candle_core::safetensors::load(&unet, &dev)?
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.to_dtype(DType::F16)?)))
+            .collect::<candle_core::Result<_>>()?;
+    candle_core::safetensors::save(&tensors, &unet)?;
+    let mut s = settings(Some(half));
+    s.steps = 2;
+    let rec = Trainer::new(
+        s,
+        Layout {
+            root: tmp.join("from-fp16"),
+        },
+        "fx".into(),
+        dev.clone(),
+    )
+    .finetune(Configuration::Safe, data, &mut noop, None)?;
+    let (a, b) = (rec.log[0].loss, f32_log[0].loss);
+    assert!((a - b).abs() < 0.02 * b, "{a} vs {b}");
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anchor_core::step::Step;
 use anchor_train::{
-    Configuration, DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, SubjectWeighting, TrainSettings,
-    TrainStep,
+    Configuration, DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting,
+    TrainSettings, TrainStep,
 };
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,12 @@ pub struct TrainConfig {
     pub demo_unet_lr: f64,
     /// Demo base: batch size.
     pub demo_batch_size: usize,
+    /// Compute dtype of the frozen UNet while training the LoRAs: f32, f16 (dynamic loss
+    /// scaling) or bf16. The adapters keep f32 master weights either way.
+    pub precision: String,
+    /// Train every UNet weight instead of LoRA adapters (f32); each configuration then
+    /// writes a whole diffusers UNet.
+    pub full_finetune: bool,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +92,8 @@ impl Default for TrainConfig {
             demo_unet_steps: 600,
             demo_unet_lr: 1e-3,
             demo_batch_size: 8,
+            precision: "f32".into(),
+            full_finetune: false,
         }
     }
 }
@@ -114,6 +122,14 @@ pub struct TrainArgs {
     /// Subject weighting of `safe`: fixed (1.21) or llm.
     #[arg(long, value_parser = ["fixed", "llm"])]
     pub weighting: Option<String>,
+    /// Compute dtype of the LoRA training: f32, f16 or bf16 (meant for CUDA; on the CPU
+    /// f16/bf16 run, but slower than f32).
+    #[arg(long, value_parser = ["f32", "f16", "bf16"])]
+    pub precision: Option<String>,
+    /// Fine-tune every UNet weight instead of LoRA adapters (f32 only); writes
+    /// <out>/train/models/full/<configuration>/unet/.
+    #[arg(long)]
+    pub full: bool,
     /// Write the loss curves of train_log to <out>/train/loss.png.
     #[arg(long)]
     pub plot: bool,
@@ -146,6 +162,12 @@ pub fn config(app: &App, args: Option<&TrainArgs>) -> anyhow::Result<TrainConfig
         }
         if let Some(w) = &a.weighting {
             cfg.weighting = w.clone();
+        }
+        if let Some(p) = &a.precision {
+            cfg.precision = p.clone();
+        }
+        if a.full {
+            cfg.full_finetune = true;
         }
     }
     Ok(cfg)
@@ -200,6 +222,8 @@ pub fn settings(app: &App, cfg: &TrainConfig) -> anyhow::Result<TrainSettings> {
             .models
             .join("open-clip")
             .join("bpe_simple_vocab_16e6.txt.gz"),
+        precision: Precision::parse(&cfg.precision)?,
+        full_finetune: cfg.full_finetune,
     })
 }
 

@@ -424,6 +424,11 @@ impl UNet2DConditionModel {
         &self.cfg
     }
 
+    /// The dtype the UNet computes in: its (frozen or trainable) weights' dtype.
+    pub fn dtype(&self) -> DType {
+        self.conv_in.weight().dtype()
+    }
+
     /// Predicts noise (or v) for `sample` (`[B, C, H, W]`, H and W divisible by
     /// 2^(levels-1)), one timestep per sample (`timesteps`: `[B]`, any float or int dtype)
     /// and text states `context` (`[B, 77, cross_attention_dim]`).
