@@ -2,6 +2,7 @@
 
 mod annotate;
 mod config;
+mod curate_clip;
 mod eval;
 mod extract;
 mod fid;

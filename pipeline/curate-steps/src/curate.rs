@@ -15,7 +15,8 @@ use anchor_core::columns::{Columns, opt_bool, opt_f64, opt_i32, opt_i64, opt_str
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{TableDef, articles, pairs, pairs_curated, pairs_scored};
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use serde::Serialize;
@@ -29,11 +30,12 @@ use anchor_curate::hash::Hash64;
 use anchor_curate::quality::{QualityMetrics, QualityThresholds};
 
 use crate::Error;
+use crate::clip::{float32_column, opt_f32};
 
 /// Step name.
 pub const NAME: &str = "curate";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+/// Bump when output semantics change (2: the CLIP columns and filters).
+pub const VERSION: u32 = 2;
 
 /// Parameters of the `curate` step.
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +48,10 @@ pub struct CurateParams {
     pub caption: CaptionRules,
     /// Hamming radius of pHash near-duplicates (inclusive).
     pub near_duplicate_radius: u32,
+    /// Drop below this CLIP-IQA; 0 = off. Needs CLIP scores in `pairs_scored`.
+    pub min_clip_iqa: f64,
+    /// Drop below this CLIP image–caption cosine; 0 = off. Needs CLIP scores.
+    pub min_clip_similarity: f64,
     /// The CLIP BPE vocabulary for `caption_tokens`.
     #[serde(skip)]
     pub clip_vocab: PathBuf,
@@ -67,6 +73,8 @@ impl CurateParams {
             max_nsfw: f64::from(anchor_curate::nsfw::DEFAULT_THRESHOLD),
             caption: CaptionRules::default(),
             near_duplicate_radius: dedup::DEFAULT_RADIUS,
+            min_clip_iqa: 0.0,
+            min_clip_similarity: 0.0,
             clip_vocab_sha256,
             clip_vocab,
         }
@@ -113,6 +121,8 @@ struct Row {
     dhash: Option<String>,
     metrics: Option<QualityMetrics>,
     nsfw: Option<f64>,
+    clip_similarity: Option<f32>,
+    clip_iqa: Option<f32>,
     // Computed here.
     caption: String,
     credit: Option<String>,
@@ -206,6 +216,14 @@ impl CurateStep {
                         )
                     })
                 })
+                .or_else(|| {
+                    below(row.clip_iqa, self.params.min_clip_iqa).map(|v| {
+                        (
+                            DropReason::LowClipIqa,
+                            format!("clip_iqa {v:.4} < {}", self.params.min_clip_iqa),
+                        )
+                    })
+                })
         } else {
             Some((
                 DropReason::Undecodable,
@@ -231,7 +249,25 @@ impl CurateStep {
             };
             row.drop = Some((reason, detail));
         }
+        if row.drop.is_none()
+            && let Some(v) = below(row.clip_similarity, self.params.min_clip_similarity)
+        {
+            row.drop = Some((
+                DropReason::LowClipSimilarity,
+                format!(
+                    "clip_similarity {v:.4} < {}",
+                    self.params.min_clip_similarity
+                ),
+            ));
+        }
     }
+}
+
+/// The score when a threshold is on (exactly 0 is off; a cosine threshold may be negative)
+/// and the score is below it. A missing score passes: the CLI refuses thresholds without CLIP
+/// weights, and with weights only pairs dropped earlier (no pixels, empty caption) lack one.
+fn below(score: Option<f32>, min: f64) -> Option<f32> {
+    score.filter(|&v| min != 0.0 && f64::from(v) < min)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -496,6 +532,8 @@ fn read_rows(ctx: &StepCtx) -> Result<Vec<Row>, Error> {
         let placeholder = c.boolean(pairs_scored::PLACEHOLDER)?;
         let file_size = c.int64(pairs_scored::FILE_SIZE)?;
         let nsfw = c.float64(pairs_scored::NSFW)?;
+        let clip_sim = float32_column(&batch, pairs_scored::NAME, pairs_scored::CLIP_SIMILARITY)?;
+        let clip_iqa = float32_column(&batch, pairs_scored::NAME, pairs_scored::CLIP_IQA)?;
         for r in 0..batch.num_rows() {
             let Some(&i) = position.get(id.value(r)) else {
                 return Err(Error::Config(format!(
@@ -514,6 +552,8 @@ fn read_rows(ctx: &StepCtx) -> Result<Vec<Row>, Error> {
             row.phash = opt_str(phash, r).map(str::to_owned);
             row.dhash = opt_str(dhash, r).map(str::to_owned);
             row.nsfw = opt_f64(nsfw, r);
+            row.clip_similarity = opt_f32(clip_sim, r);
+            row.clip_iqa = opt_f32(clip_iqa, r);
             row.metrics = match (opt_i32(width, r), opt_i32(height, r)) {
                 (Some(w), Some(h)) => Some(QualityMetrics {
                     width: u32::try_from(w).unwrap_or(0),
@@ -583,6 +623,8 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
     let mut b_placeholder = BooleanBuilder::new();
     let mut b_file_size = Int64Builder::new();
     let mut b_nsfw = Float64Builder::new();
+    let mut b_clip_sim = Float32Builder::new();
+    let mut b_clip_iqa = Float32Builder::new();
     let mut b_cluster = StringBuilder::new();
     let mut b_cluster_size = Int32Builder::new();
     let mut b_dup_of = StringBuilder::new();
@@ -628,6 +670,8 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
         b_placeholder.append_option(m.map(|m| m.placeholder));
         b_file_size.append_option(m.map(|m| to_i64(m.file_size)));
         b_nsfw.append_option(r.nsfw);
+        b_clip_sim.append_option(r.clip_similarity);
+        b_clip_iqa.append_option(r.clip_iqa);
         b_cluster.append_option(r.dup_cluster_id.as_deref());
         b_cluster_size.append_option(r.dup_cluster_size);
         b_dup_of.append_option(r.dup_of.as_deref());
@@ -675,6 +719,8 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
         Arc::new(b_placeholder.finish()),
         Arc::new(b_file_size.finish()),
         Arc::new(b_nsfw.finish()),
+        Arc::new(b_clip_sim.finish()),
+        Arc::new(b_clip_iqa.finish()),
         Arc::new(b_cluster.finish()),
         Arc::new(b_cluster_size.finish()),
         Arc::new(b_dup_of.finish()),

@@ -12,6 +12,9 @@ pub enum Error {
     /// A table could not be read or written.
     #[error(transparent)]
     Table(#[from] anchor_core::Error),
+    /// The CLIP model failed to load or to run.
+    #[error("CLIP: {0}")]
+    Clip(String),
     /// A configuration value or the inputs are invalid.
     #[error("{0}")]
     Config(String),

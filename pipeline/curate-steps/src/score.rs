@@ -2,6 +2,10 @@
 //! image within limits and measure it (perceptual hashes, quality metrics, NSFW score) into
 //! `pairs_scored`. One part per `pairs` part, so it shards and resumes like the scrape.
 //!
+//! With CLIP weights ([`ScoreParams::clip`]) it also fills `clip_similarity` and `clip_iqa`
+//! ([`crate::clip`]), batching the decoded images of the part [`IMAGE_BATCH`] at a time;
+//! without them both columns are null and the stats count every row under `clip_off`.
+//!
 //! No threshold is applied here. Every filter decision happens in the cheap global `curate`
 //! step, so re-tuning a threshold never re-runs the NSFW model.
 
@@ -14,7 +18,7 @@ use anchor_core::columns::{Columns, opt_str};
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{self, TableDef, pairs, pairs_scored};
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use serde::Serialize;
@@ -27,11 +31,12 @@ use anchor_curate::nsfw_runtime::{NsfwRuntime, NsfwScorer};
 use anchor_curate::quality;
 
 use crate::Error;
+use crate::clip::{ClipScorer, ClipScores, ClipWeights, IMAGE_BATCH, similarity_caption};
 
 /// Step name.
 pub const NAME: &str = "score";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+/// Bump when output semantics change (2: the CLIP columns).
+pub const VERSION: u32 = 2;
 /// Rows decoded per batch (each row holds one image's bytes).
 const READ_BATCH: usize = 32;
 
@@ -49,6 +54,11 @@ pub struct ScoreParams {
     pub nsfw_runtime: NsfwRuntime,
     /// Decoder limits (decompression-bomb guard).
     pub decode: DecodeLimitsParams,
+    /// CLIP weights for `clip_similarity` and `clip_iqa`; `None` leaves them null. Absent
+    /// from the fingerprint when `None`, so the weights' sha256 (never their path) is what
+    /// makes the step re-run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipWeights>,
 }
 
 /// [`DecodeLimits`] as parameters.
@@ -73,6 +83,7 @@ impl ScoreParams {
                 max_side: limits.max_side,
                 max_pixels: limits.max_pixels,
             },
+            clip: None,
         }
     }
 
@@ -89,6 +100,7 @@ impl ScoreParams {
 pub struct ScoreStep {
     params: ScoreParams,
     model: OnceLock<Result<Arc<NsfwScorer>, String>>,
+    clip: OnceLock<Result<Option<Arc<ClipScorer>>, String>>,
 }
 
 impl ScoreStep {
@@ -97,7 +109,25 @@ impl ScoreStep {
         ScoreStep {
             params,
             model: OnceLock::new(),
+            clip: OnceLock::new(),
         }
+    }
+
+    /// The parameters.
+    pub fn params_ref(&self) -> &ScoreParams {
+        &self.params
+    }
+
+    fn clip(&self) -> Result<Option<Arc<ClipScorer>>, BoxError> {
+        self.clip
+            .get_or_init(|| match &self.params.clip {
+                None => Ok(None),
+                Some(w) => ClipScorer::load(w)
+                    .map(|c| Some(Arc::new(c)))
+                    .map_err(|e| e.to_string()),
+            })
+            .clone()
+            .map_err(BoxError::from)
     }
 
     fn model(&self) -> Result<Arc<NsfwScorer>, BoxError> {
@@ -124,6 +154,42 @@ struct Scored {
     hashes: Option<hash::PerceptualHashes>,
     metrics: Option<quality::QualityMetrics>,
     nsfw: Option<f64>,
+    clip: Option<ClipScores>,
+}
+
+/// Decoded images waiting for a CLIP forward pass: (index in the part's rows, image, caption).
+#[derive(Default)]
+struct ClipQueue {
+    rows: Vec<usize>,
+    images: Vec<image::DynamicImage>,
+    captions: Vec<Option<String>>,
+}
+
+impl ClipQueue {
+    fn flush(
+        &mut self,
+        scorer: &ClipScorer,
+        rows: &mut [Scored],
+        stats: &mut PartStats,
+    ) -> Result<(), Error> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let captions: Vec<Option<&str>> = self.captions.iter().map(|c| c.as_deref()).collect();
+        let scores = scorer.score(&self.images, &captions)?;
+        for (&i, s) in self.rows.iter().zip(scores) {
+            if let Some(row) = rows.get_mut(i) {
+                row.clip = Some(s);
+            }
+        }
+        stats.time("clip", started.elapsed().as_secs_f64());
+        stats.count("clip_scored", self.rows.len() as u64);
+        self.rows.clear();
+        self.images.clear();
+        self.captions.clear();
+        Ok(())
+    }
 }
 
 impl Step for ScoreStep {
@@ -146,6 +212,8 @@ impl Step for ScoreStep {
         // Fail before any work when the model is missing or corrupt, with the fix in the message.
         nsfw::verify_model(&self.params.nsfw_model)?;
         self.params.nsfw_runtime.verify()?;
+        // A bad CLIP folder fails here too, before any part is written.
+        self.clip()?;
         Ok(ctx.input(pairs::NAME)?.parts.len())
     }
 
@@ -156,9 +224,17 @@ impl Step for ScoreStep {
         sink: &mut PartSink,
     ) -> Result<PartStats, BoxError> {
         let model = self.model()?;
+        let clip = self.clip()?;
+        let mut queue = ClipQueue::default();
         let limits = self.params.limits();
         let reader = ctx.reader(pairs::NAME)?;
-        let columns = [pairs::ID, pairs::IMAGE, pairs::STATUS, pairs::ERROR_CLASS];
+        let columns = [
+            pairs::ID,
+            pairs::IMAGE,
+            pairs::STATUS,
+            pairs::ERROR_CLASS,
+            pairs::CAPTION,
+        ];
         let mut stats = PartStats::default();
         let mut rows: Vec<Scored> = Vec::new();
         for batch in reader.read_part(part, Some(&columns), READ_BATCH)? {
@@ -167,6 +243,7 @@ impl Step for ScoreStep {
             let ids = cols.utf8(pairs::ID)?;
             let status = cols.utf8(pairs::STATUS)?;
             let error_class = cols.utf8(pairs::ERROR_CLASS)?;
+            let captions = cols.utf8(pairs::CAPTION)?;
             let (image, bytes) = cols.image_bytes(pairs::IMAGE)?;
             for row in 0..batch.num_rows() {
                 let mut scored = Scored {
@@ -210,11 +287,31 @@ impl Step for ScoreStep {
                             }
                         }
                         stats.time("nsfw", started.elapsed().as_secs_f64());
+                        if let Some(scorer) = &clip
+                            && scored.image_error.is_none()
+                        {
+                            queue.rows.push(rows.len());
+                            queue.images.push(decoded.image);
+                            queue.captions.push(
+                                opt_str(captions, row)
+                                    .and_then(similarity_caption)
+                                    .map(str::to_owned),
+                            );
+                            if queue.rows.len() >= IMAGE_BATCH {
+                                rows.push(scored);
+                                queue.flush(scorer, &mut rows, &mut stats)?;
+                                continue;
+                            }
+                        }
                     }
                 }
                 rows.push(scored);
             }
             ctx.progress().inc(0);
+        }
+        match &clip {
+            Some(scorer) => queue.flush(scorer, &mut rows, &mut stats)?,
+            None => stats.count("clip_off", rows.len() as u64),
         }
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         for r in &rows {
@@ -247,6 +344,8 @@ fn scored_batch(rows: &[Scored]) -> Result<RecordBatch, Error> {
     let mut placeholder = BooleanBuilder::new();
     let mut file_size = Int64Builder::new();
     let mut nsfw_score = Float64Builder::new();
+    let mut clip_similarity = Float32Builder::new();
+    let mut clip_iqa = Float32Builder::new();
     for r in rows {
         id.append_value(&r.id);
         image_error.append_option(r.image_error.as_ref().map(|(reason, _)| reason.as_str()));
@@ -267,6 +366,8 @@ fn scored_batch(rows: &[Scored]) -> Result<RecordBatch, Error> {
         placeholder.append_option(m.map(|m| m.placeholder));
         file_size.append_option(m.map(|m| i64::try_from(m.file_size).unwrap_or(i64::MAX)));
         nsfw_score.append_option(r.nsfw);
+        clip_similarity.append_option(r.clip.and_then(|c| c.similarity));
+        clip_iqa.append_option(r.clip.map(|c| c.iqa));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(id.finish()),
@@ -287,6 +388,8 @@ fn scored_batch(rows: &[Scored]) -> Result<RecordBatch, Error> {
         Arc::new(placeholder.finish()),
         Arc::new(file_size.finish()),
         Arc::new(nsfw_score.finish()),
+        Arc::new(clip_similarity.finish()),
+        Arc::new(clip_iqa.finish()),
     ];
     RecordBatch::try_new(tables::pairs_scored::schema(), columns).map_err(Error::from)
 }

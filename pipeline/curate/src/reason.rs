@@ -41,6 +41,8 @@ pub enum DropReason {
     Grayscale,
     /// NSFW score at or above the threshold.
     Nsfw,
+    /// CLIP-IQA ("Good photo." probability) below the minimum (only with CLIP weights).
+    LowClipIqa,
     /// The caption is empty after cleaning.
     EmptyCaption,
     /// The caption is boilerplate ("File photo", "Handout", ...).
@@ -51,13 +53,16 @@ pub enum DropReason {
     CaptionTooLong,
     /// The caption's detected language is not an accepted one.
     NonEnglish,
+    /// CLIP image–caption cosine below the minimum (only with CLIP weights).
+    LowClipSimilarity,
 }
 
 impl DropReason {
-    /// Every reason, in funnel order: image problems, content filters, caption rules, and
+    /// Every reason, in funnel order: image problems, content filters, caption rules, the
+    /// caption-against-image CLIP similarity (it needs a caption worth judging), and
     /// deduplication last, so that a cluster's keeper is chosen among pairs that pass every
     /// filter (a photo is not lost because its best copy has a bad caption).
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::NotDownloaded,
         DropReason::Undecodable,
         DropReason::Truncated,
@@ -71,11 +76,13 @@ impl DropReason {
         DropReason::TooBright,
         DropReason::Grayscale,
         DropReason::Nsfw,
+        DropReason::LowClipIqa,
         DropReason::EmptyCaption,
         DropReason::BoilerplateCaption,
         DropReason::CaptionTooShort,
         DropReason::CaptionTooLong,
         DropReason::NonEnglish,
+        DropReason::LowClipSimilarity,
         DropReason::ExactDuplicate,
         DropReason::NearDuplicate,
     ];
@@ -103,6 +110,8 @@ impl DropReason {
             DropReason::CaptionTooShort => "caption_too_short",
             DropReason::CaptionTooLong => "caption_too_long",
             DropReason::NonEnglish => "non_english",
+            DropReason::LowClipIqa => "low_clip_iqa",
+            DropReason::LowClipSimilarity => "low_clip_similarity",
         }
     }
 
@@ -150,6 +159,11 @@ mod tests {
         assert_eq!(DropReason::ExactDuplicate.as_str(), "exact_duplicate");
         assert_eq!(DropReason::TooSmall.as_str(), "too_small");
         assert_eq!(DropReason::Nsfw.as_str(), "nsfw");
+        assert_eq!(DropReason::LowClipIqa.as_str(), "low_clip_iqa");
+        assert_eq!(
+            DropReason::LowClipSimilarity.as_str(),
+            "low_clip_similarity"
+        );
         assert_eq!(
             DropReason::BoilerplateCaption.to_string(),
             "boilerplate_caption"

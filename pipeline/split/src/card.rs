@@ -22,7 +22,7 @@ use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use anchor_curate::DropReason;
 use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 use crate::export::{self, FILE_COUNTER_PREFIX};
@@ -31,7 +31,7 @@ use crate::{Error, Result, SPLITS, SUBSETS};
 /// Step name.
 pub const NAME: &str = "card";
 /// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The `card` step.
 #[derive(Debug, Default)]
@@ -87,6 +87,8 @@ struct Counted {
     reason: String,
     split: Option<String>,
     subset: String,
+    /// Has a CLIP-IQA score (curate ran with CLIP weights and decoded the image).
+    clip: bool,
 }
 
 fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
@@ -105,6 +107,7 @@ fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
         pairs_curated::OUTLET,
         pairs_curated::SUBSET,
         pairs_curated::DROP_REASON,
+        pairs_curated::CLIP_IQA,
     ];
     for batch in ctx.reader(pairs_curated::NAME)?.read_all(Some(&cols), 8192) {
         let batch = batch?;
@@ -113,12 +116,14 @@ fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
         let outlet = c.utf8(pairs_curated::OUTLET)?;
         let subset = c.utf8(pairs_curated::SUBSET)?;
         let reason = c.utf8(pairs_curated::DROP_REASON)?;
+        let clip = crate::export::float32(&batch, pairs_curated::CLIP_IQA)?;
         for r in 0..batch.num_rows() {
             out.push(Counted {
                 outlet: outlet.value(r).to_owned(),
                 reason: opt_str(reason, r).unwrap_or("kept").to_owned(),
                 split: split_of.get(id.value(r)).cloned(),
                 subset: subset.value(r).to_owned(),
+                clip: !clip.is_null(r),
             });
         }
     }
@@ -323,6 +328,23 @@ fn render(
         }
         let _ = writeln!(body, " {sum} |");
     }
+    let clip = counted
+        .iter()
+        .filter(|c| c.reason == "kept" && c.clip)
+        .count();
+    let _ = if clip == 0 {
+        writeln!(
+            body,
+            "\nCLIP scores (`clip_similarity`, `clip_iqa`) are null: curate ran without CLIP \
+             weights (`anchor curate --clip DIR` fills them)."
+        )
+    } else {
+        writeln!(
+            body,
+            "\nCLIP scores (`clip_similarity`, `clip_iqa`) are filled for {clip} of the {kept} \
+             kept pairs."
+        )
+    };
     let _ = writeln!(
         body,
         "\nThe columns are documented in `schemas/dataset.md` of the anchor repository; \

@@ -19,7 +19,8 @@ use anchor_core::tables::{self, TableDef, dataset, pairs, pairs_curated, splits}
 use anchor_curate::crop::{self, CropParams};
 use anchor_curate::decode::{self, DecodeLimits};
 use arrow_array::builder::{
-    BinaryBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    BinaryBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
 use serde::Serialize;
@@ -28,8 +29,8 @@ use crate::{Error, Result, hf};
 
 /// Step name.
 pub const NAME: &str = "export";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+/// Bump when output semantics change (2: the CLIP score columns).
+pub const VERSION: u32 = 2;
 /// Prefix of the stats counters that list the files a part wrote.
 pub const FILE_COUNTER_PREFIX: &str = "file:";
 
@@ -79,6 +80,8 @@ struct Meta {
     dark: f64,
     light: f64,
     nsfw: f64,
+    clip_similarity: Option<f32>,
+    clip_iqa: Option<f32>,
 }
 
 /// The `export` step.
@@ -160,6 +163,8 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
             c.float64(pc::LIGHT)?,
             c.float64(pc::NSFW)?,
         );
+        let clip_sim = float32(&batch, pc::CLIP_SIMILARITY)?;
+        let clip_iqa = float32(&batch, pc::CLIP_IQA)?;
         for r in 0..batch.num_rows() {
             if !keep.value(r) {
                 continue;
@@ -205,6 +210,8 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
                     dark: req_f(dark, pc::DARK)?,
                     light: req_f(light, pc::LIGHT)?,
                     nsfw: req_f(nsfw, pc::NSFW)?,
+                    clip_similarity: (!clip_sim.is_null(r)).then(|| clip_sim.value(r)),
+                    clip_iqa: (!clip_iqa.is_null(r)).then(|| clip_iqa.value(r)),
                 },
             );
         }
@@ -217,6 +224,21 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
         )));
     }
     Ok(kept)
+}
+
+/// A `Float32` column of `pairs_curated` (core's `Columns` has no Float32 accessor).
+pub(crate) fn float32<'a>(
+    batch: &'a RecordBatch,
+    column: &str,
+) -> Result<&'a arrow_array::Float32Array> {
+    batch
+        .column_by_name(column)
+        .and_then(|a| a.as_any().downcast_ref::<arrow_array::Float32Array>())
+        .ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "pairs_curated has no Float32 column {column}; re-run `anchor curate --force`"
+            ))
+        })
 }
 
 /// One exported row.
@@ -376,6 +398,8 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
     let mut b_dark = Float64Builder::new();
     let mut b_light = Float64Builder::new();
     let mut b_nsfw = Float64Builder::new();
+    let mut b_clip_sim = Float32Builder::new();
+    let mut b_clip_iqa = Float32Builder::new();
     for row in rows {
         let m = kept
             .get(&row.id)
@@ -418,6 +442,8 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
         b_dark.append_value(m.dark);
         b_light.append_value(m.light);
         b_nsfw.append_value(m.nsfw);
+        b_clip_sim.append_option(m.clip_similarity);
+        b_clip_iqa.append_option(m.clip_iqa);
     }
     let image = StructArray::try_new(
         tables::image_fields(),
@@ -458,6 +484,8 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
         Arc::new(b_dark.finish()),
         Arc::new(b_light.finish()),
         Arc::new(b_nsfw.finish()),
+        Arc::new(b_clip_sim.finish()),
+        Arc::new(b_clip_iqa.finish()),
     ];
     Ok(RecordBatch::try_new(dataset::schema(), columns)?)
 }

@@ -1,12 +1,15 @@
 //! `anchor curate`: `pairs` → `pairs_scored` (the parallel `score` step) → `pairs_curated`
 //! (the global `curate` step), then, on the demo source, the near-duplicate calibration report.
+//! With `--clip DIR` (or `[curate] clip`), `score` also fills the CLIP columns; without, it
+//! says that they are off.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anchor_core::step::Step;
 use anchor_curate::caption::CaptionRules;
 use anchor_curate::nsfw_runtime::NsfwRuntime;
 use anchor_curate::quality::QualityThresholds;
+use anchor_curate_steps::clip::ClipWeights;
 use anchor_curate_steps::curate::{CurateParams, CurateStep};
 use anchor_curate_steps::score::{ScoreParams, ScoreStep};
 use serde::{Deserialize, Serialize};
@@ -51,6 +54,13 @@ pub struct CurateConfig {
     pub near_duplicate_radius: u32,
     /// CLIP BPE vocabulary; empty = `<paths.models>/open-clip/bpe_simple_vocab_16e6.txt.gz`.
     pub clip_vocab: String,
+    /// CLIP folder (transformers layout: config.json + model.safetensors) for the
+    /// `clip_similarity` and `clip_iqa` columns; empty = none (the columns are null).
+    pub clip: String,
+    /// Drop below this CLIP-IQA ("Good photo." probability); 0 = off. Needs `clip`.
+    pub min_clip_iqa: f64,
+    /// Drop below this CLIP image–caption cosine; 0 = off. Needs `clip`.
+    pub min_clip_similarity: f64,
 }
 
 impl Default for CurateConfig {
@@ -74,6 +84,9 @@ impl Default for CurateConfig {
             languages: c.languages,
             near_duplicate_radius: anchor_curate::dedup::DEFAULT_RADIUS,
             clip_vocab: String::new(),
+            clip: String::new(),
+            min_clip_iqa: 0.0,
+            min_clip_similarity: 0.0,
         }
     }
 }
@@ -93,6 +106,18 @@ pub struct CurateArgs {
     /// Minimum shortest side in pixels.
     #[arg(long)]
     pub min_shortest_side: Option<u32>,
+    /// CLIP folder in the Hugging Face transformers layout (config.json, model.safetensors;
+    /// e.g. openai/clip-vit-base-patch32): fills `clip_similarity` (image vs. raw caption)
+    /// and `clip_iqa` (CLIP-IQA, torchmetrics' "Good photo."/"Bad photo."). Without it both
+    /// columns are null; no CLIP weights exist offline.
+    #[arg(long, value_name = "DIR")]
+    pub clip: Option<PathBuf>,
+    /// Drop below this CLIP-IQA (needs --clip); 0 = off.
+    #[arg(long, value_name = "X")]
+    pub min_clip_iqa: Option<f64>,
+    /// Drop below this CLIP image–caption cosine (needs --clip); 0 = off.
+    #[arg(long, value_name = "X")]
+    pub min_clip_similarity: Option<f64>,
     /// Step flags.
     #[command(flatten)]
     pub step: StepArgs,
@@ -114,8 +139,74 @@ pub fn config(app: &App, args: Option<&CurateArgs>) -> anyhow::Result<CurateConf
         if let Some(v) = a.min_shortest_side {
             cfg.min_shortest_side = v;
         }
+        if let Some(v) = &a.clip {
+            cfg.clip = v.display().to_string();
+        }
+        if let Some(v) = a.min_clip_iqa {
+            cfg.min_clip_iqa = v;
+        }
+        if let Some(v) = a.min_clip_similarity {
+            cfg.min_clip_similarity = v;
+        }
     }
     Ok(cfg)
+}
+
+fn user_error(msg: String) -> anyhow::Error {
+    anchor_core::Error::Config(msg).into()
+}
+
+/// The BPE vocabulary captions are tokenized with (and a CLIP folder without `merges.txt`).
+pub(crate) fn clip_vocab(app: &App, cfg: &CurateConfig) -> PathBuf {
+    path_or(
+        app,
+        &cfg.clip_vocab,
+        "open-clip/bpe_simple_vocab_16e6.txt.gz",
+    )
+}
+
+/// The CLIP weights as configured, checked and hashed; `None` when `clip` is empty. CLIP
+/// thresholds without weights are refused rather than silently ignored.
+fn clip_weights(app: &App, cfg: &CurateConfig) -> anyhow::Result<Option<ClipWeights>> {
+    if cfg.clip.is_empty() {
+        for (key, v) in [
+            ("min_clip_iqa", cfg.min_clip_iqa),
+            ("min_clip_similarity", cfg.min_clip_similarity),
+        ] {
+            if v != 0.0 {
+                return Err(user_error(format!(
+                    "[curate] {key} = {v} needs CLIP weights: pass --clip DIR (or set [curate] clip), \
+                     or set it to 0"
+                )));
+            }
+        }
+        return Ok(None);
+    }
+    ClipWeights::hashed(Path::new(&cfg.clip), &clip_vocab(app, cfg))
+        .map(Some)
+        .map_err(|e| user_error(format!("--clip: {e}")))
+}
+
+/// What `score` says about its CLIP columns.
+fn clip_note(step: &ScoreStep) -> String {
+    match &step.params_ref().clip {
+        Some(w) => format!(
+            "score: CLIP scores on (clip_similarity, clip_iqa) from {} (sha256 {})",
+            w.dir.display(),
+            w.sha256
+        ),
+        None => "score: CLIP scores off (pass --clip DIR or set [curate] clip to fill \
+                 clip_similarity and clip_iqa; they are null)"
+            .to_owned(),
+    }
+}
+
+fn run_score_step(app: &App, step: &ScoreStep, step_args: &StepArgs) -> anyhow::Result<()> {
+    app.run_step(step, step_args)?;
+    if !app.quiet {
+        println!("{}", clip_note(step));
+    }
+    Ok(())
 }
 
 fn path_or(app: &App, value: &str, default: &str) -> PathBuf {
@@ -144,20 +235,17 @@ pub(crate) fn nsfw_runtime(app: &App, cfg: &CurateConfig) -> anyhow::Result<Nsfw
 
 /// The `score` step as configured.
 pub fn build_score(app: &App, cfg: &CurateConfig) -> anyhow::Result<ScoreStep> {
-    Ok(ScoreStep::new(ScoreParams::new(
+    let mut params = ScoreParams::new(
         path_or(app, &cfg.nsfw_model, "open-nsfw.onnx"),
         nsfw_runtime(app, cfg)?,
-    )))
+    );
+    params.clip = clip_weights(app, cfg)?;
+    Ok(ScoreStep::new(params))
 }
 
 /// The `curate` step as configured.
 pub fn build_curate(app: &App, cfg: &CurateConfig) -> anyhow::Result<CurateStep> {
-    let vocab = path_or(
-        app,
-        &cfg.clip_vocab,
-        "open-clip/bpe_simple_vocab_16e6.txt.gz",
-    );
-    let mut params = CurateParams::new(vocab);
+    let mut params = CurateParams::new(clip_vocab(app, cfg));
     params.quality = QualityThresholds {
         min_shortest_side: cfg.min_shortest_side,
         max_aspect_ratio: cfg.max_aspect_ratio,
@@ -174,6 +262,8 @@ pub fn build_curate(app: &App, cfg: &CurateConfig) -> anyhow::Result<CurateStep>
         languages: cfg.languages.clone(),
     };
     params.near_duplicate_radius = cfg.near_duplicate_radius;
+    params.min_clip_iqa = cfg.min_clip_iqa;
+    params.min_clip_similarity = cfg.min_clip_similarity;
     Ok(CurateStep::new(params))
 }
 
@@ -189,8 +279,7 @@ pub fn build_curate_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
 
 /// Runs `score` as configured (chains).
 pub fn run_score_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
-    app.run_step(&build_score(app, &config(app, None)?)?, step_args)?;
-    Ok(())
+    run_score_step(app, &build_score(app, &config(app, None)?)?, step_args)
 }
 
 /// Runs `curate` as configured (chains), then the calibration report on demo data.
@@ -202,7 +291,7 @@ pub fn run_curate_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<
 /// `anchor curate`: both steps, then the calibration report.
 pub fn run(args: &CurateArgs, app: &App) -> anyhow::Result<()> {
     let cfg = config(app, Some(args))?;
-    app.run_step(&build_score(app, &cfg)?, &args.step)?;
+    run_score_step(app, &build_score(app, &cfg)?, &args.step)?;
     app.run_step(&build_curate(app, &cfg)?, &args.step)?;
     super::calibrate::report_if_demo(app)
 }

@@ -7,6 +7,7 @@ use anchor_curate::decode::{self, DecodeLimits};
 use anchor_curate::nsfw;
 use anchor_curate::nsfw_runtime::NsfwScorer;
 use anchor_curate::{hash, quality};
+use anchor_curate_steps::clip::{ClipScorer, ClipWeights, similarity_caption};
 use anyhow::Context;
 
 use crate::app::App;
@@ -28,6 +29,13 @@ pub struct ScoreArgs {
     /// Runtime of the NSFW model [default: `[curate] nsfw_runtime`, i.e. ort].
     #[arg(long, value_parser = ["ort", "tract"])]
     pub nsfw_runtime: Option<String>,
+    /// CLIP folder (transformers layout: config.json, model.safetensors) for `clip_iqa`
+    /// and, with --caption, `clip_similarity`; without it both are null.
+    #[arg(long, value_name = "DIR")]
+    pub clip: Option<PathBuf>,
+    /// Caption that `clip_similarity` compares every file with; without it that field is null.
+    #[arg(long, value_name = "TEXT", requires = "clip")]
+    pub caption: Option<String>,
     /// Image files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -77,12 +85,25 @@ pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
         cfg.nsfw_runtime.clone_from(runtime);
     }
     let model = NsfwScorer::load(&model_path, &super::curate::nsfw_runtime(app, &cfg)?, true)?;
+    let clip = match &args.clip {
+        Some(dir) => {
+            let weights = ClipWeights::hashed(dir, &super::curate::clip_vocab(app, &cfg))
+                .map_err(|e| anchor_core::Error::Config(format!("--clip: {e}")))?;
+            Some(ClipScorer::load(&weights)?)
+        }
+        None => None,
+    };
+    let caption = args.caption.as_deref().and_then(similarity_caption);
     let mut failed = 0;
     for file in &args.files {
         let line = load(file).and_then(|(bytes, img)| {
             let h = hash::hashes(&img);
             let m = quality::measure(&img, bytes.len() as u64);
             let (_, nsfw) = model.run(&nsfw::preprocess(&img, true)?)?;
+            let scores = match &clip {
+                Some(c) => c.score(std::slice::from_ref(&img), &[caption])?.pop(),
+                None => None,
+            };
             Ok(serde_json::json!({
                 "file": file.display().to_string(),
                 "nsfw": nsfw,
@@ -100,6 +121,8 @@ pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
                 "grayscale": m.grayscale,
                 "placeholder": m.placeholder,
                 "file_size": m.file_size,
+                "clip_similarity": scores.and_then(|s| s.similarity),
+                "clip_iqa": scores.map(|s| s.iqa),
             }))
         });
         match line {

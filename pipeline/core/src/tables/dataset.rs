@@ -78,6 +78,10 @@ pub const DARK: &str = "dark";
 pub const LIGHT: &str = "light";
 /// open_nsfw score
 pub const NSFW: &str = "nsfw";
+/// CLIP cosine of the original image and the raw caption; null when curate ran without CLIP weights
+pub const CLIP_SIMILARITY: &str = "clip_similarity";
+/// CLIP-IQA "Good photo." probability of the original image; null when curate ran without CLIP weights
+pub const CLIP_IQA: &str = "clip_iqa";
 
 /// The declared schema.
 pub fn schema() -> SchemaRef {
@@ -118,6 +122,8 @@ pub fn schema() -> SchemaRef {
                 Field::new(DARK, DataType::Float64, false),
                 Field::new(LIGHT, DataType::Float64, false),
                 Field::new(NSFW, DataType::Float64, false),
+                Field::new(CLIP_SIMILARITY, DataType::Float32, true),
+                Field::new(CLIP_IQA, DataType::Float32, true),
             ]))
         })
         .clone()

@@ -80,6 +80,10 @@ pub const PLACEHOLDER: &str = "placeholder";
 pub const FILE_SIZE: &str = "file_size";
 /// open_nsfw score; filter `max_nsfw` (drop at ≥)
 pub const NSFW: &str = "nsfw";
+/// CLIP image–caption cosine (`pairs_scored.clip_similarity`, raw caption); filter `min_clip_similarity`; null without CLIP weights
+pub const CLIP_SIMILARITY: &str = "clip_similarity";
+/// CLIP-IQA "Good photo." probability (`pairs_scored.clip_iqa`); filter `min_clip_iqa`; null without CLIP weights
+pub const CLIP_IQA: &str = "clip_iqa";
 /// id of the cluster's keeper, for every decoded pair (a singleton is its own cluster)
 pub const DUP_CLUSTER_ID: &str = "dup_cluster_id";
 /// pairs in the cluster
@@ -135,6 +139,8 @@ pub fn schema() -> SchemaRef {
                 Field::new(PLACEHOLDER, DataType::Boolean, true),
                 Field::new(FILE_SIZE, DataType::Int64, true),
                 Field::new(NSFW, DataType::Float64, true),
+                Field::new(CLIP_SIMILARITY, DataType::Float32, true),
+                Field::new(CLIP_IQA, DataType::Float32, true),
                 Field::new(DUP_CLUSTER_ID, DataType::Utf8, true),
                 Field::new(DUP_CLUSTER_SIZE, DataType::Int32, true),
                 Field::new(DUP_OF, DataType::Utf8, true),

