@@ -4,7 +4,9 @@
 //! time spent in forward, backward and the optimiser.
 //!
 //! `anchor-train-bench [--steps N] [--warmup N] [--batch B] [--latent S] [--lora RANK]
-//! [--sd15] [--f16]` (`--sd15` benchmarks an SD-1.5-shaped UNet; `--f16` on CUDA builds).
+//! [--sd15] [--f16|--bf16]` (`--sd15` benchmarks an SD-1.5-shaped UNet; `--f16`/`--bf16` run
+//! the frozen UNet in that dtype with f32 adapters, as `anchor train --precision`, and are
+//! meant for CUDA builds: bf16 is refused on the CPU).
 //! `anchor-train-bench --fixture-tables DIR [--rows N]` instead writes the synthetic input
 //! tables of `anchor_train::fixture` under DIR (to time `anchor train` end to end).
 
@@ -100,9 +102,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let latent: usize = arg(&args, "--latent", 16);
     let rank: usize = arg(&args, "--lora", 0);
     let sd15 = args.iter().any(|a| a == "--sd15");
-    let f16 = args.iter().any(|a| a == "--f16");
+    let precision = if args.iter().any(|a| a == "--f16") {
+        anchor_train::Precision::F16
+    } else if args.iter().any(|a| a == "--bf16") {
+        anchor_train::Precision::Bf16
+    } else {
+        anchor_train::Precision::F32
+    };
     let device = anchor_train::step::default_device()?;
-    let dtype = if f16 { DType::F16 } else { DType::F32 };
+    precision.check_device(&device)?;
+    let dtype = precision.dtype();
     let cfg = if sd15 {
         UNetConfig::sd15()
     } else {
@@ -119,9 +128,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let frozen = anchor_safe::lora::frozen(&base_vm, dtype, &device)?;
         UNet2DConditionModel::new(
+            // As `anchor train`: f32 master weights for the adapters, cast in the graph.
             Weights::with_lora(
                 frozen,
-                VarBuilder::from_varmap(&lora_vm, dtype, &device).pp("unet"),
+                VarBuilder::from_varmap(&lora_vm, DType::F32, &device).pp("unet"),
                 LoraConfig {
                     rank,
                     alpha: rank as f64,
