@@ -1,7 +1,9 @@
-//! The `gguf` backend: a local quantized llama-family model run with candle
-//! (`candle_transformers::models::quantized_llama`), greedy constrained decoding.
+//! The `gguf` backend: a local quantized llama-family model (llama, qwen2, phi3; see
+//! [`crate::llama`]) run with candle, greedy constrained decoding.
 //!
-//! - Tokenizer and chat template come from the GGUF metadata (no side files).
+//! - Tokenizer and chat template come from the GGUF metadata (no side files): byte-level
+//!   BPE through candle's `TokenizerFromGguf`, SentencePiece (Phi-3) through [`spm`]; ChatML,
+//!   Llama 3 and Phi-3 templates.
 //! - Low-bit weights are requantised to Q8_0 once at load (see [`crate::weights`]).
 //! - The prompt's shared prefix (system + few-shot turns) is run once at load into the
 //!   in-place KV cache of [`crate::llama`]; each caption truncates the cache back to the
@@ -23,11 +25,13 @@ use crate::backend::{Annotation, Backend, GenStats};
 use crate::constrain::{
     ANSWER_PREFIX, Grammar, TokenBytes, gpt2_token_bytes, gpt2_unicode_to_byte,
 };
-use crate::llama::{KvCache, Llama, MAX_SEQ_LEN};
+use crate::llama::{KvCache, Llama};
 use crate::parse::{ErrorClass, ParseError, parse_answer};
 use crate::prompt::{ChatFormat, Prompt};
 use crate::weights::{Requant, requantise, sha256_file};
 use crate::{Error, Result};
+
+mod spm;
 
 /// Options of the `gguf` backend.
 #[derive(Debug, Clone)]
@@ -71,8 +75,8 @@ pub struct GgufBackend {
     path: PathBuf,
     sha256: String,
     prompt: Prompt,
-    format: ChatFormat,
-    tokenizer: Tokenizer,
+    format: Chat,
+    tokenizer: Tok,
     token_bytes: TokenBytes,
     /// The model weights.
     model: Llama,
@@ -100,6 +104,83 @@ fn md_str<'a>(ct: &'a gguf_file::Content, key: &str) -> Option<&'a str> {
     ct.metadata.get(key)?.to_string().ok().map(String::as_str)
 }
 
+/// The chat formats the backend renders: [`ChatFormat`]'s, plus Phi-3's (kept here because
+/// only this backend needs it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chat {
+    Std(ChatFormat),
+    /// `<|system|>\n...<|end|>\n<|user|>\n...<|end|>\n<|assistant|>\n`, after `bos` (the BOS
+    /// token's text when the vocabulary adds one, else empty).
+    Phi3 {
+        bos: String,
+    },
+}
+
+impl Chat {
+    fn detect(template: &str, bos: String) -> Option<Self> {
+        if let Some(f) = ChatFormat::detect(template) {
+            return Some(Chat::Std(f));
+        }
+        ["<|user|>", "<|assistant|>", "<|end|>"]
+            .iter()
+            .all(|m| template.contains(m))
+            .then_some(Chat::Phi3 { bos })
+    }
+
+    fn prefix(&self, prompt: &Prompt) -> String {
+        match self {
+            Chat::Std(f) => f.prefix(prompt),
+            Chat::Phi3 { bos } => {
+                let mut s = format!("{bos}<|system|>\n{}<|end|>\n", prompt.system);
+                for ex in &prompt.examples {
+                    s.push_str(&format!(
+                        "<|user|>\n{}<|end|>\n<|assistant|>\n{}<|end|>\n",
+                        prompt.user_message(&ex.caption),
+                        ex.answer
+                    ));
+                }
+                s
+            }
+        }
+    }
+
+    fn suffix(&self, prompt: &Prompt, caption: &str) -> String {
+        match self {
+            Chat::Std(f) => f.suffix(prompt, caption),
+            Chat::Phi3 { .. } => format!(
+                "<|user|>\n{}<|end|>\n<|assistant|>\n{ANSWER_PREFIX}",
+                prompt.user_message(caption)
+            ),
+        }
+    }
+}
+
+/// The vocabulary's tokenizer.
+enum Tok {
+    /// Byte-level BPE (`tokenizer.ggml.model = "gpt2"`).
+    Bpe(Box<Tokenizer>),
+    /// SentencePiece (`"llama"`).
+    Spm(Box<spm::Spm>),
+}
+
+impl Tok {
+    /// Prompt text, special tokens included.
+    fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
+        match self {
+            Tok::Bpe(t) => encode(t, text),
+            Tok::Spm(s) => s.encode(text),
+        }
+    }
+
+    /// Answer text that continues a sequence.
+    fn encode_continuation(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
+        match self {
+            Tok::Bpe(t) => encode(t, text),
+            Tok::Spm(s) => s.encode_continuation(text),
+        }
+    }
+}
+
 /// Fixes candle's pre-tokenizer for pre-types it does not know: its fallback adds a prefix
 /// space (GPT-2's `add_prefix_space = true`), which SmolLM2's own tokenizer.json does not;
 /// `smollm` also splits digits one by one (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_SMOLLM`).
@@ -121,7 +202,7 @@ fn fix_pre_tokenizer(tok: &mut Tokenizer, pre: &str) {
 }
 
 /// Each token's bytes (for the grammar), `None` for control/special tokens.
-fn token_bytes(ct: &gguf_file::Content, path: &Path) -> Result<TokenBytes> {
+fn token_bytes(ct: &gguf_file::Content, path: &Path, spm: bool) -> Result<TokenBytes> {
     let bad = |detail: String| Error::Gguf {
         path: path.to_path_buf(),
         detail,
@@ -142,12 +223,15 @@ fn token_bytes(ct: &gguf_file::Content, path: &Path) -> Result<TokenBytes> {
             .to_string()
             .map_err(|_| bad(format!("token {i} is not a string")))?;
         // llama.cpp token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
-        // 6 byte. Only normal tokens may appear inside an answer.
+        // 6 byte. Only normal tokens (and SentencePiece's byte fallbacks) may appear inside
+        // an answer.
         let ty = types
             .and_then(|ts| ts.get(i))
             .and_then(|v| v.to_i32().or_else(|_| v.to_u32().map(|u| u as i32)).ok())
             .unwrap_or(1);
-        out.push(if ty == 1 {
+        out.push(if spm {
+            spm::spm_token_bytes(s, ty)
+        } else if ty == 1 {
             gpt2_token_bytes(s, &table)
         } else {
             None
@@ -183,26 +267,58 @@ impl GgufBackend {
                 ),
             });
         }
-        let model_kind = md_str(&content, "tokenizer.ggml.model").unwrap_or("");
-        if model_kind != "gpt2" {
-            return Err(Error::Gguf {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "tokenizer {model_kind:?} is not supported (supported: gpt2 byte-level BPE)"
-                ),
-            });
-        }
-        let template = md_str(&content, "tokenizer.chat_template").unwrap_or("");
-        let format = ChatFormat::detect(template).ok_or_else(|| Error::Gguf {
+        let bad = |detail: String| Error::Gguf {
             path: path.to_path_buf(),
-            detail: "chat template missing or not recognised (supported: ChatML, Llama 3)".into(),
+            detail,
+        };
+        let model_kind = md_str(&content, "tokenizer.ggml.model").unwrap_or("");
+        let tokenizer = match model_kind {
+            "gpt2" => {
+                let mut t = Tokenizer::from_gguf(&content).map_err(gguf_err)?;
+                fix_pre_tokenizer(
+                    &mut t,
+                    md_str(&content, "tokenizer.ggml.pre").unwrap_or("gpt2"),
+                );
+                Tok::Bpe(Box::new(t))
+            }
+            "llama" => Tok::Spm(Box::new(
+                spm::Spm::from_gguf(&content)
+                    .map_err(|e| bad(format!("SentencePiece vocabulary: {e}")))?,
+            )),
+            _ => {
+                return Err(bad(format!(
+                    "tokenizer {model_kind:?} is not supported (supported: gpt2 byte-level BPE, \
+                     llama SentencePiece)"
+                )));
+            }
+        };
+        // llama.cpp's default: SentencePiece vocabularies add BOS, BPE ones do not.
+        let add_bos = content
+            .metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .unwrap_or(model_kind == "llama");
+        let bos_text = content
+            .metadata
+            .get("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.to_u32().ok())
+            .zip(
+                content
+                    .metadata
+                    .get("tokenizer.ggml.tokens")
+                    .and_then(|v| v.to_vec().ok()),
+            )
+            .and_then(|(id, toks)| toks.get(id as usize)?.to_string().ok().cloned())
+            .filter(|_| add_bos)
+            .unwrap_or_default();
+        let template = md_str(&content, "tokenizer.chat_template").unwrap_or("");
+        let format = Chat::detect(template, bos_text).ok_or_else(|| {
+            bad(
+                "chat template missing or not recognised (supported: ChatML, Llama 3, Phi-3)"
+                    .into(),
+            )
         })?;
-        let mut tokenizer = Tokenizer::from_gguf(&content).map_err(gguf_err)?;
-        fix_pre_tokenizer(
-            &mut tokenizer,
-            md_str(&content, "tokenizer.ggml.pre").unwrap_or("gpt2"),
-        );
-        let token_bytes = token_bytes(&content, path)?;
+        let token_bytes = token_bytes(&content, path, model_kind == "llama")?;
 
         let (model, requantised) = match opts.requant.target() {
             None => (
@@ -220,7 +336,7 @@ impl GgufBackend {
 
         let t1 = Instant::now();
         let prefix = format.prefix(&opts.prompt);
-        let ids = encode(&tokenizer, &prefix).map_err(|detail| Error::Gguf {
+        let ids = tokenizer.encode(&prefix).map_err(|detail| Error::Gguf {
             path: path.to_path_buf(),
             detail: format!("tokenizing the prompt prefix: {detail}"),
         })?;
@@ -311,7 +427,7 @@ impl GgufBackend {
             return None;
         }
         let text = std::str::from_utf8(&bytes).ok()?;
-        let ids = encode(&self.tokenizer, text).ok()?;
+        let ids = self.tokenizer.encode_continuation(text).ok()?;
         let spelled: Vec<u8> = ids
             .iter()
             .flat_map(|&i| self.token_bytes.get(i).iter().copied())
@@ -354,13 +470,14 @@ impl Backend for GgufBackend {
             ..GenStats::default()
         };
         let suffix = self.format.suffix(&self.prompt, caption);
-        let ids = match encode(&self.tokenizer, &suffix) {
+        let ids = match self.tokenizer.encode(&suffix) {
             Ok(ids) => ids,
             Err(e) => return Ok(failed(String::new(), ErrorClass::Generation, e, stats)),
         };
         let grammar = Grammar::new(caption, self.max_subjects);
         let mut pos = self.prefix_len;
-        if pos + ids.len() >= MAX_SEQ_LEN {
+        let max_context = self.model.max_context();
+        if pos + ids.len() >= max_context {
             let detail = format!("prompt of {} tokens exceeds the context", pos + ids.len());
             return Ok(failed(String::new(), ErrorClass::Generation, detail, stats));
         }
@@ -374,7 +491,7 @@ impl Backend for GgufBackend {
         let t1 = Instant::now();
         let mut state = grammar.start();
         let mut out = ANSWER_PREFIX.as_bytes().to_vec();
-        let budget = grammar.max_answer_bytes().min(MAX_SEQ_LEN - pos);
+        let budget = grammar.max_answer_bytes().min(max_context - pos);
         for _ in 0..budget {
             let tp = Instant::now();
             let picked = self.token_bytes.pick(&grammar, &state, &logits);
@@ -404,7 +521,7 @@ impl Backend for GgufBackend {
                     break;
                 }
             }
-            if pos + feed.len() >= MAX_SEQ_LEN {
+            if pos + feed.len() >= max_context {
                 break;
             }
             logits = self.logits(&feed)?;
@@ -458,11 +575,185 @@ pub(crate) mod tests {
         write_tiny_gguf_arch(path, seed, "llama");
     }
 
-    /// [`write_tiny_gguf`] for architecture `arch` (`llama` or `qwen2`: qwen2 adds q/k/v
-    /// biases and a context length, as candle's `quantized_qwen2` requires).
+    /// [`write_tiny_gguf`] for architecture `arch`: `qwen2` adds q/k/v biases and a context
+    /// length, as candle's `quantized_qwen2` requires; `phi3` is laid out as llama.cpp writes
+    /// Phi-3-mini (fused `attn_qkv`, gate|up `ffn_up`, an `output` matrix, a sliding window,
+    /// a SentencePiece vocabulary and the Phi-3 chat template).
     pub(crate) fn write_tiny_gguf_arch(path: &Path, seed: u64, arch: &str) {
+        write_tiny_gguf_with(path, seed, arch, &[], &[]);
+    }
+
+    /// [`write_tiny_gguf_arch`] with extra metadata and F32 vectors (RoPE factors); an extra
+    /// key replaces a default one of the same name.
+    pub(crate) fn write_tiny_gguf_with(
+        path: &Path,
+        seed: u64,
+        arch: &str,
+        extra_md: &[(String, Value)],
+        extra_tensors: &[(&str, Vec<f32>)],
+    ) {
         let (hidden, ff, heads, kv_heads, layers) = (64usize, 128usize, 2u32, 1u32, 2u32);
         let head_dim = hidden / heads as usize;
+        let phi3 = arch == "phi3";
+        let s = |x: &str| Value::String(x.to_string());
+        let mut md: Vec<(String, Value)> = if phi3 {
+            spm_vocab_metadata()
+        } else {
+            bpe_vocab_metadata()
+        };
+        md.push(("general.architecture".into(), s(arch)));
+        let keyed = |k: &str| format!("{arch}.{k}");
+        md.extend([
+            (keyed("attention.head_count"), Value::U32(heads)),
+            (keyed("attention.head_count_kv"), Value::U32(kv_heads)),
+            (keyed("block_count"), Value::U32(layers)),
+            (keyed("embedding_length"), Value::U32(hidden as u32)),
+            (keyed("feed_forward_length"), Value::U32(ff as u32)),
+            (keyed("rope.dimension_count"), Value::U32(head_dim as u32)),
+            (keyed("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+            (keyed("rope.freq_base"), Value::F32(10000.0)),
+            (keyed("context_length"), Value::U32(4096)),
+        ]);
+        if phi3 {
+            md.push((keyed("attention.sliding_window"), Value::U32(2047)));
+        }
+        for (k, v) in extra_md {
+            md.retain(|(mk, _)| mk != k);
+            md.push((k.clone(), v.clone()));
+        }
+        let vocab = md
+            .iter()
+            .find(|(k, _)| k == "tokenizer.ggml.tokens")
+            .and_then(|(_, v)| v.to_vec().ok())
+            .map_or(0, Vec::len);
+        let mut seed = seed;
+        let mut tensors: Vec<(String, QTensor)> = Vec::new();
+        let mut add =
+            |name: String, dims: &[usize], dtype: GgmlDType, scale: f32, seed: &mut u64| {
+                let n: usize = dims.iter().product();
+                let data = if scale == 0.0 {
+                    vec![1.0f32; n]
+                } else {
+                    lcg(n, seed, scale)
+                };
+                let t = Tensor::from_vec(data, dims, &Device::Cpu).unwrap();
+                tensors.push((name, QTensor::quantize(&t, dtype).unwrap()));
+            };
+        use GgmlDType::{F32, Q4_1};
+        add(
+            "token_embd.weight".into(),
+            &[vocab, hidden],
+            F32,
+            1.0,
+            &mut seed,
+        );
+        add("output_norm.weight".into(), &[hidden], F32, 0.0, &mut seed);
+        if phi3 {
+            add(
+                "output.weight".into(),
+                &[vocab, hidden],
+                Q4_1,
+                0.2,
+                &mut seed,
+            );
+        }
+        let kv = kv_heads as usize * head_dim;
+        for l in 0..layers {
+            let p = format!("blk.{l}");
+            add(
+                format!("{p}.attn_norm.weight"),
+                &[hidden],
+                F32,
+                0.0,
+                &mut seed,
+            );
+            add(
+                format!("{p}.ffn_norm.weight"),
+                &[hidden],
+                F32,
+                0.0,
+                &mut seed,
+            );
+            if phi3 {
+                let qkv = [hidden + 2 * kv, hidden];
+                add(format!("{p}.attn_qkv.weight"), &qkv, Q4_1, 0.2, &mut seed);
+                add(
+                    format!("{p}.ffn_up.weight"),
+                    &[2 * ff, hidden],
+                    Q4_1,
+                    0.2,
+                    &mut seed,
+                );
+            } else {
+                add(
+                    format!("{p}.attn_q.weight"),
+                    &[hidden, hidden],
+                    Q4_1,
+                    0.2,
+                    &mut seed,
+                );
+                add(
+                    format!("{p}.attn_k.weight"),
+                    &[kv, hidden],
+                    Q4_1,
+                    0.2,
+                    &mut seed,
+                );
+                add(
+                    format!("{p}.attn_v.weight"),
+                    &[kv, hidden],
+                    Q4_1,
+                    0.2,
+                    &mut seed,
+                );
+                add(
+                    format!("{p}.ffn_gate.weight"),
+                    &[ff, hidden],
+                    Q4_1,
+                    0.2,
+                    &mut seed,
+                );
+                add(
+                    format!("{p}.ffn_up.weight"),
+                    &[ff, hidden],
+                    Q4_1,
+                    0.2,
+                    &mut seed,
+                );
+            }
+            if arch == "qwen2" {
+                for (name, rows) in [("attn_q", hidden), ("attn_k", kv), ("attn_v", kv)] {
+                    add(format!("{p}.{name}.bias"), &[rows], F32, 0.5, &mut seed);
+                }
+            }
+            add(
+                format!("{p}.attn_output.weight"),
+                &[hidden, hidden],
+                Q4_1,
+                0.2,
+                &mut seed,
+            );
+            add(
+                format!("{p}.ffn_down.weight"),
+                &[hidden, ff],
+                Q4_1,
+                0.2,
+                &mut seed,
+            );
+        }
+        for (name, v) in extra_tensors {
+            let t = Tensor::new(v.as_slice(), &Device::Cpu).unwrap();
+            tensors.push((name.to_string(), QTensor::quantize(&t, F32).unwrap()));
+        }
+        let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut f = File::create(path).unwrap();
+        gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
+    }
+
+    /// A byte-level BPE vocabulary (256 byte tokens, ChatML specials and a few merges) with a
+    /// ChatML template.
+    fn bpe_vocab_metadata() -> Vec<(String, Value)> {
         let table = gpt2_unicode_to_byte();
         let mut byte_to_char = vec![' '; 256];
         for (c, b) in &table {
@@ -490,152 +781,131 @@ pub(crate) mod tests {
             tokens.push(format!("{a}{b}"));
             types.push(Value::I32(1));
         }
-        let vocab = tokens.len();
         let s = |x: &str| Value::String(x.to_string());
-        let md: Vec<(&str, Value)> = vec![
-            ("general.architecture", s(arch)),
-            ("tokenizer.ggml.model", s("gpt2")),
-            ("tokenizer.ggml.pre", s("smollm")),
+        vec![
+            ("tokenizer.ggml.model".into(), s("gpt2")),
+            ("tokenizer.ggml.pre".into(), s("smollm")),
             (
-                "tokenizer.ggml.tokens",
+                "tokenizer.ggml.tokens".into(),
                 Value::Array(tokens.iter().map(|t| s(t)).collect()),
             ),
-            ("tokenizer.ggml.token_type", Value::Array(types)),
+            ("tokenizer.ggml.token_type".into(), Value::Array(types)),
             (
-                "tokenizer.ggml.merges",
+                "tokenizer.ggml.merges".into(),
                 Value::Array(merges.iter().map(|(a, b)| s(&format!("{a} {b}"))).collect()),
             ),
-            ("tokenizer.ggml.bos_token_id", Value::U32(1)),
-            ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+            ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
+            ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
             (
-                "tokenizer.chat_template",
+                "tokenizer.chat_template".into(),
                 s(
                     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
                 ),
             ),
+        ]
+    }
+
+    /// Phi-3's chat template as its GGUFs carry it.
+    pub(crate) const PHI3_TEMPLATE: &str = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+    /// A SentencePiece vocabulary laid out like Phi-3's (`<unk>`, `<s>`, `</s>`, 256 byte
+    /// tokens, `▁`-spelled pieces with merge scores, then the chat specials), with the Phi-3
+    /// chat template.
+    pub(crate) fn spm_vocab_metadata() -> Vec<(String, Value)> {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        let mut types: Vec<Value> = vec![Value::I32(2), Value::I32(3), Value::I32(3)];
+        let mut scores: Vec<Value> = vec![Value::F32(0.0); 3];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(Value::I32(6));
+            scores.push(Value::F32(0.0));
+        }
+        // Single characters first, then every prefix of some frequent words as merges: a
+        // longer piece scores lower, like SentencePiece's rank order.
+        let mut pieces: Vec<String> = vec!["▁".into()];
+        pieces.extend((b'!'..=b'~').map(|b| (b as char).to_string()));
+        let words = [
+            "▁the",
+            "▁in",
+            "▁a",
+            "▁of",
+            "▁and",
+            "er",
+            "on",
+            "{\"",
+            "\":",
+            "\",\"",
+            "▁text",
+            "▁subjects",
+            "▁kind",
+            "▁weight",
+            "▁person",
+            "▁place",
+            "▁Caption:",
+            "▁news",
+            "▁caption",
+            "▁photo",
+            "▁subject",
+            "ing",
+            "▁name",
+            "▁JSON",
+            "▁object",
+            "▁event",
+            "▁organisation",
+            "▁other",
+            "▁You",
+            "▁read",
+            "▁For",
+            "▁each",
+            "▁with",
         ];
-        let keyed = |k: &str| format!("{arch}.{k}");
-        let hyper: Vec<(String, Value)> = vec![
-            (keyed("attention.head_count"), Value::U32(heads)),
-            (keyed("attention.head_count_kv"), Value::U32(kv_heads)),
-            (keyed("block_count"), Value::U32(layers)),
-            (keyed("embedding_length"), Value::U32(hidden as u32)),
-            (keyed("rope.dimension_count"), Value::U32(head_dim as u32)),
-            (keyed("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
-            (keyed("rope.freq_base"), Value::F32(10000.0)),
-            (keyed("context_length"), Value::U32(512)),
-        ];
-        let mut md: Vec<(&str, Value)> = md;
-        md.extend(hyper.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        let mut seed = seed;
-        let mut tensors: Vec<(String, QTensor)> = Vec::new();
-        let mut add =
-            |name: String, dims: &[usize], dtype: GgmlDType, scale: f32, seed: &mut u64| {
-                let n: usize = dims.iter().product();
-                let data = if scale == 0.0 {
-                    vec![1.0f32; n]
-                } else {
-                    lcg(n, seed, scale)
-                };
-                let t = Tensor::from_vec(data, dims, &Device::Cpu).unwrap();
-                tensors.push((name, QTensor::quantize(&t, dtype).unwrap()));
-            };
-        add(
-            "token_embd.weight".into(),
-            &[vocab, hidden],
-            GgmlDType::F32,
-            1.0,
-            &mut seed,
-        );
-        add(
-            "output_norm.weight".into(),
-            &[hidden],
-            GgmlDType::F32,
-            0.0,
-            &mut seed,
-        );
-        let kv = kv_heads as usize * head_dim;
-        for l in 0..layers {
-            let p = format!("blk.{l}");
-            add(
-                format!("{p}.attn_norm.weight"),
-                &[hidden],
-                GgmlDType::F32,
-                0.0,
-                &mut seed,
-            );
-            add(
-                format!("{p}.ffn_norm.weight"),
-                &[hidden],
-                GgmlDType::F32,
-                0.0,
-                &mut seed,
-            );
-            add(
-                format!("{p}.attn_q.weight"),
-                &[hidden, hidden],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
-            add(
-                format!("{p}.attn_k.weight"),
-                &[kv, hidden],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
-            add(
-                format!("{p}.attn_v.weight"),
-                &[kv, hidden],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
-            if arch == "qwen2" {
-                for (name, rows) in [("attn_q", hidden), ("attn_k", kv), ("attn_v", kv)] {
-                    add(
-                        format!("{p}.{name}.bias"),
-                        &[rows],
-                        GgmlDType::F32,
-                        0.5,
-                        &mut seed,
-                    );
+        for w in words {
+            let chars: Vec<char> = w.chars().collect();
+            for n in 2..=chars.len() {
+                let p: String = chars[..n].iter().collect();
+                if !pieces.contains(&p) {
+                    pieces.push(p);
                 }
             }
-            add(
-                format!("{p}.attn_output.weight"),
-                &[hidden, hidden],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
-            add(
-                format!("{p}.ffn_gate.weight"),
-                &[ff, hidden],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
-            add(
-                format!("{p}.ffn_up.weight"),
-                &[ff, hidden],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
-            add(
-                format!("{p}.ffn_down.weight"),
-                &[hidden, ff],
-                GgmlDType::Q4_1,
-                0.2,
-                &mut seed,
-            );
         }
-        let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
-        let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let mut f = File::create(path).unwrap();
-        gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
+        for (i, p) in pieces.iter().enumerate() {
+            tokens.push(p.clone());
+            types.push(Value::I32(1));
+            scores.push(Value::F32(-(i as f32)));
+        }
+        for special in [
+            "<|endoftext|>",
+            "<|assistant|>",
+            "<|system|>",
+            "<|end|>",
+            "<|user|>",
+        ] {
+            tokens.push(special.into());
+            types.push(Value::I32(3));
+            scores.push(Value::F32(0.0));
+        }
+        let eos = tokens
+            .iter()
+            .position(|t| t == "<|endoftext|>")
+            .unwrap_or(2) as u32;
+        let s = |x: &str| Value::String(x.to_string());
+        vec![
+            ("general.name".into(), s("Phi3 tiny")),
+            ("tokenizer.ggml.model".into(), s("llama")),
+            ("tokenizer.ggml.pre".into(), s("default")),
+            (
+                "tokenizer.ggml.tokens".into(),
+                Value::Array(tokens.iter().map(|t| s(t)).collect()),
+            ),
+            ("tokenizer.ggml.scores".into(), Value::Array(scores)),
+            ("tokenizer.ggml.token_type".into(), Value::Array(types)),
+            ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
+            ("tokenizer.ggml.eos_token_id".into(), Value::U32(eos)),
+            ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
+            ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
+            ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(true)),
+            ("tokenizer.chat_template".into(), s(PHI3_TEMPLATE)),
+        ]
     }
 
     const CAPTIONS: &[&str] = &[
@@ -707,10 +977,61 @@ pub(crate) mod tests {
                 s.validate(c).unwrap();
             }
         }
-        let phi3 = dir.path().join("tiny-phi3.gguf");
-        write_tiny_gguf_arch(&phi3, 5, "phi3");
-        let e = GgufBackend::load(&phi3, GgufOptions::default()).unwrap_err();
-        assert!(e.to_string().contains("supported: llama, qwen2"), "{e}");
+        let gemma = dir.path().join("tiny-gemma.gguf");
+        write_tiny_gguf_arch(&gemma, 5, "gemma");
+        let e = GgufBackend::load(&gemma, GgufOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("supported: llama, qwen2, phi3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_phi3_file_annotates_through_the_whole_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny-phi3.gguf");
+        write_tiny_gguf_arch(&path, 6, "phi3");
+        for jump_forward in [true, false] {
+            let opts = GgufOptions {
+                jump_forward,
+                ..GgufOptions::default()
+            };
+            let mut b = GgufBackend::load(&path, opts).unwrap();
+            // The Phi-3 template, after BOS, with the chat specials as single tokens.
+            let (prefix, suffix) = b.prompt_texts("Rain in Spain");
+            assert!(
+                prefix.starts_with("<s><|system|>\nYou read news"),
+                "{prefix}"
+            );
+            assert_eq!(prefix.matches("<|assistant|>\n").count(), 3);
+            assert_eq!(
+                suffix,
+                "<|user|>\nCaption: Rain in Spain<|end|>\n<|assistant|>\n{\"subjects\":["
+            );
+            let Tok::Spm(spm) = &b.tokenizer else {
+                panic!("phi3's vocabulary is SentencePiece");
+            };
+            let ids = b.tokenizer.encode(&suffix).unwrap();
+            assert_eq!(ids[0], spm.token("<|user|>").unwrap());
+            assert!(ids.contains(&spm.token("<|assistant|>").unwrap()));
+            assert_eq!(
+                b.model.max_context(),
+                2047,
+                "the sliding window caps the context"
+            );
+            // 3 fused attn_qkv + ffn_up, attn_output, ffn_down per block, plus output.
+            assert_eq!(b.load_info().requantised, 9);
+            for c in CAPTIONS {
+                let a = b.annotate(c).unwrap();
+                assert!(a.error.is_none(), "{c}: {:?} raw {}", a.error, a.raw);
+                assert!(a.raw.ends_with("]}"), "{}", a.raw);
+                for s in &a.subjects {
+                    s.validate(c).unwrap();
+                }
+                assert_eq!(a.stats.forced_tokens > 0, jump_forward);
+                assert_eq!(b.annotate(c).unwrap().raw, a.raw);
+            }
+        }
     }
 
     #[test]
