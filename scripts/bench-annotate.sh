@@ -27,7 +27,17 @@ if ! "$PY" -c 'import llama_cpp' 2>/dev/null; then
     # while other builds ran; the whole default build did not finish in 25.
     echo "bench-annotate: installing llama-cpp-python (compiles llama.cpp; limit 40 min)" >&2
     pin=$(grep -o 'llama-cpp-python==[0-9.]*' requirements/annotate.txt)
-    CMAKE_ARGS="-DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=ON -DLLAMA_CURL=OFF" \
+    # The best vector ISA this CPU has, but never AMX: with -march=native, ggml's AMX path
+    # for Q4/Q8 batches crashed (SIGSEGV on any batch of more than one token) in this VM.
+    isa="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+    grep -qw avx_vnni /proc/cpuinfo && isa="$isa -DGGML_AVX_VNNI=ON"
+    if grep -qw avx512f /proc/cpuinfo; then
+        isa="$isa -DGGML_AVX512=ON"
+        grep -qw avx512vbmi /proc/cpuinfo && isa="$isa -DGGML_AVX512_VBMI=ON"
+        grep -qw avx512_vnni /proc/cpuinfo && isa="$isa -DGGML_AVX512_VNNI=ON"
+        grep -qw avx512_bf16 /proc/cpuinfo && isa="$isa -DGGML_AVX512_BF16=ON"
+    fi
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF $isa" \
         CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
         timeout 2400 "$PY" -m pip install --quiet --no-cache-dir "$pin" >&2 ||
         echo "bench-annotate: llama-cpp-python could not be installed here" >&2
