@@ -81,6 +81,7 @@ else:
     llm = Llama(model_path=head["model"], n_ctx=2048, n_batch=512,
                 n_threads=os.cpu_count(), verbose=False)
     tok = lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    n_vocab = llm.n_vocab()
     prefix = tok(head["prefix"])
     llm.reset()
     t = time.perf_counter()
@@ -97,7 +98,9 @@ else:
         steps = c["gen_tokens"] + c["forced_tokens"]
         t = time.perf_counter()
         for _ in range(steps):
-            nxt = int(np.argmax(np.asarray(llm.scores)[llm.n_tokens - 1]))
+            # Without logits_all, llama-cpp-python keeps no scores: read the last token's
+            # logits from the context (what its own sampler reads).
+            nxt = int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))))
             llm.eval([nxt])
         g_s += time.perf_counter() - t
         g_tok += steps
