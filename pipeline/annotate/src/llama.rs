@@ -1100,8 +1100,9 @@ mod tests {
         let _ = s;
     }
 
-    /// Last-position logits from llama.cpp (llama-cpp-python) for `ids`, fed one by one
-    /// (llama-cpp-python 0.3.36 segfaults on batches through this tiny model); `None` when
+    /// Last-position logits from llama.cpp (llama-cpp-python) for `ids`, fed one by one (a
+    /// llama-cpp-python built with `-march=native` crashed on any batch here, in ggml's AMX
+    /// path; single tokens avoid that path whatever the build); `None` when
     /// `ANCHOR_PYTHON` is unset or has no `llama_cpp` (requirements/annotate.txt).
     fn llama_cpp_logits(gguf: &std::path::Path, ids: &[u32]) -> Option<Vec<f32>> {
         let python = std::env::var_os("ANCHOR_PYTHON")?;
