@@ -838,11 +838,7 @@ impl Trainer {
         let compute = s.precision.dtype();
         let unet_dir = base.join("unet");
         let unet_cfg = UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
-        let base_vb = anchor_safe::weights::load_safetensors(
-            &unet_dir.join("diffusion_pytorch_model.safetensors"),
-            compute,
-            &self.device,
-        )?;
+        let unet_file = unet_dir.join("diffusion_pytorch_model.safetensors");
         let vae = AutoencoderKL::from_diffusers_dir(&base.join("vae"), dtype, &self.device)?;
         let encoder = ClipTextModel::from_dir(&base.join("text_encoder"), dtype, &self.device)?;
         let special = SpecialTokens::from_tokenizer_dir(&base.join("tokenizer"))
@@ -866,16 +862,16 @@ impl Trainer {
                 unet_cfg.clone(),
             )?;
             let params = Params::from_varmap(&trainable, |_| true)?;
-            let base_file = unet_dir.join("diffusion_pytorch_model.safetensors");
             params
-                .load(&crate::st::read(&base_file, &self.device)?)
+                .load(&crate::st::read(&unet_file, &self.device)?)
                 .map_err(|e| Error::Input {
-                    what: base_file.display().to_string(),
+                    what: unet_file.display().to_string(),
                     reason: e.to_string(),
                 })?;
-            drop(base_vb);
             (unet, params)
         } else {
+            let base_vb =
+                anchor_safe::weights::load_safetensors(&unet_file, compute, &self.device)?;
             let unet = UNet2DConditionModel::new(
                 Weights::with_lora(
                     base_vb,
