@@ -92,7 +92,7 @@ notebooks: python
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} $(CARGO) test --release -p anchor-extract --test fuzz
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p anchor-scrape --test fuzz_warc
-	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p anchor-curate --test fuzz_decode
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p anchor-filters --test fuzz_decode
 
 clean-out:
 	rm -rf data/out

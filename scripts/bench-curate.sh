@@ -80,7 +80,7 @@ end=$(date +%s.%N)
 RS_TOTAL=$(echo "$end - $start" | bc -l)
 # From pixels: the hashing alone, repeated, per image (the example times it in-process).
 if [ -x "$ROOT/target/release/examples/hash_files" ]; then HF="$ROOT/target/release/examples/hash_files";
-else cargo build -q --release -p anchor-curate --example hash_files && HF="$ROOT/target/release/examples/hash_files"; fi
+else cargo build -q --release -p anchor-filters --example hash_files && HF="$ROOT/target/release/examples/hash_files"; fi
 RS_PIXELS_MS=$("$HF" --repeat 20 "$WORK"/images/* 2>&1 >/dev/null | awk '/ms per/ {s += $(NF-3); n++} END {printf "%.6f", s / n}')
 SAME=$("$PY" - "$WORK/py_hash.txt" "$WORK/rs_hash.txt" <<'PYEOF'
 import sys
@@ -102,7 +102,7 @@ PYEOF
 
 # 2. near-duplicate search ---------------------------------------------------------
 if [ ! -x "$ROOT/target/release/examples/bench_dedup" ]; then
-  cargo build -q --release -p anchor-curate --example bench_dedup; fi
+  cargo build -q --release -p anchor-filters --example bench_dedup; fi
 echo "dedup $("$ROOT/target/release/examples/bench_dedup" 70000 10) (target < 1 s)"
 
 # 3. NSFW ------------------------------------------------------------------------

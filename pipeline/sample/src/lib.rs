@@ -73,9 +73,9 @@ pub fn generate_png(
             )));
         }
         if configuration.weighted() {
-            spans.extend(found.into_iter().map(|(i, _)| anchor_safe::SubjectSpan {
+            spans.extend(found.into_iter().map(|(i, _)| anchor_sd::SubjectSpan {
                 chars: i..i + s.len(),
-                weight: anchor_safe::FIXED_SUBJECT_WEIGHT,
+                weight: anchor_sd::FIXED_SUBJECT_WEIGHT,
             }));
         }
     }
@@ -84,7 +84,7 @@ pub fn generate_png(
     let text = configuration.prompt(prompt, &names);
     let pipeline = Pipeline::load(models, vocab, &candle_core::Device::Cpu)?;
     let unet = pipeline.unet(configuration.lora())?;
-    let fitted = pipeline.prompt(&text, &spans, anchor_safe::Weighting::default())?;
+    let fitted = pipeline.prompt(&text, &spans, anchor_sd::Weighting::default())?;
     let truncated = fitted.truncated;
     let images = pipeline.generate(&unet, &[fitted], &[seed], settings)?;
     let image = images

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anchor_clip_tokenizer::{ClipTokenizer, END_ID, START_ID};
-use anchor_safe::sampling::{denoise, latents_to_rgb, seeded_normal};
-use anchor_safe::{
+use anchor_sd::sampling::{denoise, latents_to_rgb, seeded_normal};
+use anchor_sd::{
     AutoencoderKL, ClipTextModel, DdimScheduler, EulerDiscreteScheduler, FittedPrompt,
     NoiseSchedule, Prediction, Sampler, SpecialTokens, SubjectSpan, TextConditioner,
     UNet2DConditionModel, UNetConfig, VaeConfig, Weighting, Weights,
@@ -219,7 +219,7 @@ impl ModelSet {
                 return Err(missing(format!("{} does not exist", path.display())));
             }
             let sha256 = sha256_file(&path)?;
-            let full_unet = !anchor_safe::lora::is_lora_file(&path)?;
+            let full_unet = !anchor_sd::lora::is_lora_file(&path)?;
             loras.insert(
                 name.to_owned(),
                 LoraFile {
@@ -357,7 +357,7 @@ impl Pipeline {
                 let cfg = UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
                 let weights = if file.full_unet {
                     // A fully fine-tuned UNet: same architecture as the base's, new weights.
-                    let vb = anchor_safe::weights::load_safetensors(
+                    let vb = anchor_sd::weights::load_safetensors(
                         &file.path,
                         DType::F32,
                         &self.device,
@@ -366,13 +366,13 @@ impl Pipeline {
                 } else {
                     let weights = unet_dir.join("diffusion_pytorch_model.safetensors");
                     let base_vb =
-                        anchor_safe::weights::load_safetensors(&weights, DType::F32, &self.device)?;
+                        anchor_sd::weights::load_safetensors(&weights, DType::F32, &self.device)?;
                     let (lora_vb, lora_cfg) =
-                        anchor_safe::lora::load_lora("unet", &file.path, DType::F32, &self.device)?;
+                        anchor_sd::lora::load_lora("unet", &file.path, DType::F32, &self.device)?;
                     Weights::with_lora(base_vb, lora_vb, lora_cfg)
                 };
                 UNet2DConditionModel::new(weights, cfg).map_err(|e| match e {
-                    anchor_safe::Error::Candle(source) => anchor_safe::Error::Weights {
+                    anchor_sd::Error::Candle(source) => anchor_sd::Error::Weights {
                         path: file.path.clone(),
                         source,
                     }
@@ -447,7 +447,7 @@ impl Pipeline {
         let noise = seeds
             .iter()
             .map(|&s| seeded_normal(s, &[1, channels, side, side], &self.device))
-            .collect::<anchor_safe::Result<Vec<_>>>()?;
+            .collect::<anchor_sd::Result<Vec<_>>>()?;
         let latents = Tensor::cat(&noise, 0)?;
         let cond = self.text.encode(prompts)?;
         let uncond = self.text.empty().repeat((prompts.len(), 1, 1))?;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{self, TableDef, generations};
-use anchor_safe::SubjectSpan;
+use anchor_sd::SubjectSpan;
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
     StringArray, StructArray,
@@ -458,7 +458,7 @@ impl Step for SampleStep {
                     .collect();
                 serde_json::json!({
                     "sampling": self.params,
-                    "fixed_weight": anchor_safe::FIXED_SUBJECT_WEIGHT,
+                    "fixed_weight": anchor_sd::FIXED_SUBJECT_WEIGHT,
                     "base_id": r.models.base_id,
                     "loras": loras,
                     "tokenizer_sha256": r.vocab_sha256,

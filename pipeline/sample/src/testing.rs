@@ -16,8 +16,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, SchemaRef};
 
-use anchor_safe::lora::save_lora;
-use anchor_safe::{
+use anchor_sd::lora::save_lora;
+use anchor_sd::{
     AutoencoderKL, ClipTextConfig, ClipTextModel, LoraConfig, UNet2DConditionModel, UNetConfig,
     VaeConfig, Weights,
 };
@@ -144,7 +144,7 @@ pub fn write_random_lora(base: &Path, path: &Path, scale: f64) -> Result<()> {
     let dev = Device::Cpu;
     let unet_dir = base.join("unet");
     let cfg = UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
-    let base_vb = anchor_safe::weights::load_safetensors(
+    let base_vb = anchor_sd::weights::load_safetensors(
         &unet_dir.join("diffusion_pytorch_model.safetensors"),
         DType::F32,
         &dev,

@@ -20,7 +20,7 @@ use anchor_core::columns::{Columns, opt_str};
 use anchor_core::ledger::{self, StepStatus};
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
-use anchor_curate::DropReason;
+use anchor_filters::DropReason;
 use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};

@@ -31,7 +31,7 @@ pub enum Error {
         /// The pair id.
         id: String,
         /// The cause.
-        source: anchor_curate::Error,
+        source: anchor_filters::Error,
     },
 }
 

@@ -16,8 +16,8 @@ use anchor_core::columns::{Columns, opt_f64, opt_i64, opt_str, str_list};
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::store::PartWriter;
 use anchor_core::tables::{self, TableDef, dataset, pairs, pairs_curated, splits};
-use anchor_curate::crop::{self, CropParams};
-use anchor_curate::decode::{self, DecodeLimits};
+use anchor_filters::crop::{self, CropParams};
+use anchor_filters::decode::{self, DecodeLimits};
 use arrow_array::builder::{
     BinaryBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
     StringBuilder,

@@ -22,7 +22,7 @@ use anchor_core::ledger;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use anchor_core::time::unix_seconds;
-use anchor_curate::dedup::UnionFind;
+use anchor_filters::dedup::UnionFind;
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// A model operation failed.
     #[error(transparent)]
-    Safe(#[from] anchor_safe::Error),
+    Safe(#[from] anchor_sd::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -1,12 +1,12 @@
 //! Writing a model as a diffusers folder (`unet/`, `vae/`, `text_encoder/`, `tokenizer/`,
-//! `scheduler/`, `model_index.json`) that both `anchor_safe::StableDiffusion` and diffusers'
+//! `scheduler/`, `model_index.json`) that both `anchor_sd::StableDiffusion` and diffusers'
 //! `StableDiffusionPipeline.from_pretrained` load.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use anchor_safe::{BlockKind, ClipActivation, ClipTextConfig, UNetConfig, VaeConfig};
+use anchor_sd::{BlockKind, ClipActivation, ClipTextConfig, UNetConfig, VaeConfig};
 use candle_core::Tensor;
 use serde_json::json;
 

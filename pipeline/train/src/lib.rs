@@ -33,7 +33,7 @@ pub mod stages;
 pub mod step;
 pub mod trainer;
 
-pub use anchor_safe::{FIXED_SUBJECT_WEIGHT, LoraConfig};
+pub use anchor_sd::{FIXED_SUBJECT_WEIGHT, LoraConfig};
 pub use error::{Error, Result};
 pub use precision::Precision;
 pub use stages::{Configuration, DemoSettings, SubjectWeighting, TrainSettings};

@@ -1,7 +1,7 @@
 //! The two objectives: the VAE's (reconstruction + a small KL term) and the diffusion
 //! denoising loss on cached latents and text embeddings (the base UNet and the LoRAs).
 
-use anchor_safe::{AutoencoderKL, NoiseSchedule, UNet2DConditionModel, diffusion_loss};
+use anchor_sd::{AutoencoderKL, NoiseSchedule, UNet2DConditionModel, diffusion_loss};
 use candle_core::{Device, Tensor};
 
 use crate::error::Result;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anchor_clip_tokenizer::ClipTokenizer;
-use anchor_safe::{
+use anchor_sd::{
     AutoencoderKL, ClipActivation, ClipTextConfig, ClipTextModel, FittedPrompt, LoraConfig,
     NoiseSchedule, Prediction, SpecialTokens, SubjectSpan, TextConditioner, UNet2DConditionModel,
     UNetConfig, VaeConfig, Weighting, Weights,
@@ -871,7 +871,7 @@ impl Trainer {
             (unet, params)
         } else {
             let base_vb =
-                anchor_safe::weights::load_safetensors(&unet_file, compute, &self.device)?;
+                anchor_sd::weights::load_safetensors(&unet_file, compute, &self.device)?;
             let unet = UNet2DConditionModel::new(
                 Weights::with_lora(
                     base_vb,
@@ -1012,7 +1012,7 @@ pub fn save_lora_file(path: &Path, params: &Params, cfg: LoraConfig) -> Result<(
     );
     let meta = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
-        (anchor_safe::lora::ADAPTER_METADATA_KEY.to_string(), adapter),
+        (anchor_sd::lora::ADAPTER_METADATA_KEY.to_string(), adapter),
     ]);
     crate::st::write(path, &params.tensors(), &meta)
 }

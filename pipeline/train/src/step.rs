@@ -313,7 +313,7 @@ impl Step for TrainStep {
         if let Part::Lora(Configuration::Safe) = which {
             let (_, with) = trainer.prompts(
                 &data.examples,
-                anchor_safe::SpecialTokens::sd15(),
+                anchor_sd::SpecialTokens::sd15(),
                 Some(self.settings.weighting),
             )?;
             stats.count("captions_with_subjects", with);

@@ -1,6 +1,6 @@
 //! A LoRA and model folder written by anchor-train load in diffusers (`from_pretrained` +
 //! `pipe.load_lora_weights`) with no missing or unexpected keys, and the UNet gives the same
-//! output there as in `anchor_safe::StableDiffusion` within 1e-4. Needs `ANCHOR_PYTHON` (a
+//! output there as in `anchor_sd::StableDiffusion` within 1e-4. Needs `ANCHOR_PYTHON` (a
 //! python with torch, diffusers, transformers, peft, safetensors: requirements/safe.txt);
 //! skips without it.
 
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use anchor_safe::{
+use anchor_sd::{
     AutoencoderKL, ClipTextModel, LoraConfig, StableDiffusion, UNet2DConditionModel, UNetConfig,
     VaeConfig, Weights,
 };
@@ -72,7 +72,7 @@ fn our_lora_loads_in_diffusers_and_matches() -> TestResult {
 
     // A LoRA with non-zero B (as after training).
     let lvm = VarMap::new();
-    let base_vb = anchor_safe::weights::load_safetensors(
+    let base_vb = anchor_sd::weights::load_safetensors(
         &d.join("unet/diffusion_pytorch_model.safetensors"),
         DType::F32,
         &dev,

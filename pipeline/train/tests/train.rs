@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anchor_safe::{LoraConfig, StableDiffusion};
+use anchor_sd::{LoraConfig, StableDiffusion};
 use anchor_train::data::{Example, Subject};
 use anchor_train::stages::{Configuration, Layout, Trainer};
 use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings};
@@ -269,7 +269,7 @@ fn full_finetune(
         std::fs::read(file.with_file_name("config.json"))?,
         std::fs::read(base_dir.join("unet/config.json"))?
     );
-    assert!(!anchor_safe::lora::is_lora_file(&file)?);
+    assert!(!anchor_sd::lora::is_lora_file(&file)?);
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.manifest())?)?;
     assert_eq!(manifest["loras"]["safe"]["kind"], "full");
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use anchor_core::columns::{Columns, opt_str};
 use anchor_core::store;
 use anchor_core::tables::pairs_curated;
-use anchor_curate::hash::Hash64;
+use anchor_filters::hash::Hash64;
 use anyhow::Context;
 
 use crate::app::App;

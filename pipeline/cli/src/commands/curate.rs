@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use anchor_core::step::Step;
-use anchor_curate::caption::CaptionRules;
-use anchor_curate::nsfw_runtime::NsfwRuntime;
-use anchor_curate::quality::QualityThresholds;
-use anchor_curate_steps::clip::ClipWeights;
-use anchor_curate_steps::curate::{CurateParams, CurateStep};
-use anchor_curate_steps::score::{ScoreParams, ScoreStep};
+use anchor_filters::caption::CaptionRules;
+use anchor_filters::nsfw_runtime::NsfwRuntime;
+use anchor_filters::quality::QualityThresholds;
+use anchor_curate::clip::ClipWeights;
+use anchor_curate::curate::{CurateParams, CurateStep};
+use anchor_curate::score::{ScoreParams, ScoreStep};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -69,7 +69,7 @@ impl Default for CurateConfig {
         let c = CaptionRules::default();
         CurateConfig {
             nsfw_model: String::new(),
-            max_nsfw: f64::from(anchor_curate::nsfw::DEFAULT_THRESHOLD),
+            max_nsfw: f64::from(anchor_filters::nsfw::DEFAULT_THRESHOLD),
             nsfw_runtime: "ort".into(),
             onnxruntime_lib: String::new(),
             min_shortest_side: q.min_shortest_side,
@@ -82,7 +82,7 @@ impl Default for CurateConfig {
             min_words: c.min_words,
             max_words: c.max_words,
             languages: c.languages,
-            near_duplicate_radius: anchor_curate::dedup::DEFAULT_RADIUS,
+            near_duplicate_radius: anchor_filters::dedup::DEFAULT_RADIUS,
             clip_vocab: String::new(),
             clip: String::new(),
             min_clip_iqa: 0.0,

@@ -2,7 +2,7 @@
 //! (`export`) and the dataset card (`card`).
 
 use anchor_core::step::Step;
-use anchor_curate::crop::CropParams;
+use anchor_filters::crop::CropParams;
 use anchor_split::card::CardStep;
 use anchor_split::export::{ExportParams, ExportStep};
 use anchor_split::split::{SplitBy, SplitParams, SplitStep};

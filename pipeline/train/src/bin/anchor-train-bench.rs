@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use anchor_safe::{
+use anchor_sd::{
     LoraConfig, NoiseSchedule, Prediction, UNet2DConditionModel, UNetConfig, Weights,
 };
 use anchor_train::optim::{AdamW, AdamWConfig, Params, accumulate, clip_grad_norm};
@@ -126,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Weights::new(VarBuilder::from_varmap(&base_vm, dtype, &device)),
             cfg.clone(),
         )?;
-        let frozen = anchor_safe::lora::frozen(&base_vm, dtype, &device)?;
+        let frozen = anchor_sd::lora::frozen(&base_vm, dtype, &device)?;
         UNet2DConditionModel::new(
             // As `anchor train`: f32 master weights for the adapters, cast in the graph.
             Weights::with_lora(
@@ -179,7 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ts: Vec<usize> = (0..batch).map(|_| rng.below(1000) as usize).collect();
         let a = Instant::now();
         let loss =
-            anchor_safe::diffusion_loss(&unet, &schedule, &latents, &noise, &ts, &ctx, None)?;
+            anchor_sd::diffusion_loss(&unet, &schedule, &latents, &noise, &ts, &ctx, None)?;
         let _ = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let b = Instant::now();
         let grads = loss.backward()?;

@@ -34,11 +34,11 @@
 //! training build on it) and never imports another step crate.
 //!
 //! ```no_run
-//! use anchor_safe::{UNet2DConditionModel, UNetConfig, Weights};
+//! use anchor_sd::{UNet2DConditionModel, UNetConfig, Weights};
 //! use candle_core::{DType, Device, Tensor};
 //! use candle_nn::{VarBuilder, VarMap};
 //!
-//! # fn main() -> anchor_safe::Result<()> {
+//! # fn main() -> anchor_sd::Result<()> {
 //! let dev = Device::Cpu;
 //! let varmap = VarMap::new();
 //! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);

@@ -1,4 +1,4 @@
-"""Loads a LoRA file written by anchor-safe into diffusers and runs the tiny UNet with it.
+"""Loads a LoRA file written by anchor-sd into diffusers and runs the tiny UNet with it.
 
     python lora_reference.py DIR
 

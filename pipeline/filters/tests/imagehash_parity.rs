@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anchor_curate::decode::{DecodeLimits, decode};
-use anchor_curate::hash::{Hash64, hashes};
+use anchor_filters::decode::{DecodeLimits, decode};
+use anchor_filters::hash::{Hash64, hashes};
 use image::{DynamicImage, ImageFormat, imageops::FilterType};
 
 fn repo_root() -> PathBuf {

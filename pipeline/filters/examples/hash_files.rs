@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use anchor_curate::decode::{DecodeLimits, decode};
-use anchor_curate::hash::hashes;
+use anchor_filters::decode::{DecodeLimits, decode};
+use anchor_filters::hash::hashes;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

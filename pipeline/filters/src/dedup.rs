@@ -414,7 +414,7 @@ mod tests {
 
     /// Timing of the target case (70K hashes, radius 10); prints, does not assert time.
     #[test]
-    #[ignore = "timing: cargo test -p anchor-curate --lib -- --ignored --nocapture"]
+    #[ignore = "timing: cargo test -p anchor-filters --lib -- --ignored --nocapture"]
     fn search_70k_timing() {
         let hashes = planted(70_000, 42);
         let t = std::time::Instant::now();

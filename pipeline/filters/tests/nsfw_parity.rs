@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anchor_curate::decode::{DecodeLimits, decode};
-use anchor_curate::nsfw::NsfwModel;
+use anchor_filters::decode::{DecodeLimits, decode};
+use anchor_filters::nsfw::NsfwModel;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -148,8 +148,8 @@ fn scores_match_the_package() {
 #[cfg(feature = "ort")]
 #[test]
 fn ort_matches_tract() {
-    use anchor_curate::nsfw::preprocess;
-    use anchor_curate::nsfw_ort::OrtNsfwModel;
+    use anchor_filters::nsfw::preprocess;
+    use anchor_filters::nsfw_ort::OrtNsfwModel;
     let Ok(py) = std::env::var("ANCHOR_PYTHON") else {
         eprintln!("skipping: ANCHOR_PYTHON not set");
         return;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use anchor_safe::{
+use anchor_sd::{
     AutoencoderKL, ClipTextModel, DdimScheduler, EulerDiscreteScheduler, NoiseSchedule, Prediction,
     Sampler, UNet2DConditionModel, weighted_embeddings,
 };
@@ -31,7 +31,7 @@ fn reference() -> Option<&'static Reference> {
     static REF: OnceLock<Option<Reference>> = OnceLock::new();
     REF.get_or_init(|| {
         let python = std::env::var_os("ANCHOR_PYTHON")?;
-        let dir = std::env::temp_dir().join(format!("anchor-safe-parity-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("anchor-sd-parity-{}", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_reference.py");
         let status = Command::new(python)
             .arg(&script)
@@ -130,19 +130,19 @@ fn weighted_embeddings_match_compel() -> TestResult {
     let r = reference_or_skip!();
     let dev = Device::Cpu;
     let clip = ClipTextModel::from_dir(&r.dir.join("text_encoder"), DType::F32, &dev)?;
-    let special = anchor_safe::SpecialTokens {
+    let special = anchor_sd::SpecialTokens {
         bos: 998,
         eos: 999,
         pad: 999,
     };
-    let cond = anchor_safe::TextConditioner::new(clip.clone(), special)?;
+    let cond = anchor_sd::TextConditioner::new(clip.clone(), special)?;
     let ids = r.get("compel.ids")?.to_dtype(DType::U32)?;
     let weights = r.get("compel.weights")?;
     let full = clip.forward(&ids)?;
     let ours = weighted_embeddings(&full, cond.empty(), &weights)?;
     check("compel weighting", &ours, &r.get("compel.out")?)?;
     // Same through the conditioner's own batching.
-    let prompt = anchor_safe::FittedPrompt {
+    let prompt = anchor_sd::FittedPrompt {
         ids: ids.squeeze(0)?.to_vec1::<u32>()?,
         weights: weights.squeeze(0)?.to_vec1::<f32>()?,
         truncated: false,
@@ -229,19 +229,19 @@ fn ddim_and_euler_steps_match_diffusers() -> TestResult {
 
 #[test]
 fn saved_lora_loads_in_diffusers_with_the_same_effect() -> TestResult {
-    use anchor_safe::lora::{load_lora, save_lora};
-    use anchor_safe::{LoraConfig, Weights};
+    use anchor_sd::lora::{load_lora, save_lora};
+    use anchor_sd::{LoraConfig, Weights};
     use candle_nn::{VarBuilder, VarMap};
 
     let r = reference_or_skip!();
     let dev = Device::Cpu;
     let unet_dir = r.dir.join("unet");
-    let base = anchor_safe::weights::load_safetensors(
+    let base = anchor_sd::weights::load_safetensors(
         &unet_dir.join("diffusion_pytorch_model.safetensors"),
         DType::F32,
         &dev,
     )?;
-    let cfg = anchor_safe::UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
+    let cfg = anchor_sd::UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
     // alpha != rank, so a loader that ignored our metadata would scale the update wrongly.
     let lora_cfg = LoraConfig {
         rank: 2,
@@ -308,7 +308,7 @@ fn saved_lora_loads_in_diffusers_with_the_same_effect() -> TestResult {
 fn diffusers_folder_loads_and_samples_like_the_pipeline() -> TestResult {
     let r = reference_or_skip!();
     let dev = Device::Cpu;
-    let sd = anchor_safe::StableDiffusion::from_diffusers_dir(&r.dir, None, DType::F32, &dev)?;
+    let sd = anchor_sd::StableDiffusion::from_diffusers_dir(&r.dir, None, DType::F32, &dev)?;
     let special = sd.text.special_tokens();
     assert_eq!((special.bos, special.eos, special.pad), (998, 999, 999));
     assert_eq!(sd.schedule.prediction, Prediction::Epsilon);
@@ -317,14 +317,14 @@ fn diffusers_folder_loads_and_samples_like_the_pipeline() -> TestResult {
         .to_dtype(DType::U32)?
         .squeeze(0)?
         .to_vec1::<u32>()?;
-    let prompt = anchor_safe::FittedPrompt {
+    let prompt = anchor_sd::FittedPrompt {
         weights: vec![1.0; ids.len()],
         ids,
         truncated: false,
     };
     let cond = sd.text.encode(&[prompt])?;
     let sampler = DdimScheduler::new(sd.schedule.clone(), 3)?;
-    let latents = anchor_safe::sampling::denoise(
+    let latents = anchor_sd::sampling::denoise(
         &sd.unet,
         &sampler,
         &r.get("pipe.latents")?,

@@ -22,12 +22,12 @@ use arrow_array::{ArrayRef, RecordBatch};
 use serde::Serialize;
 
 use anchor_core::time::unix_seconds;
-use anchor_curate::DropReason;
-use anchor_curate::caption::{self, CaptionRules};
-use anchor_curate::dedup::{self, Candidate, MultiIndex};
-use anchor_curate::entity;
-use anchor_curate::hash::Hash64;
-use anchor_curate::quality::{QualityMetrics, QualityThresholds};
+use anchor_filters::DropReason;
+use anchor_filters::caption::{self, CaptionRules};
+use anchor_filters::dedup::{self, Candidate, MultiIndex};
+use anchor_filters::entity;
+use anchor_filters::hash::Hash64;
+use anchor_filters::quality::{QualityMetrics, QualityThresholds};
 
 use crate::Error;
 use crate::clip::{float32_column, opt_f32};
@@ -65,12 +65,12 @@ impl CurateParams {
     /// the step's `plan` reports it with the command that fetches it.
     pub fn new(clip_vocab: PathBuf) -> Self {
         let clip_vocab_sha256 = match std::fs::read(&clip_vocab) {
-            Ok(bytes) => anchor_curate::hash::sha256_hex(&bytes),
+            Ok(bytes) => anchor_filters::hash::sha256_hex(&bytes),
             Err(_) => "missing".to_owned(),
         };
         CurateParams {
             quality: QualityThresholds::default(),
-            max_nsfw: f64::from(anchor_curate::nsfw::DEFAULT_THRESHOLD),
+            max_nsfw: f64::from(anchor_filters::nsfw::DEFAULT_THRESHOLD),
             caption: CaptionRules::default(),
             near_duplicate_radius: dedup::DEFAULT_RADIUS,
             min_clip_iqa: 0.0,

@@ -1,4 +1,4 @@
-//! anchor-pil: ports of the Pillow pixel operations whose exact bits downstream tools depend on.
+//! anchor-imaging: ports of the Pillow pixel operations whose exact bits downstream tools depend on.
 //!
 //! `imagehash` hashes `image.convert("L").resize(size, LANCZOS)`, open_nsfw's preprocessing
 //! resizes with `BILINEAR`, and transformers' `CLIPImageProcessor` (PIL backend) with

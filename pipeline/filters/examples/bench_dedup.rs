@@ -2,11 +2,11 @@
 //! with planted near duplicates, at radius R (default 10), and checks it against the planted
 //! truth. Prints `hashes N radius R pairs P seconds S`.
 //!
-//! `cargo run --release -p anchor-curate --example bench_dedup -- [N] [R]`
+//! `cargo run --release -p anchor-filters --example bench_dedup -- [N] [R]`
 
 use std::time::Instant;
 
-use anchor_curate::dedup::MultiIndex;
+use anchor_filters::dedup::MultiIndex;
 
 /// xorshift64*: deterministic data without a rand dependency.
 struct Rng(u64);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anchor_clip::Clip;
-use anchor_curate_steps::clip::ClipScorer;
+use anchor_curate::clip::ClipScorer;
 use serde::Deserialize;
 
 const PHOTOS: [&str; 5] = [

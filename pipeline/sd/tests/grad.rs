@@ -2,8 +2,8 @@
 //! frozen base only the LoRA adapters do. candle 0.11.1 has ops without a backward whose
 //! outputs silently become leaves (see DESIGN.md); these tests are the guard.
 
-use anchor_safe::lora::frozen;
-use anchor_safe::{
+use anchor_sd::lora::frozen;
+use anchor_sd::{
     AutoencoderKL, LoraConfig, UNet2DConditionModel, UNetConfig, VaeConfig, Weights,
 };
 use candle_core::backprop::GradStore;
@@ -213,7 +213,7 @@ fn tiny_unet_training_steps_reduce_the_loss() -> TestResult {
 
 #[test]
 fn lora_file_round_trips_with_rank_and_alpha() -> TestResult {
-    use anchor_safe::lora::{load_lora, save_lora};
+    use anchor_sd::lora::{load_lora, save_lora};
     let dev = Device::Cpu;
     let base_map = VarMap::new();
     let _ = UNet2DConditionModel::new(

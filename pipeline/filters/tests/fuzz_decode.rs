@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use anchor_curate::decode::{DecodeLimits, decode};
+use anchor_filters::decode::{DecodeLimits, decode};
 use image::{DynamicImage, ImageFormat, RgbImage};
 use proptest::prelude::*;
 

@@ -23,12 +23,12 @@ use arrow_array::builder::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use serde::Serialize;
 
-use anchor_curate::DropReason;
-use anchor_curate::decode::{self, DecodeLimits};
-use anchor_curate::hash;
-use anchor_curate::nsfw;
-use anchor_curate::nsfw_runtime::{NsfwRuntime, NsfwScorer};
-use anchor_curate::quality;
+use anchor_filters::DropReason;
+use anchor_filters::decode::{self, DecodeLimits};
+use anchor_filters::hash;
+use anchor_filters::nsfw;
+use anchor_filters::nsfw_runtime::{NsfwRuntime, NsfwScorer};
+use anchor_filters::quality;
 
 use crate::Error;
 use crate::clip::{ClipScorer, ClipScores, ClipWeights, IMAGE_BATCH, similarity_caption};

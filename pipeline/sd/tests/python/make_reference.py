@@ -1,4 +1,4 @@
-"""Reference outputs for anchor-safe's parity tests (pipeline/safe/tests/parity.rs).
+"""Reference outputs for anchor-sd's parity tests (pipeline/sd/tests/parity.rs).
 
 Builds tiny diffusers/transformers models with fixed seeds, perturbs every parameter (so
 norm weights and biases are not the trivial 1/0 init), saves them in the diffusers folder
