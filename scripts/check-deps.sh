@@ -1,30 +1,64 @@
 #!/usr/bin/env bash
-# Steps meet only through tables: no step crate may depend on another step
-# crate. Library crates (anchor-core, anchor-extract, anchor-imaging, anchor-clip-tokenizer,
-# anchor-clip, anchor-filters's algorithms, anchor-sd's networks) are allowed; the cli
-# depends on everything.
+# The layering: anchor-cli → step crates → library crates → anchor-core.
+#   - a step crate never depends on another step crate (steps meet only through tables);
+#   - a library crate never depends on a step crate or the cli;
+#   - anchor-core depends on no other anchor crate and not on clap;
+#   - the evaluation crate never depends on the model-training crates (it scores tables).
+# Prints every violation and exits 1 if there is one.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
 steps="anchor-scrape anchor-curate anchor-split anchor-annotate anchor-sample anchor-train anchor-eval"
+libraries="anchor-core anchor-extract anchor-imaging anchor-filters anchor-clip anchor-clip-tokenizer anchor-sd anchor-llm"
+members=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+
+is_member() { [[ " $members " == *" $1 "* ]]; }
+deps_of() { cargo tree -p "$1" -e normal --prefix none | sed -n 's/^\(anchor-[a-z-]*\) v.*/\1/p' | sort -u; }
+
 status=0
+violation() {
+  echo "check-deps: $1" >&2
+  status=1
+}
+
 for crate in $steps; do
-  cargo metadata --format-version 1 --no-deps >/dev/null
-  if ! cargo tree -p "$crate" -e normal --prefix none >/dev/null 2>&1; then
-    continue  # crate not in this workspace (yet)
-  fi
-  for other in $steps; do
-    [ "$other" = "$crate" ] && continue
-    if cargo tree -p "$crate" -e normal --prefix none | grep -q "^$other v"; then
-      echo "check-deps: $crate depends on step crate $other; steps must meet only through tables" >&2
-      status=1
+  is_member "$crate" || continue
+  for dep in $(deps_of "$crate"); do
+    [ "$dep" = "$crate" ] && continue
+    if [[ " $steps " == *" $dep "* ]]; then
+      violation "$crate depends on step crate $dep; steps meet only through tables"
     fi
   done
 done
-if cargo tree -p anchor-core -e normal --prefix none | grep -E "^anchor-(scrape|curate|curate-steps|split|annotate|safe|sample|train|eval|cli) v"; then
-  echo "check-deps: anchor-core must not depend on any step or the cli" >&2
-  status=1
-fi
+
+for crate in $libraries; do
+  is_member "$crate" || continue
+  for dep in $(deps_of "$crate"); do
+    if [[ " $steps anchor-cli " == *" $dep "* ]]; then
+      violation "library crate $crate depends on $dep; libraries never import steps or the cli"
+    fi
+  done
+done
+
+for dep in $(deps_of anchor-core); do
+  [ "$dep" = anchor-core ] && continue
+  violation "anchor-core depends on $dep; the core depends on no other anchor crate"
+done
 if cargo tree -p anchor-core -e normal --prefix none | grep -q "^clap v"; then
-  echo "check-deps: anchor-core must not depend on clap" >&2
-  status=1
+  violation "anchor-core depends on clap; argument parsing belongs to the cli"
 fi
+
+for dep in $(deps_of anchor-eval); do
+  case "$dep" in
+    anchor-sd | anchor-train | anchor-sample)
+      violation "anchor-eval depends on $dep; evaluation never imports the model-training crates"
+      ;;
+  esac
+done
+
+for crate in $members; do
+  [[ " $steps $libraries anchor-cli " == *" $crate "* ]] ||
+    violation "$crate is neither a step, a library nor the cli: add it to scripts/check-deps.sh"
+done
 exit $status
