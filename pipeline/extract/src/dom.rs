@@ -94,6 +94,7 @@ mod tests {
         for css in [
             crate::adapters::generic::FURNITURE,
             crate::adapters::blocks::IMAGE_CSS,
+            crate::adapters::generic::CAPTION_CSS,
             "figure:not([data-spacefinder-type]), figure[data-spacefinder-type$=ImageBlockElement]",
             "article > figure:first-child",
             "[itemprop=datePublished][content], [itemprop=datePublished][datetime], time[pubdate], time[datetime]",

@@ -122,6 +122,8 @@ pub fn is_real_url(url: &str) -> bool {
 /// Returns the URL as written (not yet resolved).
 pub fn best_url(img: ElementRef<'_>) -> Option<String> {
     let mut best: Option<(u32, String)> = None;
+    // Every URL the element offers, to find the original behind a transcode.
+    let mut offered: Vec<String> = Vec::new();
     let mut consider = |w: u32, url: String| {
         if is_real_url(&url) && best.as_ref().is_none_or(|(bw, _)| w > *bw) {
             best = Some((w, url));
@@ -142,6 +144,7 @@ pub fn best_url(img: ElementRef<'_>) -> Option<String> {
             }
             for a in SRCSET_ATTRS {
                 if let Some(s) = child.value().attr(a) {
+                    offered.extend(parse_srcset(s).into_iter().map(|c| c.url));
                     // Sources without width descriptors rank just above a bare src.
                     let w = largest_width(s).unwrap_or(1);
                     if let Some(u) = largest(s) {
@@ -154,17 +157,23 @@ pub fn best_url(img: ElementRef<'_>) -> Option<String> {
     let img = if img.value().name() == "picture" {
         match crate::dom::first_in(img, "img") {
             Some(i) => i,
-            None => return best.map(|(_, u)| u),
+            None => return best.map(|(_, u)| prefer_original(u, &offered)),
         }
     } else {
         img
     };
     for a in SRCSET_ATTRS {
         if let Some(s) = img.value().attr(a) {
+            offered.extend(parse_srcset(s).into_iter().map(|c| c.url));
             let w = largest_width(s).unwrap_or(1);
             if let Some(u) = largest(s) {
                 consider(w, u);
             }
+        }
+    }
+    for a in SINGLE_URL_ATTRS {
+        if let Some(u) = img.value().attr(a) {
+            offered.push(u.trim().to_string());
         }
     }
     if best.is_none() {
@@ -177,7 +186,31 @@ pub fn best_url(img: ElementRef<'_>) -> Option<String> {
             }
         }
     }
-    best.map(|(_, u)| u)
+    best.map(|(_, u)| prefer_original(u, &offered))
+}
+
+/// `…/976/x.jpg.webp` → `…/976/x.jpg` when the element also offers `x.jpg` in some size: the
+/// CDN transcodes the original to WebP on request, and the original is what a dataset wants.
+pub fn prefer_original(url: String, offered: &[String]) -> String {
+    let path_end = url.find(['?', '#']).unwrap_or(url.len());
+    let (path, rest) = url.split_at(path_end);
+    let Some(original) = path.strip_suffix(".webp") else {
+        return url;
+    };
+    let lower = original.to_ascii_lowercase();
+    if ![".jpg", ".jpeg", ".png"].iter().any(|e| lower.ends_with(e)) {
+        return url;
+    }
+    let file = original.rsplit('/').next().unwrap_or(original);
+    let is_offered = offered.iter().any(|o| {
+        let p = o.split(['?', '#']).next().unwrap_or(o);
+        p.rsplit('/').next() == Some(file)
+    });
+    if is_offered {
+        format!("{original}{rest}")
+    } else {
+        url
+    }
 }
 
 /// Resolves `url` against `base`, returning an absolute `http(s)` URL, or `None` when it
@@ -236,6 +269,27 @@ mod tests {
             let _ = parse_srcset(s);
             let _ = largest(s);
         }
+    }
+
+    #[test]
+    fn original_preferred_over_its_webp_transcode() {
+        let offered = vec![
+            "https://i.example/news/480/a/x.jpg".to_string(),
+            "https://i.example/news/976/a/x.jpg.webp".to_string(),
+        ];
+        assert_eq!(
+            prefer_original("https://i.example/news/976/a/x.jpg.webp".into(), &offered),
+            "https://i.example/news/976/a/x.jpg"
+        );
+        // No original offered: the transcode is all there is.
+        assert_eq!(
+            prefer_original("https://i.example/news/976/a/y.jpg.webp".into(), &offered),
+            "https://i.example/news/976/a/y.jpg.webp"
+        );
+        assert_eq!(
+            prefer_original("https://i.example/z.webp".into(), &offered),
+            "https://i.example/z.webp"
+        );
     }
 
     #[test]

@@ -1,29 +1,57 @@
-//! Runs every adapter over every saved real outlet page and checks what it finds against
-//! the expectations in `tests/expected/<outlet>/<page>.json`, written by reading each page.
+//! Runs every adapter over every saved real outlet page (`tests/fixtures/outlets` at the
+//! repository root) and checks what it finds against the expectations in
+//! `tests/expected/<outlet>/<page>.json`, written by reading each page.
 //!
-//! The pages live outside the repository (`../shared/fixtures/outlets`, or `$ANCHOR_FIXTURES`);
-//! without them the tests print a message and pass.
+//! `SOURCES.tsv` splits the pages into `tune` (the adapters were written against them: every
+//! field must match) and `heldout` (never used to shape the adapters: only measured). Both
+//! subsets report captioned-image recall per outlet; held-out recall has a floor.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anchor_extract::{Outlet, extract};
+use anchor_extract::{CaptionedImage, Outlet, extract};
 use serde_json::Value;
 
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ANCHOR_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/outlets")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: saved outlet pages not found at {} (set ANCHOR_FIXTURES)",
-            dir.display()
-        );
-        None
+/// Held-out recall below this fails the test: the recall the adapters reach on the held-out
+/// pages (3 of 5 images), so any loss there fails. The aim is 0.9; the misses are layouts no
+/// adapter rule covers (a caption in a bare `<p>` of a microdata `ImageObject`, a caption held
+/// in an `img` attribute).
+const HELDOUT_RECALL_FLOOR: f64 = 0.6;
+
+fn fixtures_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/outlets");
+    assert!(
+        dir.is_dir(),
+        "saved outlet pages missing at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// `file` → `split` from SOURCES.tsv.
+fn splits(fixtures: &Path) -> BTreeMap<String, String> {
+    let raw = std::fs::read_to_string(fixtures.join("SOURCES.tsv")).expect("SOURCES.tsv readable");
+    let mut lines = raw.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("SOURCES.tsv has a header")
+        .split('\t')
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("SOURCES.tsv lacks column {name}"))
+    };
+    let (file, split) = (col("file"), col("split"));
+    let mut out = BTreeMap::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let cells: Vec<&str> = line.split('\t').collect();
+        let s = cells[split].trim();
+        assert!(s == "tune" || s == "heldout", "bad split {s:?} in {line}");
+        out.insert(cells[file].to_string(), s.to_string());
     }
+    out
 }
 
 fn expected_files() -> Vec<PathBuf> {
@@ -49,21 +77,40 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// Checks one page; returns the mismatches found.
-fn check_page(fixtures: &Path, expected_path: &Path) -> Vec<String> {
+/// One expectation file and what the adapter returns for its page.
+struct Case {
+    page: String,
+    outlet: Outlet,
+    exp: Value,
+    got: anchor_extract::Extraction,
+}
+
+fn run_case(fixtures: &Path, expected_path: &Path) -> Case {
     let raw = std::fs::read_to_string(expected_path).expect("expected file readable");
     let exp: Value = serde_json::from_str(&raw).expect("expected file is JSON");
-    let page = str_field(&exp, "page").expect("expected file names its page");
+    let page = str_field(&exp, "page")
+        .expect("expected file names its page")
+        .to_string();
     let outlet: Outlet = str_field(&exp, "outlet")
         .expect("expected file names its outlet")
         .parse()
         .expect("known outlet");
     let url = url::Url::parse(str_field(&exp, "url").expect("expected file gives a url"))
         .expect("valid url");
-    let bytes = std::fs::read(fixtures.join(page)).expect("fixture page readable");
+    let bytes = std::fs::read(fixtures.join(&page)).expect("fixture page readable");
     let html = String::from_utf8_lossy(&bytes);
     let got = extract(Some(outlet), &url, &html);
+    Case {
+        page,
+        outlet,
+        exp,
+        got,
+    }
+}
 
+/// Checks every field of one page; returns the mismatches found.
+fn check_page(case: &Case) -> Vec<String> {
+    let (page, exp, got) = (case.page.as_str(), &case.exp, &case.got);
     let mut errs = Vec::new();
     fn check(
         errs: &mut Vec<String>,
@@ -76,7 +123,7 @@ fn check_page(fixtures: &Path, expected_path: &Path) -> Vec<String> {
             errs.push(format!("{page}: {what}: expected {want:?}, got {have:?}"));
         }
     }
-    if let Some(a) = str_field(&exp, "adapter") {
+    if let Some(a) = str_field(exp, "adapter") {
         check(
             &mut errs,
             page,
@@ -191,31 +238,139 @@ fn check_page(fixtures: &Path, expected_path: &Path) -> Vec<String> {
     errs
 }
 
+/// File name without directories, extension chain and query: `a/b/x-1.jpg.webp?w=2` → `x-1`.
+fn file_stem(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.split('.').next().unwrap_or(file).to_ascii_lowercase()
+}
+
+fn norm_caption(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Whether `have` is the expected image `want`: the same picture (the expected URL, or a URL
+/// fragment it must contain, or the same file stem: renditions differ in folder and query),
+/// or the same caption.
+fn matches(want: &Value, have: &CaptionedImage) -> bool {
+    let want_url = str_field(want, "image_url").or_else(|| str_field(want, "image_url_contains"));
+    let same_url = want_url.is_some_and(|u| {
+        have.image_url == u
+            || have.image_url.contains(u)
+            || file_stem(u) == file_stem(&have.image_url)
+    });
+    let same_caption = str_field(want, "caption")
+        .is_some_and(|c| !c.is_empty() && norm_caption(c) == norm_caption(&have.caption));
+    same_url || same_caption
+}
+
+/// (matched, expected) captioned images of one page; each returned image matches once.
+fn recall_counts(case: &Case) -> (usize, usize) {
+    let want = case
+        .exp
+        .get("images")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut used = vec![false; case.got.images.len()];
+    let mut hit = 0;
+    for w in &want {
+        if let Some(j) =
+            (0..case.got.images.len()).find(|&j| !used[j] && matches(w, &case.got.images[j]))
+        {
+            used[j] = true;
+            hit += 1;
+        }
+    }
+    (hit, want.len())
+}
+
 #[test]
 fn every_saved_page_matches_its_expectations() {
-    let Some(fixtures) = fixtures_dir() else {
-        return;
-    };
+    let fixtures = fixtures_dir();
+    let split = splits(&fixtures);
     let files = expected_files();
     assert!(!files.is_empty(), "no expectations under tests/expected");
-    let errs: Vec<String> = files
-        .iter()
-        .flat_map(|f| check_page(&fixtures, f))
-        .collect();
+    let mut errs: Vec<String> = Vec::new();
+    // (subset, outlet) → (matched, expected, pages)
+    let mut tally: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
+    for f in &files {
+        let case = run_case(&fixtures, f);
+        let subset = split
+            .get(&case.page)
+            .unwrap_or_else(|| panic!("{} is not listed in SOURCES.tsv", case.page))
+            .clone();
+        if subset == "tune" {
+            errs.extend(check_page(&case));
+        } else {
+            // Held-out pages are measured, not matched field by field, but what comes back
+            // must still be well formed.
+            for img in &case.got.images {
+                if !img.image_url.starts_with("http") || img.caption.is_empty() {
+                    errs.push(format!("{}: malformed image {img:?}", case.page));
+                }
+            }
+        }
+        let (hit, want) = recall_counts(&case);
+        let t = tally
+            .entry((subset, case.outlet.as_str().to_string()))
+            .or_default();
+        t.0 += hit;
+        t.1 += want;
+        t.2 += 1;
+    }
+    let mut subset_totals: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    println!("captioned-image recall (matched / expected)");
+    for ((subset, outlet), (hit, want, pages)) in &tally {
+        println!(
+            "  {subset:<8} {outlet:<15} {hit:>3}/{want:<3} {:.3}  ({pages} pages)",
+            ratio(*hit, *want)
+        );
+        let s = subset_totals.entry(subset.clone()).or_default();
+        s.0 += hit;
+        s.1 += want;
+    }
+    for (subset, (hit, want)) in &subset_totals {
+        println!(
+            "  {subset:<8} {:<15} {hit:>3}/{want:<3} {:.3}",
+            "all",
+            ratio(*hit, *want)
+        );
+    }
     assert!(
         errs.is_empty(),
         "{} mismatches:\n{}",
         errs.len(),
         errs.join("\n")
     );
+    let (hit, want) = subset_totals
+        .get("heldout")
+        .copied()
+        .expect("SOURCES.tsv marks held-out pages");
+    assert!(
+        ratio(hit, want) >= HELDOUT_RECALL_FLOOR,
+        "held-out recall {hit}/{want} = {:.3} is below {HELDOUT_RECALL_FLOOR}",
+        ratio(hit, want)
+    );
 }
 
-/// Every saved page has an expectation file, so a new fixture cannot go unchecked.
+fn ratio(hit: usize, want: usize) -> f64 {
+    if want == 0 {
+        1.0
+    } else {
+        hit as f64 / want as f64
+    }
+}
+
+/// Every saved page has an expectation file and a SOURCES.tsv row, so a new fixture cannot go
+/// unchecked.
 #[test]
 fn every_saved_page_has_expectations() {
-    let Some(fixtures) = fixtures_dir() else {
-        return;
-    };
+    let fixtures = fixtures_dir();
+    let split = splits(&fixtures);
     let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected");
     let mut missing = Vec::new();
     for outlet in Outlet::ALL {
@@ -230,6 +385,10 @@ fn every_saved_page_has_expectations() {
                 if !want.is_file() {
                     missing.push(want.display().to_string());
                 }
+                let row = format!("{}/{stem}.html", outlet.as_str());
+                if !split.contains_key(&row) {
+                    missing.push(format!("SOURCES.tsv row for {row}"));
+                }
             }
         }
     }
@@ -243,9 +402,7 @@ fn every_saved_page_has_expectations() {
 /// the outlet: a wrong adapter must degrade to notes, not crash.
 #[test]
 fn every_adapter_survives_every_page() {
-    let Some(fixtures) = fixtures_dir() else {
-        return;
-    };
+    let fixtures = fixtures_dir();
     let url = url::Url::parse("https://example.com/story").expect("valid url");
     for outlet in Outlet::ALL {
         let Ok(entries) = std::fs::read_dir(fixtures.join(outlet.as_str())) else {

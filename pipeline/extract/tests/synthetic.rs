@@ -187,3 +187,53 @@ fn json_line_has_the_documented_keys() {
     assert_eq!(v["position"], 3);
     assert_eq!(v["is_lead"], false);
 }
+
+#[test]
+fn lazy_figure_image_read_from_noscript() {
+    let html = r#"<html><body><article>
+      <figure><div class="placeholder"></div>
+        <noscript><img src="https://static.example.com/p/x-articleLarge.jpg" srcset="https://static.example.com/p/x-articleLarge.jpg 600w, https://static.example.com/p/x-superJumbo.jpg 2048w" alt="A harbour"></noscript>
+        <figcaption>Boats in the harbour. <span class="credit">Jane Doe for The Example</span></figcaption></figure>
+      </article></body></html>"#;
+    let ex = extract(None, &url("https://www.example.com/2019/story.html"), html);
+    assert_eq!(ex.images.len(), 1, "{:?}", ex);
+    assert_eq!(
+        ex.images[0].image_url,
+        "https://static.example.com/p/x-superJumbo.jpg"
+    );
+    assert_eq!(ex.images[0].caption, "Boats in the harbour.");
+    assert_eq!(
+        ex.images[0].credit.as_deref(),
+        Some("Jane Doe for The Example")
+    );
+    assert_eq!(ex.images[0].alt.as_deref(), Some("A harbour"));
+}
+
+#[test]
+fn caption_classed_blocks_without_figure() {
+    let html = r#"<html><body><div id="story">
+      <div class="image"><img src="/img/a_304.jpg" alt="Mayor"><p class="caption">The mayor at the meeting.</p></div>
+      <p>Text.</p>
+      <div class="image"><img src="/img/b_304.jpg"><p class="caption">The town hall.</p></div>
+      <aside class="related"><div><img src="/img/c.jpg"><p class="caption">Another story</p></div></aside>
+      </div></body></html>"#;
+    let ex = extract(None, &url("https://news.example.org/a/1.html"), html);
+    let caps: Vec<&str> = ex.images.iter().map(|i| i.caption.as_str()).collect();
+    assert_eq!(caps, ["The mayor at the meeting.", "The town hall."]);
+    assert_eq!(
+        ex.images[0].image_url,
+        "https://news.example.org/img/a_304.jpg"
+    );
+}
+
+#[test]
+fn original_jpeg_preferred_over_webp_transcode() {
+    let html = r#"<html><body><article><figure>
+      <img src="https://ichef.example/news/480/p/x.jpg" srcset="https://ichef.example/news/480/p/x.jpg.webp 480w, https://ichef.example/news/976/p/x.jpg.webp 976w">
+      <figcaption>A caption</figcaption></figure></article></body></html>"#;
+    let ex = extract(None, &url("https://www.example.com/news/1"), html);
+    assert_eq!(
+        ex.images[0].image_url,
+        "https://ichef.example/news/976/p/x.jpg"
+    );
+}

@@ -8,7 +8,8 @@
 //!   largest rendition of those layouts is 976 px wide.
 //! - `2024` (bbc.com Next.js, 2022–): `figure` with `[data-testid=image|hero-image]`, the credit
 //!   as the last `span` beside the `img` (and repeated at the start of the alt text), the caption
-//!   in `[data-component=caption-block] figcaption`.
+//!   in `[data-component=caption-block] figcaption`; its `.jpg.webp` transcodes are taken back to
+//!   the original `.jpg`/`.png` path.
 
 use super::blocks::{Rule, by_caption, first_image};
 use super::{Found, Layout, Page};
@@ -83,6 +84,26 @@ fn largest_ichef(url: &str) -> String {
     }
 }
 
+/// `…ichef.bbci.co.uk/news/1536/cpsprodpb/3e3b/live/x.jpg.webp` → `….jpg`: ichef appends
+/// `.webp` to the original's path to ask for a transcode, so dropping it gives the original
+/// format at the same size (the path older layouts embed).
+fn strip_ichef_webp(url: &str) -> String {
+    let is_ichef = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h.starts_with("ichef") && h.ends_with(".bbci.co.uk"));
+    let lower = url.to_ascii_lowercase();
+    if is_ichef
+        && [".jpg.webp", ".jpeg.webp", ".png.webp"]
+            .iter()
+            .any(|e| lower.ends_with(e))
+    {
+        url[..url.len() - ".webp".len()].to_string()
+    } else {
+        url.to_string()
+    }
+}
+
 fn next_layout(page: &Page<'_>) -> Vec<Found> {
     let mut out = Vec::new();
     for fig in select_doc(&page.doc, "figure") {
@@ -92,6 +113,7 @@ fn next_layout(page: &Page<'_>) -> Vec<Found> {
         let Some((url, img)) = first_image(holder) else {
             continue;
         };
+        let url = strip_ichef_webp(&url);
         let credit = select_in(holder, "span")
             .into_iter()
             .map(text)
@@ -119,7 +141,27 @@ fn next_layout(page: &Page<'_>) -> Vec<Found> {
 
 #[cfg(test)]
 mod tests {
-    use super::largest_ichef;
+    use super::{largest_ichef, strip_ichef_webp};
+
+    #[test]
+    fn ichef_webp_transcode_gives_the_original() {
+        assert_eq!(
+            strip_ichef_webp("https://ichef.bbci.co.uk/news/1536/cpsprodpb/3e3b/live/a.jpg.webp"),
+            "https://ichef.bbci.co.uk/news/1536/cpsprodpb/3e3b/live/a.jpg"
+        );
+        assert_eq!(
+            strip_ichef_webp("https://ichef.bbci.co.uk/news/1536/cpsprodpb/005a/live/b.png.webp"),
+            "https://ichef.bbci.co.uk/news/1536/cpsprodpb/005a/live/b.png"
+        );
+        assert_eq!(
+            strip_ichef_webp("https://other.example/news/1536/c.jpg.webp"),
+            "https://other.example/news/1536/c.jpg.webp"
+        );
+        assert_eq!(
+            strip_ichef_webp("https://ichef.bbci.co.uk/news/1536/d.webp"),
+            "https://ichef.bbci.co.uk/news/1536/d.webp"
+        );
+    }
 
     #[test]
     fn ichef_width_raised_to_976() {

@@ -28,7 +28,7 @@ pub(crate) const IMAGE_CSS: &str = "picture, img, [data-src], [data-hi-res-src],
 pub fn by_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)> {
     let mut out: Vec<(ElementRef<'a>, Found)> = Vec::new();
     for cap in select_doc(doc, rule.caption) {
-        let Some((block, url, img)) = climb_to_image(cap, rule.max_up) else {
+        let Some((block, url, alt)) = climb_to_image(cap, rule.max_up) else {
             continue;
         };
         // Only the block and the path up to it decide: a page-wide wrapper whose class
@@ -61,7 +61,7 @@ pub fn by_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)
                 url,
                 caption: crate::dom::collapse_ws(&caption),
                 credit,
-                alt: alt_of(img),
+                alt,
                 is_lead: false,
             },
         ));
@@ -87,18 +87,48 @@ fn on_path(from: ElementRef<'_>, to: ElementRef<'_>, css: &str) -> bool {
     false
 }
 
-/// The nearest ancestor of `start` (itself included) holding an image with a usable URL.
+/// The nearest ancestor of `start` (itself included) holding an image with a usable URL (in
+/// the markup or in a `<noscript>` fallback): the ancestor, the URL and the image's alt text.
 pub fn climb_to_image(
     start: ElementRef<'_>,
     max_up: usize,
-) -> Option<(ElementRef<'_>, String, ElementRef<'_>)> {
+) -> Option<(ElementRef<'_>, String, Option<String>)> {
     let mut cur = Some(start);
     for _ in 0..=max_up {
         let el = cur?;
-        if let Some((url, img)) = first_image(el) {
-            return Some((el, url, img));
+        if let Some((url, alt)) = image_with_alt(el) {
+            return Some((el, url, alt));
         }
         cur = el.parent().and_then(ElementRef::wrap);
+    }
+    None
+}
+
+/// The first image of `el` with its alt text, looking into `<noscript>` fallbacks when the
+/// markup itself has none.
+pub fn image_with_alt(el: ElementRef<'_>) -> Option<(String, Option<String>)> {
+    match first_image(el) {
+        Some((url, img)) => Some((url, alt_of(img))),
+        None => noscript_image(el),
+    }
+}
+
+/// An image inside a `<noscript>` of `el` (or `el` itself): lazy loaders put the real `<img>`
+/// only there, and the HTML parser keeps noscript content as text, so it is parsed on its own.
+pub fn noscript_image(el: ElementRef<'_>) -> Option<(String, Option<String>)> {
+    let mut holders = select_in(el, "noscript");
+    if el.value().name() == "noscript" {
+        holders.insert(0, el);
+    }
+    for ns in holders {
+        let inner: String = ns.text().collect();
+        if !inner.contains("<img") && !inner.contains("<picture") {
+            continue;
+        }
+        let fragment = Html::parse_fragment(&inner);
+        if let Some((url, carrier)) = first_image(fragment.root_element()) {
+            return Some((url, alt_of(carrier)));
+        }
     }
     None
 }

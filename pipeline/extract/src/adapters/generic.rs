@@ -15,14 +15,39 @@ pub(crate) const FURNITURE: &str = "header nav, nav, footer, aside, [role=comple
     [class*=MostPopular], [class*=onward], [class*=avatar], figure[class*=video], \
     [data-media-type=video], video";
 
-/// Captioned images of `figure` elements, then JSON-LD images, in that order.
+/// Captioned images of `figure` elements; failing those, images beside an element classed
+/// as a caption; failing those, JSON-LD images with a caption.
 pub fn extract(page: &Page<'_>) -> Vec<Found> {
     let mut out = figures(page);
+    if out.is_empty() {
+        out = caption_blocks(page);
+    }
     if out.is_empty() {
         out = ld_images(page);
     }
     mark_lead(page, &mut out);
     out
+}
+
+/// Caption elements named as such by class or microdata, each with the nearest image around
+/// it: the layout of pages that predate `figure`.
+pub(crate) const CAPTION_CSS: &str = "[class~=caption], [class~=cutline], [class~=wp-caption-text], \
+    [class*=caption-text], [class*=image-caption], [class*=photo-caption], [itemprop~=caption]";
+
+/// One [`Found`] per caption element of [`CAPTION_CSS`] that has an image within two levels
+/// up, outside page furniture.
+pub fn caption_blocks(page: &Page<'_>) -> Vec<Found> {
+    let rule = super::blocks::Rule {
+        caption: CAPTION_CSS,
+        credit: "[class*=credit], [class*=Credit], [itemprop~=copyrightHolder]",
+        skip: "video, [class*=video], [data-media-type=video]",
+        max_up: 2,
+    };
+    super::blocks::by_caption(&page.doc, &rule)
+        .into_iter()
+        .filter(|(block, _)| !inside(*block, FURNITURE))
+        .map(|(_, f)| f)
+        .collect()
 }
 
 /// One [`Found`] per `figure` holding an image and a caption, outside page furniture.
@@ -45,14 +70,14 @@ pub fn figures(page: &Page<'_>) -> Vec<Found> {
 
 /// A figure's image, caption, separate credit and alt.
 pub(crate) fn from_figure(fig: ElementRef<'_>) -> Option<Found> {
-    let (url, img_el) = super::blocks::first_image(fig)?;
+    let (url, alt) = super::blocks::image_with_alt(fig)?;
     let cap_el = first_in(fig, "figcaption")?;
     let (caption, credit) = caption_and_credit(cap_el);
     Some(Found {
         url,
         caption,
         credit,
-        alt: super::blocks::alt_of(img_el),
+        alt,
         is_lead: false,
     })
 }
