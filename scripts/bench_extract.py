@@ -89,7 +89,8 @@ def anchor_images(anchor_bin, outlet, page, url):
 
 
 def fundus_images(outlet, html, year):
-    """fundus' Article.images that carry a caption, or None when fundus has no such publisher."""
+    """fundus' Article.images (caption empty when it has none), or None when fundus has no
+    such publisher."""
     if outlet not in FUNDUS_PUBLISHERS:
         return None
     from fundus import PublisherCollection
@@ -105,12 +106,11 @@ def fundus_images(outlet, html, year):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         extraction = parser.parse(html, error_handling="suppress")
-    images = []
-    for img in extraction.get("images") or []:
-        caption = img.caption
-        if caption:
-            images.append({"url": img.url, "caption": caption})
-    return images
+    found = extraction.get("images")
+    if not isinstance(found, list):
+        # An attribute fundus failed on comes back as its exception (or not at all).
+        found = []
+    return [{"url": img.url, "caption": img.caption or ""} for img in found]
 
 
 def load_sources():
@@ -124,7 +124,7 @@ def main():
     ap.add_argument("--json", help="write per-page results here")
     args = ap.parse_args()
 
-    tally = defaultdict(lambda: {"anchor": [0, 0], "fundus": [0, 0], "pages": 0})
+    tally = defaultdict(lambda: {"anchor": [0, 0], "fundus": [0, 0], "fundus_any": [0, 0], "pages": 0})
     per_page = []
     for row in load_sources():
         page_file = FIXTURES / row["file"]
@@ -135,17 +135,23 @@ def main():
         got = anchor_images(args.anchor_bin, outlet, page_file, exp["url"])
         a_hit, n = recall_counts(expected, got)
         html = page_file.read_bytes().decode("utf-8", errors="replace")
-        fundus_got = fundus_images(outlet, html, row["year"])
+        fundus_all = fundus_images(outlet, html, row["year"])
         t = tally[(subset, outlet)]
         t["pages"] += 1
         t["anchor"][0] += a_hit
         t["anchor"][1] += n
         rec = {"page": row["file"], "split": subset, "expected": n, "anchor": a_hit}
-        if fundus_got is not None:
-            f_hit, _ = recall_counts(expected, fundus_got)
+        if fundus_all is not None:
+            captioned = [i for i in fundus_all if i["caption"]]
+            f_hit, _ = recall_counts(expected, captioned)
+            # The same pictures found at all, caption or not (matched on the URL alone).
+            any_hit, _ = recall_counts([{**w, "caption": ""} for w in expected], fundus_all)
             t["fundus"][0] += f_hit
             t["fundus"][1] += n
+            t["fundus_any"][0] += any_hit
+            t["fundus_any"][1] += n
             rec["fundus"] = f_hit
+            rec["fundus_any_image"] = any_hit
         per_page.append(rec)
 
     def fmt(pair):
@@ -154,22 +160,26 @@ def main():
             return f"{'-':>13}"
         return f"{hit:>3}/{n:<3} {hit / n:.3f}"
 
-    print(f"{'subset':<8} {'outlet':<15} {'pages':>5}  {'anchor':>13}  {'fundus':>13}")
-    totals = defaultdict(lambda: {"anchor": [0, 0], "fundus": [0, 0], "anchor_on_fundus": [0, 0], "pages": 0})
+    print("captioned-image recall (matched / expected); fundus-any: fundus images matched on URL alone")
+    print(f"{'subset':<8} {'outlet':<15} {'pages':>5}  {'anchor':>13}  {'fundus':>13}  {'fundus-any':>13}")
+    keys = ("anchor", "fundus", "fundus_any", "anchor_on_fundus")
+    totals = defaultdict(lambda: {**{k: [0, 0] for k in keys}, "pages": 0})
     for (subset, outlet), t in sorted(tally.items()):
-        print(f"{subset:<8} {outlet:<15} {t['pages']:>5}  {fmt(t['anchor'])}  {fmt(t['fundus'])}")
+        print(
+            f"{subset:<8} {outlet:<15} {t['pages']:>5}  {fmt(t['anchor'])}  {fmt(t['fundus'])}  {fmt(t['fundus_any'])}"
+        )
         s = totals[subset]
         s["pages"] += t["pages"]
-        for k in ("anchor", "fundus"):
+        for k in ("anchor", "fundus", "fundus_any"):
             s[k][0] += t[k][0]
             s[k][1] += t[k][1]
         if outlet in FUNDUS_PUBLISHERS:
             s["anchor_on_fundus"][0] += t["anchor"][0]
             s["anchor_on_fundus"][1] += t["anchor"][1]
     for subset, s in sorted(totals.items()):
-        print(f"{subset:<8} {'all':<15} {s['pages']:>5}  {fmt(s['anchor'])}  {'':>13}")
+        print(f"{subset:<8} {'all outlets':<15} {s['pages']:>5}  {fmt(s['anchor'])}")
         print(
-            f"{subset:<8} {'fundus outlets':<15} {'':>5}  {fmt(s['anchor_on_fundus'])}  {fmt(s['fundus'])}"
+            f"{subset:<8} {'fundus outlets':<15} {'':>5}  {fmt(s['anchor_on_fundus'])}  {fmt(s['fundus'])}  {fmt(s['fundus_any'])}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(per_page, indent=1) + "\n", encoding="utf-8")
