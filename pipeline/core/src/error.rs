@@ -68,6 +68,16 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A row's values break a rule of its table (a subject span outside its caption, ...).
+    #[error("table {table}: row {id}: {detail}")]
+    Row {
+        /// Table name.
+        table: String,
+        /// The row's id.
+        id: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A step's input table has not been produced (or not completely).
     #[error("input table {table} is not ready: {reason}")]
     InputNotReady {

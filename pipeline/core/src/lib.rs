@@ -32,6 +32,7 @@ pub mod error;
 pub mod ids;
 pub mod ledger;
 pub mod outlet;
+pub mod published;
 pub mod shard;
 pub mod stats;
 pub mod step;

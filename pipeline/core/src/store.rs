@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -398,7 +398,7 @@ impl TableReader {
             let got = builder.schema();
             for field in expected.fields() {
                 match got.field_with_name(field.name()) {
-                    Ok(f) if f.data_type() == field.data_type() => {}
+                    Ok(f) if compatible(f.data_type(), field.data_type()) => {}
                     Ok(f) => {
                         return Err(Error::SchemaMismatch {
                             table: self.table.clone(),
@@ -493,6 +493,27 @@ impl TableReader {
                 Err(e) => Box::new(std::iter::once(Err(e))),
             }
         })
+    }
+}
+
+/// Whether a file's column type `got` reads as the declared `want`: equal, or the same up
+/// to string layout (`Utf8`, `LargeUtf8`, `Utf8View`, as Polars and pyarrow may write) and
+/// binary layout, also inside lists and structs. The table codecs accept every layout.
+pub fn compatible(got: &DataType, want: &DataType) -> bool {
+    use DataType as D;
+    let string = |t: &DataType| matches!(t, D::Utf8 | D::LargeUtf8 | D::Utf8View);
+    let binary = |t: &DataType| matches!(t, D::Binary | D::LargeBinary | D::BinaryView);
+    match (got, want) {
+        _ if got == want => true,
+        (g, w) if string(g) && string(w) => true,
+        (g, w) if binary(g) && binary(w) => true,
+        (D::List(g), D::List(w)) => compatible(g.data_type(), w.data_type()),
+        (D::Struct(g), D::Struct(w)) => w.iter().all(|wf| {
+            g.iter()
+                .find(|gf| gf.name() == wf.name())
+                .is_some_and(|gf| compatible(gf.data_type(), wf.data_type()))
+        }),
+        _ => false,
     }
 }
 

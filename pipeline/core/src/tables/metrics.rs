@@ -4,9 +4,13 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arrow_array::{Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::TableDef;
+use super::{TableDef, batch, strs};
+use crate::columns::{Columns, opt_f64, opt_i64};
+use crate::error::Result;
+use crate::store::TableReader;
 
 /// Table name.
 pub const NAME: &str = "metrics";
@@ -53,3 +57,80 @@ pub const DEF: TableDef = TableDef {
     schema,
     row_group_rows: 8192,
 };
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `base`, `weighting`, `lora`, `lora+weighting`, `safe` or `prefix`.
+    pub configuration: String,
+    /// `fid`, `kid`, ...
+    pub metric: String,
+    /// `all`, `entity` or `non_entity`.
+    pub subset: String,
+    /// `all` or an outlet.
+    pub outlet: String,
+    /// The value.
+    pub value: f64,
+    /// Its standard deviation, where it has one.
+    pub std: Option<f64>,
+    /// Generated images scored.
+    pub n_generated: i64,
+    /// Real reference images.
+    pub n_reference: i64,
+}
+
+/// Rows to a batch of the declared schema (in the given order).
+pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
+    batch(
+        NAME,
+        schema(),
+        vec![
+            strs(rows.iter().map(|r| r.configuration.as_str())),
+            strs(rows.iter().map(|r| r.metric.as_str())),
+            strs(rows.iter().map(|r| r.subset.as_str())),
+            strs(rows.iter().map(|r| r.outlet.as_str())),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
+            Arc::new(rows.iter().map(|r| r.std).collect::<Float64Array>()),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.n_generated),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.n_reference),
+            )),
+        ],
+    )
+}
+
+/// Rows of a batch (any string layout); a null in a non-null column is an error naming it.
+pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
+    let c = Columns::new(b, NAME);
+    let (configuration, metric, subset, outlet) = (
+        c.strings(CONFIGURATION)?,
+        c.strings(METRIC)?,
+        c.strings(SUBSET)?,
+        c.strings(OUTLET)?,
+    );
+    let (value, std) = (c.float64(VALUE)?, c.float64(STD)?);
+    let (n_generated, n_reference) = (c.int64(N_GENERATED)?, c.int64(N_REFERENCE)?);
+    (0..b.num_rows())
+        .map(|i| {
+            Ok(Row {
+                configuration: c
+                    .required(CONFIGURATION, i, configuration.get(i))?
+                    .to_owned(),
+                metric: c.required(METRIC, i, metric.get(i))?.to_owned(),
+                subset: c.required(SUBSET, i, subset.get(i))?.to_owned(),
+                outlet: c.required(OUTLET, i, outlet.get(i))?.to_owned(),
+                value: c.required(VALUE, i, opt_f64(value, i))?,
+                std: opt_f64(std, i),
+                n_generated: c.required(N_GENERATED, i, opt_i64(n_generated, i))?,
+                n_reference: c.required(N_REFERENCE, i, opt_i64(n_reference, i))?,
+            })
+        })
+        .collect()
+}
+
+/// Every row of the table `reader` reads, in part order.
+pub fn read(reader: &TableReader) -> Result<Vec<Row>> {
+    super::read_rows(reader, None, from_batch)
+}

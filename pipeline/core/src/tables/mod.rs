@@ -6,7 +6,12 @@
 
 use std::sync::Arc;
 
+use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray};
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Fields, SchemaRef};
+
+use crate::error::{Error, Result};
+use crate::store::TableReader;
 
 pub mod articles;
 pub mod dataset;
@@ -71,6 +76,74 @@ pub fn image_fields() -> Fields {
 pub fn utf8_list() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
+
+/// Every row of the table `reader` reads, decoded by `decode` (a table's `from_batch`), in
+/// part order.
+pub fn read_rows<R>(
+    reader: &TableReader,
+    columns: Option<&[&str]>,
+    decode: fn(&RecordBatch) -> Result<Vec<R>>,
+) -> Result<Vec<R>> {
+    let mut rows = Vec::new();
+    for batch in reader.read_all(columns, 8192) {
+        rows.extend(decode(&batch?)?);
+    }
+    Ok(rows)
+}
+
+/// A batch of `schema` from `columns`, with an error naming `table`.
+pub(crate) fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, columns).map_err(|source| Error::Arrow {
+        table: table.to_owned(),
+        source,
+    })
+}
+
+/// A `Utf8` column without nulls.
+pub(crate) fn strs<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+/// A nullable `Utf8` column.
+pub(crate) fn opt_strs<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(values.collect::<StringArray>())
+}
+
+/// A `List(Utf8)` column of the [`utf8_list`] type.
+pub(crate) fn str_lists<'a>(values: impl Iterator<Item = &'a [String]>) -> ArrayRef {
+    let mut b = arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new())
+        .with_field(Arc::new(Field::new("item", DataType::Utf8, true)));
+    for cell in values {
+        for v in cell {
+            b.values().append_value(v);
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
+}
+
+/// A Hugging Face `Image` column: a null struct where `bytes` is `None`.
+pub(crate) fn image_array<'a>(
+    table: &str,
+    values: impl Iterator<Item = (Option<&'a [u8]>, Option<&'a str>)>,
+) -> Result<ArrayRef> {
+    let (bytes, paths): (Vec<Option<&[u8]>>, Vec<Option<&str>>) = values.unzip();
+    let validity: NullBuffer = bytes.iter().map(Option::is_some).collect();
+    let validity = (validity.null_count() > 0).then_some(validity);
+    let bytes: ArrayRef = Arc::new(bytes.into_iter().collect::<BinaryArray>());
+    let paths: ArrayRef = Arc::new(paths.into_iter().collect::<StringArray>());
+    let image =
+        StructArray::try_new(image_fields(), vec![bytes, paths], validity).map_err(|source| {
+            Error::Arrow {
+                table: table.to_owned(),
+                source,
+            }
+        })?;
+    Ok(Arc::new(image) as ArrayRef)
+}
+
+#[cfg(test)]
+mod codec_tests;
 
 #[cfg(test)]
 mod tests {

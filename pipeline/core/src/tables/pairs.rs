@@ -6,9 +6,12 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arrow_array::{BooleanArray, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::{TableDef, image_type};
+use super::{TableDef, batch, image_array, image_type, opt_strs, strs};
+use crate::columns::{Columns, opt_bool, opt_i32};
+use crate::error::Result;
 
 /// Table name.
 pub const NAME: &str = "pairs";
@@ -98,3 +101,163 @@ pub const DEF: TableDef = TableDef {
     schema,
     row_group_rows: 128,
 };
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Pair id.
+    pub id: String,
+    /// Article id.
+    pub article_id: String,
+    /// Outlet name.
+    pub outlet: String,
+    /// Source name.
+    pub source: String,
+    /// Canonical article URL.
+    pub article_url: String,
+    /// Canonical image URL.
+    pub image_url: String,
+    /// Position in the article.
+    pub position: i32,
+    /// Lead image flag.
+    pub is_lead: bool,
+    /// Caption.
+    pub caption: String,
+    /// Credit.
+    pub credit: Option<String>,
+    /// Alt text.
+    pub alt: Option<String>,
+    /// Original bytes (success only); [`BYTE_SIZE`] is their length.
+    pub bytes: Option<Vec<u8>>,
+    /// sha256 of the bytes.
+    pub sha256: Option<String>,
+    /// Width.
+    pub width: Option<i32>,
+    /// Height.
+    pub height: Option<i32>,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Final status.
+    pub status: String,
+    /// Error class.
+    pub error_class: Option<String>,
+    /// Error detail.
+    pub error_message: Option<String>,
+    /// HTTP status.
+    pub http_status: Option<i32>,
+    /// Requests made.
+    pub attempts: i32,
+}
+
+/// Rows to a batch of the declared schema (the image struct is null without bytes; its
+/// `path` is null).
+pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
+    batch(
+        NAME,
+        schema(),
+        vec![
+            strs(rows.iter().map(|r| r.id.as_str())),
+            strs(rows.iter().map(|r| r.article_id.as_str())),
+            strs(rows.iter().map(|r| r.outlet.as_str())),
+            strs(rows.iter().map(|r| r.source.as_str())),
+            strs(rows.iter().map(|r| r.article_url.as_str())),
+            strs(rows.iter().map(|r| r.image_url.as_str())),
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|r| r.position),
+            )),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.is_lead))
+                    .collect::<BooleanArray>(),
+            ),
+            strs(rows.iter().map(|r| r.caption.as_str())),
+            opt_strs(rows.iter().map(|r| r.credit.as_deref())),
+            opt_strs(rows.iter().map(|r| r.alt.as_deref())),
+            image_array(NAME, rows.iter().map(|r| (r.bytes.as_deref(), None)))?,
+            opt_strs(rows.iter().map(|r| r.sha256.as_deref())),
+            Arc::new(
+                rows.iter()
+                    .map(|r| r.bytes.as_ref().map(|b| b.len() as i64))
+                    .collect::<Int64Array>(),
+            ),
+            Arc::new(rows.iter().map(|r| r.width).collect::<Int32Array>()),
+            Arc::new(rows.iter().map(|r| r.height).collect::<Int32Array>()),
+            opt_strs(rows.iter().map(|r| r.content_type.as_deref())),
+            strs(rows.iter().map(|r| r.status.as_str())),
+            opt_strs(rows.iter().map(|r| r.error_class.as_deref())),
+            opt_strs(rows.iter().map(|r| r.error_message.as_deref())),
+            Arc::new(rows.iter().map(|r| r.http_status).collect::<Int32Array>()),
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|r| r.attempts),
+            )),
+        ],
+    )
+}
+
+/// Rows of a batch (any string and binary layout); a null in a non-null column is an error
+/// naming it. This copies the images: readers that stream many images use
+/// [`crate::columns::Columns::image`] on the batch instead.
+pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
+    let c = Columns::new(b, NAME);
+    let (id, article_id, outlet, source) = (
+        c.strings(ID)?,
+        c.strings(ARTICLE_ID)?,
+        c.strings(OUTLET)?,
+        c.strings(SOURCE)?,
+    );
+    let (article_url, image_url, position, is_lead) = (
+        c.strings(ARTICLE_URL)?,
+        c.strings(IMAGE_URL)?,
+        c.int32(POSITION)?,
+        c.boolean(IS_LEAD)?,
+    );
+    let (caption, credit, alt, image) = (
+        c.strings(CAPTION)?,
+        c.strings(CREDIT)?,
+        c.strings(ALT)?,
+        c.image(IMAGE)?,
+    );
+    let (sha256, width, height, content_type) = (
+        c.strings(SHA256)?,
+        c.int32(WIDTH)?,
+        c.int32(HEIGHT)?,
+        c.strings(CONTENT_TYPE)?,
+    );
+    let (status, class, message) = (
+        c.strings(STATUS)?,
+        c.strings(ERROR_CLASS)?,
+        c.strings(ERROR_MESSAGE)?,
+    );
+    let (http, attempts) = (c.int32(HTTP_STATUS)?, c.int32(ATTEMPTS)?);
+    (0..b.num_rows())
+        .map(|i| {
+            let s = |col: &str, v: &crate::columns::Strings<'_>| {
+                c.required(col, i, v.get(i)).map(str::to_owned)
+            };
+            let o = |v: &crate::columns::Strings<'_>| v.get(i).map(str::to_owned);
+            Ok(Row {
+                id: s(ID, &id)?,
+                article_id: s(ARTICLE_ID, &article_id)?,
+                outlet: s(OUTLET, &outlet)?,
+                source: s(SOURCE, &source)?,
+                article_url: s(ARTICLE_URL, &article_url)?,
+                image_url: s(IMAGE_URL, &image_url)?,
+                position: c.required(POSITION, i, opt_i32(position, i))?,
+                is_lead: c.required(IS_LEAD, i, opt_bool(is_lead, i))?,
+                caption: s(CAPTION, &caption)?,
+                credit: o(&credit),
+                alt: o(&alt),
+                bytes: image.bytes(i).map(<[u8]>::to_vec),
+                sha256: o(&sha256),
+                width: opt_i32(width, i),
+                height: opt_i32(height, i),
+                content_type: o(&content_type),
+                status: s(STATUS, &status)?,
+                error_class: o(&class),
+                error_message: o(&message),
+                http_status: opt_i32(http, i),
+                attempts: c.required(ATTEMPTS, i, opt_i32(attempts, i))?,
+            })
+        })
+        .collect()
+}
