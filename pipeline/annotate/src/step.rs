@@ -22,12 +22,9 @@ use std::time::Instant;
 
 use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
-use anchor_core::tables::{self, TableDef, pairs_curated, splits, subjects};
+use anchor_core::tables::{TableDef, pairs_curated, splits, subjects};
 use arrow_array::cast::AsArray;
-use arrow_array::{
-    Array, ArrayRef, Float64Array, ListArray, RecordBatch, StringArray, StructArray, UInt32Array,
-};
-use arrow_schema::{DataType, Field};
+use arrow_array::{Array, RecordBatch};
 use serde_json::json;
 
 use crate::backend::{Annotation, Backend, GenStats};
@@ -402,32 +399,10 @@ fn str_values(
     table: &'static str,
     col: &str,
 ) -> Result<Vec<Option<String>>, StepError> {
-    let a = batch.column_by_name(col).ok_or_else(|| StepError::Input {
-        table,
-        detail: format!("column {col} is missing"),
-    })?;
-    let get = |i: usize| -> Option<String> {
-        if a.is_null(i) {
-            return None;
-        }
-        if let Some(s) = a.as_string_opt::<i32>() {
-            return Some(s.value(i).to_string());
-        }
-        if let Some(s) = a.as_string_opt::<i64>() {
-            return Some(s.value(i).to_string());
-        }
-        a.as_string_view_opt().map(|s| s.value(i).to_string())
-    };
-    if !matches!(
-        a.data_type(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    ) {
-        return Err(StepError::Input {
-            table,
-            detail: format!("column {col} is {}, expected a string", a.data_type()),
-        });
-    }
-    Ok((0..a.len()).map(get).collect())
+    let values = anchor_core::columns::Columns::new(batch, table).strings(col)?;
+    Ok((0..values.len())
+        .map(|i| values.get(i).map(str::to_owned))
+        .collect())
 }
 
 fn read_inputs(ctx: &StepCtx) -> Result<Vec<Input>, StepError> {
@@ -594,135 +569,87 @@ impl Step for AnnotateStep {
     }
 }
 
-/// Rows to a `subjects` record batch (declared schema).
+/// Rows to a `subjects` record batch (declared schema), through
+/// [`anchor_core::tables::subjects::to_batch`].
 pub fn to_batch(rows: &[SubjectRow]) -> Result<RecordBatch, StepError> {
-    let fields = subjects::subject_fields();
-    let all: Vec<&Subject> = rows.iter().flat_map(|r| r.subjects.iter()).collect();
-    let values = StructArray::try_new(
-        fields.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                all.iter().map(|s| s.text.as_str()),
-            )) as ArrayRef,
-            Arc::new(UInt32Array::from_iter_values(all.iter().map(|s| s.start))),
-            Arc::new(UInt32Array::from_iter_values(all.iter().map(|s| s.end))),
-            Arc::new(Float64Array::from_iter_values(all.iter().map(|s| s.weight))),
-            Arc::new(StringArray::from_iter_values(
-                all.iter().map(|s| s.kind.as_str()),
-            )),
-        ],
-        None,
-    )?;
-    let item = Arc::new(Field::new("item", DataType::Struct(fields), false));
-    let offsets = arrow_buffer::OffsetBuffer::from_lengths(rows.iter().map(|r| r.subjects.len()));
-    let list = ListArray::try_new(item, offsets, Arc::new(values), None)?;
-    let s = |f: fn(&SubjectRow) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let o = |f: fn(&SubjectRow) -> Option<&str>| -> ArrayRef {
-        Arc::new(rows.iter().map(f).collect::<StringArray>())
-    };
-    Ok(RecordBatch::try_new(
-        subjects::schema(),
-        vec![
-            s(|r| &r.id),
-            s(|r| &r.caption),
-            Arc::new(list),
-            s(|r| &r.raw),
-            s(|r| &r.backend),
-            s(|r| &r.model_id),
-            o(|r| r.prompt_version.as_deref()),
-            o(|r| r.error_class.as_deref()),
-            o(|r| r.error_message.as_deref()),
-        ],
-    )?)
+    let rows: Vec<subjects::Row> = rows.iter().map(SubjectRow::to_core).collect();
+    Ok(subjects::to_batch(&rows)?)
 }
 
-/// A `subjects` record batch back to rows.
+/// A `subjects` record batch back to rows, through
+/// [`anchor_core::tables::subjects::from_batch`] (which checks every span).
 pub fn from_batch(batch: &RecordBatch) -> Result<Vec<SubjectRow>, StepError> {
-    let t = subjects::NAME;
-    let bad = |detail: String| StepError::Input { table: t, detail };
-    let ids = str_values(batch, t, subjects::ID)?;
-    let caps = str_values(batch, t, subjects::CAPTION)?;
-    let raws = str_values(batch, t, subjects::RAW)?;
-    let backends = str_values(batch, t, subjects::BACKEND)?;
-    let models = str_values(batch, t, subjects::MODEL_ID)?;
-    let prompts = str_values(batch, t, subjects::PROMPT_VERSION)?;
-    let classes = str_values(batch, t, subjects::ERROR_CLASS)?;
-    let messages = str_values(batch, t, subjects::ERROR_MESSAGE)?;
-    let list = batch
-        .column_by_name(subjects::SUBJECTS)
-        .and_then(|a| a.as_list_opt::<i32>())
-        .ok_or_else(|| bad("column subjects is missing or not a list".into()))?;
-    let mut rows = Vec::with_capacity(batch.num_rows());
-    for i in 0..batch.num_rows() {
-        let items = list.value(i);
-        let st = items
-            .as_struct_opt()
-            .ok_or_else(|| bad("subjects items are not structs".into()))?;
-        let sub = RecordBatch::from(st.clone());
-        let texts = str_values(&sub, t, subjects::SUBJECT_TEXT)?;
-        let kinds = str_values(&sub, t, subjects::SUBJECT_KIND)?;
-        let u32s = |c: &str| {
-            sub.column_by_name(c)
-                .and_then(|a| a.as_primitive_opt::<arrow_array::types::UInt32Type>())
-                .cloned()
-                .ok_or_else(|| bad(format!("subjects.{c} is missing or not UInt32")))
-        };
-        let starts = u32s(subjects::SUBJECT_START)?;
-        let ends = u32s(subjects::SUBJECT_END)?;
-        let weights = sub
-            .column_by_name(subjects::SUBJECT_WEIGHT)
-            .and_then(|a| a.as_primitive_opt::<arrow_array::types::Float64Type>())
-            .cloned()
-            .ok_or_else(|| bad("subjects.weight is missing or not Float64".into()))?;
-        let mut subs = Vec::with_capacity(sub.num_rows());
-        for j in 0..sub.num_rows() {
-            let kind = kinds[j].as_deref().and_then(Kind::parse).ok_or_else(|| {
-                bad(format!(
-                    "row {i}: subject {j} has an unknown kind {:?}",
-                    kinds[j]
-                ))
-            })?;
-            subs.push(Subject {
-                text: texts[j].clone().unwrap_or_default(),
-                start: starts.value(j),
-                end: ends.value(j),
-                weight: weights.value(j),
-                kind,
-            });
+    subjects::from_batch(batch)?
+        .into_iter()
+        .map(SubjectRow::from_core)
+        .collect()
+}
+
+impl SubjectRow {
+    fn to_core(&self) -> subjects::Row {
+        subjects::Row {
+            id: self.id.clone(),
+            caption: self.caption.clone(),
+            subjects: self
+                .subjects
+                .iter()
+                .map(|s| subjects::Subject {
+                    text: s.text.clone(),
+                    start: s.start,
+                    end: s.end,
+                    weight: s.weight,
+                    kind: s.kind.as_str().to_owned(),
+                })
+                .collect(),
+            raw: self.raw.clone(),
+            backend: self.backend.clone(),
+            model_id: self.model_id.clone(),
+            prompt_version: self.prompt_version.clone(),
+            error_class: self.error_class.clone(),
+            error_message: self.error_message.clone(),
         }
-        let req = |v: &Option<String>, c: &str| {
-            v.clone()
-                .ok_or_else(|| bad(format!("row {i}: {c} is null")))
-        };
-        rows.push(SubjectRow {
-            id: req(&ids[i], subjects::ID)?,
-            caption: req(&caps[i], subjects::CAPTION)?,
-            subjects: subs,
-            raw: req(&raws[i], subjects::RAW)?,
-            backend: req(&backends[i], subjects::BACKEND)?,
-            model_id: req(&models[i], subjects::MODEL_ID)?,
-            prompt_version: prompts[i].clone(),
-            error_class: classes[i].clone(),
-            error_message: messages[i].clone(),
-        });
     }
-    Ok(rows)
+
+    fn from_core(r: subjects::Row) -> Result<Self, StepError> {
+        let subs = r
+            .subjects
+            .into_iter()
+            .map(|s| {
+                let kind = Kind::parse(&s.kind).ok_or_else(|| StepError::Input {
+                    table: subjects::NAME,
+                    detail: format!("row {}: subject {:?} has an unknown kind", r.id, s.text),
+                })?;
+                Ok(Subject {
+                    text: s.text,
+                    start: s.start,
+                    end: s.end,
+                    weight: s.weight,
+                    kind,
+                })
+            })
+            .collect::<Result<Vec<_>, StepError>>()?;
+        Ok(SubjectRow {
+            id: r.id,
+            caption: r.caption,
+            subjects: subs,
+            raw: r.raw,
+            backend: r.backend,
+            model_id: r.model_id,
+            prompt_version: r.prompt_version,
+            error_class: r.error_class,
+            error_message: r.error_message,
+        })
+    }
 }
 
 /// Reads every row of the committed `subjects` table under `out`, in part order.
 pub fn read_subjects(out: &Path) -> Result<Vec<SubjectRow>, StepError> {
-    let reader = anchor_core::store::TableReader::open(
-        out,
-        subjects::NAME,
-        tables::lookup(subjects::NAME).map(|t| (t.schema)()),
-    )?;
-    let mut rows = Vec::new();
-    for batch in reader.read_all(None, 8192) {
-        rows.extend(from_batch(&batch?)?);
-    }
-    Ok(rows)
+    let reader =
+        anchor_core::store::TableReader::open(out, subjects::NAME, Some(subjects::schema()))?;
+    subjects::read(&reader)?
+        .into_iter()
+        .map(SubjectRow::from_core)
+        .collect()
 }
 
 /// Per-step totals for a summary line, from summed part stats.

@@ -5,13 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use anchor_core::columns::{Columns, opt_i64};
 use anchor_core::store::TableReader;
 use anchor_core::tables::generations as g;
-use arrow_array::Array;
 use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 
-use crate::columns::{image_bytes, int64, str_at, utf8};
 use crate::font::{GLYPH_H, draw_text, text_width};
 use crate::report::ordered_configurations;
 use crate::{Error, Result};
@@ -56,16 +55,20 @@ pub fn write_grids(out: &Path, dir: &Path, opts: &GridOptions) -> Result<Vec<Pat
     let mut configs = BTreeSet::new();
     for batch in reader.read_all(Some(&[g::ID, g::CONFIGURATION, g::SEED]), 8192) {
         let batch = batch?;
-        let ids = utf8(&batch, t, g::ID)?;
-        let cs = utf8(&batch, t, g::CONFIGURATION)?;
-        let seeds = int64(&batch, t, g::SEED)?;
+        let k = Columns::new(&batch, t);
+        let (ids, cs, seeds) = (
+            k.strings(g::ID)?,
+            k.strings(g::CONFIGURATION)?,
+            k.int64(g::SEED)?,
+        );
         for i in 0..batch.num_rows() {
-            let c = str_at(cs, i, t, g::CONFIGURATION)?.to_owned();
+            let c = k.required(g::CONFIGURATION, i, cs.get(i))?.to_owned();
             configs.insert(c.clone());
-            present
-                .entry((str_at(ids, i, t, g::ID)?.to_owned(), seeds.value(i)))
-                .or_default()
-                .insert(c);
+            let key = (
+                k.required(g::ID, i, ids.get(i))?.to_owned(),
+                k.required(g::SEED, i, opt_i64(seeds, i))?,
+            );
+            present.entry(key).or_default().insert(c);
         }
     }
     let configs = ordered_configurations(configs.iter().map(String::as_str));
@@ -87,18 +90,27 @@ pub fn write_grids(out: &Path, dir: &Path, opts: &GridOptions) -> Result<Vec<Pat
     let mut thumbs: BTreeMap<(Key, String), RgbImage> = BTreeMap::new();
     for batch in reader.read_all(Some(&[g::ID, g::CONFIGURATION, g::SEED, g::IMAGE]), 64) {
         let batch = batch?;
-        let ids = utf8(&batch, t, g::ID)?;
-        let cs = utf8(&batch, t, g::CONFIGURATION)?;
-        let seeds = int64(&batch, t, g::SEED)?;
-        let (images, bytes) = image_bytes(&batch, t, g::IMAGE)?;
+        let k = Columns::new(&batch, t);
+        let (ids, cs, seeds) = (
+            k.strings(g::ID)?,
+            k.strings(g::CONFIGURATION)?,
+            k.int64(g::SEED)?,
+        );
+        let images = k.image(g::IMAGE)?;
         for i in 0..batch.num_rows() {
-            let key = (str_at(ids, i, t, g::ID)?.to_owned(), seeds.value(i));
-            if !chosen.contains(&key) || images.is_null(i) || bytes.is_null(i) {
+            let key = (
+                k.required(g::ID, i, ids.get(i))?.to_owned(),
+                k.required(g::SEED, i, opt_i64(seeds, i))?,
+            );
+            let Some(bytes) = images.bytes(i) else {
+                continue;
+            };
+            if !chosen.contains(&key) {
                 continue;
             }
-            let c = str_at(cs, i, t, g::CONFIGURATION)?.to_owned();
+            let c = k.required(g::CONFIGURATION, i, cs.get(i))?.to_owned();
             let name = format!("generations/{c}/{}-{}", key.0, key.1);
-            let img = image::load_from_memory(bytes.value(i)).map_err(|source| Error::Image {
+            let img = image::load_from_memory(bytes).map_err(|source| Error::Image {
                 path: PathBuf::from(name),
                 source,
             })?;

@@ -36,7 +36,6 @@
 
 pub mod cache;
 pub mod clip_score;
-mod columns;
 mod error;
 pub mod features;
 pub mod font;

@@ -5,13 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anchor_core::store::TableReader;
 use anchor_core::tables::metrics as t;
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 
-use crate::columns::{float64, int64, str_at, utf8};
 use crate::{Error, Result};
 
 /// The paper's configurations, in its table order.
@@ -25,86 +23,25 @@ pub const PAPER_ORDER: [&str; 6] = [
 ];
 
 /// One row of the `metrics` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricRow {
-    /// `base`, `weighting`, `lora`, `lora+weighting`, `safe` or `prefix`.
-    pub configuration: String,
-    /// `fid`, `kid`, ...
-    pub metric: String,
-    /// `all`, `entity` or `non_entity`.
-    pub subset: String,
-    /// `all` or an outlet.
-    pub outlet: String,
-    /// The value.
-    pub value: f64,
-    /// Its standard deviation, where it has one.
-    pub std: Option<f64>,
-    /// Generated images scored.
-    pub n_generated: i64,
-    /// Real reference images.
-    pub n_reference: i64,
-}
+pub type MetricRow = t::Row;
 
 /// Rows as a `metrics` record batch (in the given order).
 pub fn metrics_batch(rows: &[MetricRow]) -> Result<RecordBatch> {
-    let s = |f: fn(&MetricRow) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        s(|r| &r.configuration),
-        s(|r| &r.metric),
-        s(|r| &r.subset),
-        s(|r| &r.outlet),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
-        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.std))),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.n_generated),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.n_reference),
-        )),
-    ];
-    RecordBatch::try_new(t::schema(), columns).map_err(|e| Error::Table {
-        table: t::NAME.into(),
-        detail: e.to_string(),
-    })
+    Ok(t::to_batch(rows)?)
 }
 
 /// Rows of a `metrics` record batch.
 pub fn rows_of_batch(batch: &RecordBatch) -> Result<Vec<MetricRow>> {
-    let n = t::NAME;
-    let configuration = utf8(batch, n, t::CONFIGURATION)?;
-    let metric = utf8(batch, n, t::METRIC)?;
-    let subset = utf8(batch, n, t::SUBSET)?;
-    let outlet = utf8(batch, n, t::OUTLET)?;
-    let value = float64(batch, n, t::VALUE)?;
-    let std = float64(batch, n, t::STD)?;
-    let n_generated = int64(batch, n, t::N_GENERATED)?;
-    let n_reference = int64(batch, n, t::N_REFERENCE)?;
-    (0..batch.num_rows())
-        .map(|i| {
-            Ok(MetricRow {
-                configuration: str_at(configuration, i, n, t::CONFIGURATION)?.to_owned(),
-                metric: str_at(metric, i, n, t::METRIC)?.to_owned(),
-                subset: str_at(subset, i, n, t::SUBSET)?.to_owned(),
-                outlet: str_at(outlet, i, n, t::OUTLET)?.to_owned(),
-                value: value.value(i),
-                std: (!arrow_array::Array::is_null(std, i)).then(|| std.value(i)),
-                n_generated: n_generated.value(i),
-                n_reference: n_reference.value(i),
-            })
-        })
-        .collect()
+    Ok(t::from_batch(batch)?)
 }
 
 /// Every row of the `metrics` table under `out`.
 pub fn read_metrics(out: &Path) -> Result<Vec<MetricRow>> {
-    let reader = TableReader::open(out, t::NAME, Some(t::schema()))?;
-    let mut rows = Vec::new();
-    for batch in reader.read_all(None, 8192) {
-        rows.extend(rows_of_batch(&batch?)?);
-    }
-    Ok(rows)
+    Ok(t::read(&TableReader::open(
+        out,
+        t::NAME,
+        Some(t::schema()),
+    )?)?)
 }
 
 /// Configurations in the paper's order, then any others by name.

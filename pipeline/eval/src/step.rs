@@ -35,13 +35,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anchor_core::PartStats;
+use anchor_core::columns::Columns;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{
     self, TableDef, generations as gen_t, pairs as pairs_t, pairs_curated as cur_t,
     splits as splits_t, subjects as subj_t,
 };
 use arrow_array::Array;
-use arrow_array::cast::AsArray;
 use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -50,7 +50,6 @@ use anchor_clip::Clip;
 
 use crate::cache::{EncodedImage, FeatureCache};
 use crate::clip_score::clip_score;
-use crate::columns::{boolean, image_bytes, int64, str_at, utf8};
 use crate::features::Features;
 use crate::inception::FEATURE_DIM;
 use crate::inception::preprocess::RgbImage;
@@ -398,18 +397,7 @@ impl EvalStep {
 
     /// The real reference: every test-split image, scored.
     fn real(&self, ctx: &StepCtx, nets: &Nets, stats: &mut PartStats) -> Result<Scored> {
-        let mut test = BTreeSet::new();
-        let reader = ctx.reader(splits_t::NAME)?;
-        for batch in reader.read_all(Some(&[splits_t::ID, splits_t::SPLIT]), 8192) {
-            let batch = batch?;
-            let ids = utf8(&batch, splits_t::NAME, splits_t::ID)?;
-            let split = utf8(&batch, splits_t::NAME, splits_t::SPLIT)?;
-            for i in 0..batch.num_rows() {
-                if str_at(split, i, splits_t::NAME, splits_t::SPLIT)? == TEST_SPLIT {
-                    test.insert(str_at(ids, i, splits_t::NAME, splits_t::ID)?.to_owned());
-                }
-            }
-        }
+        let test = splits_t::ids_in_split(&ctx.reader(splits_t::NAME)?, TEST_SPLIT)?;
         if test.is_empty() {
             return Err(Error::Table {
                 table: splits_t::NAME.into(),
@@ -422,12 +410,13 @@ impl EvalStep {
         for batch in reader.read_all(Some(&cols), 8192) {
             let batch = batch?;
             let t = cur_t::NAME;
-            let ids = utf8(&batch, t, cur_t::ID)?;
-            let kept = boolean(&batch, t, cur_t::KEPT)?;
-            let subset = utf8(&batch, t, cur_t::SUBSET)?;
-            let outlet = utf8(&batch, t, cur_t::OUTLET)?;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(cur_t::ID)?;
+            let kept = c.boolean(cur_t::KEPT)?;
+            let subset = c.strings(cur_t::SUBSET)?;
+            let outlet = c.strings(cur_t::OUTLET)?;
             for i in 0..batch.num_rows() {
-                let id = str_at(ids, i, t, cur_t::ID)?;
+                let id = c.required(cur_t::ID, i, ids.get(i))?;
                 if !test.contains(id) {
                     continue;
                 }
@@ -437,8 +426,8 @@ impl EvalStep {
                         detail: format!("pair {id} is in the test split but is not kept"),
                     });
                 }
-                let subset = checked_subset(str_at(subset, i, t, cur_t::SUBSET)?, t, id)?;
-                let outlet = str_at(outlet, i, t, cur_t::OUTLET)?.to_owned();
+                let subset = checked_subset(c.required(cur_t::SUBSET, i, subset.get(i))?, t, id)?;
+                let outlet = c.required(cur_t::OUTLET, i, outlet.get(i))?.to_owned();
                 meta.insert(id.to_owned(), (subset, outlet));
             }
         }
@@ -459,20 +448,21 @@ impl EvalStep {
         for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::IMAGE]), 64) {
             let batch = batch?;
             let t = pairs_t::NAME;
-            let ids = utf8(&batch, t, pairs_t::ID)?;
-            let (images, bytes) = image_bytes(&batch, t, pairs_t::IMAGE)?;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(pairs_t::ID)?;
+            let images = c.image(pairs_t::IMAGE)?;
             for i in 0..batch.num_rows() {
-                let id = str_at(ids, i, t, pairs_t::ID)?;
+                let id = c.required(pairs_t::ID, i, ids.get(i))?;
                 let Some(m) = meta.get(id) else { continue };
-                if images.is_null(i) || bytes.is_null(i) {
+                let Some(bytes) = images.bytes(i) else {
                     return Err(Error::Table {
                         table: t.into(),
                         detail: format!("test pair {id} has no image bytes"),
                     });
-                }
+                };
                 chunk.push(EncodedImage {
                     name: format!("pairs/{id}"),
-                    bytes: bytes.value(i).to_vec(),
+                    bytes: bytes.to_vec(),
                 });
                 metas.push(m.clone());
                 row_ids.push(id.to_owned());
@@ -543,29 +533,30 @@ impl EvalStep {
         let t = gen_t::NAME;
         for batch in reader.read_all(Some(&cols), 64) {
             let batch = batch?;
-            let ids = utf8(&batch, t, gen_t::ID)?;
-            let configs = utf8(&batch, t, gen_t::CONFIGURATION)?;
-            let seeds = int64(&batch, t, gen_t::SEED)?;
-            let subset = utf8(&batch, t, gen_t::SUBSET)?;
-            let outlet = utf8(&batch, t, gen_t::OUTLET)?;
-            let (images, bytes) = image_bytes(&batch, t, gen_t::IMAGE)?;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(gen_t::ID)?;
+            let configs = c.strings(gen_t::CONFIGURATION)?;
+            let seeds = c.int64(gen_t::SEED)?;
+            let subset = c.strings(gen_t::SUBSET)?;
+            let outlet = c.strings(gen_t::OUTLET)?;
+            let images = c.image(gen_t::IMAGE)?;
             for i in 0..batch.num_rows() {
-                if str_at(configs, i, t, gen_t::CONFIGURATION)? != configuration {
+                if c.required(gen_t::CONFIGURATION, i, configs.get(i))? != configuration {
                     continue;
                 }
-                let id = str_at(ids, i, t, gen_t::ID)?;
-                let seed = seeds.value(i);
-                if images.is_null(i) || bytes.is_null(i) {
+                let id = c.required(gen_t::ID, i, ids.get(i))?;
+                let seed = c.required(gen_t::SEED, i, anchor_core::columns::opt_i64(seeds, i))?;
+                let Some(bytes) = images.bytes(i) else {
                     return Err(Error::Table {
                         table: t.into(),
                         detail: format!("{configuration}/{id}-{seed} has no image bytes"),
                     });
-                }
-                let subset = checked_subset(str_at(subset, i, t, gen_t::SUBSET)?, t, id)?;
-                let outlet = str_at(outlet, i, t, gen_t::OUTLET)?.to_owned();
+                };
+                let subset = checked_subset(c.required(gen_t::SUBSET, i, subset.get(i))?, t, id)?;
+                let outlet = c.required(gen_t::OUTLET, i, outlet.get(i))?.to_owned();
                 chunk.push(EncodedImage {
                     name: format!("generations/{configuration}/{id}-{seed}"),
-                    bytes: bytes.value(i).to_vec(),
+                    bytes: bytes.to_vec(),
                 });
                 metas.push((subset, outlet));
                 row_ids.push(id.to_owned());
@@ -603,40 +594,16 @@ impl EvalStep {
     fn subjects(&self, ctx: &StepCtx, clip: &Clip, real: &Scored) -> Result<Subjects> {
         let t = subj_t::NAME;
         let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
-        let reader = ctx.reader(t)?;
-        for batch in reader.read_all(Some(&[subj_t::ID, subj_t::SUBJECTS]), 8192) {
-            let batch = batch?;
-            let ids = utf8(&batch, t, subj_t::ID)?;
-            let lists = batch
-                .column_by_name(subj_t::SUBJECTS)
-                .and_then(|c| c.as_list_opt::<i32>())
-                .ok_or_else(|| Error::Table {
-                    table: t.into(),
-                    detail: format!("column {} is missing or not a list", subj_t::SUBJECTS),
-                })?;
-            for i in 0..batch.num_rows() {
-                let id = str_at(ids, i, t, subj_t::ID)?;
-                if lists.is_null(i) {
-                    continue;
-                }
-                let items = lists.value(i);
-                let texts = items
-                    .as_struct_opt()
-                    .and_then(|s| s.column_by_name(subj_t::SUBJECT_TEXT))
-                    .and_then(|c| c.as_string_opt::<i32>())
-                    .ok_or_else(|| Error::Table {
-                        table: t.into(),
-                        detail: format!("row {id}: subjects are not structs with a Utf8 text"),
-                    })?;
-                let phrases: Vec<String> = texts
-                    .iter()
-                    .flatten()
-                    .filter(|p| !p.trim().is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if !phrases.is_empty() {
-                    by_id.insert(id.to_owned(), phrases);
-                }
+        // The codec checks every span; eval uses the phrases only.
+        for row in subj_t::read(&ctx.reader(t)?)? {
+            let phrases: Vec<String> = row
+                .subjects
+                .into_iter()
+                .map(|s| s.text)
+                .filter(|p| !p.trim().is_empty())
+                .collect();
+            if !phrases.is_empty() {
+                by_id.insert(row.id, phrases);
             }
         }
         let distinct: BTreeSet<&str> = by_id.values().flatten().map(String::as_str).collect();
@@ -699,13 +666,14 @@ impl EvalStep {
         let reader = ctx.reader(t)?;
         for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::CAPTION]), 8192) {
             let batch = batch?;
-            let ids = utf8(&batch, t, pairs_t::ID)?;
-            let caption = utf8(&batch, t, pairs_t::CAPTION)?;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(pairs_t::ID)?;
+            let caption = c.strings(pairs_t::CAPTION)?;
             for i in 0..batch.num_rows() {
-                let id = str_at(ids, i, t, pairs_t::ID)?;
+                let id = c.required(pairs_t::ID, i, ids.get(i))?;
                 if wanted.contains(id) {
-                    let c = str_at(caption, i, t, pairs_t::CAPTION)?;
-                    captions.push((id.to_owned(), c.to_owned()));
+                    let text = c.required(pairs_t::CAPTION, i, caption.get(i))?;
+                    captions.push((id.to_owned(), text.to_owned()));
                 }
             }
         }
@@ -972,9 +940,13 @@ pub fn configurations(ctx: &StepCtx) -> Result<Vec<String>> {
     let reader = ctx.reader(gen_t::NAME)?;
     for batch in reader.read_all(Some(&[gen_t::CONFIGURATION]), 8192) {
         let batch = batch?;
-        let c = utf8(&batch, gen_t::NAME, gen_t::CONFIGURATION)?;
+        let c = Columns::new(&batch, gen_t::NAME);
+        let values = c.strings(gen_t::CONFIGURATION)?;
         for i in 0..batch.num_rows() {
-            set.insert(str_at(c, i, gen_t::NAME, gen_t::CONFIGURATION)?.to_owned());
+            set.insert(
+                c.required(gen_t::CONFIGURATION, i, values.get(i))?
+                    .to_owned(),
+            );
         }
     }
     Ok(set.into_iter().collect())

@@ -13,10 +13,6 @@ use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{self, TableDef, generations};
 use anchor_sd::SubjectSpan;
-use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, StructArray,
-};
 use candle_core::Device;
 use serde::Serialize;
 
@@ -285,7 +281,7 @@ impl SampleStep {
         let pipeline = self.pipeline()?;
         let settings = self.params.sampler();
         let weighting = self.params.weighting.weighting();
-        let mut rows = Rows::default();
+        let mut rows: Vec<generations::Row> = Vec::new();
         for group in slice.chunk_by(|a, b| a.configuration == b.configuration) {
             let configuration = group[0].configuration;
             let lora = configuration.lora();
@@ -330,13 +326,13 @@ impl SampleStep {
                     let c = &captions[item.caption];
                     let path = format!("{configuration}/{}-{}.png", c.id, item.seed);
                     let bytes = encode_png(&image, &path)?;
-                    rows.push(Row {
+                    rows.push(generations::Row {
                         id: c.id.clone(),
-                        configuration: configuration.as_str(),
+                        configuration: configuration.as_str().to_owned(),
                         seed: item.seed as i64,
                         steps: self.params.steps as i32,
                         guidance: self.params.guidance,
-                        scheduler: self.params.scheduler.as_str(),
+                        scheduler: self.params.scheduler.as_str().to_owned(),
                         prompt,
                         split: c.split.clone(),
                         subset: c.subset.clone(),
@@ -351,8 +347,8 @@ impl SampleStep {
                 }
             }
         }
-        stats.rows_out = rows.0.len() as u64;
-        sink.write(generations::NAME, &rows.into_batch()?)?;
+        stats.rows_out = rows.len() as u64;
+        sink.write(generations::NAME, &generations::to_batch(&rows)?)?;
         Ok(stats)
     }
 }
@@ -369,72 +365,6 @@ fn count_subjects(stats: &mut PartStats, configuration: Configuration, c: &Capti
     }
     if c.subjects.is_empty() {
         stats.count("no_subjects", 1);
-    }
-    if c.bad_spans > 0 {
-        stats.count("subject_bad_span", c.bad_spans);
-    }
-}
-
-struct Row {
-    id: String,
-    configuration: &'static str,
-    seed: i64,
-    steps: i32,
-    guidance: f64,
-    scheduler: &'static str,
-    prompt: String,
-    split: String,
-    subset: String,
-    outlet: String,
-    model_id: String,
-    truncated: bool,
-    width: i32,
-    height: i32,
-    png: Vec<u8>,
-    path: String,
-}
-
-#[derive(Default)]
-struct Rows(Vec<Row>);
-
-impl Rows {
-    fn push(&mut self, row: Row) {
-        self.0.push(row);
-    }
-
-    fn into_batch(self) -> Result<RecordBatch> {
-        let r = &self.0;
-        let strs = |f: fn(&Row) -> &str| -> ArrayRef {
-            Arc::new(StringArray::from_iter_values(r.iter().map(f)))
-        };
-        let image = StructArray::try_new(
-            tables::image_fields(),
-            vec![
-                Arc::new(BinaryArray::from_iter_values(r.iter().map(|x| &x.png))) as ArrayRef,
-                Arc::new(StringArray::from_iter_values(r.iter().map(|x| &x.path))),
-            ],
-            None,
-        )?;
-        let cols: Vec<ArrayRef> = vec![
-            strs(|x| &x.id),
-            strs(|x| x.configuration),
-            Arc::new(Int64Array::from_iter_values(r.iter().map(|x| x.seed))),
-            Arc::new(Int32Array::from_iter_values(r.iter().map(|x| x.steps))),
-            Arc::new(Float64Array::from_iter_values(r.iter().map(|x| x.guidance))),
-            strs(|x| x.scheduler),
-            strs(|x| &x.prompt),
-            strs(|x| &x.split),
-            strs(|x| &x.subset),
-            strs(|x| &x.outlet),
-            strs(|x| &x.model_id),
-            Arc::new(BooleanArray::from(
-                r.iter().map(|x| x.truncated).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int32Array::from_iter_values(r.iter().map(|x| x.width))),
-            Arc::new(Int32Array::from_iter_values(r.iter().map(|x| x.height))),
-            Arc::new(image),
-        ];
-        Ok(RecordBatch::try_new(generations::schema(), cols)?)
     }
 }
 
