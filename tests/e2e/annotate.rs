@@ -624,6 +624,47 @@ fn caption_mode_and_report_with_heuristic() {
     }
     assert_eq!(v["backend"], "heuristic");
 
+    // Several captions in one call: repeated flags and stdin lines, one JSON line each, in order.
+    let caps = [cap, "Rescue workers search the rubble in Hatay."];
+    let mut child = dir
+        .anchor()
+        .args([
+            "annotate",
+            "--backend",
+            "heuristic",
+            "--caption",
+            caps[0],
+            "--caption",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}\n\n{}", caps[1], caps[0]).unwrap();
+    }
+    let many = child.wait_with_output().unwrap();
+    assert!(
+        many.status.success(),
+        "{}",
+        String::from_utf8_lossy(&many.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(many.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<&str> = lines
+        .iter()
+        .map(|v| v["caption"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [caps[0], caps[1], caps[0]]);
+    assert_eq!(lines[0]["subjects"], lines[2]["subjects"]);
+
     let report = Run::of(dir.anchor().args([
         "--out",
         "out",
@@ -634,12 +675,46 @@ fn caption_mode_and_report_with_heuristic() {
     ]))
     .success()
     .stdout();
-    assert!(report.contains("| heuristic | all | 154 |"), "{report}");
-    assert!(
-        report.contains("| heuristic | entity |") && report.contains("| heuristic | non_entity |")
-    );
+    for subset in [
+        "all",
+        "written",
+        "real-tune",
+        "real-heldout",
+        "entity",
+        "non_entity",
+    ] {
+        assert!(
+            report.contains(&format!("| heuristic | {subset} |")),
+            "{subset}: {report}"
+        );
+    }
+    assert!(report.contains("| heuristic | written | 154 |"), "{report}");
+    assert!(report.contains("main R") && report.contains("main-subject recall"));
     let written = std::fs::read_to_string(dir.path().join("out/annotate/report.md")).unwrap();
     assert_eq!(written, report);
+    let preds =
+        std::fs::read_to_string(dir.path().join("out/annotate/report-heuristic.jsonl")).unwrap();
+    let all_rows = report
+        .lines()
+        .find(|l| l.starts_with("| heuristic | all |"))
+        .unwrap();
+    assert!(all_rows.contains(&format!("| {} |", preds.lines().count())));
+
+    // A subset flag scores only that subset.
+    let held = Run::of(dir.anchor().args([
+        "--out",
+        "out",
+        "annotate",
+        "--report",
+        "--backends",
+        "heuristic",
+        "--subset",
+        "real-heldout",
+    ]))
+    .success()
+    .stdout();
+    assert!(!held.contains("| heuristic | written |"), "{held}");
+    assert!(held.contains("| heuristic | real-heldout |"), "{held}");
 
     // A missing model names the command that fetches it (exit status 2: the user's to fix).
     let missing =
@@ -682,6 +757,30 @@ fn gguf_smollm2_annotates_every_row_validly() {
     for s in &subs {
         s.validate(cap).unwrap();
     }
+    // One model load for several captions: one valid line each, the same answer for the same
+    // caption (the cache holds nothing of the previous caption).
+    let cap2 = "Rescue workers search the rubble after an earthquake in Hatay, Turkey.";
+    let many = Run::of(dir.anchor().args([
+        "annotate",
+        "--model",
+        &m,
+        "--caption",
+        cap,
+        "--caption",
+        cap2,
+        "--caption",
+        cap,
+    ]))
+    .success()
+    .stdout();
+    let lines: Vec<serde_json::Value> = many
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{many}");
+    assert_eq!(lines[0]["subjects"], v["subjects"], "{many}");
+    assert_eq!(lines[2]["subjects"], v["subjects"], "{many}");
+    assert!(lines[1]["error_class"].is_null(), "{many}");
 
     let out = dir.path().join("out");
     write_inputs(&out, 0);

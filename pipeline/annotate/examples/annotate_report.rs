@@ -1,12 +1,37 @@
 //! Quality and speed report over the labelled set:
-//! `cargo run -p anchor-annotate --example annotate_report [-- MODEL.gguf [LIMIT [PROMPTS]]]`
-//! (PROMPTS: comma-separated versions, default `few-shot-v1,zero-shot-v1`).
-//! Prints the Markdown table (heuristic, gguf few-shot, gguf zero-shot) and tokens/s.
+//! `cargo run -p anchor-annotate --example annotate_report [-- MODEL.gguf [LIMIT [PROMPTS [SUBSET [DETAIL]]]]]`
+//! (PROMPTS: comma-separated versions, default `few-shot-v1,zero-shot-v1`; SUBSET one of
+//! `eval::SUBSETS` or `real`, default `all`; DETAIL `detail` prints each caption's misses).
+//! Prints the Markdown table (heuristic, then gguf per prompt) and tokens/s.
 
 use std::path::PathBuf;
 
-use anchor_annotate::eval::{builtin_labelled, evaluate, markdown_table};
+use anchor_annotate::eval::{
+    LabelledCaption, Prediction, builtin_labelled, evaluate_detailed, markdown_table, select,
+    top_subject,
+};
 use anchor_annotate::{GgufBackend, GgufOptions, HeuristicBackend, Prompt};
+
+/// One line per caption: gold spans missed, predicted spans not gold, main hit or miss.
+fn detail(name: &str, set: &[LabelledCaption], preds: &[Prediction]) {
+    for (c, p) in set.iter().zip(preds) {
+        let gold: Vec<&str> = c.subjects.iter().map(|g| g.text.as_str()).collect();
+        let pred: Vec<&str> = p.subjects.iter().map(|s| s.text.as_str()).collect();
+        let missed: Vec<&&str> = gold.iter().filter(|g| !pred.contains(g)).collect();
+        let extra: Vec<&&str> = pred.iter().filter(|s| !gold.contains(s)).collect();
+        let top = top_subject(&p.subjects).map(|s| s.text.as_str());
+        let main_ok = c.main.as_deref() == top;
+        println!(
+            "{name} {} main {} (gold {:?}, top {:?}) missed {:?} extra {:?}",
+            c.id,
+            if main_ok { "ok" } else { "MISS" },
+            c.main,
+            top,
+            missed,
+            extra
+        );
+    }
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -22,17 +47,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prompts = args
         .next()
         .unwrap_or_else(|| "few-shot-v1,zero-shot-v1".to_string());
-    let set: Vec<_> = builtin_labelled()?.into_iter().take(limit).collect();
-    let mut rows = evaluate(&mut HeuristicBackend, &set)?;
+    let subset = args.next().unwrap_or_else(|| "all".to_string());
+    let show = args.next().as_deref() == Some("detail");
+    let set: Vec<_> = select(&builtin_labelled()?, &subset)
+        .into_iter()
+        .take(limit)
+        .collect();
+    let (mut rows, preds) = evaluate_detailed(&mut HeuristicBackend, &set)?;
+    if show {
+        detail("heuristic", &set, &preds);
+    }
     if model.exists() {
-        for version in prompts.split(',') {
+        for version in prompts.split(',').filter(|v| !v.is_empty()) {
+            let prompt = if version.ends_with(".toml") {
+                Prompt::load(version.as_ref())?
+            } else {
+                Prompt::builtin(version)?
+            };
             let opts = GgufOptions {
-                prompt: Prompt::builtin(version)?,
+                prompt,
                 ..GgufOptions::default()
             };
             let mut b = GgufBackend::load(&model, opts)?;
             let info = b.load_info();
-            let r = evaluate(&mut b, &set)?;
+            let (r, preds) = evaluate_detailed(&mut b, &set)?;
+            if show {
+                detail(version, &set, &preds);
+            }
             let s = r[0].stats;
             println!(
                 "gguf {version}: load {:.2}s ({} tensors requantised), prefix {} tok in {:.2}s; \

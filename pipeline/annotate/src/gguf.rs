@@ -26,8 +26,9 @@ use crate::constrain::{
     ANSWER_PREFIX, Grammar, TokenBytes, gpt2_token_bytes, gpt2_unicode_to_byte,
 };
 use crate::llama::{KvCache, Llama};
-use crate::parse::{ErrorClass, ParseError, parse_answer};
-use crate::prompt::{ChatFormat, Prompt};
+use crate::parse::{ErrorClass, ParseError, parse_answer, render_answer};
+use crate::prompt::{ChatFormat, Mode, Prompt};
+use crate::subject::weight_for_pluses;
 use crate::weights::{Requant, requantise, sha256_file};
 use crate::{Error, Result};
 
@@ -436,6 +437,85 @@ impl GgufBackend {
     }
 }
 
+/// `log_softmax(logits)[id]`.
+fn log_prob(logits: &[f32], id: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    logits
+        .get(id as usize)
+        .map_or(f64::NEG_INFINITY, |&l| f64::from(l - max) - sum.ln())
+}
+
+impl GgufBackend {
+    /// `rank` mode: candidate spans from [`crate::candidates`]; the model scores each as the
+    /// answer's first subject (sum of token log-probabilities, closing quote included) and
+    /// the best becomes the main subject (two pluses), the others keep at most one.
+    fn annotate_ranked(&mut self, caption: &str) -> Result<Annotation> {
+        let mut stats = GenStats {
+            captions: 1,
+            ..GenStats::default()
+        };
+        let mut subjects = crate::candidates::candidates(caption);
+        if subjects.len() > 1 {
+            let t0 = Instant::now();
+            let mut text = self.format.suffix(&self.prompt, caption);
+            // The grammar's forced opening of the first subject.
+            text.push_str("{\"text\":\"");
+            let ids = match self.tokenizer.encode(&text) {
+                Ok(ids) => ids,
+                Err(e) => return Ok(failed(String::new(), ErrorClass::Generation, e, stats)),
+            };
+            let base = self.prefix_len + ids.len();
+            if base + 64 >= self.model.max_context() {
+                let detail = format!("prompt of {base} tokens exceeds the context");
+                return Ok(failed(String::new(), ErrorClass::Generation, detail, stats));
+            }
+            self.cache.truncate(self.prefix_len);
+            let first = self.logits(&ids)?;
+            stats.prompt_tokens = ids.len() as u64;
+            stats.prompt_secs = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let mut best: Option<(usize, f64)> = None;
+            for (i, s) in subjects.iter().enumerate() {
+                let quoted = serde_json::Value::String(s.text.clone()).to_string();
+                // Without the opening quote: it is part of the shared text above.
+                let cont = &quoted[1..];
+                let Ok(tokens) = self.tokenizer.encode_continuation(cont) else {
+                    continue;
+                };
+                let Some((&head, rest)) = tokens.split_first() else {
+                    continue;
+                };
+                let mut lp = log_prob(&first, head);
+                let mut prev = head;
+                for &t in rest {
+                    let l = self.logits(&[prev])?;
+                    lp += log_prob(&l, t);
+                    prev = t;
+                }
+                stats.forced_tokens += tokens.len() as u64;
+                self.cache.truncate(base);
+                let lp = lp - self.prompt.position_penalty * i as f64;
+                if best.is_none_or(|(_, b)| lp > b) {
+                    best = Some((i, lp));
+                }
+            }
+            stats.gen_secs = t1.elapsed().as_secs_f64();
+            if let Some((i, _)) = best {
+                subjects[i].weight = weight_for_pluses(2);
+            }
+        } else if let Some(s) = subjects.first_mut() {
+            s.weight = weight_for_pluses(2);
+        }
+        Ok(Annotation {
+            raw: render_answer(&subjects),
+            subjects,
+            error: None,
+            stats,
+        })
+    }
+}
+
 fn encode(tok: &Tokenizer, text: &str) -> std::result::Result<Vec<u32>, String> {
     tok.encode(text, false)
         .map(|e| e.get_ids().to_vec())
@@ -465,6 +545,9 @@ impl Backend for GgufBackend {
     }
 
     fn annotate(&mut self, caption: &str) -> Result<Annotation> {
+        if self.prompt.mode == Mode::Rank {
+            return self.annotate_ranked(caption);
+        }
         let mut stats = GenStats {
             captions: 1,
             ..GenStats::default()

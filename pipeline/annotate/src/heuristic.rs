@@ -52,15 +52,15 @@ impl Backend for HeuristicBackend {
 
 /// A word of the caption with its byte offsets.
 #[derive(Debug, Clone, Copy)]
-struct Word<'a> {
-    text: &'a str,
-    start: usize,
-    end: usize,
+pub(crate) struct Word<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// Splits into words: alphanumeric runs, joined across an inner `'`, `-`, `.` or `&`
 /// followed by an alphanumeric ("O'Neill", "Jean-Luc", "U.S", "AT&T").
-fn words(s: &str) -> Vec<Word<'_>> {
+pub(crate) fn words(s: &str) -> Vec<Word<'_>> {
     let chars: Vec<(usize, char)> = s.char_indices().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -92,18 +92,18 @@ fn words(s: &str) -> Vec<Word<'_>> {
     out
 }
 
-fn is_cap(w: &str) -> bool {
+pub(crate) fn is_cap(w: &str) -> bool {
     w.chars().next().is_some_and(char::is_uppercase)
 }
 
-fn lc(w: &str) -> String {
+pub(crate) fn lc(w: &str) -> String {
     w.to_lowercase()
 }
 
 const CONNECTORS: &[&str] = &[
     "of", "de", "del", "da", "la", "le", "van", "von", "der", "al", "bin", "y",
 ];
-const TITLES: &[&str] = &[
+pub(crate) const TITLES: &[&str] = &[
     "president",
     "prime",
     "minister",
@@ -188,7 +188,7 @@ const TITLES: &[&str] = &[
     "musician",
     "pop",
 ];
-const FUNCTION_CAPS: &[&str] = &[
+pub(crate) const FUNCTION_CAPS: &[&str] = &[
     "the",
     "a",
     "an",
@@ -382,7 +382,7 @@ const PLACE_PREPS: &[&str] = &[
     "in", "at", "near", "from", "to", "outside", "across", "into", "over", "around", "inside",
     "through",
 ];
-const DETERMINERS: &[&str] = &[
+pub(crate) const DETERMINERS: &[&str] = &[
     "a",
     "an",
     "the",
@@ -402,7 +402,7 @@ const DETERMINERS: &[&str] = &[
     "thousands",
     "dozens",
 ];
-const STOP: &[&str] = &[
+pub(crate) const STOP: &[&str] = &[
     "of", "in", "on", "at", "for", "with", "to", "from", "by", "and", "or", "but", "as", "after",
     "before", "during", "while", "near", "outside", "inside", "into", "over", "under", "is", "are",
     "was", "were", "be", "been", "being", "has", "have", "had", "who", "which", "that", "this",
@@ -414,7 +414,7 @@ const STOP: &[&str] = &[
     "start", "front", "back", "side", "part", "one", "each", "all", "both", "more", "most", "few",
     "own",
 ];
-const PERSON_NOUNS: &[&str] = &[
+pub(crate) const PERSON_NOUNS: &[&str] = &[
     "man",
     "men",
     "woman",
@@ -484,7 +484,7 @@ const PERSON_NOUNS: &[&str] = &[
     "delegates",
     "workers",
 ];
-const EVENT_NOUNS: &[&str] = &[
+pub(crate) const EVENT_NOUNS: &[&str] = &[
     "protest",
     "rally",
     "match",
@@ -525,7 +525,7 @@ const EVENT_NOUNS: &[&str] = &[
     "exhibition",
     "competition",
 ];
-const PLACE_NOUNS: &[&str] = &[
+pub(crate) const PLACE_NOUNS: &[&str] = &[
     "street",
     "streets",
     "beach",
@@ -599,7 +599,7 @@ fn entity_kind(run: &[Word<'_>], prev: Option<&Word<'_>>) -> Kind {
     }
 }
 
-fn noun_kind(head: &str) -> Kind {
+pub(crate) fn noun_kind(head: &str) -> Kind {
     let h = lc(head);
     if PERSON_NOUNS.contains(&h.as_str()) || h.ends_with("ers") || h.ends_with("ists") {
         Kind::Person
@@ -613,7 +613,7 @@ fn noun_kind(head: &str) -> Kind {
 }
 
 /// True when only whitespace separates two words (no comma, dash, parenthesis).
-fn adjacent(s: &str, a: &Word<'_>, b: &Word<'_>) -> bool {
+pub(crate) fn adjacent(s: &str, a: &Word<'_>, b: &Word<'_>) -> bool {
     s[a.end..b.start].chars().all(char::is_whitespace)
 }
 

@@ -13,7 +13,10 @@
 //!   [`gguf`] (local quantized llama via candle, constrained greedy decoding in
 //!   [`constrain`], weights requantised at load in [`weights`]) and [`openai`]
 //!   (OpenAI-compatible HTTP servers: concurrency, retries, timeouts).
-//! - [`eval`]: span precision/recall/F1 against the labelled set, Markdown report.
+//! - [`candidates`]: rule-based candidate spans; with a `rank` prompt (`rank-v1`) the gguf
+//!   backend scores them and the best becomes the main subject instead of writing spans.
+//! - [`eval`]: span precision/recall/F1 and main-subject recall against the labelled set,
+//!   by subset (written, real-tune, real-heldout), Markdown report.
 //!
 //! Invariants: every subject a backend returns validates against its caption; the `gguf`
 //! backend is deterministic (greedy) and always yields a valid answer; a bad answer is
@@ -35,6 +38,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod candidates;
 pub mod constrain;
 mod error;
 pub mod eval;

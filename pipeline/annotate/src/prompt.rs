@@ -17,6 +17,8 @@ use crate::constrain::ANSWER_PREFIX;
 pub const ZERO_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/zero-shot-v1.toml");
 /// The few-shot prompt shipped with the crate (the default).
 pub const FEW_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/few-shot-v1.toml");
+/// Candidate ranking with few-shot examples from real captions.
+pub const RANK_V1: &str = include_str!("../../../data/annotate/prompts/rank-v1.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -25,6 +27,18 @@ pub struct Example {
     pub caption: String,
     /// Its answer, in canonical JSON.
     pub answer: String,
+}
+
+/// How the gguf backend uses the model with a prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The model writes the whole answer under the span grammar.
+    #[default]
+    Generate,
+    /// Rule-based candidate spans ([`crate::candidates`]); the model scores each as the
+    /// answer's first subject and the best one becomes the main subject.
+    Rank,
 }
 
 /// A versioned prompt.
@@ -39,6 +53,13 @@ pub struct Prompt {
     /// Few-shot examples (empty for zero-shot).
     #[serde(default)]
     pub examples: Vec<Example>,
+    /// How the answer is produced (default `generate`).
+    #[serde(default)]
+    pub mode: Mode,
+    /// `rank` mode: log-probability subtracted per candidate before it in the caption (a
+    /// prior for the caption's grammatical subject, which is usually what the photo shows).
+    #[serde(default)]
+    pub position_penalty: f64,
 }
 
 impl Prompt {
@@ -71,10 +92,11 @@ impl Prompt {
         let text = match version {
             "zero-shot-v1" => ZERO_SHOT_V1,
             "few-shot-v1" => FEW_SHOT_V1,
+            "rank-v1" => RANK_V1,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1)".into(),
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1)".into(),
                 });
             }
         };
@@ -101,6 +123,11 @@ impl Prompt {
         for part in [&self.version, &self.system, &self.user] {
             h.update(part.as_bytes());
             h.update([0]);
+        }
+        // Generate prompts keep the fingerprints they always had.
+        if self.mode == Mode::Rank {
+            h.update(b"mode=rank\0");
+            h.update(self.position_penalty.to_le_bytes());
         }
         for ex in &self.examples {
             h.update(ex.caption.as_bytes());
@@ -181,7 +208,7 @@ mod tests {
 
     #[test]
     fn builtins_load_and_examples_are_canonical() {
-        for v in ["zero-shot-v1", "few-shot-v1"] {
+        for v in ["zero-shot-v1", "few-shot-v1", "rank-v1"] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
             for ex in &p.examples {

@@ -1,11 +1,11 @@
 //! `anchor annotate`: name each kept caption's key subjects into the `subjects` table;
-//! `--caption` annotates one caption and prints JSON; `--report` scores backends on the
-//! labelled set.
+//! `--caption` annotates captions (the model loads once) and prints one JSON line each;
+//! `--report` scores backends on the labelled set.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anchor_annotate::eval::{builtin_labelled, evaluate, markdown_table};
+use anchor_annotate::eval::{builtin_labelled, evaluate_detailed, markdown_table, select};
 use anchor_annotate::step::{AnnotateParams, AnnotateStep, BackendSpec, summary};
 use anchor_annotate::weights::Requant;
 use anchor_annotate::{OpenAiOptions, Prompt};
@@ -28,7 +28,7 @@ pub struct AnnotateConfig {
     pub backend: String,
     /// GGUF model file; empty = `<paths.models>/SmolLM2-135M-Instruct.Q4_1.gguf`.
     pub model: String,
-    /// Built-in prompt version (`few-shot-v1`, `zero-shot-v1`) or a prompt TOML file.
+    /// Built-in prompt version (`rank-v1`, `few-shot-v1`, `zero-shot-v1`) or a prompt TOML file.
     pub prompt: String,
     /// Requantise low-bit GGUF weights at load: `q8_0` (fast on CPU) or `keep`.
     pub requant: String,
@@ -53,7 +53,7 @@ impl Default for AnnotateConfig {
         AnnotateConfig {
             backend: "gguf".into(),
             model: String::new(),
-            prompt: "few-shot-v1".into(),
+            prompt: "rank-v1".into(),
             requant: "q8_0".into(),
             max_subjects: 6,
             captions_per_part: anchor_annotate::step::DEFAULT_CAPTIONS_PER_PART,
@@ -75,7 +75,7 @@ pub struct AnnotateArgs {
     /// GGUF model file [default: <paths.models>/SmolLM2-135M-Instruct.Q4_1.gguf].
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Prompt: few-shot-v1, zero-shot-v1, or a prompt TOML file.
+    /// Prompt: rank-v1, few-shot-v1, zero-shot-v1, or a prompt TOML file.
     #[arg(long)]
     pub prompt: Option<String>,
     /// OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.
@@ -90,15 +90,20 @@ pub struct AnnotateArgs {
     /// Kept captions per part.
     #[arg(long, value_name = "N")]
     pub captions_per_part: Option<usize>,
-    /// Annotate this one caption, print one JSON object (`subjects`, `raw`, ...) and exit.
-    #[arg(long, conflicts_with = "report")]
-    pub caption: Option<String>,
+    /// Annotate this caption and print one JSON line (`subjects`, `raw`, ...); repeat it for
+    /// several captions (the model loads once); `-` reads captions from stdin, one per line.
+    #[arg(long, value_name = "TEXT", conflicts_with = "report")]
+    pub caption: Vec<String>,
     /// Score backends on the labelled set; print and write <out>/annotate/report.md.
     #[arg(long)]
     pub report: bool,
     /// Backends of the report, comma-separated [default: heuristic,gguf].
     #[arg(long, value_name = "A,B", requires = "report")]
     pub backends: Option<String>,
+    /// Score only this subset of the labelled set: all, written, real, real-tune,
+    /// real-heldout, entity or non_entity [default: all].
+    #[arg(long, value_name = "SUBSET", requires = "report", value_parser = ["all", "written", "real", "real-tune", "real-heldout", "entity", "non_entity"])]
+    pub subset: Option<String>,
     /// Time the gguf backend on the first N labelled captions and print JSON lines with
     /// the exact prompt texts and per-caption token counts (scripts/bench-annotate.sh).
     #[arg(long, value_name = "N", conflicts_with_all = ["caption", "report"])]
@@ -256,11 +261,16 @@ fn run_step(app: &App, step: &AnnotateStep, step_args: &StepArgs) -> anyhow::Res
 /// Runs `anchor annotate`.
 pub fn run(args: &AnnotateArgs, app: &App) -> anyhow::Result<()> {
     let cfg = config(app, Some(args))?;
-    if let Some(caption) = &args.caption {
-        return one_caption(app, &cfg, caption);
+    if !args.caption.is_empty() {
+        return captions(app, &cfg, &args.caption);
     }
     if args.report {
-        return report(app, &cfg, args.backends.as_deref());
+        return report(
+            app,
+            &cfg,
+            args.backends.as_deref(),
+            args.subset.as_deref().unwrap_or("all"),
+        );
     }
     if let Some(n) = args.bench {
         return bench(app, &cfg, n);
@@ -268,26 +278,62 @@ pub fn run(args: &AnnotateArgs, app: &App) -> anyhow::Result<()> {
     run_step(app, &build(app, &cfg)?, &args.step)
 }
 
-fn one_caption(app: &App, cfg: &AnnotateConfig, caption: &str) -> anyhow::Result<()> {
+/// The captions of `--caption`, with each `-` replaced by stdin's non-empty lines.
+fn caption_list(args: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stdin_read = false;
+    for a in args {
+        if a != "-" {
+            out.push(a.clone());
+            continue;
+        }
+        if stdin_read {
+            continue;
+        }
+        stdin_read = true;
+        for line in std::io::stdin().lines() {
+            let line = line.context("reading captions from stdin")?;
+            if !line.trim().is_empty() {
+                out.push(line);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn captions(app: &App, cfg: &AnnotateConfig, args: &[String]) -> anyhow::Result<()> {
+    use std::io::Write;
     let spec = backend_spec(app, cfg, &cfg.backend)?;
     let identity = spec.identity().map_err(|e| user_error(e.to_string()))?;
     let mut backend = spec.build()?;
-    let a = backend.annotate(caption)?;
-    let out = serde_json::json!({
-        "caption": caption,
-        "subjects": a.subjects,
-        "raw": a.raw,
-        "backend": identity.backend,
-        "model_id": identity.model_id,
-        "prompt_version": identity.prompt_version,
-        "error_class": a.error.as_ref().map(|e| e.class.as_str()),
-        "error_message": a.error.as_ref().map(|e| e.detail.clone()),
-    });
-    println!("{out}");
+    let list = caption_list(args)?;
+    let mut stdout = std::io::stdout().lock();
+    for caption in &list {
+        let a = backend.annotate(caption)?;
+        let out = serde_json::json!({
+            "caption": caption,
+            "subjects": a.subjects,
+            "raw": a.raw,
+            "backend": identity.backend,
+            "model_id": identity.model_id,
+            "prompt_version": identity.prompt_version,
+            "error_class": a.error.as_ref().map(|e| e.class.as_str()),
+            "error_message": a.error.as_ref().map(|e| e.detail.clone()),
+            "seconds": a.stats.prompt_secs + a.stats.gen_secs,
+        });
+        // One flushed line per caption, so a pipe sees each answer as it comes.
+        writeln!(stdout, "{out}")?;
+        stdout.flush()?;
+    }
     Ok(())
 }
 
-fn report(app: &App, cfg: &AnnotateConfig, backends: Option<&str>) -> anyhow::Result<()> {
+fn report(
+    app: &App,
+    cfg: &AnnotateConfig,
+    backends: Option<&str>,
+    subset: &str,
+) -> anyhow::Result<()> {
     let names: Vec<&str> = backends
         .unwrap_or("heuristic,gguf")
         .split(',')
@@ -297,7 +343,9 @@ fn report(app: &App, cfg: &AnnotateConfig, backends: Option<&str>) -> anyhow::Re
     if names.is_empty() {
         return Err(user_error("--backends lists no backend".into()));
     }
-    let set = builtin_labelled()?;
+    let set = select(&builtin_labelled()?, subset);
+    let dir = app.out().join(anchor_annotate::step::NAME);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut rows = Vec::new();
     let mut speed = Vec::new();
     for name in names {
@@ -307,7 +355,16 @@ fn report(app: &App, cfg: &AnnotateConfig, backends: Option<&str>) -> anyhow::Re
         if !app.quiet {
             eprintln!("annotate --report: {name} over {} captions", set.len());
         }
-        let r = evaluate(backend.as_mut(), &set).with_context(|| format!("backend {name}"))?;
+        let (r, preds) =
+            evaluate_detailed(backend.as_mut(), &set).with_context(|| format!("backend {name}"))?;
+        // Each caption's answer, for reading the errors behind the figures.
+        let lines: Vec<String> = preds
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()?;
+        let pred_path = dir.join(format!("report-{name}.jsonl"));
+        std::fs::write(&pred_path, lines.join("\n") + "\n")
+            .with_context(|| format!("writing {}", pred_path.display()))?;
         if let Some(all) = r.first()
             && name != "heuristic"
         {
@@ -325,9 +382,14 @@ fn report(app: &App, cfg: &AnnotateConfig, backends: Option<&str>) -> anyhow::Re
         rows.extend(r);
     }
     let mut md = format!(
-        "# Subject extraction on the labelled set\n\n{} hand-labelled captions (data/annotate/labelled.jsonl). \
+        "# Subject extraction on the labelled set\n\n{} hand-labelled captions (data/annotate/labelled.jsonl, subset `{subset}`): \
+         `written` were composed for the project; `real-tune` and `real-heldout` are real outlet captions, \
+         split by page (prompts and rules are tuned on `real-tune` only). \
          Span P/R/F1: a predicted subject counts when its byte span equals a gold span; \
-         typed F1 also requires the same kind. Rejected answers predict nothing.\n\n{}",
+         typed F1 also requires the same kind. Main R (main-subject recall): over the captions with a labelled \
+         main subject (what the photo is mostly of), the share whose top predicted subject (highest weight, \
+         earliest in the caption on ties) has exactly the main subject's span; `-` when no caption has one. \
+         Rejected answers predict nothing.\n\n{}",
         set.len(),
         markdown_table(&rows)
     );
@@ -336,13 +398,7 @@ fn report(app: &App, cfg: &AnnotateConfig, backends: Option<&str>) -> anyhow::Re
         md.push_str(&speed.join("\n"));
         md.push('\n');
     }
-    let path = app
-        .out()
-        .join(anchor_annotate::step::NAME)
-        .join("report.md");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let path = dir.join("report.md");
     std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
     print!("{md}");
     if !app.quiet {
