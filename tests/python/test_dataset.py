@@ -82,6 +82,52 @@ def test_card_declares_the_configs(out):
     assert funnel["pairs"].sum() == pairs.height
 
 
+def test_shard_names_are_numbered_contiguously_per_split(out):
+    import re
+
+    names = {}
+    for f in dataset_files(out):
+        path = pathlib.Path(f)
+        if path.parent.name not in ("entity", "non_entity"):
+            continue
+        m = re.fullmatch(r"(train|val|test)-(\d{5})-of-(\d{5})\.parquet", path.name)
+        assert m, f"unexpected file name {path.name}"
+        names.setdefault((path.parent.name, m[1]), []).append((int(m[2]), int(m[3])))
+    assert names
+    for key, shards in names.items():
+        count = {n for _, n in shards}
+        assert len(count) == 1, (key, shards)
+        assert sorted(i for i, _ in shards) == list(range(count.pop())), (key, shards)
+
+
+def test_card_header_loads_without_warnings(out):
+    import logging
+
+    import datasets
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep(level=logging.WARNING)
+    logger = logging.getLogger("datasets")
+    logger.addHandler(handler)
+    try:
+        for subset in ["entity", "non_entity"]:
+            if not (out / "dataset" / subset).is_dir():
+                continue
+            ds = datasets.load_dataset(str(out / "dataset"), subset)
+            card = (out / "dataset" / "README.md").read_text()
+            for split, part in ds.items():
+                assert f"- name: {split}" in card
+                assert len(part) > 0
+    finally:
+        logger.removeHandler(handler)
+    assert not [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+
+
 def test_polars_and_pandas_read_the_export(out):
     files = dataset_files(out)
     frame = pl.concat([pl.read_parquet(f) for f in files])

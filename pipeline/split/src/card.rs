@@ -1,7 +1,7 @@
 //! The `card` step: the dataset card and its two summary tables, written beside the export.
 //!
 //! - `dataset/README.md`: Hugging Face's YAML header (`configs` with one `data_files` entry per
-//!   split, `dataset_info` with example counts), counts per outlet, split and subset, the
+//!   split, `dataset_info` with example counts and bytes per split), counts per outlet, split and subset, the
 //!   filtering funnel per outlet, and the notice that the images remain their publishers'
 //!   copyright;
 //! - `dataset/funnel.parquet`: pairs per (reason, outlet), `kept` included;
@@ -25,20 +25,27 @@ use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::export::{self, FILE_COUNTER_PREFIX};
+use crate::export::{self, FILE_BYTES_PREFIX, FILE_COUNTER_PREFIX};
 use crate::{Error, Result, SPLITS, SUBSETS};
 
 /// Step name.
 pub const NAME: &str = "card";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 2;
+/// Bump when output semantics change (3: bytes per split in `dataset_info`).
+pub const VERSION: u32 = 3;
 
 /// The `card` step.
 #[derive(Debug, Default)]
 pub struct CardStep;
 
+/// One published file: its rows and its size on disk.
+#[derive(Debug, Clone, Copy, Default)]
+struct FileFacts {
+    rows: u64,
+    bytes: u64,
+}
+
 /// Reads the files the complete `export` run wrote, from its part markers.
-fn exported_files(out: &Path) -> Result<BTreeMap<String, u64>> {
+fn exported_files(out: &Path) -> Result<BTreeMap<String, FileFacts>> {
     let record = ledger::read_record(out, export::NAME)?;
     if record.as_ref().map(|r| &r.status) != Some(&StepStatus::Complete) {
         return Err(Error::Inconsistent(
@@ -50,14 +57,16 @@ fn exported_files(out: &Path) -> Result<BTreeMap<String, u64>> {
     for marker in ledger::read_markers(out, export::NAME)?.values() {
         for (name, rows) in &marker.stats.counters {
             if let Some(file) = name.strip_prefix(FILE_COUNTER_PREFIX) {
-                files.insert(file.to_owned(), *rows);
+                files.entry(file.to_owned()).or_insert_with(FileFacts::default).rows = *rows;
+            } else if let Some(file) = name.strip_prefix(FILE_BYTES_PREFIX) {
+                files.entry(file.to_owned()).or_insert_with(FileFacts::default).bytes = *rows;
             }
         }
     }
     Ok(files)
 }
 
-fn remove_unlisted(dir: &Path, files: &BTreeMap<String, u64>) -> Result<usize> {
+fn remove_unlisted(dir: &Path, files: &BTreeMap<String, FileFacts>) -> Result<usize> {
     let mut removed = 0;
     for subset in SUBSETS {
         let sub = dir.join(subset);
@@ -210,7 +219,7 @@ fn stats_batch(counts: &BTreeMap<(String, String, String), u64>) -> Result<Recor
 
 /// Renders the card.
 fn render(
-    files: &BTreeMap<String, u64>,
+    files: &BTreeMap<String, FileFacts>,
     counted: &[Counted],
     funnel: &BTreeMap<(i32, String, String), u64>,
     counts: &BTreeMap<(String, String, String), u64>,
@@ -237,18 +246,27 @@ fn render(
         }
         let _ = writeln!(yaml, "- config_name: {subset}\n  data_files:");
         let _ = writeln!(info, "- config_name: {subset}\n  splits:");
+        let mut subset_bytes = 0u64;
         for split in present {
             let _ = writeln!(
                 yaml,
                 "  - split: {split}\n    path: {subset}/{split}-*.parquet"
             );
-            let n: u64 = files
+            let (n, bytes) = files
                 .iter()
                 .filter(|(f, _)| f.starts_with(&format!("{subset}/{split}-")))
-                .map(|(_, n)| n)
-                .sum();
-            let _ = writeln!(info, "  - name: {split}\n    num_examples: {n}");
+                .fold((0u64, 0u64), |(n, b), (_, f)| (n + f.rows, b + f.bytes));
+            subset_bytes += bytes;
+            let _ = writeln!(
+                info,
+                "  - name: {split}\n    num_bytes: {bytes}\n    num_examples: {n}"
+            );
         }
+        // The published files are the download; `num_bytes` counts their bytes on disk.
+        let _ = writeln!(
+            info,
+            "  download_size: {subset_bytes}\n  dataset_size: {subset_bytes}"
+        );
     }
     let mut body = String::new();
     let total = counted.len();
@@ -396,7 +414,7 @@ impl Step for CardStep {
                     .or_default() += 1;
             }
         }
-        let exported: u64 = files.values().sum();
+        let exported: u64 = files.values().map(|f| f.rows).sum();
         let in_splits: u64 = counts.values().sum();
         if exported != in_splits {
             return Err(Error::Inconsistent(format!(

@@ -2,10 +2,13 @@
 //!
 //! One part per `pairs` part: the kept pairs of that part are decoded, cropped to their
 //! entropy-based salient square, resized (512 px by default, never upscaled) and re-encoded as
-//! JPEG, then written to `dataset/<subset>/<split>-NNNNN-of-MMMMM.parquet` with `NNNNN` the part
-//! and `MMMMM` the number of parts. A file is only written when it has rows. Each part writes
-//! its files atomically and lists them in its stats (`file:<path>` counters), which the `card`
-//! step uses to remove files of earlier, different runs.
+//! JPEG, then written to `dataset/<subset>/<split>-NNNNN-of-MMMMM.parquet`. A file is only
+//! written when it has rows, and the files of one (subset, split) are numbered contiguously:
+//! `MMMMM` counts the `pairs` parts that hold kept pairs of that (subset, split) and `NNNNN` is
+//! this part's rank among them, so the names do not depend on how the run was sharded. Each
+//! part writes its files atomically and lists them in its stats (`file:<path>` counters with
+//! the row count, `bytes:<path>` with the file size), which the `card` step uses to describe
+//! the splits and to remove files of earlier, different runs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -29,10 +32,12 @@ use crate::{Error, Result, hf};
 
 /// Step name.
 pub const NAME: &str = "export";
-/// Bump when output semantics change (2: the CLIP score columns).
-pub const VERSION: u32 = 2;
-/// Prefix of the stats counters that list the files a part wrote.
+/// Bump when output semantics change (2: the CLIP score columns; 3: contiguous file numbers).
+pub const VERSION: u32 = 3;
+/// Prefix of the stats counters that list the files a part wrote, with their row counts.
 pub const FILE_COUNTER_PREFIX: &str = "file:";
+/// Prefix of the stats counters that give the size in bytes of each file a part wrote.
+pub const FILE_BYTES_PREFIX: &str = "bytes:";
 
 /// Parameters of the `export` step.
 #[derive(Debug, Clone, Serialize)]
@@ -48,10 +53,13 @@ pub fn dataset_dir(out: &Path) -> PathBuf {
     out.join("dataset")
 }
 
-/// File name of the rows of (`subset`, `split`) from part `part` of `n_parts`.
-pub fn file_name(subset: &str, split: &str, part: usize, n_parts: usize) -> String {
-    format!("{subset}/{split}-{part:05}-of-{n_parts:05}.parquet")
+/// File name of the `index`-th of the `count` files of (`subset`, `split`).
+pub fn file_name(subset: &str, split: &str, index: usize, count: usize) -> String {
+    format!("{subset}/{split}-{index:05}-of-{count:05}.parquet")
 }
+
+/// For each (subset, split), the `pairs` parts that hold kept pairs of it, ascending.
+type FileLayout = BTreeMap<(String, String), Vec<usize>>;
 
 /// What the export needs of one kept pair besides its bytes.
 #[derive(Debug, Clone)]
@@ -88,6 +96,7 @@ struct Meta {
 pub struct ExportStep {
     params: ExportParams,
     kept: OnceLock<std::result::Result<Arc<HashMap<String, Meta>>, String>>,
+    layout: OnceLock<std::result::Result<Arc<FileLayout>, String>>,
 }
 
 impl ExportStep {
@@ -96,7 +105,19 @@ impl ExportStep {
         ExportStep {
             params,
             kept: OnceLock::new(),
+            layout: OnceLock::new(),
         }
+    }
+
+    fn layout(&self, ctx: &StepCtx, kept: &HashMap<String, Meta>) -> Result<Arc<FileLayout>> {
+        self.layout
+            .get_or_init(|| {
+                read_layout(ctx, kept)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(Error::Inconsistent)
     }
 
     fn kept(&self, ctx: &StepCtx) -> Result<Arc<HashMap<String, Meta>>> {
@@ -226,6 +247,31 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
     Ok(kept)
 }
 
+/// Which `pairs` parts hold kept pairs of each (subset, split): reads only the id column.
+fn read_layout(ctx: &StepCtx, kept: &HashMap<String, Meta>) -> Result<FileLayout> {
+    let reader = ctx.reader(pairs::NAME)?;
+    let n_parts = ctx.input(pairs::NAME)?.parts.len();
+    let mut layout = FileLayout::new();
+    for part in 0..n_parts {
+        for batch in reader.read_part(part, Some(&[pairs::ID]), 8192)? {
+            let batch = batch?;
+            let c = Columns::new(&batch, pairs::NAME);
+            let id = c.utf8(pairs::ID)?;
+            for r in 0..batch.num_rows() {
+                if let Some(meta) = kept.get(id.value(r)) {
+                    let parts = layout
+                        .entry((meta.subset.clone(), meta.split.clone()))
+                        .or_default();
+                    if parts.last() != Some(&part) {
+                        parts.push(part);
+                    }
+                }
+            }
+        }
+    }
+    Ok(layout)
+}
+
 /// A `Float32` column of `pairs_curated` (core's `Columns` has no Float32 accessor).
 pub(crate) fn float32<'a>(
     batch: &'a RecordBatch,
@@ -279,7 +325,7 @@ impl Step for ExportStep {
         _sink: &mut PartSink,
     ) -> std::result::Result<PartStats, BoxError> {
         let kept = self.kept(ctx)?;
-        let n_parts = ctx.input(pairs::NAME)?.parts.len();
+        let layout = self.layout(ctx, &kept)?;
         let limits = DecodeLimits::default();
         let mut groups: BTreeMap<(String, String), Vec<Exported>> = BTreeMap::new();
         let reader = ctx.reader(pairs::NAME)?;
@@ -342,7 +388,16 @@ impl Step for ExportStep {
         let dir = dataset_dir(ctx.out());
         for ((subset, split), mut rows) in groups {
             rows.sort_by(|a, b| a.id.cmp(&b.id));
-            let name = file_name(&subset, &split, part, n_parts);
+            let parts = layout
+                .get(&(subset.clone(), split.clone()))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let index = parts.iter().position(|&p| p == part).ok_or_else(|| {
+                Error::Inconsistent(format!(
+                    "part {part} holds {subset}/{split} rows that the file layout did not see"
+                ))
+            })?;
+            let name = file_name(&subset, &split, index, parts.len());
             let schema =
                 hf::with_features(&dataset::schema(), &[dataset::IMAGE]).map_err(Error::Config)?;
             let mut writer = PartWriter::create_at(
@@ -356,7 +411,12 @@ impl Step for ExportStep {
             let batch = batch.with_schema(schema).map_err(Error::from)?;
             writer.write(&batch)?;
             writer.commit()?;
+            let path = dir.join(&name);
+            let size = std::fs::metadata(&path)
+                .map_err(|source| Error::Io { path, source })?
+                .len();
             stats.count(&format!("{FILE_COUNTER_PREFIX}{name}"), rows.len() as u64);
+            stats.count(&format!("{FILE_BYTES_PREFIX}{name}"), size);
             stats.count(&format!("rows.{subset}.{split}"), rows.len() as u64);
         }
         Ok(stats)
