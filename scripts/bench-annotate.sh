@@ -28,7 +28,7 @@ if ! "$PY" -c 'import llama_cpp' 2>/dev/null; then
     echo "bench-annotate: installing llama-cpp-python (compiles llama.cpp; limit 40 min)" >&2
     pin=$(grep -o 'llama-cpp-python==[0-9.]*' requirements/annotate.txt)
     # The best vector ISA this CPU has, but never AMX: with -march=native, ggml's AMX path
-    # for Q4/Q8 batches crashed (SIGSEGV on any batch of more than one token) in this VM.
+    # for Q4/Q8 batches crashed (SIGSEGV on any batch of more than one token) on a virtual machine whose CPU reports AMX.
     isa="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
     grep -qw avx_vnni /proc/cpuinfo && isa="$isa -DGGML_AVX_VNNI=ON"
     if grep -qw avx512f /proc/cpuinfo; then

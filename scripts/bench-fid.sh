@@ -6,7 +6,7 @@
 #   ANCHOR_BIN=target/release/anchor ANCHOR_PYTHON=.venv/bin/python scripts/bench-fid.sh
 #
 # N images per folder (256x256 PNGs generated deterministically from a seed). The
-# issue's target size is N=10000; the default N=200 finishes in a few minutes on a
+# target size for a comparison with published FID figures is N=10000; the default N=200 finishes in a few minutes on a
 # 2-core machine. BATCH images per forward pass (both sides), default 16.
 # PROFILE=dev uses a debug build of anchor-eval (see below).
 set -euo pipefail

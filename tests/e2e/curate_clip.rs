@@ -1,5 +1,5 @@
 //! `anchor curate --clip DIR` end to end on the demo source, with a tiny random CLIP folder
-//! (no real CLIP weights exist offline): the columns are null and the run says "CLIP scores
+//! (the test builds its own weights): the columns are null and the run says "CLIP scores
 //! off" without weights; with them `pairs_curated` and, through `anchor run dataset
 //! --set curate.clip=DIR`, the published dataset carry `clip_similarity` and `clip_iqa`;
 //! the weights' content, not their path, decides whether `score` re-runs.

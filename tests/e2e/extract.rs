@@ -1,32 +1,18 @@
-//! `anchor scrape extract` on a saved real page of ../shared/fixtures.
+//! `anchor scrape extract` on a saved real page of `tests/fixtures/outlets`.
 
 use std::path::PathBuf;
 
 use crate::util::{Run, TestDir};
 
-fn fixture(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("ANCHOR_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/outlets")
-        });
-    let path = root.join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: {} absent (../shared/fixtures is not beside the repo)",
-            path.display()
-        );
-        None
-    }
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/outlets")
+        .join(rel)
 }
 
 #[test]
 fn extract_prints_one_json_object_per_captioned_image() {
-    let Some(page) = fixture("nytimes/2015-molenbeek-brussels.html") else {
-        return;
-    };
+    let page = fixture("nytimes/2015-molenbeek-brussels.html");
     let dir = TestDir::new();
     let run = Run::of(
         dir.anchor()

@@ -149,14 +149,24 @@ impl App {
 
 fn rows_text(rows: &BTreeMap<String, u64>) -> String {
     rows.iter()
-        .map(|(table, n)| format!("{table} {n} rows"))
+        .map(|(table, n)| format!("{table} {}", counted(*n as usize, "row")))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `1 part`, `2 parts`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The line printed after a step.
 pub fn summarize(name: &str, outcome: &Outcome, shard: Shard) -> String {
     match outcome {
+        Outcome::UpToDate { rows } if rows.is_empty() => format!("{name}: up to date"),
         Outcome::UpToDate { rows } => format!("{name}: up to date ({})", rows_text(rows)),
         Outcome::Complete {
             parts_run,
@@ -164,11 +174,13 @@ pub fn summarize(name: &str, outcome: &Outcome, shard: Shard) -> String {
             stats,
             rows,
         } => {
-            let mut line = format!("{name}: done, {parts_run} parts computed");
+            let mut line = format!("{name}: done, {} computed", counted(*parts_run, "part"));
             if *parts_resumed > 0 {
                 line.push_str(&format!(", {parts_resumed} resumed"));
             }
-            line.push_str(&format!(" ({})", rows_text(rows)));
+            if !rows.is_empty() {
+                line.push_str(&format!(" ({})", rows_text(rows)));
+            }
             if !stats.dropped.is_empty() {
                 let dropped: Vec<String> = stats
                     .dropped
@@ -184,7 +196,9 @@ pub fn summarize(name: &str, outcome: &Outcome, shard: Shard) -> String {
             committed,
             total,
         } => format!(
-            "{name}: shard {shard} done, {parts_run} parts computed; {committed} of {total} parts committed over all shards (the step completes when the last shard finishes)"
+            "{name}: shard {shard} done, {} computed; {committed} of {} committed over all shards (the step completes when the last shard finishes)",
+            counted(*parts_run, "part"),
+            counted(*total, "part")
         ),
     }
 }

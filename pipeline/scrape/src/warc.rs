@@ -1,4 +1,4 @@
-//! WARC/1.1 recording and replay, so a scrape can be reproduced offline.
+//! WARC/1.1 recording and replay, so a scrape can be replayed without network access.
 //!
 //! Every exchange the fetcher makes becomes one record, each its own gzip
 //! member (the `.warc.gz` convention that lets readers seek by record):

@@ -234,7 +234,7 @@ fn all_rows(out: &Path, table: &str) -> Vec<RecordBatch> {
     vec![arrow_select::concat::concat_batches(&schema, &batches).unwrap()]
 }
 
-/// A demo scrape recorded to WARC and replayed offline gives the same
+/// A demo scrape recorded to WARC and replayed without network access gives the same
 /// `articles` and `pairs` rows; Python `warcio` reads the recording.
 #[test]
 fn warc_record_and_replay_give_the_same_rows() {

@@ -5,8 +5,7 @@
 //! range, the quota, the refusal of a host outside `allowed_hosts` and the
 //! resume from the persisted list.
 //!
-//! The pages are read from `../shared/fixtures/outlets` (or
-//! `$ANCHOR_FIXTURES`); the test skips with a message when they are absent.
+//! The pages are the repository's saved real outlet pages (`tests/fixtures/outlets`).
 //! No traffic leaves 127.0.0.1: every URL the test serves points there, and
 //! the real CDN hosts left in a page are outside `allowed_hosts`.
 
@@ -25,21 +24,8 @@ use anchor_scrape::outlets::OutletsConfig;
 use anchor_scrape::step::{ScrapeParams, ScrapeStep};
 use arrow_array::cast::AsArray;
 
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ANCHOR_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/outlets")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: saved outlet pages not found at {} (set ANCHOR_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/outlets")
 }
 
 /// `https://HOST/...`, `http://HOST/...` and `//HOST/...` of each host to
@@ -108,9 +94,7 @@ fn read(out: &Path, table: &str) -> Vec<arrow_array::RecordBatch> {
 
 #[test]
 fn live_discovery_quota_range_hosts_and_resume() {
-    let Some(fixtures) = fixtures_dir() else {
-        return;
-    };
+    let fixtures = fixtures_dir();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let g_routes: Routes = Default::default();
     let b_routes: Routes = Default::default();

@@ -109,7 +109,7 @@ pub struct CurateArgs {
     /// CLIP folder in the Hugging Face transformers layout (config.json, model.safetensors;
     /// e.g. openai/clip-vit-base-patch32): fills `clip_similarity` (image vs. raw caption)
     /// and `clip_iqa` (CLIP-IQA, torchmetrics' "Good photo."/"Bad photo."). Without it both
-    /// columns are null; no CLIP weights exist offline.
+    /// columns are null.
     #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
     /// Drop below this CLIP-IQA (needs --clip); 0 = off.

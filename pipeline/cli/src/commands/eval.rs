@@ -3,7 +3,7 @@
 //! (`<out>/eval/tables.md`, `tables.csv`) and the comparison grids
 //! (`<out>/eval/grids/`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
@@ -25,10 +25,6 @@ pub struct EvalConfig {
     /// CLIP folder (transformers layout: config.json + model.safetensors) for
     /// FID_CLIP, CLIP score and the subject metrics; empty = none.
     pub clip: String,
-    /// ImageReward weights; empty = none.
-    pub image_reward: String,
-    /// HPSv2 weights; empty = none.
-    pub hps: String,
     /// Subject-similarity threshold of the hit rate; 0 = calibrated on the real test images.
     pub subset_threshold: f64,
     /// Images per Inception forward pass.
@@ -56,8 +52,6 @@ impl Default for EvalConfig {
         EvalConfig {
             inception: String::new(),
             clip: String::new(),
-            image_reward: String::new(),
-            hps: String::new(),
             subset_threshold: 0.0,
             batch_size: 16,
             kid_subsets: anchor_eval::kid::DEFAULT_SUBSETS,
@@ -78,15 +72,9 @@ pub struct EvalArgs {
     /// CLIP folder in the Hugging Face transformers layout (config.json,
     /// model.safetensors; e.g. openai/clip-vit-base-patch32) for FID_CLIP, CLIP
     /// score and the subject metrics (which also read the `subjects` table).
-    /// Without it those metrics are left out with a note; no CLIP weights exist offline.
+    /// Without it those metrics are left out of the tables with a note.
     #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
-    /// ImageReward weights. Without them the metric is left out with a note.
-    #[arg(long, value_name = "PATH")]
-    pub image_reward: Option<PathBuf>,
-    /// HPSv2 weights. Without them the metric is left out with a note.
-    #[arg(long, value_name = "PATH")]
-    pub hps: Option<PathBuf>,
     /// Subject-similarity threshold for the hit rate (default: calibrated on the
     /// real test images); used by the CLIP subject metrics only.
     #[arg(long, value_name = "X")]
@@ -115,8 +103,6 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
             }
         };
         path(&args.clip, &mut cfg.clip);
-        path(&args.image_reward, &mut cfg.image_reward);
-        path(&args.hps, &mut cfg.hps);
         path(&args.inception, &mut cfg.inception);
         if let Some(x) = args.subset_threshold {
             cfg.subset_threshold = x;
@@ -222,40 +208,6 @@ fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipWeight
     ))
 }
 
-/// Refuses weights this build cannot use, before any work: a metric is either
-/// computed from the given weights or absent with a note, never invented.
-fn check_extra_weights(cfg: &EvalConfig) -> anyhow::Result<()> {
-    let checks = [
-        (
-            "--image-reward",
-            &cfg.image_reward,
-            "this build has no ImageReward (BLIP) model",
-        ),
-        (
-            "--hps",
-            &cfg.hps,
-            "this build has no HPSv2 (OpenCLIP ViT-H/14) model",
-        ),
-    ];
-    for (flag, value, why) in checks {
-        if value.is_empty() {
-            continue;
-        }
-        let path = Path::new(value);
-        if !path.is_file() {
-            return Err(user_error(format!(
-                "{flag} {}: no such file",
-                path.display()
-            )));
-        }
-        return Err(user_error(format!(
-            "{flag} {}: cannot load these weights: {why}; run without {flag} (the metric is then left out with a note)",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Builds the step from resolved settings.
 pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalStep> {
     let mut params = EvalParams::new(inception(app, cfg, verify)?);
@@ -286,7 +238,6 @@ pub fn run(args: &EvalArgs, app: &App) -> anyhow::Result<()> {
 }
 
 fn run_with(app: &App, cfg: &EvalConfig, step_args: &StepArgs) -> anyhow::Result<()> {
-    check_extra_weights(cfg)?;
     check_clip(app, cfg)?;
     let step = build(app, cfg, true)?;
     app.run_step(&step, step_args)?;

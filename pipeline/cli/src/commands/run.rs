@@ -42,32 +42,24 @@ pub struct RunArgs {
     pub step: StepArgs,
 }
 
-/// Runs every step of the chain this build has, in order.
+/// Runs every step of the chain, in order.
 pub fn run(args: &RunArgs, app: &App) -> anyhow::Result<()> {
     let (_, wanted) = CHAINS
         .iter()
         .find(|(name, _)| *name == args.chain)
         .ok_or_else(|| anyhow::anyhow!("unknown chain {:?}", args.chain))?;
-    let mut missing = Vec::new();
-    for name in wanted.iter() {
-        match super::STEPS.iter().find(|s| s.name == *name) {
-            Some(entry) => (entry.run)(app, &args.step)?,
-            None => missing.push(*name),
-        }
-    }
-    if !missing.is_empty() && !app.quiet {
-        println!(
-            "run {}: this build has no step {} yet; the chain ends here",
-            args.chain,
-            missing.join(", ")
-        );
-    }
-    if missing.len() == wanted.len() {
-        anyhow::bail!(
-            "run {}: none of its steps ({}) is in this build",
-            args.chain,
-            wanted.join(", ")
-        );
+    // Look every step up before running any, so a chain never stops half-way on a name.
+    let entries = wanted
+        .iter()
+        .map(|name| {
+            super::STEPS
+                .iter()
+                .find(|s| s.name == *name)
+                .ok_or_else(|| anyhow::anyhow!("run {}: no step named {name}", args.chain))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for entry in entries {
+        (entry.run)(app, &args.step)?;
     }
     Ok(())
 }

@@ -250,8 +250,8 @@ pub fn build(app: &App, cfg: &SampleConfig) -> anyhow::Result<SampleStep> {
     SampleStep::new(params, models, vocab(app, cfg), candle_core::Device::Cpu).map_err(user)
 }
 
-/// The step as configured (for `status` and `repair`). Without weights (nothing trained
-/// yet) it is still listed; running it reports what is missing.
+/// The step as configured (for `status` and `repair`). Without weights (before any
+/// training) it is still listed; running it reports what is missing.
 pub fn build_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
     let cfg = config(app, None)?;
     match build(app, &cfg) {

@@ -66,7 +66,7 @@ pub struct ScrapeArgs {
     pub action: Option<ScrapeAction>,
     /// Source: `demo` (the embedded five-outlet site served on 127.0.0.1),
     /// `live` (the outlets of --outlets: sitemaps → articles → images),
-    /// `warc:PATH` (offline replay of a `--record-warc` recording),
+    /// `warc:PATH` (replay of a `--record-warc` recording, no network),
     /// `urls:PATH` (CSV/TSV/JSONL/Parquet list of image URLs and captions),
     /// `visualnews:PATH` (VisualNews data.json, images beside it) or
     /// `nytimes800k:PATH` (NYTimes800k `articles` export, images in
