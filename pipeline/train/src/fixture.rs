@@ -1,16 +1,17 @@
-//! Small synthetic input tables (`pairs`, `pairs_curated`, `splits`, `subjects`) written
-//! through the step runner, for tests and benchmarks that must run before (or without) the
-//! dataset steps. Images are drawn shapes whose colour and form follow the caption's words,
-//! so a model can learn something from them.
+//! Small synthetic input tables (`pairs`, `pairs_curated`, `splits`, `subjects`) and the
+//! published dataset files made from them, written through the step runner, for tests and
+//! benchmarks that must run before (or without) the dataset steps. Images are drawn shapes
+//! whose colour and form follow the caption's words, so a model can learn something from
+//! them. [`PublishStep`] stands in for the `export` step: it publishes the kept pairs' own
+//! bytes, as `anchor split --original-images` does.
 
 use std::sync::Arc;
 
 use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, RunOptions, Step, StepCtx};
-use anchor_core::tables::{self, TableDef, pairs, pairs_curated, splits, subjects};
-use arrow_array::builder::{
-    Float64Builder, ListBuilder, StringBuilder, StructBuilder, UInt32Builder,
-};
+use anchor_core::store::PartWriter;
+use anchor_core::tables::{self, TableDef, dataset, pairs, pairs_curated, splits, subjects};
+use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, RecordBatch, StringArray, StructArray, new_null_array,
 };
@@ -209,10 +210,13 @@ impl Step for FixtureStep {
                 n,
             )?,
         )?;
-        // Every tenth train row is dropped by curation, to exercise the `kept` filter.
-        let kept: ArrayRef = Arc::new(BooleanArray::from(
-            (0..n).map(|i| i % 10 != 7).collect::<Vec<_>>(),
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["fixture"; n]));
+        let zeros: ArrayRef = Arc::new(arrow_array::Float64Array::from(vec![0.0; n]));
+        let sizes: ArrayRef = Arc::new(arrow_array::Int64Array::from_iter_values(
+            rows.iter().map(|r| r.png.len() as i64),
         ));
+        let kept_column: ArrayRef =
+            Arc::new(BooleanArray::from((0..n).map(kept).collect::<Vec<_>>()));
         sink.write(
             pairs_curated::NAME,
             &batch(
@@ -221,95 +225,64 @@ impl Step for FixtureStep {
                     (pairs_curated::ID, ids.clone()),
                     (pairs_curated::CAPTION, captions.clone()),
                     (pairs_curated::CAPTION_RAW, captions.clone()),
-                    (pairs_curated::KEPT, kept),
+                    (pairs_curated::SUBSET, subset_column(n)),
+                    (pairs_curated::KEPT, kept_column),
+                    // What the export step requires of a kept pair.
+                    (pairs_curated::SHA256, text.clone()),
+                    (pairs_curated::PHASH, text.clone()),
+                    (pairs_curated::DHASH, text.clone()),
+                    (pairs_curated::DUP_CLUSTER_ID, ids.clone()),
+                    (pairs_curated::FILE_SIZE, sizes),
+                    (pairs_curated::ASPECT_RATIO, zeros.clone()),
+                    (pairs_curated::BLUR, zeros.clone()),
+                    (pairs_curated::ENTROPY, zeros.clone()),
+                    (pairs_curated::DARK, zeros.clone()),
+                    (pairs_curated::LIGHT, zeros.clone()),
+                    (pairs_curated::NSFW, zeros),
                 ],
                 n,
             )?,
         )?;
-        let split: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.split)));
-        sink.write(
-            splits::NAME,
-            &batch(
-                splits::schema(),
-                vec![(splits::ID, ids.clone()), (splits::SPLIT, split)],
-                n,
-            )?,
-        )?;
-        let subjects_type = subjects::schema()
-            .field_with_name(subjects::SUBJECTS)
-            .map(|f| f.data_type().clone())
-            .map_err(|e| Error::Input {
-                what: "subjects schema".into(),
-                reason: e.to_string(),
-            })?;
-        let DataType::List(item) = subjects_type else {
-            return Err(Box::new(Error::Input {
-                what: "subjects schema".into(),
-                reason: "subjects is not a list".into(),
-            }));
-        };
-        let DataType::Struct(fields) = item.data_type().clone() else {
-            return Err(Box::new(Error::Input {
-                what: "subjects schema".into(),
-                reason: "subjects items are not structs".into(),
-            }));
-        };
-        let sb = StructBuilder::new(
-            fields.clone(),
-            vec![
-                Box::new(StringBuilder::new()),
-                Box::new(UInt32Builder::new()),
-                Box::new(UInt32Builder::new()),
-                Box::new(Float64Builder::new()),
-                Box::new(StringBuilder::new()),
-            ],
-        );
-        let mut lb = ListBuilder::new(sb).with_field(item.clone());
-        for r in &rows {
-            let s = lb.values();
-            for (text, start, end, w) in &r.subjects {
-                let missing = || Error::Input {
-                    what: "fixture subjects".into(),
-                    reason: "struct builder field has an unexpected type".into(),
-                };
-                s.field_builder::<StringBuilder>(0)
-                    .ok_or_else(missing)?
-                    .append_value(text);
-                s.field_builder::<UInt32Builder>(1)
-                    .ok_or_else(missing)?
-                    .append_value(*start);
-                s.field_builder::<UInt32Builder>(2)
-                    .ok_or_else(missing)?
-                    .append_value(*end);
-                s.field_builder::<Float64Builder>(3)
-                    .ok_or_else(missing)?
-                    .append_value(*w);
-                s.field_builder::<StringBuilder>(4)
-                    .ok_or_else(missing)?
-                    .append_value(if *start == 0 { "person" } else { "place" });
-                s.append(true);
-            }
-            lb.append(true);
-        }
-        let subj: ArrayRef = Arc::new(lb.finish());
-        let raw: ArrayRef = Arc::new(StringArray::from(vec!["{}"; n]));
-        let backend: ArrayRef = Arc::new(StringArray::from(vec!["heuristic"; n]));
-        let model: ArrayRef = Arc::new(StringArray::from(vec!["fixture"; n]));
-        sink.write(
-            subjects::NAME,
-            &batch(
-                subjects::schema(),
-                vec![
-                    (subjects::ID, ids),
-                    (subjects::CAPTION, captions),
-                    (subjects::SUBJECTS, subj),
-                    (subjects::RAW, raw),
-                    (subjects::BACKEND, backend),
-                    (subjects::MODEL_ID, model),
-                ],
-                n,
-            )?,
-        )?;
+        // As in the pipeline, only kept pairs get a split.
+        let split_rows: Vec<splits::Row> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| kept(*i))
+            .map(|(_, r)| splits::Row {
+                id: r.id.clone(),
+                split: r.split.into(),
+                subset: SUBSET.into(),
+                outlet: "fixture".into(),
+                group_key: r.id.clone(),
+                previous_split: None,
+            })
+            .collect();
+        sink.write(splits::NAME, &splits::to_batch(&split_rows)?)?;
+        let subject_rows: Vec<subjects::Row> = rows
+            .iter()
+            .map(|r| subjects::Row {
+                id: r.id.clone(),
+                caption: r.caption.clone(),
+                subjects: r
+                    .subjects
+                    .iter()
+                    .map(|(text, start, end, weight)| subjects::Subject {
+                        text: text.clone(),
+                        start: *start,
+                        end: *end,
+                        weight: *weight,
+                        kind: if *start == 0 { "person" } else { "place" }.into(),
+                    })
+                    .collect(),
+                raw: "{}".into(),
+                backend: "heuristic".into(),
+                model_id: "fixture".into(),
+                prompt_version: None,
+                error_class: None,
+                error_message: None,
+            })
+            .collect();
+        sink.write(subjects::NAME, &subjects::to_batch(&subject_rows)?)?;
         Ok(PartStats {
             rows_out: n as u64,
             ..Default::default()
@@ -317,8 +290,112 @@ impl Step for FixtureStep {
     }
 }
 
-/// Writes the fixture tables under `out` (idempotent).
+/// Every fixture caption names a person.
+const SUBSET: &str = "entity";
+
+fn subset_column(n: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![SUBSET; n]))
+}
+
+/// Whether fixture row `i` survives curation (every tenth train row is dropped, to
+/// exercise the `kept` filter).
+fn kept(i: usize) -> bool {
+    i % 10 != 7
+}
+
+/// The stand-in for the `export` step (and named so): publishes the kept fixture rows,
+/// with their original bytes, to `dataset/entity/<split>-00000-of-00001.parquet`.
+pub struct PublishStep {
+    /// Rows.
+    pub n: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Step for PublishStep {
+    fn name(&self) -> &'static str {
+        anchor_core::published::EXPORT_STEP
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({"fixture": {"n": self.n, "seed": self.seed}})
+    }
+    fn inputs(&self) -> Vec<&'static str> {
+        vec![pairs::NAME, pairs_curated::NAME, splits::NAME]
+    }
+    fn outputs(&self) -> Vec<&'static TableDef> {
+        Vec::new()
+    }
+    fn plan(&self, _ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
+        Ok(1)
+    }
+    fn run_part(
+        &self,
+        _part: usize,
+        ctx: &StepCtx,
+        _sink: &mut PartSink,
+    ) -> std::result::Result<PartStats, BoxError> {
+        let rows = rows(self.n, self.seed)?;
+        let mut by_split: std::collections::BTreeMap<&str, Vec<&FixtureRow>> =
+            std::collections::BTreeMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            if kept(i) {
+                by_split.entry(r.split).or_default().push(r);
+            }
+        }
+        let mut stats = PartStats::default();
+        for (split, rows) in by_split {
+            let n = rows.len();
+            let bytes: ArrayRef = Arc::new(BinaryArray::from_iter_values(
+                rows.iter().map(|r| r.png.as_slice()),
+            ));
+            let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| format!("{}.png", r.id)),
+            ));
+            let image: ArrayRef = Arc::new(StructArray::new(
+                tables::image_fields(),
+                vec![bytes, names],
+                None,
+            ));
+            let ids: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.id)));
+            let captions: ArrayRef = Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.caption),
+            ));
+            let split_column: ArrayRef = Arc::new(StringArray::from(vec![split; n]));
+            let b = batch(
+                dataset::schema(),
+                vec![
+                    (dataset::ID, ids),
+                    (dataset::IMAGE, image),
+                    (dataset::CAPTION, captions),
+                    (dataset::SUBSET, subset_column(n)),
+                    (dataset::SPLIT, split_column),
+                ],
+                n,
+            )?;
+            let path = anchor_core::published::dataset_dir(ctx.out())
+                .join(SUBSET)
+                .join(format!("{split}-00000-of-00001.parquet"));
+            let mut w = PartWriter::create_at(
+                path,
+                &dataset::DEF,
+                ctx.fingerprint(),
+                Some(0),
+                dataset::schema(),
+            )?;
+            w.write(&b)?;
+            w.commit()?;
+            stats.rows_out += n as u64;
+        }
+        Ok(stats)
+    }
+}
+
+/// Writes the fixture tables and their published dataset under `out` (idempotent).
 pub fn write_tables(out: &std::path::Path, n: usize, seed: u64) -> Result<()> {
     anchor_core::step::run(&FixtureStep { n, seed }, out, &RunOptions::default())?;
+    anchor_core::step::run(&PublishStep { n, seed }, out, &RunOptions::default())?;
     Ok(())
 }

@@ -174,38 +174,14 @@ pub fn write_loss_png(path: &Path, curves: &BTreeMap<String, Vec<(f64, f64)>>) -
 /// Reads `train_log` under `out` as configuration -> (step, loss) points.
 pub fn read_curves(out: &Path) -> Result<BTreeMap<String, Vec<(f64, f64)>>> {
     use anchor_core::tables::train_log;
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type};
     let reader =
         anchor_core::store::TableReader::open(out, train_log::NAME, Some(train_log::schema()))?;
-    let bad = |c: &str| Error::Input {
-        what: "table train_log".into(),
-        reason: format!("column {c} is missing or mistyped"),
-    };
     let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for batch in reader.read_all(
-        Some(&[train_log::CONFIGURATION, train_log::STEP, train_log::LOSS]),
-        4096,
-    ) {
-        let batch = batch?;
-        let cfg = batch
-            .column_by_name(train_log::CONFIGURATION)
-            .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| bad(train_log::CONFIGURATION))?;
-        let step = batch
-            .column_by_name(train_log::STEP)
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .ok_or_else(|| bad(train_log::STEP))?;
-        let loss = batch
-            .column_by_name(train_log::LOSS)
-            .and_then(|c| c.as_primitive_opt::<Float64Type>())
-            .ok_or_else(|| bad(train_log::LOSS))?;
-        for i in 0..batch.num_rows() {
-            curves
-                .entry(cfg.value(i).to_owned())
-                .or_default()
-                .push((step.value(i) as f64, loss.value(i)));
-        }
+    for r in train_log::read(&reader)? {
+        curves
+            .entry(r.configuration)
+            .or_default()
+            .push((r.step as f64, r.loss));
     }
     Ok(curves)
 }

@@ -3,6 +3,10 @@
 //! `train_log` rows; checkpoints inside a part make a killed part resume exactly where it
 //! left off, and the runner skips parts already committed.
 //!
+//! Training reads the `train` split as the export step published it (the images users of
+//! the dataset get, by default the entropy-based crop), so the export must have run; the
+//! export run's fingerprint is part of the checkpoints' identity.
+//!
 //! The LoRA parts need the base: a part that finds the demo base missing trains it itself
 //! (under a lock, so two parts in one process never train it twice), so parts can run in
 //! any order, in parallel, or in other shards.
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{self, TableDef, pairs, pairs_curated, splits, subjects, train_log};
-use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 use candle_core::Device;
 use std::sync::{Mutex, OnceLock};
 
@@ -23,8 +27,8 @@ use crate::trainer::LogRow;
 
 /// Step name (subcommand and state folder).
 pub const NAME: &str = "train";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+/// Bump when output semantics change (2: trains on the published images).
+pub const VERSION: u32 = 2;
 
 /// What one part trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +153,10 @@ impl TrainStep {
                     .iter()
                     .filter_map(|t| ctx.input(t).ok().map(|m| format!("{t}={}", m.fingerprint)))
                     .collect();
+                // The published images are read from the export run's files.
+                if let Ok(fp) = anchor_core::published::export_fingerprint(ctx.out()) {
+                    fps.push(format!("{}={fp}", anchor_core::tables::dataset::NAME));
+                }
                 fps.sort();
                 Arc::new(Trainer::new(
                     self.settings.clone(),
@@ -181,9 +189,8 @@ impl TrainStep {
             None
         };
         let examples = data::examples(
+            ctx.out(),
             &ctx.reader(splits::NAME)?,
-            &ctx.reader(pairs_curated::NAME)?,
-            &ctx.reader(pairs::NAME)?,
             subjects_reader.as_ref(),
             &mut stats.dropped,
         )?;
@@ -210,28 +217,18 @@ pub fn default_device() -> Result<Device> {
 
 /// `train_log` rows of one configuration.
 pub fn log_batch(configuration: &str, rows: &[LogRow]) -> Result<RecordBatch> {
-    let n = rows.len();
-    RecordBatch::try_new(
-        train_log::schema(),
-        vec![
-            Arc::new(StringArray::from(vec![configuration; n])),
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|r| r.step as i64),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|r| r.epoch as i64),
-            )),
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.loss))),
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.lr))),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.grad_norm),
-            )),
-        ],
-    )
-    .map_err(|e| Error::Input {
-        what: "train_log batch".into(),
-        reason: e.to_string(),
-    })
+    let rows: Vec<train_log::Row> = rows
+        .iter()
+        .map(|r| train_log::Row {
+            configuration: configuration.to_owned(),
+            step: r.step as i64,
+            epoch: r.epoch as i64,
+            loss: r.loss,
+            lr: r.lr,
+            grad_norm: r.grad_norm,
+        })
+        .collect();
+    Ok(train_log::to_batch(&rows)?)
 }
 
 impl Step for TrainStep {
@@ -261,6 +258,8 @@ impl Step for TrainStep {
     }
 
     fn inputs(&self) -> Vec<&'static str> {
+        // The published dataset is made from these three tables (by `export`), so a change
+        // to any of them makes training stale; `splits` is also read directly.
         let mut t = vec![pairs::NAME, pairs_curated::NAME, splits::NAME];
         if self.needs_subjects() {
             t.push(subjects::NAME);
@@ -272,7 +271,8 @@ impl Step for TrainStep {
         vec![&tables::train_log::DEF]
     }
 
-    fn plan(&self, _ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
+    fn plan(&self, ctx: &StepCtx) -> std::result::Result<usize, BoxError> {
+        anchor_core::published::export_fingerprint(ctx.out())?;
         // Checked here rather than in `new`, so `anchor status` works without the models.
         let settings = &self.settings;
         if !settings.vocab.is_file() {
