@@ -35,8 +35,9 @@ use crate::clip::{ClipScorer, ClipScores, ClipWeights, IMAGE_BATCH, similarity_c
 
 /// Step name.
 pub const NAME: &str = "score";
-/// Bump when output semantics change (2: the CLIP columns).
-pub const VERSION: u32 = 2;
+/// Bump when output semantics change (2: the CLIP columns; 3: JPEGs decoded and the NSFW
+/// round trip encoded by libjpeg-turbo, as Pillow does, which moves `nsfw` and JPEG hashes).
+pub const VERSION: u32 = 3;
 /// Rows decoded per batch (each row holds one image's bytes).
 const READ_BATCH: usize = 32;
 

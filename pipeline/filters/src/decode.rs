@@ -56,6 +56,9 @@ pub enum DecodeError {
     /// The decoder rejected the data.
     #[error("corrupt image: {0}")]
     Corrupt(#[from] image::ImageError),
+    /// libjpeg rejected the data.
+    #[error("corrupt JPEG: {0}")]
+    Jpeg(#[from] crate::jpeg::JpegError),
     /// The decoder panicked (a decoder bug); caught so one bad file cannot stop a run.
     #[error("decoder panicked")]
     Panicked,
@@ -96,6 +99,21 @@ fn jpeg_is_truncated(bytes: &[u8]) -> bool {
     !tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
+/// JPEGs go through libjpeg-turbo ([`crate::jpeg`]) so that their pixels are Pillow's.
+fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, DecodeError> {
+    let (width, height) = crate::jpeg::dimensions(bytes)?;
+    let pixels = u64::from(width) * u64::from(height);
+    // CMYK is the widest output: four samples a pixel before conversion.
+    if width > limits.max_side
+        || height > limits.max_side
+        || pixels > limits.max_pixels
+        || pixels * 4 > limits.max_alloc
+    {
+        return Err(DecodeError::TooLarge { width, height });
+    }
+    Ok(crate::jpeg::decode(bytes)?)
+}
+
 /// Decodes `bytes` within `limits`.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeError> {
     let format = image::guess_format(bytes).map_err(|_| DecodeError::UnknownFormat)?;
@@ -104,6 +122,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeErro
     }
     if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
         return Err(DecodeError::Truncated { format });
+    }
+    if format == ImageFormat::Jpeg {
+        return decode_jpeg(bytes, limits).map(|image| Decoded { image, format });
     }
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<DynamicImage, DecodeError> {
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format);

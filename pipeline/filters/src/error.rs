@@ -61,6 +61,12 @@ pub enum Error {
         /// The cause.
         source: image::ImageError,
     },
+    /// The NSFW preprocessing's JPEG round trip failed.
+    #[error("NSFW JPEG round trip: {message}")]
+    JpegRoundTrip {
+        /// libjpeg's message.
+        message: String,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -6,6 +6,7 @@
 //! `pairs_curated`) is thin glue over these pieces; this crate imports no other step.
 //!
 //! - [`decode`]: image decoding with limits (bombs and truncated files are errors, not panics).
+//! - [`jpeg`]: libjpeg-turbo's JPEG decoder and encoder, as Pillow uses them.
 //! - [`pil`]: Pillow's integer grayscale and resampling, bit for bit.
 //! - [`hash`]: SHA-256 and pHash/dHash matching Python `imagehash` 4.x.
 //! - [`dedup`]: multi-index hashing over 64-bit hashes, union-find clusters, keeper choice.
@@ -41,6 +42,7 @@ pub mod dedup;
 pub mod entity;
 mod error;
 pub mod hash;
+pub mod jpeg;
 pub mod nsfw;
 #[cfg(feature = "ort")]
 pub mod nsfw_ort;

