@@ -6,6 +6,7 @@ mod curate_clip;
 mod eval;
 mod extract;
 mod fid;
+mod kill;
 mod sample;
 mod scrape;
 mod train;

@@ -157,17 +157,31 @@ fn train_resumes_exactly_after_kill_9() {
         killed_mid_training,
         "the run finished before a LoRA checkpoint was seen; nothing was interrupted"
     );
+    let committed = crate::kill::committed_parts(&killed, "train");
+    let status = Run::of(
+        dir.anchor()
+            .args(SMALL)
+            .args(&models)
+            .args(["--out", "killed", "status"]),
+    )
+    .success()
+    .stdout();
+    let (said, total) = crate::kill::status_partial(&status, "train");
+    assert_eq!(said, committed, "{status}");
+    assert!(committed < total, "{status}");
+    // `-v` logs the checkpoint a LoRA part resumes from.
     let resumed = Run::of(
         dir.anchor()
             .args(SMALL)
             .args(&models)
-            .args(["--out", "killed", "train"]),
+            .args(["-v", "--out", "killed", "train"]),
     )
     .success();
+    crate::kill::assert_done(&resumed.stdout(), "train", total - committed, committed);
     assert!(
-        resumed.stdout().contains("train: done"),
+        resumed.stderr().contains("resuming from checkpoint"),
         "{}",
-        resumed.stdout()
+        resumed.stderr()
     );
     assert_eq!(outputs(&dir.path().join("reference")), outputs(&killed));
 }
