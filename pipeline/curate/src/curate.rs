@@ -34,8 +34,9 @@ use crate::clip::{float32_column, opt_f32};
 
 /// Step name.
 pub const NAME: &str = "curate";
-/// Bump when output semantics change (2: the CLIP columns and filters).
-pub const VERSION: u32 = 2;
+/// Bump when output semantics change (2: the CLIP columns and filters; 3: a language and
+/// `language_confidence` for every caption, `non_english` only at high confidence).
+pub const VERSION: u32 = 3;
 
 /// Parameters of the `curate` step.
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +128,7 @@ struct Row {
     caption: String,
     credit: Option<String>,
     language: Option<String>,
+    language_confidence: Option<f32>,
     words: i32,
     tokens: i32,
     subset: &'static str,
@@ -199,6 +201,7 @@ impl CurateStep {
         row.subset = entity::classify(&clean.text).subset.as_str();
         row.credit = row.page_credit.clone().or(clean.credit.clone());
         row.language = clean.language.clone();
+        row.language_confidence = clean.language_confidence;
         row.caption = clean.text.clone();
         let q = &self.params.quality;
         row.drop = if let Some((reason, detail)) = &row.image_error {
@@ -241,8 +244,10 @@ impl CurateStep {
                     format!("{} words > {}", clean.words, self.params.caption.max_words)
                 }
                 DropReason::NonEnglish => format!(
-                    "language {} not in {:?}",
+                    "language {} (confidence {:.3} >= {}) not in {:?}",
                     clean.language.as_deref().unwrap_or("unknown"),
+                    clean.language_confidence.unwrap_or(0.0),
+                    caption::NON_ENGLISH_MIN_CONFIDENCE,
                     self.params.caption.languages
                 ),
                 _ => format!("caption {:?}", truncate(&clean.text, 60)),
@@ -604,6 +609,7 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
     let mut b_credit = StringBuilder::new();
     let mut b_alt = StringBuilder::new();
     let mut b_language = StringBuilder::new();
+    let mut b_language_conf = Float32Builder::new();
     let mut b_words = Int32Builder::new();
     let mut b_tokens = Int32Builder::new();
     let mut b_subset = StringBuilder::new();
@@ -648,6 +654,7 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
         b_credit.append_option(r.credit.as_deref());
         b_alt.append_option(r.alt.as_deref());
         b_language.append_option(r.language.as_deref());
+        b_language_conf.append_option(r.language_confidence);
         b_words.append_value(r.words);
         b_tokens.append_value(r.tokens);
         b_subset.append_value(r.subset);
@@ -700,6 +707,7 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
         Arc::new(b_credit.finish()),
         Arc::new(b_alt.finish()),
         Arc::new(b_language.finish()),
+        Arc::new(b_language_conf.finish()),
         Arc::new(b_words.finish()),
         Arc::new(b_tokens.finish()),
         Arc::new(b_subset.finish()),

@@ -12,10 +12,10 @@ use anchor_core::PartStats;
 use anchor_core::step::{self, BoxError, Outcome, PartSink, RunOptions, Step, StepCtx};
 use anchor_core::store::TableReader;
 use anchor_core::tables::{TableDef, articles, image_fields, pairs, pairs_curated, pairs_scored};
-use anchor_filters::nsfw_runtime::NsfwRuntime;
 use anchor_curate::clip::{ClipWeights, float32_column, opt_f32};
 use anchor_curate::curate::{CurateParams, CurateStep};
 use anchor_curate::score::{ScoreParams, ScoreStep};
+use anchor_filters::nsfw_runtime::NsfwRuntime;
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,

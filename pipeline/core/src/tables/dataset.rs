@@ -36,7 +36,7 @@ pub const PUBLISHED_AT: &str = "published_at";
 pub const SUBSET: &str = "subset";
 /// `train`, `val` or `test`
 pub const SPLIT: &str = "split";
-/// ISO 639-3 code of the caption's language
+/// ISO 639-3 code of the caption's most likely language (its confidence is `pairs_curated.language_confidence`)
 pub const LANGUAGE: &str = "language";
 /// CLIP BPE tokens of the caption (without start/end); SD sees at most 75
 pub const CAPTION_TOKENS: &str = "caption_tokens";

@@ -40,8 +40,10 @@ pub const CAPTION_RAW: &str = "caption_raw";
 pub const CREDIT: &str = "credit";
 /// alt text
 pub const ALT: &str = "alt";
-/// ISO 639-3 code of the caption's language
+/// ISO 639-3 code of the caption's most likely language (lingua for Latin script, whatlang for other scripts); null only for a caption without letters
 pub const LANGUAGE: &str = "language";
+/// the detector's confidence in `language`, 0–1; `non_english` drops a language outside the accepted ones at ≥ 0.6
+pub const LANGUAGE_CONFIDENCE: &str = "language_confidence";
 /// words in `caption`
 pub const CAPTION_WORDS: &str = "caption_words";
 /// CLIP BPE tokens of `caption` (without start/end)
@@ -120,6 +122,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(CREDIT, DataType::Utf8, true),
                 Field::new(ALT, DataType::Utf8, true),
                 Field::new(LANGUAGE, DataType::Utf8, true),
+                Field::new(LANGUAGE_CONFIDENCE, DataType::Float32, true),
                 Field::new(CAPTION_WORDS, DataType::Int32, false),
                 Field::new(CAPTION_TOKENS, DataType::Int32, false),
                 Field::new(SUBSET, DataType::Utf8, false),
