@@ -1,4 +1,4 @@
-//! LLM subject extraction for anchor (issue 6; SAFE in the ANCHOR paper, arXiv 2404.10141).
+//! LLM subject extraction for anchor (SAFE in the ANCHOR paper, arXiv 2404.10141).
 //!
 //! For each news caption a backend names the key visual subjects, each an **exact span** of
 //! the caption with a kind and a compel-style weight (`1.1^k` for `k` pluses, see

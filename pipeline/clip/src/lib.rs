@@ -429,8 +429,8 @@ impl Clip {
 }
 
 /// Writes a CLIP folder with random weights (`config.json`, `model.safetensors`)
-/// for the given towers: what tests and demos use, since no real CLIP weights
-/// exist offline. The weights come from candle's default initialisers.
+/// for the given towers, for tests and demos that need a CLIP without real weights.
+/// The weights come from candle's default initialisers.
 pub fn write_random_model(
     dir: &Path,
     text: &TextConfig,

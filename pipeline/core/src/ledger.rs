@@ -230,7 +230,7 @@ pub fn find_table(out: &Path, table: &str) -> Result<(StepRecord, TableManifest)
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::InputNotReady {
                 table: table.to_owned(),
-                reason: format!("output directory {} does not exist yet", out.display()),
+                reason: format!("output directory {} does not exist", out.display()),
             });
         }
         Err(e) => return Err(Error::io(out, e)),
@@ -259,7 +259,7 @@ pub fn find_table(out: &Path, table: &str) -> Result<(StepRecord, TableManifest)
             Some(step) => {
                 format!("no complete run has produced it (step {step} is partial; finish it first)")
             }
-            None => "no step has produced it yet".to_owned(),
+            None => "no step has produced it".to_owned(),
         },
     })
 }

@@ -5,7 +5,7 @@
 //!
 //! Only the files of the export step's last complete run are read: each file carries the
 //! fingerprint of the run that wrote it, and files of earlier runs that the `card` step has
-//! not removed yet are skipped.
+//! not removed are skipped.
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -7,7 +7,7 @@
 //!
 //! - fingerprints the run (name, version, params, input table fingerprints)
 //!   and skips it when the ledger holds a complete record with the same one;
-//! - runs the parts this shard owns that are not yet committed, `jobs` at a
+//! - runs the parts this shard owns that are not committed, `jobs` at a
 //!   time, each into temporary files renamed into place, then writes the
 //!   part's marker (stats first, marker last, as datatrove does);
 //! - when every part is committed, writes the output manifests, sums the

@@ -1,4 +1,4 @@
-//! Evaluation metrics for anchor (issue 9): the FID Inception-v3 in candle, Fréchet
+//! Evaluation metrics for anchor: the FID Inception-v3 in candle, Fréchet
 //! distance in f64, KID and CLIP score.
 //!
 //! The crate imports no other step: its [`step`] reads the `generations` table written

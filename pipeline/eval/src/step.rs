@@ -182,18 +182,16 @@ pub fn absent_metric_notes(clip: Option<&Path>) -> Vec<String> {
     if clip.is_none() {
         notes.push(
             "FID_CLIP, CLIP score and the subject metrics are absent: they need CLIP weights \
-             (`anchor eval --clip PATH`), and none exist offline."
+             (`anchor eval --clip PATH`)."
                 .to_owned(),
         );
     }
     notes.push(
-        "ImageReward is absent: it needs the ImageReward BLIP weights (`--image-reward PATH`), \
-         which do not exist offline and which this build cannot run."
+        "ImageReward is absent: anchor does not compute it."
             .to_owned(),
     );
     notes.push(
-        "HPSv2 is absent: it needs the HPSv2 OpenCLIP ViT-H/14 weights (`--hps PATH`), \
-         which do not exist offline and which this build cannot run."
+        "HPSv2 is absent: anchor does not compute it."
             .to_owned(),
     );
     notes

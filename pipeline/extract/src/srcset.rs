@@ -119,7 +119,7 @@ pub fn is_real_url(url: &str) -> bool {
 
 /// The largest rendition of the image `img` (an `<img>`, or a `<picture>` containing one):
 /// `<picture><source srcset>` candidates, `srcset`, lazy-load attributes, then `src`.
-/// Returns the URL as written (not yet resolved).
+/// Returns the URL as written (unresolved).
 pub fn best_url(img: ElementRef<'_>) -> Option<String> {
     let mut best: Option<(u32, String)> = None;
     // Every URL the element offers, to find the original behind a transcode.

@@ -200,9 +200,9 @@ fn is_grayscale(img: &DynamicImage) -> bool {
     spread as f64 / n <= 1.0
 }
 
-/// Filter thresholds. Defaults follow issue 5 (shortest side ≥ 256, aspect ≤ 3) and
-/// cleanvision's published defaults for dark/light; the blur and entropy floors are
-/// provisional until calibrated on the demo set (see `schemas/pairs_curated.md`).
+/// Filter thresholds: shortest side ≥ 256 and aspect ≤ 3 (a 512 px training crop), and
+/// cleanvision's published defaults for dark/light; `schemas/pairs_curated.md` says how the
+/// blur and entropy floors were chosen.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QualityThresholds {
     /// Minimum shortest side in pixels.

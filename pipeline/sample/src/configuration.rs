@@ -160,9 +160,7 @@ impl WeightingKind {
     /// The model crate's weighting rule.
     pub fn weighting(self) -> anchor_sd::Weighting {
         match self {
-            WeightingKind::Fixed => {
-                anchor_sd::Weighting::Fixed(anchor_sd::FIXED_SUBJECT_WEIGHT)
-            }
+            WeightingKind::Fixed => anchor_sd::Weighting::Fixed(anchor_sd::FIXED_SUBJECT_WEIGHT),
             WeightingKind::Llm => anchor_sd::Weighting::Llm,
         }
     }

@@ -357,11 +357,8 @@ impl Pipeline {
                 let cfg = UNetConfig::from_diffusers_json(&unet_dir.join("config.json"))?;
                 let weights = if file.full_unet {
                     // A fully fine-tuned UNet: same architecture as the base's, new weights.
-                    let vb = anchor_sd::weights::load_safetensors(
-                        &file.path,
-                        DType::F32,
-                        &self.device,
-                    )?;
+                    let vb =
+                        anchor_sd::weights::load_safetensors(&file.path, DType::F32, &self.device)?;
                     Weights::new(vb)
                 } else {
                     let weights = unet_dir.join("diffusion_pytorch_model.safetensors");

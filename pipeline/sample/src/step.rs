@@ -185,7 +185,7 @@ impl SampleStep {
         })
     }
 
-    /// A step whose weights could not be resolved (no training yet, say): `anchor status`
+    /// A step whose weights could not be resolved (before any training, say): `anchor status`
     /// can still show it, and running it fails with `reason`.
     pub fn blocked(params: SampleParams, reason: String) -> Self {
         SampleStep {

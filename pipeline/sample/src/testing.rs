@@ -1,5 +1,4 @@
-//! Test and smoke-run support: small random-weight models in the diffusers layout (no real
-//! weights ship offline; the shapes are Stable Diffusion's, scaled down, and the text encoder
+//! Test and smoke-run support: small random-weight models in the diffusers layout (the shapes are Stable Diffusion's, scaled down, and the text encoder
 //! keeps CLIP's 49408-token vocabulary so the real tokenizer feeds it), and a fixture step
 //! that writes the step's input tables with their declared schemas.
 

@@ -252,9 +252,10 @@ fn a_full_unet_file_replaces_the_base_unet() -> TestResult {
         let x = candle_core::Tensor::ones((1, 4, 2, 2), candle_core::DType::F32, &dev)?;
         let t = candle_core::Tensor::new(&[500f32], &dev)?;
         let ctx = pipeline.text().empty().clone();
-        let flat = |u: &anchor_sd::UNet2DConditionModel| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
-            Ok(u.forward(&x, &t, &ctx)?.flatten_all()?.to_vec1()?)
-        };
+        let flat =
+            |u: &anchor_sd::UNet2DConditionModel| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+                Ok(u.forward(&x, &t, &ctx)?.flatten_all()?.to_vec1()?)
+            };
         Ok((
             id,
             flat(&*pipeline.unet(Some("lora"))?)?,

@@ -768,7 +768,7 @@ impl ScrapeStep {
     }
 
     /// `--retry-failed` for an article part: articles whose page failed
-    /// transiently are scraped again whole (they have no pairs yet); the
+    /// transiently are scraped again whole (they have no pairs); the
     /// transient pairs of the others are re-fetched; the rest is kept.
     async fn retry_chunk(
         &self,

@@ -216,7 +216,7 @@ fn warc_date() -> String {
     )
 }
 
-/// Per URL: outcomes not yet served, and the last one served.
+/// Per URL: outcomes still to serve, and the last one served.
 type Queues = HashMap<String, (VecDeque<ExchangeOutcome>, Option<ExchangeOutcome>)>;
 
 /// A parsed recording, served by URL in recorded order.

@@ -3,9 +3,7 @@
 //! outputs silently become leaves (see DESIGN.md); these tests are the guard.
 
 use anchor_sd::lora::frozen;
-use anchor_sd::{
-    AutoencoderKL, LoraConfig, UNet2DConditionModel, UNetConfig, VaeConfig, Weights,
-};
+use anchor_sd::{AutoencoderKL, LoraConfig, UNet2DConditionModel, UNetConfig, VaeConfig, Weights};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap};

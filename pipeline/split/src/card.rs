@@ -57,9 +57,15 @@ fn exported_files(out: &Path) -> Result<BTreeMap<String, FileFacts>> {
     for marker in ledger::read_markers(out, export::NAME)?.values() {
         for (name, rows) in &marker.stats.counters {
             if let Some(file) = name.strip_prefix(FILE_COUNTER_PREFIX) {
-                files.entry(file.to_owned()).or_insert_with(FileFacts::default).rows = *rows;
+                files
+                    .entry(file.to_owned())
+                    .or_insert_with(FileFacts::default)
+                    .rows = *rows;
             } else if let Some(file) = name.strip_prefix(FILE_BYTES_PREFIX) {
-                files.entry(file.to_owned()).or_insert_with(FileFacts::default).bytes = *rows;
+                files
+                    .entry(file.to_owned())
+                    .or_insert_with(FileFacts::default)
+                    .bytes = *rows;
             }
         }
     }

@@ -870,8 +870,7 @@ impl Trainer {
                 })?;
             (unet, params)
         } else {
-            let base_vb =
-                anchor_sd::weights::load_safetensors(&unet_file, compute, &self.device)?;
+            let base_vb = anchor_sd::weights::load_safetensors(&unet_file, compute, &self.device)?;
             let unet = UNet2DConditionModel::new(
                 Weights::with_lora(
                     base_vb,

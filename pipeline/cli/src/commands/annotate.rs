@@ -394,7 +394,7 @@ fn report(
         markdown_table(&rows)
     );
     if !speed.is_empty() {
-        md.push_str("\nSpeed on this machine (measured during the report):\n\n");
+        md.push_str("\nSpeed (measured during the report):\n\n");
         md.push_str(&speed.join("\n"));
         md.push('\n');
     }

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use anchor_core::step::Step;
-use anchor_filters::caption::CaptionRules;
-use anchor_filters::nsfw_runtime::NsfwRuntime;
-use anchor_filters::quality::QualityThresholds;
 use anchor_curate::clip::ClipWeights;
 use anchor_curate::curate::{CurateParams, CurateStep};
 use anchor_curate::score::{ScoreParams, ScoreStep};
+use anchor_filters::caption::CaptionRules;
+use anchor_filters::nsfw_runtime::NsfwRuntime;
+use anchor_filters::quality::QualityThresholds;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
+use anchor_curate::clip::{ClipScorer, ClipWeights, similarity_caption};
 use anchor_filters::decode::{self, DecodeLimits};
 use anchor_filters::nsfw;
 use anchor_filters::nsfw_runtime::NsfwScorer;
 use anchor_filters::{hash, quality};
-use anchor_curate::clip::{ClipScorer, ClipWeights, similarity_caption};
 use anyhow::Context;
 
 use crate::app::App;

@@ -12,9 +12,7 @@
 
 use std::time::Instant;
 
-use anchor_sd::{
-    LoraConfig, NoiseSchedule, Prediction, UNet2DConditionModel, UNetConfig, Weights,
-};
+use anchor_sd::{LoraConfig, NoiseSchedule, Prediction, UNet2DConditionModel, UNetConfig, Weights};
 use anchor_train::optim::{AdamW, AdamWConfig, Params, accumulate, clip_grad_norm};
 use anchor_train::rng::Rng;
 use candle_core::{DType, Tensor};
@@ -178,8 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .to_dtype(dtype)?;
         let ts: Vec<usize> = (0..batch).map(|_| rng.below(1000) as usize).collect();
         let a = Instant::now();
-        let loss =
-            anchor_sd::diffusion_loss(&unet, &schedule, &latents, &noise, &ts, &ctx, None)?;
+        let loss = anchor_sd::diffusion_loss(&unet, &schedule, &latents, &noise, &ts, &ctx, None)?;
         let _ = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let b = Instant::now();
         let grads = loss.backward()?;
