@@ -3,7 +3,7 @@
 //! refusal of weights this build cannot load.
 
 #[path = "../../pipeline/eval/tests/fixtures/mod.rs"]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use crate::util::{Run, TestDir};
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anchor_core::ledger::{self, StepStatus};
 
+use crate::eval::fixtures;
 use crate::util::{Run, TestDir};
 
 fn repo() -> PathBuf {
@@ -528,10 +529,6 @@ fn sample_resumes_byte_identical_after_kill_9() {
         }],
     );
 }
-
-#[allow(dead_code)]
-#[path = "../../pipeline/eval/tests/fixtures/mod.rs"]
-mod fixtures;
 
 #[test]
 fn eval_resumes_byte_identical_after_kill_9() {

@@ -186,14 +186,8 @@ pub fn absent_metric_notes(clip: Option<&Path>) -> Vec<String> {
                 .to_owned(),
         );
     }
-    notes.push(
-        "ImageReward is absent: anchor does not compute it."
-            .to_owned(),
-    );
-    notes.push(
-        "HPSv2 is absent: anchor does not compute it."
-            .to_owned(),
-    );
+    notes.push("ImageReward is absent: anchor does not compute it.".to_owned());
+    notes.push("HPSv2 is absent: anchor does not compute it.".to_owned());
     notes
 }
 
