@@ -134,6 +134,24 @@ impl App {
         Ok(outcome)
     }
 
+    /// Runs `step` as [`App::run_step`] does; `false` when this shard finished its own parts
+    /// but the step is not complete yet. Commands that run several steps stop there: the next
+    /// step needs all of this one's output, and the last shard to finish (or a run without
+    /// `--shard`) carries on.
+    pub fn run_step_of_many(&self, step: &dyn Step, args: &StepArgs) -> anyhow::Result<bool> {
+        let outcome = self.run_step(step, args)?;
+        if let Outcome::ShardDone { .. } = outcome {
+            if !self.quiet {
+                println!(
+                    "{}: the next steps run when every shard is done (rerun without --shard)",
+                    step.name()
+                );
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     /// The effective config as TOML: every known section with its defaults
     /// filled in, after the file, the scale and the overrides.
     pub fn effective_config(&self) -> anyhow::Result<toml::Table> {

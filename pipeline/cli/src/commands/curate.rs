@@ -201,12 +201,13 @@ fn clip_note(step: &ScoreStep) -> String {
     }
 }
 
-fn run_score_step(app: &App, step: &ScoreStep, step_args: &StepArgs) -> anyhow::Result<()> {
-    app.run_step(step, step_args)?;
+/// Runs the score step; `false` when this shard is done but the step is not complete.
+fn run_score_step(app: &App, step: &ScoreStep, step_args: &StepArgs) -> anyhow::Result<bool> {
+    let complete = app.run_step_of_many(step, step_args)?;
     if !app.quiet {
         println!("{}", clip_note(step));
     }
-    Ok(())
+    Ok(complete)
 }
 
 fn path_or(app: &App, value: &str, default: &str) -> PathBuf {
@@ -279,7 +280,7 @@ pub fn build_curate_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
 
 /// Runs `score` as configured (chains).
 pub fn run_score_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()> {
-    run_score_step(app, &build_score(app, &config(app, None)?)?, step_args)
+    run_score_step(app, &build_score(app, &config(app, None)?)?, step_args).map(|_| ())
 }
 
 /// Runs `curate` as configured (chains), then the calibration report on demo data.
@@ -291,7 +292,11 @@ pub fn run_curate_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<
 /// `anchor curate`: both steps, then the calibration report.
 pub fn run(args: &CurateArgs, app: &App) -> anyhow::Result<()> {
     let cfg = config(app, Some(args))?;
-    run_score_step(app, &build_score(app, &cfg)?, &args.step)?;
-    app.run_step(&build_curate(app, &cfg)?, &args.step)?;
+    if !run_score_step(app, &build_score(app, &cfg)?, &args.step)? {
+        return Ok(());
+    }
+    if !app.run_step_of_many(&build_curate(app, &cfg)?, &args.step)? {
+        return Ok(());
+    }
     super::calibrate::report_if_demo(app)
 }

@@ -142,7 +142,11 @@ pub fn run_card_configured(app: &App, step_args: &StepArgs) -> anyhow::Result<()
 /// `anchor split`: split, export, card.
 pub fn run(args: &SplitArgs, app: &App) -> anyhow::Result<()> {
     let cfg = config(app, Some(args))?;
-    app.run_step(&build_split(&cfg)?, &args.step)?;
-    app.run_step(&build_export(&cfg)?, &args.step)?;
+    if !app.run_step_of_many(&build_split(&cfg)?, &args.step)? {
+        return Ok(());
+    }
+    if !app.run_step_of_many(&build_export(&cfg)?, &args.step)? {
+        return Ok(());
+    }
     run_card_configured(app, &args.step)
 }
