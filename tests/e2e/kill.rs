@@ -381,6 +381,7 @@ fn dataset_steps_and_annotate_resume_byte_identical_after_kill_9() {
     }
 
     scrape_shards_equal_one_process(&dir, &global, "reference");
+    curate_shards_stop_after_their_own_parts(&dir, &global, "reference");
 }
 
 /// `scrape` as three concurrent `--shard I/3` processes over one output folder: each
@@ -447,6 +448,45 @@ fn scrape_shards_equal_one_process(dir: &TestDir, global: &[String], reference: 
         "scrape: {total} parts over 3 concurrent shard processes, byte-identical to one process ({:.1} s)",
         clock.elapsed().as_secs_f64()
     );
+}
+
+/// `anchor curate --shard I/2` (score, then curate) over the sharded scrape: a shard that
+/// leaves score incomplete stops there and says so, instead of running curate on part of
+/// its input; a plain `anchor curate` then finishes, equal to the single-process run.
+fn curate_shards_stop_after_their_own_parts(dir: &TestDir, global: &[String], reference: &str) {
+    let first = Run::of(
+        dir.anchor()
+            .args(global)
+            .args(["--out", "sharded", "curate", "--shard", "0/2"]),
+    )
+    .success()
+    .stdout();
+    assert!(
+        first.contains("score: the next steps run when every shard is done"),
+        "{first}"
+    );
+    assert!(!first.contains("curate: done"), "{first}");
+    Run::of(
+        dir.anchor()
+            .args(global)
+            .args(["--out", "sharded", "curate", "--shard", "1/2"]),
+    )
+    .success();
+    let last = Run::of(
+        dir.anchor()
+            .args(global)
+            .args(["--out", "sharded", "curate"]),
+    )
+    .success()
+    .stdout();
+    assert!(last.contains("score: up to date"), "{last}");
+    for table in ["pairs_scored", "pairs_curated"] {
+        assert_same(
+            &format!("{table} after sharded curate runs"),
+            &files(&dir.path().join("sharded"), table),
+            &files(&dir.path().join(reference), table),
+        );
+    }
 }
 
 #[test]
