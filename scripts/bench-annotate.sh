@@ -43,6 +43,14 @@ if ! "$PY" -c 'import llama_cpp' 2>/dev/null; then
         echo "bench-annotate: llama-cpp-python could not be installed here" >&2
 fi
 
+# The two parity tests against llama.cpp (phi3 logits, SentencePiece tokens) need
+# llama-cpp-python, so `make test` leaves them out and they run here.
+if "$PY" -c 'import llama_cpp' 2>/dev/null; then
+    echo "bench-annotate: llama.cpp parity tests" >&2
+    ANCHOR_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" \
+        cargo test --quiet -p anchor-annotate --lib -- --ignored llama_cpp >&2
+fi
+
 ours=$(mktemp)
 trap 'rm -f "$ours"' EXIT
 echo "bench-annotate: anchor gguf backend on $N captions ($(nproc) cores)" >&2
