@@ -299,7 +299,6 @@ fn run_step(app: &App, step: &SampleStep, step_args: &StepArgs) -> anyhow::Resul
             "no_subjects",
             "subjects_row_missing",
             "subjects_caption_changed",
-            "subject_bad_span",
             "truncated",
         ] {
             if let Some(n) = stats.counters.get(key).filter(|n| **n > 0) {
