@@ -1,5 +1,5 @@
 //! Article pages in each outlet's real markup (modern layouts, learned from
-//! the saved pages in `../shared/fixtures/outlets`): Guardian DCR figures with
+//! the saved pages in `tests/fixtures/outlets`): Guardian DCR figures with
 //! `picture`/`source` and a "Photograph:" credit, BBC's styled-components
 //! figures with the credit in a span over the image, Washington Post captions
 //! ending in a parenthesised credit, NYT figures with `itemProp` caption and
