@@ -110,6 +110,7 @@ fn curate_clip_fills_the_columns_through_to_the_dataset() {
             ..anchor_clip::VisionConfig::default()
         },
         8,
+        0,
     )
     .unwrap();
     let flags = common(&models);

@@ -173,6 +173,7 @@ fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
             ..Default::default()
         },
         6,
+        0,
     )
     .unwrap();
     let run = Run::of(eval(&dir, &model).arg("--clip").arg(&clip)).success();

@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &anchor_clip::TextConfig::default(),
             &anchor_clip::VisionConfig::default(),
             512,
+            0,
         )?;
     }
     let t = Instant::now();

@@ -430,12 +430,16 @@ impl Clip {
 
 /// Writes a CLIP folder with random weights (`config.json`, `model.safetensors`)
 /// for the given towers, for tests and demos that need a CLIP without real weights.
-/// The weights come from candle's default initialisers.
+///
+/// Each tensor keeps the mean and spread of candle's default initialiser for it,
+/// but its values are drawn from `seed`, so the same arguments always write the
+/// same file: a test built on these weights sees the same numbers on every run.
 pub fn write_random_model(
     dir: &Path,
     text: &TextConfig,
     vision: &VisionConfig,
     projection_dim: usize,
+    seed: u64,
 ) -> Result<()> {
     let cfg = HfClipConfig {
         text_config: Some(text.clone()),
@@ -502,24 +506,98 @@ pub fn write_random_model(
         )
         .map_err(wrap)?;
     build(&vb, &cfg).map_err(wrap)?;
-    // Layer norms start at weight 1 / bias 0; perturb them so a parity check
-    // also sees their parameters used.
-    for (name, var) in varmap
-        .data()
-        .lock()
-        .map_err(|_| Error::Config {
-            file: "write_random_model".into(),
-            reason: "variable map poisoned".into(),
-        })?
+    let data = varmap.data().lock().map_err(|_| Error::Config {
+        file: "write_random_model".into(),
+        reason: "variable map poisoned".into(),
+    })?;
+    // Sorted so the draw order, and with it every value, is independent of the
+    // map's iteration order.
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut normal = SeededNormal::new(seed);
+    for name in names {
+        let var = &data[name];
+        let shape = var.as_tensor().shape().clone();
+        let weight_of_bias = name
+            .strip_suffix(".bias")
+            .and_then(|stem| data.get(&format!("{stem}.weight")))
+            .map(|w| w.as_tensor().dims().to_vec());
+        let (mean, spread) = initial_distribution(name, shape.dims(), weight_of_bias.as_deref());
+        let drawn: Vec<f32> = (0..shape.elem_count())
+            .map(|_| (mean + spread * normal.next()) as f32)
+            .collect();
+        let drawn = Tensor::from_vec(drawn, shape, &Device::Cpu).map_err(wrap)?;
+        var.set(&drawn).map_err(wrap)?;
+    }
+    drop(data);
+    varmap.save(&weights).map_err(wrap)
+}
+
+/// Mean and spread of a random tensor, close to candle's default initialisers:
+/// Kaiming-normal weights, biases of the scale of `1/sqrt(fan_in)`, unit-normal
+/// embeddings. Layer norms, which candle starts at weight 1 / bias 0, get a spread
+/// of 0.1 so a parity check also sees their parameters used.
+fn initial_distribution(
+    name: &str,
+    dims: &[usize],
+    weight_of_bias: Option<&[usize]>,
+) -> (f64, f64) {
+    let fan_in = |dims: &[usize]| dims.iter().skip(1).product::<usize>().max(1) as f64;
+    let is_norm = ["layer_norm", "layrnorm", "layernorm"]
         .iter()
-    {
-        if name.contains("layer_norm") || name.contains("layrnorm") || name.contains("layernorm") {
-            let t = var.as_tensor();
-            let noise = Tensor::randn(0f32, 0.1, t.shape(), &Device::Cpu).map_err(wrap)?;
-            var.set(&(t + noise).map_err(wrap)?).map_err(wrap)?;
+        .any(|n| name.contains(n));
+    if is_norm {
+        let mean = if name.ends_with(".weight") { 1.0 } else { 0.0 };
+        return (mean, 0.1);
+    }
+    let is_embedding = name.ends_with("class_embedding")
+        || name.ends_with("token_embedding.weight")
+        || name.ends_with("position_embedding.weight");
+    if is_embedding {
+        return (0.0, 1.0);
+    }
+    match (dims.len(), weight_of_bias) {
+        (1, Some(weight)) => (0.0, 1.0 / (3.0 * fan_in(weight)).sqrt()),
+        (1, None) => (0.0, 0.1),
+        _ => (0.0, (2.0 / fan_in(dims)).sqrt()),
+    }
+}
+
+/// Standard normal draws from a fixed seed (splitmix64 and Box–Muller), so
+/// random test weights are the same on every machine and run.
+struct SeededNormal {
+    state: u64,
+    spare: Option<f64>,
+}
+
+impl SeededNormal {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed,
+            spare: None,
         }
     }
-    varmap.save(&weights).map_err(wrap)
+
+    fn uniform(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // 53 random bits in (0, 1]: never 0, so the logarithm below is finite.
+        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    fn next(&mut self) -> f64 {
+        if let Some(v) = self.spare.take() {
+            return v;
+        }
+        let (u1, u2) = (self.uniform(), self.uniform());
+        let r = (-2.0 * u1.ln()).sqrt();
+        let theta = 2.0 * std::f64::consts::PI * u2;
+        self.spare = Some(r * theta.sin());
+        r * theta.cos()
+    }
 }
 
 #[cfg(test)]
@@ -551,16 +629,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut t, v) = tiny();
         t.hidden_act = "gelu".into();
-        let e = write_random_model(dir.path(), &t, &v, 8)
+        let e = write_random_model(dir.path(), &t, &v, 8, 0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("text_config.hidden_act \"gelu\""), "{e}");
         let (t, mut v) = tiny();
         v.layer_norm_eps = 1e-6;
-        let e = write_random_model(dir.path(), &t, &v, 8)
+        let e = write_random_model(dir.path(), &t, &v, 8, 0)
             .unwrap_err()
             .to_string();
         assert!(e.contains("vision_config.layer_norm_eps"), "{e}");
+    }
+
+    #[test]
+    fn random_weights_follow_the_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, v) = tiny();
+        let write = |name: &str, seed: u64| {
+            let d = dir.path().join(name);
+            write_random_model(&d, &t, &v, 8, seed).unwrap();
+            std::fs::read(d.join(WEIGHTS_FILE)).unwrap()
+        };
+        let (a, again, other) = (write("a", 7), write("b", 7), write("c", 8));
+        assert_eq!(a, again, "the same seed must write the same weights");
+        assert_ne!(a, other, "another seed must write other weights");
     }
 
     #[test]
@@ -571,7 +663,7 @@ mod tests {
             .to_string();
         assert!(e.contains("not a folder"), "{e}");
         let (t, v) = tiny();
-        write_random_model(dir.path(), &t, &v, 8).unwrap();
+        write_random_model(dir.path(), &t, &v, 8, 0).unwrap();
         // Another vision width than the weights: the misshapen tensor is named.
         let mut cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join(CONFIG_FILE)).unwrap()).unwrap();

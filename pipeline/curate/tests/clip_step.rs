@@ -82,6 +82,7 @@ fn tiny_clip(dir: &Path) {
             ..VisionConfig::default()
         },
         8,
+        0,
     )
     .unwrap();
 }

@@ -41,7 +41,7 @@ fn tiny_clip(dir: &Path) {
         num_attention_heads: 2,
         ..VisionConfig::default()
     };
-    anchor_clip::write_random_model(dir, &text, &vision, 6).unwrap();
+    anchor_clip::write_random_model(dir, &text, &vision, 6, 0).unwrap();
 }
 
 const PHRASES: [&str; 8] = [
