@@ -94,6 +94,7 @@ pub fn clean_credit(credit: &str) -> Option<String> {
             "Credit...",
             "Credit ",
             "Credits: ",
+            "By ",
         ] {
             if let Some(rest) = strip_prefix_ci(&c, prefix) {
                 c = rest.trim().to_string();

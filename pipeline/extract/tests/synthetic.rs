@@ -237,3 +237,68 @@ fn original_jpeg_preferred_over_webp_transcode() {
         "https://ichef.example/news/976/p/x.jpg"
     );
 }
+
+#[test]
+fn caption_in_img_attributes_with_linked_original() {
+    let html = r#"<body><p>Text.<a href="http://i.example/p/2010/x-large.jpg" target="_blank"><img
+        src="http://i.example/p/2010/x-inset.jpg" alt="" cutline="A quarterback practises."
+        credit="By Jane Doe, Agency"></a></p>
+        <p><img src="http://i.example/p/2010/y.jpg" data-caption="Second photo."></p></body>"#;
+    let ex = extract(None, &url("https://example.org/story"), html);
+    assert_eq!(ex.images.len(), 2);
+    assert_eq!(
+        ex.images[0].image_url,
+        "http://i.example/p/2010/x-large.jpg"
+    );
+    assert_eq!(ex.images[0].caption, "A quarterback practises.");
+    assert_eq!(ex.images[0].credit.as_deref(), Some("Jane Doe, Agency"));
+    assert_eq!(ex.images[1].image_url, "http://i.example/p/2010/y.jpg");
+    assert_eq!(ex.images[1].caption, "Second photo.");
+    assert_eq!(ex.images[1].credit, None);
+}
+
+#[test]
+fn microdata_image_object_with_bare_paragraph_caption() {
+    // A first photo found by its cutline class, a second only as microdata: both come back,
+    // in document order, with the credit taken from the credit element.
+    let html = r#"<body><div class="story">
+      <aside itemscope itemtype="http://schema.org/ImageObject"><img itemprop="url" src="https://c.example/a.jpg">
+        <p><span class="cutline">First caption.</span><span class="credit">(Photo: A. Person, AP)</span></p></aside>
+      <p>Body text.</p>
+      <aside itemprop="associatedMedia" itemscope itemtype="http://schema.org/ImageObject" class="wide">
+        <img itemprop="url" src="https://c.example/b.jpg" alt="B"><meta itemprop="name" content="B">
+        <p>The home where he rented a room.<meta itemprop="copyrightHolder" content="J. Moore/Getty Images" />
+        <span class="credit">(Photo: J. Moore/Getty Images)</span></p></aside>
+      <aside itemscope itemtype="http://schema.org/ImageObject"><img src="https://c.example/c.jpg"></aside>
+    </div></body>"#;
+    for outlet in [None, Some(Outlet::UsaToday)] {
+        let ex = extract(outlet, &url("https://www.usatoday.com/story/x/"), html);
+        let got: Vec<(&str, &str, Option<&str>)> = ex
+            .images
+            .iter()
+            .map(|i| {
+                (
+                    i.image_url.as_str(),
+                    i.caption.as_str(),
+                    i.credit.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "https://c.example/a.jpg",
+                    "First caption.",
+                    Some("A. Person, AP")
+                ),
+                (
+                    "https://c.example/b.jpg",
+                    "The home where he rented a room.",
+                    Some("J. Moore/Getty Images")
+                ),
+            ],
+            "{outlet:?}"
+        );
+    }
+}

@@ -1,12 +1,13 @@
 //! The generic extractor: `figure`/`figcaption` in the page (outside navigation, asides,
-//! related-story, promo and video blocks), else the JSON-LD `NewsArticle` images that carry a
-//! caption. The OpenGraph (`og:image`) and JSON-LD images name the lead. Works on any outlet
+//! related-story, promo and video blocks); else, in document order, images beside an element
+//! classed as a caption, schema.org `ImageObject` microdata blocks and images carrying their
+//! caption in attributes; else the JSON-LD `NewsArticle` images that carry a caption. The OpenGraph (`og:image`) and JSON-LD images name the lead. Works on any outlet
 //! and is the fallback of the outlet adapters. An OpenGraph image alone is not returned: it
 //! has no caption, only the article's description.
 
 use super::{Found, Page};
-use crate::dom::{first_in, inside, select_doc, select_in, text};
-use scraper::ElementRef;
+use crate::dom::{attr, first_in, inside, select_doc, select_in, text};
+use scraper::{ElementRef, Html};
 
 /// Containers whose images are page furniture, not article photos.
 pub(crate) const FURNITURE: &str = "header nav, nav, footer, aside, [role=complementary], \
@@ -16,11 +17,23 @@ pub(crate) const FURNITURE: &str = "header nav, nav, footer, aside, [role=comple
     [data-media-type=video], video";
 
 /// Captioned images of `figure` elements; failing those, images beside an element classed
-/// as a caption; failing those, JSON-LD images with a caption.
+/// as a caption, microdata image objects and attribute captions; failing those, JSON-LD
+/// images with a caption.
 pub fn extract(page: &Page<'_>) -> Vec<Found> {
     let mut out = figures(page);
     if out.is_empty() {
-        out = caption_blocks(page);
+        let mut blocks: Vec<(ElementRef<'_>, Found)> = caption_block_pairs(page);
+        blocks.extend(
+            microdata_images(&page.doc)
+                .into_iter()
+                .filter(|(b, _)| !parent_inside(*b, FURNITURE)),
+        );
+        blocks.extend(
+            attribute_captions(&page.doc)
+                .into_iter()
+                .filter(|(b, _)| !inside(*b, FURNITURE)),
+        );
+        out = in_doc_order(&page.doc, blocks);
     }
     if out.is_empty() {
         out = ld_images(page);
@@ -37,6 +50,14 @@ pub(crate) const CAPTION_CSS: &str = "[class~=caption], [class~=cutline], [class
 /// One [`Found`] per caption element of [`CAPTION_CSS`] that has an image within two levels
 /// up, outside page furniture.
 pub fn caption_blocks(page: &Page<'_>) -> Vec<Found> {
+    caption_block_pairs(page)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// [`caption_blocks`] with the block each image was found in.
+fn caption_block_pairs<'a>(page: &'a Page<'_>) -> Vec<(ElementRef<'a>, Found)> {
     let rule = super::blocks::Rule {
         caption: CAPTION_CSS,
         credit: "[class*=credit], [class*=Credit], [itemprop~=copyrightHolder]",
@@ -46,8 +67,151 @@ pub fn caption_blocks(page: &Page<'_>) -> Vec<Found> {
     super::blocks::by_caption(&page.doc, &rule)
         .into_iter()
         .filter(|(block, _)| !inside(*block, FURNITURE))
-        .map(|(_, f)| f)
         .collect()
+}
+
+/// Whether an ancestor of `el` (not `el` itself) matches `css`: a microdata image is often
+/// its own `aside`, which is furniture only when it sits inside furniture.
+fn parent_inside(el: ElementRef<'_>, css: &str) -> bool {
+    el.parent()
+        .and_then(ElementRef::wrap)
+        .is_some_and(|p| inside(p, css))
+}
+
+/// schema.org `ImageObject` microdata blocks holding an image: the caption is the block's
+/// `caption`/`description` property, else its first paragraph with text (some layouts put
+/// the caption in a bare `<p>` beside the image); the credit is the `copyrightHolder` or
+/// `creator` property, else an element classed as a credit.
+pub(crate) fn microdata_images(doc: &Html) -> Vec<(ElementRef<'_>, Found)> {
+    let credit_css = "[class*=credit], [class*=Credit], [itemprop~=copyrightHolder], \
+        [itemprop~=creator], [itemprop~=author]";
+    let mut out = Vec::new();
+    for block in select_doc(doc, "[itemtype*=ImageObject]") {
+        if inside(block, "video, [class*=video], [data-media-type=video]") {
+            continue;
+        }
+        // The inner one of nested image objects is handled on its own.
+        if !select_in(block, "[itemtype*=ImageObject]").is_empty() {
+            continue;
+        }
+        let Some((url, alt)) = super::blocks::image_with_alt(block) else {
+            continue;
+        };
+        let cap_prop = first_in(block, "[itemprop~=caption], [itemprop~=description]");
+        let credit_els = select_in(block, credit_css);
+        let caption = match cap_prop {
+            Some(c) if c.value().name() == "meta" => attr(c, "content").unwrap_or_default(),
+            Some(c) => {
+                let mut s = String::new();
+                collect_text_except(c, &credit_els, &mut s);
+                crate::dom::collapse_ws(&s)
+            }
+            None => select_in(block, "p")
+                .into_iter()
+                .map(|p| {
+                    let mut s = String::new();
+                    collect_text_except(p, &credit_els, &mut s);
+                    crate::dom::collapse_ws(&s)
+                })
+                .find(|s| !s.is_empty())
+                .unwrap_or_default(),
+        };
+        if caption.is_empty() {
+            continue;
+        }
+        let credit = credit_els
+            .iter()
+            .map(|c| {
+                if c.value().name() == "meta" {
+                    attr(*c, "content").unwrap_or_default()
+                } else {
+                    text(*c)
+                }
+            })
+            .find(|c| !c.is_empty());
+        out.push((
+            block,
+            Found {
+                url,
+                caption,
+                credit,
+                alt,
+                is_lead: false,
+            },
+        ));
+    }
+    out
+}
+
+/// Images whose caption is an attribute of the `img` itself (`cutline="…"`, `data-caption`),
+/// with the credit in a sibling attribute. When the image is wrapped in a link to an image
+/// file, that file is the original and the `src` a smaller rendition.
+pub(crate) fn attribute_captions(doc: &Html) -> Vec<(ElementRef<'_>, Found)> {
+    let mut out = Vec::new();
+    for img in select_doc(doc, "img[cutline], img[data-cutline], img[data-caption]") {
+        let Some(caption) = attr(img, "cutline")
+            .or_else(|| attr(img, "data-cutline"))
+            .or_else(|| attr(img, "data-caption"))
+        else {
+            continue;
+        };
+        let credit = attr(img, "credit").or_else(|| attr(img, "data-credit"));
+        let original = img
+            .parent()
+            .and_then(ElementRef::wrap)
+            .filter(|p| p.value().name() == "a")
+            .and_then(|a| attr(a, "href"))
+            .filter(|h| is_image_file(h));
+        let Some(url) = original.or_else(|| crate::srcset::best_url(img)) else {
+            continue;
+        };
+        out.push((
+            img,
+            Found {
+                url,
+                caption,
+                credit,
+                alt: super::blocks::alt_of(img),
+                is_lead: false,
+            },
+        ));
+    }
+    out
+}
+
+/// Whether a URL's path names an image file.
+fn is_image_file(url: &str) -> bool {
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
+    [".jpg", ".jpeg", ".png", ".webp", ".avif"]
+        .iter()
+        .any(|e| path.ends_with(e))
+}
+
+/// The images of `items` in the order their blocks appear in the document; a block found by
+/// two rules keeps the first rule's reading.
+pub(crate) fn in_doc_order<'a>(
+    doc: &'a Html,
+    mut items: Vec<(ElementRef<'a>, Found)>,
+) -> Vec<Found> {
+    let order: Vec<_> = doc.root_element().descendants().map(|n| n.id()).collect();
+    items.sort_by_key(|(el, _)| {
+        order
+            .iter()
+            .position(|id| *id == el.id())
+            .unwrap_or(usize::MAX)
+    });
+    let mut out: Vec<(ElementRef<'a>, Found)> = Vec::new();
+    for (el, f) in items {
+        if out.iter().any(|(e, _)| e.id() == el.id()) {
+            continue;
+        }
+        out.push((el, f));
+    }
+    out.into_iter().map(|(_, f)| f).collect()
 }
 
 /// One [`Found`] per `figure` holding an image and a caption, outside page furniture.

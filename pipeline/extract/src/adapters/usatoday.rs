@@ -2,13 +2,16 @@
 //!
 //! Layouts:
 //! - `2014` (Gannett desktop, 2014–2016): `aside[itemprop=associatedMedia]` with an image and
-//!   `span.cutline` caption plus `span.credit` (`(Photo: …)`).
+//!   `span.cutline` caption plus `span.credit` (`(Photo: …)`); inline photos of the same
+//!   pages are `ImageObject` microdata asides with the caption in a bare `<p>`.
+//! - community blogs (2010): an `img` with `cutline="…"` and `credit="…"` attributes inside a
+//!   link to the full-size file; found by the generic fallback.
 //! - `2019` (presto): `div.asset-image` with `.image-caption` and `.image-credit`.
 //! - `2016` (presto video lead): a video with a poster and a credit, no photo; found nothing,
 //!   so the generic fallback runs.
 
 use super::blocks::{Rule, by_caption};
-use super::{Layout, Page};
+use super::{Layout, Page, generic};
 use crate::dom::first_doc;
 
 /// Recognises the page's layout and returns its captioned images.
@@ -36,10 +39,12 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
     } else {
         return None;
     };
-    let mut images: Vec<_> = by_caption(&page.doc, &rule)
-        .into_iter()
-        .map(|(_, f)| f)
-        .collect();
-    super::generic::mark_lead(page, &mut images);
+    // Photos of the same pages also come as microdata image objects whose caption is a bare
+    // paragraph, or as an `img` carrying its caption in attributes.
+    let mut blocks = by_caption(&page.doc, &rule);
+    blocks.extend(generic::microdata_images(&page.doc));
+    blocks.extend(generic::attribute_captions(&page.doc));
+    let mut images = generic::in_doc_order(&page.doc, blocks);
+    generic::mark_lead(page, &mut images);
     Some(Layout { name, images })
 }
