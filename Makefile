@@ -28,8 +28,13 @@ setup: build python
 
 # --- builds -------------------------------------------------------------------
 
+# CUDA=1 builds anchor with candle's CUDA kernels (nvcc and the CUDA libraries must be
+# installed; `--device` picks the GPU): `make train CUDA=1`, `make eval CUDA=1`.
+CUDA ?=
+CARGO_FEATURES := $(if $(filter 1,$(CUDA)),--features cuda)
+
 build:
-	$(CARGO) build --release -p anchor-cli
+	$(CARGO) build --release -p anchor-cli $(CARGO_FEATURES)
 
 # The Python environment for interop/parity tests, benchmarks and notebooks.
 $(VENV)/.stamp: $(REQUIREMENTS)

@@ -456,3 +456,35 @@ fn sharded_parts_resume_into_the_same_bytes() {
         "resumed parts differ from an uninterrupted run"
     );
 }
+
+#[test]
+fn device_flag_runs_on_the_cpu_and_refuses_what_the_build_cannot_do() {
+    let Some((dir, vocab)) = setup() else { return };
+    let on = |device: &str| {
+        let mut cmd = dir.anchor();
+        cmd.args(["--device", device]);
+        cmd.args(["--out", "out", "sample", "--base", "model"])
+            .args(["--resolution", "16", "--steps", "2", "--max-captions", "1"])
+            .args(["--configurations", "base", "--seeds", "7", "--vocab"])
+            .arg(&vocab);
+        Run::of(&mut cmd)
+    };
+    let bad = on("tpu");
+    assert_eq!(bad.code(), Some(2), "{}", bad.stderr());
+    assert!(bad.stderr().contains("cuda:N"), "{}", bad.stderr());
+    if !cfg!(feature = "cuda") {
+        let cuda = on("cuda:1");
+        assert_eq!(cuda.code(), Some(2), "{}", cuda.stderr());
+        assert!(
+            cuda.stderr().contains("`cuda` feature"),
+            "{}",
+            cuda.stderr()
+        );
+        assert!(!dir.path().join("out/generations").exists());
+    }
+    let cpu = on("cpu").success();
+    assert!(cpu.stdout().contains("sample: done"), "{}", cpu.stdout());
+    // The device is not a parameter: the same run on another device is up to date.
+    let again = on("auto").success();
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+}

@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::args::{GlobalArgs, StepArgs};
+use crate::device::DeviceChoice;
 
 /// The config file used when `--config` is not given (and only if it exists).
 pub const DEFAULT_CONFIG: &str = "data/anchor.toml";
@@ -37,11 +38,22 @@ impl Default for PathsConfig {
 }
 
 /// `[run]`: how steps execute.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     /// Parts computed at once; 0 means one per core.
     pub jobs: usize,
+    /// Where train, sample, eval and fid compute: `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            jobs: 0,
+            device: DeviceChoice::Auto.to_string(),
+        }
+    }
 }
 
 /// Everything a subcommand needs, resolved once.
@@ -54,6 +66,10 @@ pub struct App {
     pub run: RunConfig,
     /// `--quiet`.
     pub quiet: bool,
+    /// `run.device`, parsed.
+    pub device: DeviceChoice,
+    /// The device once opened: a chain of steps shares one CUDA context.
+    opened: std::sync::OnceLock<candle_core::Device>,
 }
 
 /// Top-level config sections the binary knows; anything else is a typo.
@@ -84,6 +100,9 @@ impl App {
             let jobs = i64::try_from(jobs).context("--jobs is too large")?;
             doc.set_value(&["run", "jobs"], toml::Value::Integer(jobs))?;
         }
+        if let Some(device) = &global.device {
+            doc.set_value(&["run", "device"], toml::Value::String(device.clone()))?;
+        }
         if let Some(unknown) = doc.sections().find(|s| !KNOWN_SECTIONS.contains(s)) {
             return Err(CoreError::Config(format!(
                 "unknown section [{unknown}] (known: {})",
@@ -92,12 +111,15 @@ impl App {
             .into());
         }
         let paths = doc.section("paths")?;
-        let run = doc.section("run")?;
+        let run: RunConfig = doc.section("run")?;
+        let device = run.device.parse::<DeviceChoice>()?;
         Ok(App {
             doc,
             paths,
             run,
             quiet: global.quiet,
+            device,
+            opened: std::sync::OnceLock::new(),
         })
     }
 
@@ -112,6 +134,16 @@ impl App {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+
+    /// Opens the device that train, sample, eval and fid compute on.
+    pub fn device(&self) -> anyhow::Result<candle_core::Device> {
+        if let Some(device) = self.opened.get() {
+            return Ok(device.clone());
+        }
+        let device = self.device.open()?;
+        tracing::info!(device = %crate::device::describe(&device), "compute device");
+        Ok(self.opened.get_or_init(|| device).clone())
     }
 
     /// Runs `step` with the step flags and prints a one-paragraph summary.

@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Parts computed at once (overrides `run.jobs`; 0 = one per core).
     #[arg(long, global = true)]
     pub jobs: Option<usize>,
+    /// Where train, sample, eval and fid compute: auto, cpu, cuda or cuda:N (overrides
+    /// `run.device`; auto = the first CUDA device in a `cuda` build that has one, else the CPU).
+    #[arg(long, global = true, env = "ANCHOR_DEVICE", value_name = "DEVICE")]
+    pub device: Option<String>,
     /// No progress bars and no summaries, errors only.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,

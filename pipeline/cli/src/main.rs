@@ -5,6 +5,7 @@
 mod app;
 mod args;
 mod commands;
+mod device;
 
 use std::io::Write;
 use std::process::ExitCode;

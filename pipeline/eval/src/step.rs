@@ -243,6 +243,9 @@ struct Nets {
 /// The `eval` step.
 pub struct EvalStep {
     params: EvalParams,
+    /// Where Inception and CLIP run; not a parameter, features agree across devices to
+    /// float rounding.
+    device: Device,
     shared: Mutex<Shared>,
 }
 
@@ -255,8 +258,15 @@ impl EvalStep {
         params.kid_subset_size = params.kid_subset_size.max(2);
         EvalStep {
             params,
+            device: Device::Cpu,
             shared: Mutex::new(Shared::default()),
         }
+    }
+
+    /// The step computing its features on `device` (the CPU by default).
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     /// The parameters.
@@ -284,14 +294,18 @@ impl EvalStep {
         })
     }
 
-    fn clip(shared: &mut Shared, params: &EvalParams) -> Result<Option<Arc<Clip>>> {
+    fn clip(
+        shared: &mut Shared,
+        params: &EvalParams,
+        device: &Device,
+    ) -> Result<Option<Arc<Clip>>> {
         let Some(weights) = &params.clip else {
             return Ok(None);
         };
         if let Some(clip) = &shared.clip {
             return Ok(Some(clip.clone()));
         }
-        let clip = Clip::load(&weights.dir, Some(&weights.vocab))?;
+        let clip = Clip::load_on(&weights.dir, Some(&weights.vocab), device)?;
         if clip.sha256() != weights.sha256 {
             return Err(Error::Shape(format!(
                 "CLIP weights in {} changed since the run was planned (sha256 {} now, {} then)",
@@ -311,11 +325,11 @@ impl EvalStep {
             .map_err(|_| Error::Shape("a previous part panicked".into()))
     }
 
-    fn net(shared: &mut Shared, params: &EvalParams) -> Result<Arc<FidInception>> {
+    fn net(shared: &mut Shared, params: &EvalParams, device: &Device) -> Result<Arc<FidInception>> {
         if let Some(net) = &shared.net {
             return Ok(net.clone());
         }
-        let net = Arc::new(FidInception::load(&params.inception.path, &Device::Cpu)?);
+        let net = Arc::new(FidInception::load(&params.inception.path, device)?);
         shared.net = Some(net.clone());
         Ok(net)
     }
@@ -796,8 +810,8 @@ impl EvalStep {
                 .cloned()
                 .ok_or_else(|| Error::Shape(format!("part {part} has no configuration")))?;
             let nets = Nets {
-                inception: Self::net(&mut shared, &self.params)?,
-                clip: Self::clip(&mut shared, &self.params)?,
+                inception: Self::net(&mut shared, &self.params, &self.device)?,
+                clip: Self::clip(&mut shared, &self.params, &self.device)?,
             };
             // Held while scoring, so that a second part waits for these features
             // instead of computing them again.

@@ -13,8 +13,10 @@
 //! (`<out>/train/models/manifest.json`) or from `--base`/`--lora`; their content ids are part
 //! of the fingerprint, so new weights make the step stale.
 //!
-//! Invariants: same fingerprint ⇒ same bytes (seeded noise, f32 on the CPU, fixed PNG
-//! settings, fixed part slices); this crate never imports another step crate.
+//! Invariants: same fingerprint ⇒ same bytes on the same device kind (seeded noise drawn on
+//! the CPU, f32 throughout, fixed PNG settings, fixed part slices); this crate never imports
+//! another step crate. The device is not part of the fingerprint: CPU and CUDA agree to float
+//! rounding, not bit for bit, and a run on either keeps the other's output.
 //!
 //! ```no_run
 //! use anchor_sample::{ModelChoice, ModelSet, SampleParams, SampleStep, needed_loras};
@@ -39,8 +41,6 @@ pub mod png;
 pub mod step;
 pub mod testing;
 
-use std::path::Path;
-
 pub use configuration::{Configuration, SchedulerKind, WeightingKind};
 pub use error::{Error, Result};
 pub use model::{
@@ -49,12 +49,12 @@ pub use model::{
 pub use step::{NAME, SampleParams, SampleStep, VERSION};
 
 /// One image for a free prompt (`anchor sample --prompt`) under `configuration`: its LoRA
-/// (which `models` must hold), its subject weighting (the fixed weight, on every occurrence
-/// of each of `subjects` in the prompt; a phrase not in the prompt is an error) or its
-/// prefix. Returns the PNG bytes, the prompt as encoded and whether it was truncated.
+/// (which the pipeline's models must hold), its subject weighting (the fixed weight, on
+/// every occurrence of each of `subjects` in the prompt; a phrase not in the prompt is an
+/// error) or its prefix, computed on the device `pipeline` was loaded on. Returns the PNG
+/// bytes, the prompt as encoded and whether it was truncated.
 pub fn generate_png(
-    models: &ModelSet,
-    vocab: &Path,
+    pipeline: &Pipeline,
     configuration: Configuration,
     prompt: &str,
     subjects: &[String],
@@ -79,10 +79,9 @@ pub fn generate_png(
             }));
         }
     }
-    models.check_resolution(settings.resolution)?;
+    pipeline.models().check_resolution(settings.resolution)?;
     let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
     let text = configuration.prompt(prompt, &names);
-    let pipeline = Pipeline::load(models, vocab, &candle_core::Device::Cpu)?;
     let unet = pipeline.unet(configuration.lora())?;
     let fitted = pipeline.prompt(&text, &spans, anchor_sd::Weighting::default())?;
     let truncated = fitted.truncated;

@@ -431,6 +431,31 @@ impl Pipeline {
         seeds: &[u64],
         settings: &SamplerSettings,
     ) -> Result<Vec<RgbImage>> {
+        let out = self.denoise_latents(unet, prompts, seeds, settings)?;
+        let rgb = latents_to_rgb(&self.vae, &out)?;
+        let (b, h, w, _) = rgb.dims4()?;
+        let mut images = Vec::with_capacity(b);
+        for i in 0..b {
+            let data = rgb.get(i)?.flatten_all()?.to_vec1::<u8>()?;
+            images.push(RgbImage {
+                width: w,
+                height: h,
+                data,
+            });
+        }
+        Ok(images)
+    }
+
+    /// The denoised latents `[B, C, H/f, W/f]` of [`Pipeline::generate`], before the VAE:
+    /// every caption of the batch and its unconditional twin go through the UNet in one call
+    /// of `2B` rows per step, and each row depends on its own prompt and seed only.
+    pub fn denoise_latents(
+        &self,
+        unet: &UNet2DConditionModel,
+        prompts: &[FittedPrompt],
+        seeds: &[u64],
+        settings: &SamplerSettings,
+    ) -> Result<Tensor> {
         if prompts.len() != seeds.len() || prompts.is_empty() {
             return Err(Error::Config(format!(
                 "{} prompts for {} seeds",
@@ -456,26 +481,14 @@ impl Pipeline {
                 Box::new(EulerDiscreteScheduler::new(&self.schedule, settings.steps)?)
             }
         };
-        let out = denoise(
+        Ok(denoise(
             unet,
             sampler.as_ref(),
             &latents,
             &cond,
             &uncond,
             settings.guidance,
-        )?;
-        let rgb = latents_to_rgb(&self.vae, &out)?;
-        let (b, h, w, _) = rgb.dims4()?;
-        let mut images = Vec::with_capacity(b);
-        for i in 0..b {
-            let data = rgb.get(i)?.flatten_all()?.to_vec1::<u8>()?;
-            images.push(RgbImage {
-                width: w,
-                height: h,
-                data,
-            });
-        }
-        Ok(images)
+        )?)
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Work items are sorted by (configuration, caption id, seed) and cut into fixed slices of
 //! `images_per_part`, so a part is the unit of resume and of `--shard`, and the table comes
-//! out sorted. Noise is a pure function of the seed and everything runs in f32 on the CPU,
-//! so the same parameters give byte-identical parts.
+//! out sorted. Noise is a pure function of the seed (drawn on the CPU whatever the device)
+//! and everything runs in f32, so the same parameters on the same kind of device give
+//! byte-identical parts. The device is not a parameter: see the crate docs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

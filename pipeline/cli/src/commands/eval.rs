@@ -219,7 +219,7 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.per_outlet = cfg.per_outlet;
     params.clip = clip_weights(app, cfg)?;
     params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
-    Ok(EvalStep::new(params))
+    Ok(EvalStep::new(params).with_device(app.device()?))
 }
 
 /// The step as configured (for `status`, `repair` and chains).

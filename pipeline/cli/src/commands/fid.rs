@@ -49,7 +49,7 @@ pub fn run(args: &FidArgs, app: &App) -> anyhow::Result<()> {
             model.display()
         );
     }
-    let net = anchor_eval::FidInception::load(&model, &candle_core::Device::Cpu)
+    let net = anchor_eval::FidInception::load(&model, &app.device()?)
         .with_context(|| format!("loading {}", model.display()))?;
     let a = net
         .features_of_dir(&args.dir_a, args.batch_size.max(1))

@@ -116,8 +116,9 @@ pub struct SampleArgs {
     /// Images per part (the resume unit).
     #[arg(long)]
     pub images_per_part: Option<usize>,
-    /// Images denoised together.
-    #[arg(long)]
+    /// Captions denoised together in one UNet call (with classifier-free guidance, a call
+    /// of twice as many rows); each image still depends on its own caption and seed only.
+    #[arg(long, visible_alias = "batch")]
     pub batch_size: Option<usize>,
     /// CLIP BPE vocabulary file (bpe_simple_vocab_16e6.txt.gz).
     #[arg(long, value_name = "PATH")]
@@ -247,7 +248,7 @@ pub fn build(app: &App, cfg: &SampleConfig) -> anyhow::Result<SampleStep> {
     )
     .map_err(user)?;
     params.resolution = resolution(cfg, &models);
-    SampleStep::new(params, models, vocab(app, cfg), candle_core::Device::Cpu).map_err(user)
+    SampleStep::new(params, models, vocab(app, cfg), app.device()?).map_err(user)
 }
 
 /// The step as configured (for `status` and `repair`). Without weights (before any
@@ -336,9 +337,10 @@ fn one_image(
         scheduler: cfg.scheduler.parse::<SchedulerKind>().map_err(user)?,
         resolution: resolution(cfg, &models),
     };
+    let pipeline =
+        anchor_sample::Pipeline::load(&models, &vocab(app, cfg), &app.device()?).map_err(user)?;
     let (png, text, truncated) = anchor_sample::generate_png(
-        &models,
-        &vocab(app, cfg),
+        &pipeline,
         configuration,
         prompt,
         &args.subject,
