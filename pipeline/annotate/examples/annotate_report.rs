@@ -1,6 +1,7 @@
 //! Quality and speed report over the labelled set:
 //! `cargo run -p anchor-annotate --example annotate_report [-- MODEL.gguf [LIMIT [PROMPTS [SUBSET [DETAIL]]]]]`
-//! (PROMPTS: comma-separated versions, default `few-shot-v1,zero-shot-v1`; SUBSET one of
+//! (PROMPTS: comma-separated versions or prompt files, e.g. `rank-v2,few-shot-v1`, default
+//! `few-shot-v1,zero-shot-v1`; SUBSET one of
 //! `eval::SUBSETS` or `real`, default `all`; DETAIL `detail` prints each caption's misses).
 //! Prints the Markdown table (heuristic, then gguf per prompt) and tokens/s.
 
@@ -74,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if show {
                 detail(version, &set, &preds);
             }
-            let s = r[0].stats;
+            let Some(s) = r.first().map(|row| row.stats) else {
+                eprintln!("no captions in subset {subset}");
+                break;
+            };
             println!(
                 "gguf {version}: load {:.2}s ({} tensors requantised), prefix {} tok in {:.2}s; \
                  {} captions, prompt {} tok at {:.1} tok/s, generation {} tok at {:.1} tok/s, {:.2} captions/s",

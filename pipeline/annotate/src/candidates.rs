@@ -57,6 +57,11 @@ const ABSTRACT: &[&str] = &[
     "time",
 ];
 
+/// Number words: a count, not a subject.
+const NUMBERS: &[&str] = &[
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "dozen",
+];
+
 /// Words that start a verb's object or complement, not a noun's continuation.
 const OBJECT_STARTS: &[&str] = &[
     "a", "an", "the", "its", "his", "her", "their", "he", "she", "they", "it", "to", "some",
@@ -70,12 +75,31 @@ const ABBREV: &[&str] = &[
 /// The caption up to the end of its first sentence (a `.`, `!` or `?` followed by a space
 /// and an upper-case letter, not after an initial or a title abbreviation).
 pub fn first_sentence(caption: &str) -> &str {
+    sentence_end(caption, 1)
+}
+
+/// [`first_sentence`] under candidate rules `rules`: from 2 on, a sentence also ends after
+/// a closing quote (`famous.” Originally`).
+fn sentence_end(caption: &str, rules: u32) -> &str {
     let b = caption.as_bytes();
     for (i, &c) in b.iter().enumerate() {
-        if !matches!(c, b'.' | b'!' | b'?') || i + 2 >= b.len() || b[i + 1] != b' ' {
+        if !matches!(c, b'.' | b'!' | b'?') {
             continue;
         }
-        let next = caption[i + 2..].chars().next();
+        let quote = if rules >= 2 {
+            let rest = &caption[i + 1..];
+            ['”', '"', '’']
+                .iter()
+                .find(|q| rest.starts_with(**q))
+                .map_or(0, |q| q.len_utf8())
+        } else {
+            0
+        };
+        let gap = i + 1 + quote;
+        if gap + 1 >= b.len() || b[gap] != b' ' {
+            continue;
+        }
+        let next = caption[gap + 1..].chars().next();
         if !next.is_some_and(char::is_uppercase) {
             continue;
         }
@@ -95,6 +119,63 @@ pub fn first_sentence(caption: &str) -> &str {
     }
     caption
 }
+
+/// Verbs common in captions that a noun-phrase rule can take for a noun ("A bus shows
+/// damage", "Police officers and a journalist run", "An image taken from video").
+const VERBS: &[&str] = &[
+    "shows", "show", "run", "runs", "attract", "attracts", "taken", "seen", "stand", "stands",
+    "walk", "walks", "arrive", "arrives", "sit", "sits", "wait", "waits", "look", "looks", "speak",
+    "speaks", "gather", "gathers", "hold", "holds", "leave", "leaves", "watch", "watches", "play",
+    "plays", "take", "takes", "make", "makes", "get", "gets", "go", "goes", "come", "comes",
+    "remain", "remains", "lie", "lies", "stop", "stops", "pass", "passes",
+];
+
+/// Demonyms without a `-ian`/`-ese`/`-ish`/`-ean` ending ("Roman mosaic").
+const DEMONYMS: &[&str] = &[
+    "roman",
+    "american",
+    "mexican",
+    "african",
+    "cuban",
+    "moroccan",
+    "afghan",
+    "german",
+    "european",
+    "dominican",
+    "byzantine",
+    "ottoman",
+    "arab",
+];
+
+fn is_demonym_v2(w: &str) -> bool {
+    is_demonym(w) || is_cap(w) && DEMONYMS.contains(&lc(w).as_str())
+}
+
+/// Words of a leading phrase that is not the sentence's subject ("Escorted by security
+/// forces, rescue workers ...", "After the renovation, the museum ...").
+const LEADING: &[&str] = &[
+    "after",
+    "before",
+    "during",
+    "in",
+    "on",
+    "at",
+    "with",
+    "without",
+    "as",
+    "despite",
+    "amid",
+    "following",
+    "from",
+    "under",
+    "inside",
+    "outside",
+    "near",
+    "while",
+    "when",
+    "above",
+    "below",
+];
 
 fn is_demonym(w: &str) -> bool {
     let l = lc(w);
@@ -150,10 +231,51 @@ fn make(caption: &str, ws: &[Word<'_>], kind: Kind, weight: f64) -> Option<Subje
     Subject::locate(caption, &caption[first.start..last.end], weight, kind).ok()
 }
 
-/// Candidate subjects of `caption`, in caption order, weights from the heuristic's rules
-/// capped at one plus (the ranker chooses the main subject).
+/// Candidate subjects of `caption` under the first rules; see [`candidates_with`].
 pub fn candidates(caption: &str) -> Vec<Subject> {
-    let head = first_sentence(caption);
+    candidates_with(caption, 1)
+}
+
+/// Position of each candidate in the order the ranker's prior prefers: caption order, except
+/// that from rules 2 on the candidates of a leading phrase ("Escorted by security forces,",
+/// "After the renovation,") come after the others, so the sentence's subject leads.
+pub fn subject_order(caption: &str, cands: &[Subject], rules: u32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    if rules < 2 {
+        return order;
+    }
+    let head = sentence_end(caption, rules);
+    let ws = words(head);
+    let leading = ws.first().is_some_and(|w| {
+        let l = lc(w.text);
+        LEADING.contains(&l.as_str()) || l.ends_with("ed") || l.ends_with("ing")
+    });
+    let comma = head.find(',').map(|c| c as u32);
+    if let (true, Some(comma)) = (leading, comma) {
+        let (front, back): (Vec<usize>, Vec<usize>) =
+            (0..cands.len()).partition(|&i| cands[i].end > comma);
+        for (pos, i) in front.into_iter().chain(back).enumerate() {
+            order[i] = pos;
+        }
+    }
+    order
+}
+
+/// A possessive word ("Tunisia’s"), without its `’s`.
+fn possessor(w: &str) -> Option<&str> {
+    w.strip_suffix("’s").or_else(|| w.strip_suffix("'s"))
+}
+
+/// Candidate subjects of `caption`, in caption order, weights from the heuristic's rules
+/// capped at one plus (the ranker chooses the main subject). `rules` 1 are the first rules;
+/// 2 adds: a verb list that ends noun phrases, more demonyms ("Roman mosaic") with their
+/// modifier ("3rd-century Roman room"), "a member of X" → X, possessors cut ("Tunis’s Bardo
+/// museum" → "Bardo museum"; "Tunisia’s president, Beji Caid Essebsi" → no "Tunisia"), a
+/// lower-case title as a noun ("The judge"), "the new federal budget" → "federal budget", and
+/// no lone quantifier, number, adverb or participle ("many", "four", "famed").
+pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
+    let v2 = rules >= 2;
+    let head = sentence_end(caption, rules);
     let ws = words(head);
     let mut out: Vec<Subject> = Vec::new();
     for s in extract(head) {
@@ -164,8 +286,31 @@ pub fn candidates(caption: &str) -> Vec<Subject> {
             continue;
         };
         let text_lc = lc(&s.text);
-        // A title alone ("Mr.", "Former") is not a subject.
-        if a == b && TITLES.contains(&text_lc.as_str()) {
+        // A title alone ("Mr.", "Former") is not a subject; a lower-case one after a
+        // determiner is a noun ("The judge").
+        if a == b && TITLES.contains(&text_lc.as_str()) && !(v2 && !is_cap(ws[a].text) && a > 0) {
+            continue;
+        }
+        if v2 && a == b {
+            let quantity = DETERMINERS.contains(&text_lc.as_str())
+                || NUMBERS.contains(&text_lc.as_str())
+                || ws[a].text.contains("’ve")
+                || ws[a].text.contains("'ve");
+            // "the famed Bardo": a participle before a name modifies it.
+            let before_name = ws
+                .get(a + 1)
+                .is_some_and(|n| is_cap(n.text) && adjacent(head, &ws[a], n));
+            let modifier = !is_cap(ws[a].text)
+                && (text_lc.ends_with("ly") || text_lc.ends_with("ed") && before_name);
+            if quantity || modifier || (is_cap(ws[a].text) && text_lc.ends_with("ly")) {
+                continue;
+            }
+        }
+        // "A member of the Tunisian special security forces": the group is the subject.
+        if v2
+            && matches!(lc(ws[b].text).as_str(), "member" | "members" | "one")
+            && ws.get(b + 1).is_some_and(|w| w.text == "of")
+        {
             continue;
         }
         // A sentence-initial participle or adverb ("Escorted by", "Originally from").
@@ -175,12 +320,35 @@ pub fn candidates(caption: &str) -> Vec<Subject> {
         {
             continue;
         }
+        let mut a = a;
+        let mut b = b;
+        if v2 {
+            while b > a && VERBS.contains(&lc(ws[b].text).as_str()) {
+                b -= 1;
+            }
+            if VERBS.contains(&lc(ws[b].text).as_str()) {
+                continue;
+            }
+        }
         if ABSTRACT.contains(&lc(ws[b].text).as_str()) {
             continue;
         }
-        let mut a = a;
-        let mut b = b;
         let mut kind = s.kind;
+        let mut strip_possessive = false;
+        if v2 && is_cap(ws[a].text) {
+            // "Tunis’s Bardo museum" → "Bardo museum".
+            if let Some(p) = (a..b).rev().find(|&i| possessor(ws[i].text).is_some()) {
+                a = p + 1;
+            }
+            if possessor(ws[b].text).is_some() {
+                let next = ws.get(b + 1).map(|w| lc(w.text));
+                // "Tunisia’s president, Beji Caid Essebsi": the person is the subject.
+                if next.is_some_and(|n| TITLES.contains(&n.as_str())) {
+                    continue;
+                }
+                strip_possessive = true;
+            }
+        }
         if is_cap(ws[a].text) {
             // Cut up to an office title inside the run.
             if let Some(t) = (a..b)
@@ -193,9 +361,24 @@ pub fn candidates(caption: &str) -> Vec<Subject> {
             // "Tunisian security forces", "Police officers", "Bardo museum".
             let last = ws[b].text;
             let sentence_initial = a == 0 && b == 0;
-            if is_demonym(last)
-                || (sentence_initial && (is_group_noun(last) || lc(last) == "police"))
+            let demonym = if v2 {
+                is_demonym_v2(last)
+            } else {
+                is_demonym(last)
+            };
+            if demonym
+                && v2
+                && a == b
+                && a >= 2
+                && !is_cap(ws[a - 1].text)
+                && !STOP.contains(&ws[a - 1].text)
+                && DETERMINERS.contains(&lc(ws[a - 2].text).as_str())
+                && adjacent(head, &ws[a - 1], &ws[a])
             {
+                // "A 3rd-century Roman room".
+                a -= 1;
+            }
+            if demonym || (sentence_initial && (is_group_noun(last) || lc(last) == "police")) {
                 let j = noun_tail(head, &ws, b, 3);
                 if j > b + 1 {
                     b = j - 1;
@@ -227,9 +410,69 @@ pub fn candidates(caption: &str) -> Vec<Subject> {
                 b -= 1;
             }
         }
+        if v2 {
+            while b > a && VERBS.contains(&lc(ws[b].text).as_str()) {
+                b -= 1;
+            }
+        }
         let weight = s.weight.min(weight_for_pluses(1));
-        if let Some(sub) = make(head, &ws[a..=b], kind, weight) {
+        let sub = if strip_possessive && a == b {
+            possessor(ws[b].text).and_then(|t| {
+                Subject::locate(
+                    head,
+                    &head[ws[a].start..ws[a].start + t.len()],
+                    weight,
+                    kind,
+                )
+                .ok()
+            })
+        } else if strip_possessive {
+            possessor(ws[b].text).and_then(|t| {
+                let end = ws[b].start + t.len();
+                Subject::locate(head, &head[ws[a].start..end], weight, kind).ok()
+            })
+        } else {
+            make(head, &ws[a..=b], kind, weight)
+        };
+        if let Some(sub) = sub {
             out.push(sub);
+        }
+    }
+    // "The new federal budget": a determiner and `new`/`old`, then the noun phrase.
+    if v2 {
+        for d in 0..ws.len().saturating_sub(2) {
+            if !DETERMINERS.contains(&lc(ws[d].text).as_str())
+                || !matches!(ws[d + 1].text, "new" | "old")
+            {
+                continue;
+            }
+            let mut a = d + 2;
+            let mut b = a;
+            while b + 1 < ws.len()
+                && b < a + 1
+                && !is_cap(ws[b + 1].text)
+                && !STOP.contains(&ws[b + 1].text)
+                && !VERBS.contains(&ws[b + 1].text)
+                && adjacent(head, &ws[b], &ws[b + 1])
+            {
+                b += 1;
+            }
+            if is_cap(ws[a].text) || STOP.contains(&ws[a].text) || ABSTRACT.contains(&ws[b].text) {
+                continue;
+            }
+            // A lone noun keeps its adjective ("new wing"); a longer phrase is shown without
+            // it ("federal budget").
+            if a == b {
+                a = d + 1;
+            }
+            if let Some(sub) = make(
+                head,
+                &ws[a..=b],
+                noun_kind(ws[b].text),
+                weight_for_pluses(0),
+            ) {
+                out.push(sub);
+            }
         }
     }
     // Group nouns without a determiner ("rescue workers", "tourists", "armed men").
@@ -313,19 +556,81 @@ mod tests {
         assert!(t.contains(&"empty stretcher".to_string()), "{t:?}");
     }
 
+    fn texts2(c: &str) -> Vec<String> {
+        candidates_with(c, 2).into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn second_rules_cut_verbs_possessors_and_partitives() {
+        assert_eq!(texts2("A bus shows damage from the attack."), ["bus"]);
+        assert_eq!(texts("A bus shows damage from the attack."), ["bus shows"]);
+        assert_eq!(
+            texts2(
+                "A member of the Tunisian special security forces celebrates after killing two gunmen who attacked Tunis’s Bardo museum."
+            ),
+            ["Tunisian special security forces", "gunmen", "Bardo museum"]
+        );
+        assert_eq!(
+            texts2("A 3rd-century Roman room."),
+            ["3rd-century Roman room"]
+        );
+        assert_eq!(
+            texts2("The new federal budget has Social Security implications."),
+            ["federal budget", "Social Security"]
+        );
+        assert_eq!(
+            texts2("Tunisia’s president, Beji Caid Essebsi, visited the injured at a hospital."),
+            ["Beji Caid Essebsi", "injured", "hospital"]
+        );
+        assert_eq!(texts2("The judge also said so."), ["judge"]);
+        assert_eq!(texts2("Maria Lopez's dog sleeps.")[0], "Maria Lopez");
+        // A closing quote ends the first sentence.
+        assert_eq!(
+            texts2("A mosaic from the “Triumph of Neptune.” Originally from Rades, Tunisia."),
+            ["mosaic", "Triumph of Neptune"]
+        );
+    }
+
+    #[test]
+    fn subject_order_puts_a_leading_phrase_last() {
+        let c = "Escorted by security forces, rescue workers pull an empty stretcher.";
+        let cands = candidates_with(c, 2);
+        let order = subject_order(c, &cands, 2);
+        let first = cands
+            .iter()
+            .zip(&order)
+            .find(|(_, o)| **o == 0)
+            .map(|(s, _)| s.text.as_str());
+        assert_eq!(first, Some("rescue workers"));
+        assert_eq!(
+            subject_order(c, &cands, 1),
+            (0..cands.len()).collect::<Vec<_>>()
+        );
+        let plain = "Police officers run outside the parliament, in Tunis.";
+        let cands = candidates_with(plain, 2);
+        assert_eq!(
+            subject_order(plain, &cands, 2),
+            (0..cands.len()).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn candidates_are_valid_spans_in_order() {
         for c in [
             "Police officers and a journalist run outside the parliament in Tunis.",
             "Mr. Trump met with volunteers in Tampa, Fla., on Wednesday.",
             "Zürich’s old town at dawn",
+            "Tunisia’s president, Beji Caid Essebsi, center, visited the injured.",
+            "One of the many mosaics for which the Bardo’s “Hall.” Later, “Quote.”",
         ] {
-            let cands = candidates(c);
-            for w in cands.windows(2) {
-                assert!(w[0].end <= w[1].start, "{c}: {cands:?}");
-            }
-            for s in &cands {
-                s.validate(c).unwrap();
+            for rules in [1, 2] {
+                let cands = candidates_with(c, rules);
+                for w in cands.windows(2) {
+                    assert!(w[0].end <= w[1].start, "{c}: {cands:?}");
+                }
+                for s in &cands {
+                    s.validate(c).unwrap();
+                }
             }
         }
         assert_eq!(

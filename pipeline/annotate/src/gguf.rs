@@ -455,7 +455,9 @@ impl GgufBackend {
             captions: 1,
             ..GenStats::default()
         };
-        let mut subjects = crate::candidates::candidates(caption);
+        let rules = self.prompt.rules;
+        let mut subjects = crate::candidates::candidates_with(caption, rules);
+        let order = crate::candidates::subject_order(caption, &subjects, rules);
         if subjects.len() > 1 {
             let t0 = Instant::now();
             let mut text = self.format.suffix(&self.prompt, caption);
@@ -495,7 +497,8 @@ impl GgufBackend {
                 }
                 stats.forced_tokens += tokens.len() as u64;
                 self.cache.truncate(base);
-                let lp = lp - self.prompt.position_penalty * i as f64;
+                let pos = order.get(i).copied().unwrap_or(i);
+                let lp = lp - self.prompt.position_penalty * pos as f64;
                 if best.is_none_or(|(_, b)| lp > b) {
                     best = Some((i, lp));
                 }

@@ -13,8 +13,9 @@
 //!   [`gguf`] (local quantized llama via candle, constrained greedy decoding in
 //!   [`constrain`], weights requantised at load in [`weights`]) and [`openai`]
 //!   (OpenAI-compatible HTTP servers: concurrency, retries, timeouts).
-//! - [`candidates`]: rule-based candidate spans; with a `rank` prompt (`rank-v1`) the gguf
-//!   backend scores them and the best becomes the main subject instead of writing spans.
+//! - [`candidates`]: rule-based candidate spans; with a `rank` prompt (`rank-v2`, `rank-v1`)
+//!   the gguf backend scores them and the best becomes the main subject instead of writing
+//!   spans.
 //! - [`eval`]: span precision/recall/F1 and main-subject recall against the labelled set,
 //!   by subset (written, real-tune, real-heldout), Markdown report.
 //!

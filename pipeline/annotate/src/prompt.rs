@@ -19,6 +19,8 @@ pub const ZERO_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/zero
 pub const FEW_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/few-shot-v1.toml");
 /// Candidate ranking with few-shot examples from real captions.
 pub const RANK_V1: &str = include_str!("../../../data/annotate/prompts/rank-v1.toml");
+/// Candidate ranking under the second candidate rules ([`crate::candidates::candidates_with`]).
+pub const RANK_V2: &str = include_str!("../../../data/annotate/prompts/rank-v2.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,10 +58,19 @@ pub struct Prompt {
     /// How the answer is produced (default `generate`).
     #[serde(default)]
     pub mode: Mode,
-    /// `rank` mode: log-probability subtracted per candidate before it in the caption (a
-    /// prior for the caption's grammatical subject, which is usually what the photo shows).
+    /// `rank` mode: log-probability subtracted per candidate before it in the caption, in the
+    /// order of [`crate::candidates::subject_order`] (a prior for the caption's grammatical
+    /// subject, which is usually what the photo shows).
     #[serde(default)]
     pub position_penalty: f64,
+    /// `rank` mode: version of the candidate rules ([`crate::candidates::candidates_with`]);
+    /// 1 when absent.
+    #[serde(default = "first_rules")]
+    pub rules: u32,
+}
+
+fn first_rules() -> u32 {
+    1
 }
 
 impl Prompt {
@@ -93,10 +104,12 @@ impl Prompt {
             "zero-shot-v1" => ZERO_SHOT_V1,
             "few-shot-v1" => FEW_SHOT_V1,
             "rank-v1" => RANK_V1,
+            "rank-v2" => RANK_V2,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1)".into(),
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2)"
+                        .into(),
                 });
             }
         };
@@ -128,6 +141,11 @@ impl Prompt {
         if self.mode == Mode::Rank {
             h.update(b"mode=rank\0");
             h.update(self.position_penalty.to_le_bytes());
+            // Rank prompts under the first rules keep their fingerprints.
+            if self.rules != 1 {
+                h.update(b"rules\0");
+                h.update(self.rules.to_le_bytes());
+            }
         }
         for ex in &self.examples {
             h.update(ex.caption.as_bytes());
@@ -208,7 +226,7 @@ mod tests {
 
     #[test]
     fn builtins_load_and_examples_are_canonical() {
-        for v in ["zero-shot-v1", "few-shot-v1", "rank-v1"] {
+        for v in ["zero-shot-v1", "few-shot-v1", "rank-v1", "rank-v2"] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
             for ex in &p.examples {
@@ -223,6 +241,8 @@ mod tests {
             }
         }
         assert_eq!(Prompt::builtin("few-shot-v1").unwrap().examples.len(), 3);
+        assert_eq!(Prompt::builtin("rank-v1").unwrap().rules, 1);
+        assert_eq!(Prompt::builtin("rank-v2").unwrap().rules, 2);
         assert!(Prompt::builtin("v0").is_err());
     }
 
