@@ -32,8 +32,9 @@ use crate::{Error, Result, hf};
 
 /// Step name.
 pub const NAME: &str = "export";
-/// Bump when output semantics change (2: the CLIP score columns; 3: contiguous file numbers).
-pub const VERSION: u32 = 3;
+/// Bump when output semantics change (2: the CLIP score columns; 3: contiguous file numbers;
+/// 4: `language_confidence`).
+pub const VERSION: u32 = 4;
 /// Prefix of the stats counters that list the files a part wrote, with their row counts.
 pub const FILE_COUNTER_PREFIX: &str = "file:";
 /// Prefix of the stats counters that give the size in bytes of each file a part wrote.
@@ -75,6 +76,7 @@ struct Meta {
     headline: Option<String>,
     published_at: Option<String>,
     language: Option<String>,
+    language_confidence: Option<f32>,
     caption_tokens: i32,
     sha256: String,
     phash: String,
@@ -186,6 +188,7 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
         );
         let clip_sim = float32(&batch, pc::CLIP_SIMILARITY)?;
         let clip_iqa = float32(&batch, pc::CLIP_IQA)?;
+        let language_confidence = float32(&batch, pc::LANGUAGE_CONFIDENCE)?;
         for r in 0..batch.num_rows() {
             if !keep.value(r) {
                 continue;
@@ -218,6 +221,8 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
                     headline: opt_str(headline, r).map(str::to_owned),
                     published_at: opt_str(published, r).map(str::to_owned),
                     language: opt_str(language, r).map(str::to_owned),
+                    language_confidence: (!language_confidence.is_null(r))
+                        .then(|| language_confidence.value(r)),
                     caption_tokens: tokens.value(r),
                     sha256: req_s(sha, pc::SHA256)?,
                     phash: req_s(phash, pc::PHASH)?,
@@ -438,6 +443,7 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
     let mut b_subset = StringBuilder::new();
     let mut b_split = StringBuilder::new();
     let mut b_language = StringBuilder::new();
+    let mut b_language_confidence = Float32Builder::new();
     let mut b_tokens = Int32Builder::new();
     let mut b_width = Int32Builder::new();
     let mut b_height = Int32Builder::new();
@@ -479,6 +485,7 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
         b_subset.append_value(&m.subset);
         b_split.append_value(split);
         b_language.append_option(m.language.as_deref());
+        b_language_confidence.append_option(m.language_confidence);
         b_tokens.append_value(m.caption_tokens);
         b_width.append_value(row.width);
         b_height.append_value(row.height);
@@ -524,6 +531,7 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
         Arc::new(b_subset.finish()),
         Arc::new(b_split.finish()),
         Arc::new(b_language.finish()),
+        Arc::new(b_language_confidence.finish()),
         Arc::new(b_tokens.finish()),
         Arc::new(b_width.finish()),
         Arc::new(b_height.finish()),

@@ -36,8 +36,10 @@ pub const PUBLISHED_AT: &str = "published_at";
 pub const SUBSET: &str = "subset";
 /// `train`, `val` or `test`
 pub const SPLIT: &str = "split";
-/// ISO 639-3 code of the caption's most likely language (its confidence is `pairs_curated.language_confidence`)
+/// ISO 639-3 code of the caption's most likely language
 pub const LANGUAGE: &str = "language";
+/// the detector's confidence in `language`, 0–1
+pub const LANGUAGE_CONFIDENCE: &str = "language_confidence";
 /// CLIP BPE tokens of the caption (without start/end); SD sees at most 75
 pub const CAPTION_TOKENS: &str = "caption_tokens";
 /// width of `image`
@@ -102,6 +104,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(SUBSET, DataType::Utf8, false),
                 Field::new(SPLIT, DataType::Utf8, false),
                 Field::new(LANGUAGE, DataType::Utf8, true),
+                Field::new(LANGUAGE_CONFIDENCE, DataType::Float32, true),
                 Field::new(CAPTION_TOKENS, DataType::Int32, false),
                 Field::new(WIDTH, DataType::Int32, false),
                 Field::new(HEIGHT, DataType::Int32, false),
