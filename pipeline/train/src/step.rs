@@ -68,6 +68,11 @@ pub struct TrainStep {
 impl TrainStep {
     /// A step with `settings`, on the CPU (or the first GPU with the `cuda` feature).
     pub fn new(settings: TrainSettings) -> Result<Self> {
+        Self::on_device(settings, default_device()?)
+    }
+
+    /// A step with `settings` computing on `device`; the device is not a parameter.
+    pub fn on_device(settings: TrainSettings, device: Device) -> Result<Self> {
         if settings.configurations.is_empty() && settings.base.is_some() {
             return Err(Error::Config {
                 what: "configurations",
@@ -105,7 +110,6 @@ impl TrainStep {
                 Some(serde_json::Value::Object(stamp))
             }
         };
-        let device = default_device()?;
         settings.precision.check_device(&device)?;
         Ok(Self {
             settings,

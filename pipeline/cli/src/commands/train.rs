@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::args::StepArgs;
-use crate::device::{CUDA_BUILT, DeviceChoice};
 
 /// `[train]` in the config file; most keys are also flags of `anchor train`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,7 +230,10 @@ pub fn settings(app: &App, cfg: &TrainConfig) -> anyhow::Result<TrainSettings> {
 /// The step as configured (for `status`, `repair` and chains).
 pub fn build_from_config(app: &App) -> anyhow::Result<Box<dyn Step>> {
     let cfg = config(app, None)?;
-    Ok(Box::new(TrainStep::new(settings(app, &cfg)?)?))
+    Ok(Box::new(TrainStep::on_device(
+        settings(app, &cfg)?,
+        app.device()?,
+    )?))
 }
 
 /// `anchor train` with only the step flags (for chains).
@@ -246,29 +248,8 @@ pub fn run(args: &TrainArgs, app: &App) -> anyhow::Result<()> {
     run_step(app, &cfg, &args.step, args.plot)
 }
 
-/// anchor-train opens its own device: the first CUDA device in a `cuda` build, else the CPU.
-/// A request it cannot honour is refused rather than silently ignored.
-fn check_device(app: &App) -> anyhow::Result<()> {
-    app.device.check_built()?;
-    let honoured = match app.device {
-        DeviceChoice::Auto => true,
-        DeviceChoice::Cpu => !CUDA_BUILT,
-        DeviceChoice::Cuda(n) => n == 0,
-    };
-    if honoured {
-        return Ok(());
-    }
-    let own = if CUDA_BUILT { "cuda:0" } else { "cpu" };
-    Err(anchor_core::Error::Config(format!(
-        "anchor train computes on {own} in this build; --device {} applies to sample, eval and fid",
-        app.device
-    ))
-    .into())
-}
-
 fn run_step(app: &App, cfg: &TrainConfig, step_args: &StepArgs, plot: bool) -> anyhow::Result<()> {
-    check_device(app)?;
-    let step = TrainStep::new(settings(app, cfg)?)?;
+    let step = TrainStep::on_device(settings(app, cfg)?, app.device()?)?;
     app.run_step(&step, step_args)?;
     let root = anchor_core::ledger::step_dir(app.out(), anchor_train::step::NAME);
     if !app.quiet {
