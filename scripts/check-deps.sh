@@ -2,14 +2,15 @@
 # The layering: anchor-cli → step crates → library crates → anchor-core.
 #   - a step crate never depends on another step crate (steps meet only through tables);
 #   - a library crate never depends on a step crate or the cli;
-#   - anchor-core depends on no other anchor crate and not on clap;
+#   - anchor-core depends on no other anchor crate but the leaf anchor-digest, and not on clap;
+#   - anchor-digest (the one SHA-256 helper) depends on no anchor crate;
 #   - the evaluation crate never depends on the model-training crates (it scores tables).
 # Prints every violation and exits 1 if there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steps="anchor-scrape anchor-curate anchor-split anchor-annotate anchor-sample anchor-train anchor-eval"
-libraries="anchor-core anchor-extract anchor-imaging anchor-filters anchor-clip anchor-clip-tokenizer anchor-sd anchor-llm"
+libraries="anchor-core anchor-digest anchor-extract anchor-imaging anchor-filters anchor-clip anchor-clip-tokenizer anchor-sd anchor-llm"
 members=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
 
@@ -42,8 +43,12 @@ for crate in $libraries; do
 done
 
 for dep in $(deps_of anchor-core); do
-  [ "$dep" = anchor-core ] && continue
-  violation "anchor-core depends on $dep; the core depends on no other anchor crate"
+  case "$dep" in anchor-core | anchor-digest) continue ;; esac
+  violation "anchor-core depends on $dep; the core depends on no other anchor crate but anchor-digest"
+done
+for dep in $(deps_of anchor-digest); do
+  [ "$dep" = anchor-digest ] && continue
+  violation "anchor-digest depends on $dep; the hashing leaf depends on no anchor crate"
 done
 if cargo tree -p anchor-core -e normal --prefix none | grep -q "^clap v"; then
   violation "anchor-core depends on clap; argument parsing belongs to the cli"

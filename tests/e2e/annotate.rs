@@ -126,8 +126,8 @@ impl Step for Fixture {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({ "kept_every_row_below": self.kept_every_row_below })
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "kept_every_row_below": self.kept_every_row_below }))
     }
     fn outputs(&self) -> Vec<&'static TableDef> {
         vec![&pairs_curated::DEF]
@@ -175,7 +175,7 @@ impl Step for FixtureSplit<'_> {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
         self.0.params()
     }
     fn outputs(&self) -> Vec<&'static TableDef> {

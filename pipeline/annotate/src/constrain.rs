@@ -506,28 +506,6 @@ impl TokenBytes {
     }
 }
 
-/// GPT-2's byte-to-unicode table, inverted: byte-level BPE vocabularies spell each byte as
-/// one printable char; this maps those chars back to bytes.
-pub fn gpt2_unicode_to_byte() -> std::collections::HashMap<char, u8> {
-    let mut bs: Vec<u32> = (u32::from('!')..=u32::from('~'))
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut cs = bs.clone();
-    let mut n = 0;
-    for b in 0..256u32 {
-        if !bs.contains(&b) {
-            bs.push(b);
-            cs.push(256 + n);
-            n += 1;
-        }
-    }
-    bs.into_iter()
-        .zip(cs)
-        .filter_map(|(b, c)| Some((char::from_u32(c)?, b as u8)))
-        .collect()
-}
-
 /// Decodes a byte-level BPE token string to its bytes; `None` if a char is not in the table.
 pub fn gpt2_token_bytes(
     token: &str,
@@ -678,7 +656,7 @@ mod tests {
     #[test]
     fn random_picks_always_parse() {
         // Whatever the logits, masked greedy decoding yields a parseable, valid answer.
-        let table = gpt2_unicode_to_byte();
+        let table = anchor_clip_tokenizer::unicode_to_bytes();
         assert_eq!(table.len(), 256);
         let mut vocab: Vec<Option<Vec<u8>>> = (0..=255u8).map(|b| Some(vec![b])).collect();
         for w in [

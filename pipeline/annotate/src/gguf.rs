@@ -22,9 +22,7 @@ use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use tokenizers::Tokenizer;
 
 use crate::backend::{Annotation, Backend, GenStats};
-use crate::constrain::{
-    ANSWER_PREFIX, Grammar, TokenBytes, gpt2_token_bytes, gpt2_unicode_to_byte,
-};
+use crate::constrain::{ANSWER_PREFIX, Grammar, TokenBytes, gpt2_token_bytes};
 use crate::llama::{KvCache, Llama};
 use crate::parse::{ErrorClass, ParseError, parse_answer, render_answer};
 use crate::prompt::{ChatFormat, Mode, Prompt};
@@ -217,7 +215,7 @@ fn token_bytes(ct: &gguf_file::Content, path: &Path, spm: bool) -> Result<TokenB
         .metadata
         .get("tokenizer.ggml.token_type")
         .and_then(|v| v.to_vec().ok());
-    let table = gpt2_unicode_to_byte();
+    let table = anchor_clip_tokenizer::unicode_to_bytes();
     let mut out = Vec::with_capacity(tokens.len());
     for (i, t) in tokens.iter().enumerate() {
         let s = t
@@ -840,7 +838,7 @@ pub(crate) mod tests {
     /// A byte-level BPE vocabulary (256 byte tokens, ChatML specials and a few merges) with a
     /// ChatML template.
     fn bpe_vocab_metadata() -> Vec<(String, Value)> {
-        let table = gpt2_unicode_to_byte();
+        let table = anchor_clip_tokenizer::unicode_to_bytes();
         let mut byte_to_char = vec![' '; 256];
         for (c, b) in &table {
             byte_to_char[*b as usize] = *c;

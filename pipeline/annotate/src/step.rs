@@ -477,15 +477,15 @@ impl Step for AnnotateStep {
         VERSION
     }
 
-    fn params(&self) -> serde_json::Value {
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
         let ident = match &self.identity {
             Ok(i) => json!(i),
             Err(e) => json!({ "unavailable": e }),
         };
-        json!({
+        Ok(json!({
             "identity": ident,
             "captions_per_part": self.params.captions_per_part,
-        })
+        }))
     }
 
     fn inputs(&self) -> Vec<&'static str> {
@@ -721,7 +721,8 @@ mod tests {
             captions_per_part: 8,
         });
         assert!(step.identity().is_err());
-        assert!(step.params()["identity"]["unavailable"].is_string());
+        let params = step.params().expect("params");
+        assert!(params["identity"]["unavailable"].is_string());
     }
 
     #[test]

@@ -10,27 +10,15 @@ use std::path::Path;
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
-/// sha256 of a file, hex-encoded, streamed in 1 MiB chunks.
+/// sha256 of a file, hex-encoded, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io = |source| Error::Io {
+    anchor_digest::sha256_file(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    })
 }
 
 /// Which dtype to requantise weight matrices to at load.

@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 
-/// GPT-2's reversible byte → printable char table.
-pub(crate) fn bytes_to_unicode() -> [char; 256] {
+/// GPT-2's reversible byte → printable char table: byte-level BPE
+/// vocabularies (GPT-2, CLIP, Llama 3, Qwen2, SmolLM2) spell each byte as
+/// one printable char.
+pub fn bytes_to_unicode() -> [char; 256] {
     let mut table = ['\0'; 256];
     let printable = |b: u32| {
         (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
@@ -21,12 +23,31 @@ pub(crate) fn bytes_to_unicode() -> [char; 256] {
     table
 }
 
+/// [`bytes_to_unicode`] inverted: a byte-level token's chars back to bytes.
+pub fn unicode_to_bytes() -> HashMap<char, u8> {
+    bytes_to_unicode()
+        .iter()
+        .zip(0..=255u8)
+        .map(|(&c, b)| (c, b))
+        .collect()
+}
+
 /// The order CLIP's vocabulary lists the 256 byte chars: printable ones first.
 pub(crate) fn byte_vocab_order() -> Vec<u8> {
     let table = bytes_to_unicode();
     let mut order: Vec<u8> = (0..=255u8).collect();
     order.sort_by_key(|&b| table[b as usize] as u32);
     order
+}
+
+/// The 256 byte chars in the order CLIP's vocabulary lists them (its first
+/// 256 entries).
+pub fn byte_chars_in_vocab_order() -> Vec<char> {
+    let table = bytes_to_unicode();
+    byte_vocab_order()
+        .into_iter()
+        .map(|b| table[b as usize])
+        .collect()
 }
 
 /// Merges a word (its symbols, the last one carrying `</w>`) by rank, lowest first.
@@ -59,4 +80,31 @@ pub(crate) fn merge(symbols: Vec<String>, ranks: &HashMap<(String, String), u32>
         word = next;
     }
     word
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_byte_table_is_a_bijection_and_its_inverse_undoes_it() {
+        let table = bytes_to_unicode();
+        let inverse = unicode_to_bytes();
+        assert_eq!(inverse.len(), 256);
+        for b in 0..=255u8 {
+            assert_eq!(inverse[&table[b as usize]], b);
+        }
+        // GPT-2's table: printable bytes stand for themselves, space is U+0120.
+        assert_eq!(table[b'a' as usize], 'a');
+        assert_eq!(table[b' ' as usize], '\u{120}');
+    }
+
+    #[test]
+    fn vocabulary_order_lists_printable_bytes_first() {
+        let chars = byte_chars_in_vocab_order();
+        assert_eq!(chars.len(), 256);
+        assert_eq!(chars[0], '!');
+        assert_eq!(chars[93], '~');
+        assert_eq!(chars[188], '\u{100}');
+    }
 }

@@ -24,6 +24,8 @@ mod bpe;
 mod clean;
 mod width_table;
 
+pub use bpe::{byte_chars_in_vocab_order, bytes_to_unicode, unicode_to_bytes};
+
 use regex::Regex;
 use std::collections::HashMap;
 use std::io::Read;

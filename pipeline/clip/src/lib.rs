@@ -95,6 +95,18 @@ pub enum Error {
     /// A candle operation failed.
     #[error("CLIP forward: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The weights file is not the one that was hashed when the run was planned.
+    #[error(
+        "CLIP weights in {dir} changed since the run was planned (sha256 {now} now, {planned} then); run again"
+    )]
+    Changed {
+        /// The CLIP folder.
+        dir: PathBuf,
+        /// The hash the run was planned with.
+        planned: String,
+        /// The hash of the file now.
+        now: String,
+    },
 }
 
 /// Result alias of the crate.
@@ -132,9 +144,87 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// A CLIP folder, checked and hashed: the identity a step fingerprints (weights and
+/// tokenizer), and the paths it loads from later.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClipWeights {
+    /// sha256 of `model.safetensors`.
+    pub sha256: String,
+    /// sha256 of the BPE file captions are tokenized with (the folder's `merges.txt` when
+    /// it has one, else the open_clip vocabulary).
+    pub tokenizer_sha256: String,
+    /// The folder.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// BPE vocabulary used when the folder has no `merges.txt`.
+    #[serde(skip)]
+    pub vocab: PathBuf,
+}
+
+impl ClipWeights {
+    /// Checks the CLIP folder `dir` (a `config.json` this build runs, `model.safetensors`,
+    /// and `merges.txt` or the open_clip vocabulary `vocab`) and hashes its files.
+    pub fn hashed(dir: &Path, vocab: &Path) -> Result<Self> {
+        let folder_error = |reason: String| Error::Config {
+            file: dir.display().to_string(),
+            reason,
+        };
+        if !dir.is_dir() {
+            return Err(folder_error(format!(
+                "not a folder (give a transformers CLIP folder with {CONFIG_FILE} and {WEIGHTS_FILE})"
+            )));
+        }
+        read_config(dir)?;
+        let weights = dir.join(WEIGHTS_FILE);
+        if !weights.is_file() {
+            return Err(folder_error(format!("no {WEIGHTS_FILE} in it")));
+        }
+        let merges = dir.join(MERGES_FILE);
+        let tokenizer = if merges.is_file() {
+            merges
+        } else if vocab.is_file() {
+            vocab.to_path_buf()
+        } else {
+            return Err(folder_error(format!(
+                "no {MERGES_FILE} in it and the CLIP vocabulary {} is missing \
+                 (scripts/fetch-models.sh clip-vocab)",
+                vocab.display()
+            )));
+        };
+        Ok(ClipWeights {
+            sha256: sha256_file(&weights)?,
+            tokenizer_sha256: sha256_file(&tokenizer)?,
+            dir: dir.to_path_buf(),
+            vocab: vocab.to_path_buf(),
+        })
+    }
+
+    /// [`ClipWeights::load_on`] the CPU.
+    pub fn load(&self) -> Result<Clip> {
+        self.load_on(&Device::Cpu)
+    }
+
+    /// Loads the model on `device`, refusing a weights file that changed since
+    /// [`ClipWeights::hashed`].
+    pub fn load_on(&self, device: &Device) -> Result<Clip> {
+        let clip = Clip::load_on(&self.dir, Some(&self.vocab), device)?;
+        if clip.sha256() != self.sha256 {
+            return Err(Error::Changed {
+                dir: self.dir.clone(),
+                planned: self.sha256.clone(),
+                now: clip.sha256().to_owned(),
+            });
+        }
+        Ok(clip)
+    }
+}
+
 /// The sha256 (hex) of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    Ok(hex::encode(Sha256::digest(read(path)?)))
+    anchor_digest::sha256_file(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads and checks `config.json` of `dir`.

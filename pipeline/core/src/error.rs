@@ -107,6 +107,14 @@ pub enum Error {
         /// The step's own error.
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A step's parameters could not be written down for its fingerprint.
+    #[error("step {step}: parameters: {source}")]
+    Params {
+        /// Step name.
+        step: String,
+        /// The serialisation error.
+        source: serde_json::Error,
+    },
     /// A step failed outside any part (planning, finishing).
     #[error("step {step}: {source}")]
     Step {

@@ -37,10 +37,7 @@ pub fn pair_id(canonical_article_url: &str, canonical_image_url: &str) -> String
     stable_id(&[canonical_article_url, canonical_image_url])
 }
 
-/// Full lowercase hex sha256 of a byte string.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use anchor_digest::sha256_hex;
 
 #[cfg(test)]
 mod tests {

@@ -44,7 +44,9 @@ pub trait Step: Sync {
     /// Bump when the step's output semantics change.
     fn version(&self) -> u32;
     /// Canonical parameters; everything that changes the output must be here.
-    fn params(&self) -> serde_json::Value;
+    /// An error here stops the run: a run without its parameters has no
+    /// fingerprint to be told apart by.
+    fn params(&self) -> serde_json::Result<serde_json::Value>;
     /// Tables read.
     fn inputs(&self) -> Vec<&'static str> {
         Vec::new()
@@ -229,12 +231,24 @@ fn resolve_inputs(step: &dyn Step, out: &Path) -> Result<BTreeMap<String, TableM
     Ok(inputs)
 }
 
-fn current_fingerprint(step: &dyn Step, inputs: &BTreeMap<String, TableManifest>) -> String {
+/// The step's parameters, or an error naming the step.
+fn step_params(step: &dyn Step) -> Result<serde_json::Value> {
+    step.params().map_err(|source| Error::Params {
+        step: step.name().to_owned(),
+        source,
+    })
+}
+
+fn current_fingerprint(
+    step: &dyn Step,
+    params: &serde_json::Value,
+    inputs: &BTreeMap<String, TableManifest>,
+) -> String {
     let input_fps: BTreeMap<String, String> = inputs
         .iter()
         .map(|(k, v)| (k.clone(), v.fingerprint.clone()))
         .collect();
-    ledger::fingerprint(step.name(), step.version(), &step.params(), &input_fps)
+    ledger::fingerprint(step.name(), step.version(), params, &input_fps)
 }
 
 /// Checks the cheap integrity of every output of a complete record.
@@ -268,10 +282,11 @@ pub fn inspect(step: &dyn Step, out: &Path) -> Result<StepState> {
     let Some(record) = record else {
         return Ok(StepState::NotRun);
     };
-    let fingerprint = current_fingerprint(step, &inputs);
+    let params = step_params(step)?;
+    let fingerprint = current_fingerprint(step, &params, &inputs);
     if record.fingerprint != fingerprint {
         return Ok(StepState::Stale {
-            reason: stale_reason(step, &record, &inputs),
+            reason: stale_reason(step, &params, &record, &inputs),
         });
     }
     match record.status {
@@ -294,13 +309,14 @@ pub fn inspect(step: &dyn Step, out: &Path) -> Result<StepState> {
 
 fn stale_reason(
     step: &dyn Step,
+    params: &serde_json::Value,
     record: &StepRecord,
     inputs: &BTreeMap<String, TableManifest>,
 ) -> String {
     if record.version != step.version() {
         return format!("step version {} → {}", record.version, step.version());
     }
-    if record.params != step.params() {
+    if &record.params != params {
         return "parameters changed".to_owned();
     }
     for (table, manifest) in inputs {
@@ -360,7 +376,8 @@ pub fn repair(step: &dyn Step, out: &Path) -> Result<Vec<Error>> {
 pub fn run(step: &dyn Step, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     let name = step.name();
     let inputs = resolve_inputs(step, out)?;
-    let fingerprint = current_fingerprint(step, &inputs);
+    let params = step_params(step)?;
+    let fingerprint = current_fingerprint(step, &params, &inputs);
     let existing = ledger::read_record(out, name)?;
 
     if let Some(record) = &existing
@@ -393,7 +410,7 @@ pub fn run(step: &dyn Step, out: &Path, opts: &RunOptions) -> Result<Outcome> {
         step: name.to_owned(),
         version: step.version(),
         fingerprint: fingerprint.clone(),
-        params: step.params(),
+        params,
         inputs: inputs
             .iter()
             .map(|(k, v)| (k.clone(), v.fingerprint.clone()))

@@ -263,19 +263,7 @@ fn describe_schema_difference(want: &Schema, got: &Schema) -> String {
 
 /// sha256 and size of a file, streamed.
 pub fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let mut file = File::open(path).at(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), total))
+    anchor_digest::sha256_file_sized(path).at(path)
 }
 
 /// Cheap integrity check of a committed part: it exists, has the recorded

@@ -65,8 +65,8 @@ impl Step for HashFiles {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({ "input": self.input, "salt": self.salt })
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "input": self.input, "salt": self.salt }))
     }
     fn outputs(&self) -> Vec<&'static TableDef> {
         vec![&FILE_HASHES]
@@ -304,6 +304,58 @@ fn changed_parameter_makes_the_step_stale_and_force_recomputes() {
         Outcome::Complete { parts_run: 3, .. }
     ));
     assert_eq!(table_bytes(&out), original);
+}
+
+/// A step whose parameters cannot be written down: a map keyed by pairs.
+struct UnwritableParams(HashFiles);
+
+impl Step for UnwritableParams {
+    fn name(&self) -> &'static str {
+        "hash_files"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        let keyed_by_pairs: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        serde_json::to_value(keyed_by_pairs)
+    }
+    fn outputs(&self) -> Vec<&'static TableDef> {
+        self.0.outputs()
+    }
+    fn plan(&self, ctx: &StepCtx) -> Result<usize, BoxError> {
+        self.0.plan(ctx)
+    }
+    fn run_part(
+        &self,
+        part: usize,
+        ctx: &StepCtx,
+        sink: &mut PartSink,
+    ) -> Result<PartStats, BoxError> {
+        self.0.run_part(part, ctx, sink)
+    }
+}
+
+#[test]
+fn parameters_that_cannot_be_serialised_stop_the_run_before_any_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path(), 4);
+    let out = dir.path().join("out");
+    let step = UnwritableParams(HashFiles {
+        input,
+        salt: "s".into(),
+        delay: Duration::ZERO,
+    });
+    let err = step::run(&step, &out, &opts()).unwrap_err();
+    assert!(
+        matches!(&err, anchor_core::Error::Params { step, .. } if step == "hash_files"),
+        "{err}"
+    );
+    assert_eq!(step::inspect(&step, &out).unwrap(), StepState::NotRun);
+    assert!(
+        !out.join("hash_files").exists(),
+        "nothing may be written for a run without a fingerprint"
+    );
 }
 
 #[test]

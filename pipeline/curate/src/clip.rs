@@ -10,9 +10,7 @@
 //!
 //! Without weights nothing here runs and both columns stay null; the CLI says so.
 
-use std::path::{Path, PathBuf};
-
-use anchor_clip::Clip;
+use anchor_clip::{Clip, ClipWeights};
 use image::DynamicImage;
 use serde::Serialize;
 
@@ -26,74 +24,26 @@ pub const IQA_LOGIT_SCALE: f64 = 100.0;
 /// batch, few enough that full-size decoded photos never pile up in memory.
 pub const IMAGE_BATCH: usize = 16;
 
-/// The CLIP weights of a run, as the `score` step's parameters see them: identified by the
-/// content of `model.safetensors` and of the tokenizer file, never by their paths.
+/// What the score step's CLIP columns are computed with: the weights and the fixed texts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClipWeights {
-    /// sha256 of `model.safetensors`.
-    pub sha256: String,
-    /// sha256 of the BPE file the captions are tokenized with (the folder's `merges.txt`
-    /// when it has one, else the open_clip vocabulary).
-    pub tokenizer_sha256: String,
+pub struct ClipScoring {
+    /// The CLIP folder and its hashes.
+    #[serde(flatten)]
+    pub weights: ClipWeights,
     /// The IQA prompt pair (fixed; recorded so that a change would re-run the step).
     pub iqa_prompts: [&'static str; 2],
     /// The text `clip_similarity` compares the image with.
     pub similarity_text: &'static str,
-    /// The folder.
-    #[serde(skip)]
-    pub dir: PathBuf,
-    /// BPE vocabulary used when the folder has no `merges.txt`.
-    #[serde(skip)]
-    pub vocab: PathBuf,
 }
 
-fn sha256_of(path: &Path) -> Result<String, Error> {
-    anchor_clip::sha256_file(path).map_err(|e| Error::Config(format!("CLIP weights: {e}")))
-}
-
-impl ClipWeights {
-    /// Checks and hashes the CLIP folder `dir` (`config.json` that this build runs,
-    /// `model.safetensors`, and `merges.txt` or the open_clip vocabulary `vocab`).
-    pub fn hashed(dir: &Path, vocab: &Path) -> Result<Self, Error> {
-        if !dir.is_dir() {
-            return Err(Error::Config(format!(
-                "CLIP weights {}: not a folder (give a transformers CLIP folder with {} and {})",
-                dir.display(),
-                anchor_clip::CONFIG_FILE,
-                anchor_clip::WEIGHTS_FILE
-            )));
-        }
-        anchor_clip::read_config(dir).map_err(|e| Error::Config(format!("CLIP weights: {e}")))?;
-        let weights = dir.join(anchor_clip::WEIGHTS_FILE);
-        if !weights.is_file() {
-            return Err(Error::Config(format!(
-                "CLIP weights {}: no {} in it",
-                dir.display(),
-                anchor_clip::WEIGHTS_FILE
-            )));
-        }
-        let merges = dir.join(anchor_clip::MERGES_FILE);
-        let tokenizer = if merges.is_file() {
-            merges
-        } else if vocab.is_file() {
-            vocab.to_path_buf()
-        } else {
-            return Err(Error::Config(format!(
-                "CLIP weights {}: no {} in it and the CLIP vocabulary {} is missing \
-                 (scripts/fetch-models.sh clip-vocab)",
-                dir.display(),
-                anchor_clip::MERGES_FILE,
-                vocab.display()
-            )));
-        };
-        Ok(ClipWeights {
-            sha256: sha256_of(&weights)?,
-            tokenizer_sha256: sha256_of(&tokenizer)?,
+impl ClipScoring {
+    /// Scores with `weights`, the IQA prompts and the `pairs` caption.
+    pub fn new(weights: ClipWeights) -> Self {
+        ClipScoring {
+            weights,
             iqa_prompts: IQA_PROMPTS,
             similarity_text: "pairs.caption",
-            dir: dir.to_path_buf(),
-            vocab: vocab.to_path_buf(),
-        })
+        }
     }
 }
 
@@ -140,17 +90,7 @@ pub fn iqa_probability(cos_good: f64, cos_bad: f64) -> f64 {
 impl ClipScorer {
     /// Loads `weights` and checks that the file is still the one that was hashed.
     pub fn load(weights: &ClipWeights) -> Result<Self, Error> {
-        let clip = Clip::load(&weights.dir, Some(&weights.vocab)).map_err(clip_error)?;
-        if clip.sha256() != weights.sha256 {
-            return Err(Error::Config(format!(
-                "CLIP weights {} changed since the run was planned (sha256 {} now, {} planned); \
-                 run again",
-                weights.dir.display(),
-                clip.sha256(),
-                weights.sha256
-            )));
-        }
-        Self::from_clip(clip)
+        Self::from_clip(weights.load().map_err(clip_error)?)
     }
 
     /// Wraps a loaded CLIP.

@@ -31,7 +31,7 @@ use anchor_filters::nsfw_runtime::{NsfwRuntime, NsfwScorer};
 use anchor_filters::quality;
 
 use crate::Error;
-use crate::clip::{ClipScorer, ClipScores, ClipWeights, IMAGE_BATCH, similarity_caption};
+use crate::clip::{ClipScorer, ClipScores, ClipScoring, IMAGE_BATCH, similarity_caption};
 
 /// Step name.
 pub const NAME: &str = "score";
@@ -59,7 +59,7 @@ pub struct ScoreParams {
     /// from the fingerprint when `None`, so the weights' sha256 (never their path) is what
     /// makes the step re-run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub clip: Option<ClipWeights>,
+    pub clip: Option<ClipScoring>,
 }
 
 /// [`DecodeLimits`] as parameters.
@@ -123,7 +123,7 @@ impl ScoreStep {
         self.clip
             .get_or_init(|| match &self.params.clip {
                 None => Ok(None),
-                Some(w) => ClipScorer::load(w)
+                Some(scoring) => ClipScorer::load(&scoring.weights)
                     .map(|c| Some(Arc::new(c)))
                     .map_err(|e| e.to_string()),
             })
@@ -200,8 +200,8 @@ impl Step for ScoreStep {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(&self.params)
     }
     fn inputs(&self) -> Vec<&'static str> {
         vec![pairs::NAME]

@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anchor_clip::ClipWeights;
 use anchor_clip::{TextConfig, VisionConfig};
 use anchor_core::PartStats;
 use anchor_core::step::{self, BoxError, Outcome, PartSink, RunOptions, Step, StepCtx};
 use anchor_core::store::TableReader;
 use anchor_core::tables::{TableDef, articles, image_fields, pairs, pairs_curated, pairs_scored};
-use anchor_curate::clip::{ClipWeights, float32_column, opt_f32};
+use anchor_curate::clip::{ClipScoring, float32_column, opt_f32};
 use anchor_curate::curate::{CurateParams, CurateStep};
 use anchor_curate::score::{ScoreParams, ScoreStep};
 use anchor_filters::nsfw_runtime::NsfwRuntime;
@@ -135,8 +136,8 @@ impl Step for Inputs {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({"photos": self.photos.len()})
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({"photos": self.photos.len()}))
     }
     fn outputs(&self) -> Vec<&'static TableDef> {
         vec![&pairs::DEF, &articles::DEF]
@@ -207,7 +208,7 @@ fn opts() -> RunOptions {
     }
 }
 
-fn score_step(m: &Models, clip: Option<ClipWeights>) -> ScoreStep {
+fn score_step(m: &Models, clip: Option<ClipScoring>) -> ScoreStep {
     let mut params = ScoreParams::new(m.nsfw.clone(), NsfwRuntime::Tract);
     params.clip = clip;
     ScoreStep::new(params)
@@ -264,7 +265,8 @@ fn clip_columns_are_filled_with_weights_and_null_without() {
 
     // Without weights: every row null, and the stats say CLIP was off.
     let off = score_step(&m, None);
-    assert!(off.params().get("clip").is_none(), "{}", off.params());
+    let off_params = off.params().expect("params");
+    assert!(off_params.get("clip").is_none(), "{off_params}");
     let outcome = step::run(&off, &out, &opts()).unwrap();
     assert_eq!(counters(&outcome).get("clip_off"), Some(&6));
     let rows = read_clip(&out, pairs_scored::NAME, pairs_scored::IMAGE_ERROR);
@@ -276,8 +278,8 @@ fn clip_columns_are_filled_with_weights_and_null_without() {
 
     // With weights: the sha256 is a parameter, the folder is not; the step re-runs.
     let weights = ClipWeights::hashed(&clip_dir, &m.vocab).unwrap();
-    let on = score_step(&m, Some(weights.clone()));
-    let params = on.params();
+    let on = score_step(&m, Some(ClipScoring::new(weights.clone())));
+    let params = on.params().expect("params");
     assert_eq!(params["clip"]["sha256"], weights.sha256.as_str());
     assert_eq!(params["clip"]["iqa_prompts"][0], "Good photo.");
     assert!(
@@ -308,7 +310,12 @@ fn clip_columns_are_filled_with_weights_and_null_without() {
     let sims: Vec<f32> = rows.iter().filter_map(|r| r.1).collect();
     assert!(sims.iter().any(|&s| s != sims[0]), "{sims:?}");
     // Same inputs, same weights: up to date.
-    let again = step::run(&score_step(&m, Some(weights)), &out, &opts()).unwrap();
+    let again = step::run(
+        &score_step(&m, Some(ClipScoring::new(weights))),
+        &out,
+        &opts(),
+    )
+    .unwrap();
     assert!(matches!(again, Outcome::UpToDate { .. }), "{again:?}");
 
     // curate carries the columns, then drops below the CLIP thresholds with their reasons.

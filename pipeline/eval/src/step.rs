@@ -46,7 +46,7 @@ use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use anchor_clip::Clip;
+use anchor_clip::{Clip, ClipWeights};
 
 use crate::cache::{EncodedImage, FeatureCache};
 use crate::clip_score::clip_score;
@@ -101,32 +101,6 @@ impl Weights {
         Ok(Weights {
             sha256,
             path: path.to_path_buf(),
-        })
-    }
-}
-
-/// A transformers CLIP folder (`config.json`, `model.safetensors`), identified by
-/// the weights' content.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClipWeights {
-    /// sha256 of `model.safetensors`: what the fingerprint and the cache keys see.
-    pub sha256: String,
-    /// The folder (not part of the fingerprint).
-    #[serde(skip)]
-    pub dir: PathBuf,
-    /// BPE vocabulary used when the folder has no `merges.txt`.
-    #[serde(skip)]
-    pub vocab: PathBuf,
-}
-
-impl ClipWeights {
-    /// Hashes `dir/model.safetensors`.
-    pub fn hashed(dir: &Path, vocab: &Path) -> Result<Self> {
-        let (sha256, _) = anchor_core::store::hash_file(&dir.join(anchor_clip::WEIGHTS_FILE))?;
-        Ok(ClipWeights {
-            sha256,
-            dir: dir.to_path_buf(),
-            vocab: vocab.to_path_buf(),
         })
     }
 }
@@ -305,16 +279,7 @@ impl EvalStep {
         if let Some(clip) = &shared.clip {
             return Ok(Some(clip.clone()));
         }
-        let clip = Clip::load_on(&weights.dir, Some(&weights.vocab), device)?;
-        if clip.sha256() != weights.sha256 {
-            return Err(Error::Shape(format!(
-                "CLIP weights in {} changed since the run was planned (sha256 {} now, {} then)",
-                weights.dir.display(),
-                clip.sha256(),
-                weights.sha256
-            )));
-        }
-        let clip = Arc::new(clip);
+        let clip = Arc::new(weights.load_on(device)?);
         shared.clip = Some(clip.clone());
         Ok(Some(clip))
     }
@@ -967,8 +932,8 @@ impl Step for EvalStep {
         VERSION
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(&self.params)
     }
 
     fn inputs(&self) -> Vec<&'static str> {

@@ -6,13 +6,12 @@
 
 mod fixtures;
 
+use anchor_clip::ClipWeights;
 use anchor_clip::{Clip, TextConfig, VisionConfig};
 use anchor_core::step::{self, Outcome, RunOptions};
 use anchor_eval::clip_score::mean_clip_score;
 use anchor_eval::report::{MetricRow, read_metrics};
-use anchor_eval::step::{
-    ClipWeights, EvalParams, EvalStep, Weights, absent_metric_notes, calibrate_threshold,
-};
+use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes, calibrate_threshold};
 use anchor_eval::{Features, fid};
 use std::path::{Path, PathBuf};
 

@@ -12,14 +12,9 @@
 //! Bits are packed row-major, first bit most significant, so `format!("{:016x}")` prints
 //! exactly what `str(imagehash.phash(img))` prints.
 
-use sha2::{Digest, Sha256};
-
 use crate::pil::{self, Filter, Plane};
 
-/// SHA-256 of `bytes` as 64 lowercase hex digits.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use anchor_digest::sha256_hex;
 
 /// A 64-bit perceptual hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

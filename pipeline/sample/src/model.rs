@@ -3,7 +3,6 @@
 //! and seeds into RGB images.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -118,21 +117,10 @@ pub struct ModelChoice {
 
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io = |source| Error::Io {
+    anchor_digest::sha256_file(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    })
 }
 
 /// The weight files that identify a base model, in digest order.

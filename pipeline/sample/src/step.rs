@@ -378,8 +378,8 @@ impl Step for SampleStep {
         VERSION
     }
 
-    fn params(&self) -> serde_json::Value {
-        match &self.ready {
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(match &self.ready {
             Ok(r) => {
                 let loras: std::collections::BTreeMap<&str, &str> = r
                     .models
@@ -399,7 +399,7 @@ impl Step for SampleStep {
                 "sampling": self.params,
                 "unresolved": reason,
             }),
-        }
+        })
     }
 
     fn inputs(&self) -> Vec<&'static str> {

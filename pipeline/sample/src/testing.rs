@@ -379,14 +379,14 @@ impl Step for Fixture {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
         // The content is the parameter: new rows make a new fingerprint.
         let rows: Vec<String> = self
             .tables
             .iter()
             .map(|(t, b)| format!("{}:{:?}", t.name, b))
             .collect();
-        serde_json::json!({ "rows": rows })
+        Ok(serde_json::json!({ "rows": rows }))
     }
     fn outputs(&self) -> Vec<&'static TableDef> {
         self.tables.iter().map(|(t, _)| *t).collect()

@@ -384,8 +384,8 @@ impl Step for CardStep {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({})
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({}))
     }
     fn inputs(&self) -> Vec<&'static str> {
         vec![pairs_curated::NAME, splits::NAME]

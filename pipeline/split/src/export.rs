@@ -310,8 +310,8 @@ impl Step for ExportStep {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(&self.params)
     }
     fn inputs(&self) -> Vec<&'static str> {
         vec![pairs::NAME, pairs_curated::NAME, splits::NAME]

@@ -163,8 +163,8 @@ impl Step for FixtureStep {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({"n": self.n, "seed": self.seed})
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({"n": self.n, "seed": self.seed}))
     }
     fn outputs(&self) -> Vec<&'static TableDef> {
         vec![
@@ -319,8 +319,8 @@ impl Step for PublishStep {
     fn version(&self) -> u32 {
         1
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({"fixture": {"n": self.n, "seed": self.seed}})
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({"fixture": {"n": self.n, "seed": self.seed}}))
     }
     fn inputs(&self) -> Vec<&'static str> {
         vec![pairs::NAME, pairs_curated::NAME, splits::NAME]

@@ -152,24 +152,6 @@ pub fn write_text_encoder(dir: &Path, cfg: &ClipTextConfig, w: &[(String, Tensor
     crate::st::write(&dir.join("model.safetensors"), w, &pt_meta())
 }
 
-/// GPT-2's byte-to-printable-char table, in the order CLIP's vocabulary lists it.
-fn byte_chars() -> Vec<char> {
-    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut cs = bs.clone();
-    let mut n = 0;
-    for b in 0..256u32 {
-        if !bs.contains(&b) {
-            bs.push(b);
-            cs.push(256 + n);
-            n += 1;
-        }
-    }
-    cs.into_iter().filter_map(char::from_u32).collect()
-}
-
 /// Writes a transformers `CLIPTokenizer` folder (`vocab.json`, `merges.txt`,
 /// `special_tokens_map.json`, `tokenizer_config.json`) built from open_clip's
 /// `bpe_simple_vocab_16e6.txt.gz`, the same vocabulary SD 1.x ships.
@@ -187,7 +169,10 @@ pub fn write_tokenizer(dir: &Path, bpe_gz: &Path) -> Result<()> {
             reason: format!("{} merges, expected 48894", merges.len()),
         });
     }
-    let mut vocab: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
+    let mut vocab: Vec<String> = anchor_clip_tokenizer::byte_chars_in_vocab_order()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     let words: Vec<String> = vocab.iter().map(|v| format!("{v}</w>")).collect();
     vocab.extend(words);
     for m in &merges {
@@ -266,18 +251,7 @@ pub fn write_pipeline_files(root: &Path) -> Result<()> {
 
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    let mut f = std::fs::File::open(path).at(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    anchor_digest::sha256_file(path).at(path)
 }
 
 /// The identity of a base model folder: SHA-256 over the hashes of its UNet, VAE and text

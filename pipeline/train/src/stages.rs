@@ -25,30 +25,30 @@ use crate::optim::{AdamWConfig, Params};
 use crate::precision::Precision;
 use crate::trainer::{Checkpoints, LogRow, LoopConfig, train};
 
-/// A configuration of the paper that trains a LoRA.
+/// The LoRA a configuration of the paper trains (the others reuse these at sampling time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Configuration {
+pub enum TrainedLora {
     /// Domain fine-tuning on plain captions.
     Lora,
     /// The LoRA trained with subject-weighted embeddings (SAFE).
     Safe,
 }
 
-impl Configuration {
+impl TrainedLora {
     /// Its name in tables and paths.
     pub fn name(self) -> &'static str {
         match self {
-            Configuration::Lora => "lora",
-            Configuration::Safe => "safe",
+            TrainedLora::Lora => "lora",
+            TrainedLora::Safe => "safe",
         }
     }
 
     /// Parses `lora` or `safe`.
     pub fn parse(s: &str) -> Result<Self> {
         match s.trim() {
-            "lora" => Ok(Configuration::Lora),
-            "safe" => Ok(Configuration::Safe),
+            "lora" => Ok(TrainedLora::Lora),
+            "safe" => Ok(TrainedLora::Safe),
             other => Err(Error::Config {
                 what: "configurations",
                 reason: format!(
@@ -90,7 +90,7 @@ pub struct DemoSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     /// LoRA configurations to train.
-    pub configurations: Vec<Configuration>,
+    pub configurations: Vec<TrainedLora>,
     /// A diffusers folder; `None` trains the demo base.
     pub base: Option<PathBuf>,
     /// Image side in pixels.
@@ -162,7 +162,7 @@ impl Layout {
         self.root.join("models").join("base")
     }
     /// The LoRA file of `c`.
-    pub fn lora_file(&self, c: Configuration) -> PathBuf {
+    pub fn lora_file(&self, c: TrainedLora) -> PathBuf {
         self.root
             .join("models")
             .join("lora")
@@ -170,7 +170,7 @@ impl Layout {
             .join("pytorch_lora_weights.safetensors")
     }
     /// The fully fine-tuned UNet of `c`, a diffusers `unet` folder's weights file.
-    pub fn full_unet_file(&self, c: Configuration) -> PathBuf {
+    pub fn full_unet_file(&self, c: TrainedLora) -> PathBuf {
         self.root
             .join("models")
             .join("full")
@@ -179,7 +179,7 @@ impl Layout {
             .join("diffusion_pytorch_model.safetensors")
     }
     /// Where configuration `c`'s trained weights go.
-    pub fn weights_file(&self, c: Configuration, full_finetune: bool) -> PathBuf {
+    pub fn weights_file(&self, c: TrainedLora, full_finetune: bool) -> PathBuf {
         if full_finetune {
             self.full_unet_file(c)
         } else {
@@ -778,7 +778,7 @@ impl Trainer {
     /// saves the LoRA file and updates the manifest.
     pub fn finetune(
         &self,
-        c: Configuration,
+        c: TrainedLora,
         data: &Prepared,
         on_step: &mut dyn FnMut(&str, &LogRow),
         stop_after: Option<u64>,
@@ -790,8 +790,8 @@ impl Trainer {
         let base = self.base_path();
         let base_id = crate::folder::base_id(&base)?;
         let weighting = match c {
-            Configuration::Lora => None,
-            Configuration::Safe => Some(s.weighting),
+            TrainedLora::Lora => None,
+            TrainedLora::Safe => Some(s.weighting),
         };
         // Only what shapes this LoRA: not the list of configurations, not the demo settings
         // (the base id covers them), not the weighting for `lora`.
@@ -801,7 +801,7 @@ impl Trainer {
         own.demo.batch_size = 0;
         own.demo.vae_steps = 0;
         own.demo.unet_steps = 0;
-        if c == Configuration::Lora {
+        if c == TrainedLora::Lora {
             own.weighting = SubjectWeighting::Fixed(0.0);
         }
         let key = digest(&[
@@ -851,8 +851,8 @@ impl Trainer {
         let latents = self.latents(&vae, data, &base_id)?;
         let embeddings = self.embeddings(&text, &data.examples, weighting, &base_id)?;
         let stream = match c {
-            Configuration::Lora => 0x10,
-            Configuration::Safe => 0x5AFE,
+            TrainedLora::Lora => 0x10,
+            TrainedLora::Safe => 0x5AFE,
         };
         let trainable = VarMap::new();
         let (unet, params) = if s.full_finetune {
@@ -953,7 +953,7 @@ impl Trainer {
         &self,
         base: &Path,
         base_id: &str,
-        c: Configuration,
+        c: TrainedLora,
         lora: &Path,
     ) -> Result<()> {
         let _guard = self.manifest_lock.lock().map_err(|_| Error::Config {

@@ -22,7 +22,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::data;
 use crate::error::{Error, Result};
-use crate::stages::{Configuration, Layout, Prepared, StageRecord, TrainSettings, Trainer};
+use crate::stages::{Layout, Prepared, StageRecord, TrainSettings, TrainedLora, Trainer};
 use crate::trainer::LogRow;
 
 /// Step name (subcommand and state folder).
@@ -38,7 +38,7 @@ pub enum Part {
     /// The demo UNet (the stand-in base).
     Unet,
     /// A LoRA configuration.
-    Lora(Configuration),
+    Lora(TrainedLora),
 }
 
 impl Part {
@@ -146,7 +146,7 @@ impl TrainStep {
     }
 
     fn needs_subjects(&self) -> bool {
-        self.settings.configurations.contains(&Configuration::Safe)
+        self.settings.configurations.contains(&TrainedLora::Safe)
     }
 
     fn trainer(&self, ctx: &StepCtx) -> Arc<Trainer> {
@@ -244,8 +244,8 @@ impl Step for TrainStep {
         VERSION
     }
 
-    fn params(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.settings).unwrap_or(serde_json::Value::Null);
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&self.settings)?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert(
                 "base_stamp".into(),
@@ -258,7 +258,7 @@ impl Step for TrainStep {
             // The vocabulary's location is not part of the result.
             obj.remove("vocab");
         }
-        v
+        Ok(v)
     }
 
     fn inputs(&self) -> Vec<&'static str> {
@@ -314,7 +314,7 @@ impl Step for TrainStep {
             Part::Unet => trainer.ensure_base(&data, &mut on_step)?,
             Part::Lora(c) => trainer.finetune(c, &data, &mut on_step, None)?,
         };
-        if let Part::Lora(Configuration::Safe) = which {
+        if let Part::Lora(TrainedLora::Safe) = which {
             let (_, with) = trainer.prompts(
                 &data.examples,
                 anchor_sd::SpecialTokens::sd15(),

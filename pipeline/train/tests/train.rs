@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anchor_sd::{LoraConfig, StableDiffusion};
 use anchor_train::data::{Example, Subject};
-use anchor_train::stages::{Configuration, Layout, Trainer};
+use anchor_train::stages::{Layout, TrainedLora, Trainer};
 use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings};
 use candle_core::{DType, Device, Tensor};
 
@@ -40,7 +40,7 @@ fn examples() -> Result<Vec<Example>, anchor_train::Error> {
 
 fn settings(base: Option<PathBuf>) -> TrainSettings {
     TrainSettings {
-        configurations: vec![Configuration::Lora, Configuration::Safe],
+        configurations: vec![TrainedLora::Lora, TrainedLora::Safe],
         base,
         resolution: 16,
         lora: LoraConfig {
@@ -132,7 +132,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
         "fx".into(),
         dev.clone(),
     );
-    let full = b.finetune(Configuration::Safe, &data, &mut noop, None)?;
+    let full = b.finetune(TrainedLora::Safe, &data, &mut noop, None)?;
     assert_eq!(full.log.len(), 8);
     assert_eq!(
         std::fs::read(&base_file)?,
@@ -177,7 +177,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
         "fx".into(),
         dev.clone(),
     );
-    let partial = c.finetune(Configuration::Safe, &data, &mut noop, Some(5))?;
+    let partial = c.finetune(TrainedLora::Safe, &data, &mut noop, Some(5))?;
     assert_eq!(partial.log.len(), 5);
     assert!(
         !root_c
@@ -192,7 +192,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
         "fx".into(),
         dev.clone(),
     );
-    let resumed = c2.finetune(Configuration::Safe, &data, &mut noop, None)?;
+    let resumed = c2.finetune(TrainedLora::Safe, &data, &mut noop, None)?;
     assert_eq!(
         resumed.steps_run, 5,
         "expected to resume from the step-3 checkpoint"
@@ -203,7 +203,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
         std::fs::read(&lora_file)?
     );
     // Plain captions and weighted ones give different embeddings, hence different curves.
-    let plain = b.finetune(Configuration::Lora, &data, &mut noop, None)?;
+    let plain = b.finetune(TrainedLora::Lora, &data, &mut noop, None)?;
     assert_ne!(plain.log, full.log);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("b/models/manifest.json"))?)?;
@@ -236,7 +236,7 @@ fn full_finetune(
     let root = tmp.join("full");
     let layout = Layout { root: root.clone() };
     let rec = Trainer::new(s.clone(), layout.clone(), "fx".into(), dev.clone()).finetune(
-        Configuration::Safe,
+        TrainedLora::Safe,
         data,
         &mut noop,
         None,
@@ -245,7 +245,7 @@ fn full_finetune(
     let (a, b) = (rec.log[0].loss, lora_log[0].loss);
     assert!((a - b).abs() <= 1e-6 * b, "{a} vs {b}");
     assert_eq!(std::fs::read(&base_file)?, base_bytes, "the base changed");
-    let file = layout.full_unet_file(Configuration::Safe);
+    let file = layout.full_unet_file(TrainedLora::Safe);
     let trained = candle_core::safetensors::load(&file, &dev)?;
     let base = candle_core::safetensors::load(&base_file, &dev)?;
     let mut keys: Vec<&String> = trained.keys().collect();
@@ -282,7 +282,7 @@ fn full_finetune(
         "fx".into(),
         dev,
     )
-    .finetune(Configuration::Safe, data, &mut noop, None)
+    .finetune(TrainedLora::Safe, data, &mut noop, None)
     .map(|_| ())
     .unwrap_err()
     .to_string();
@@ -326,14 +326,14 @@ fn mixed_precision(
     };
     // candle's CPU matmul has no bf16 kernel: refused up front, by name.
     let err = trainer("bf16", Precision::Bf16)
-        .finetune(Configuration::Safe, data, &mut noop, None)
+        .finetune(TrainedLora::Safe, data, &mut noop, None)
         .map(|_| ())
         .unwrap_err()
         .to_string();
     assert!(err.contains("bf16 needs a CUDA device"), "{err}");
     {
         let (root, precision) = ("f16", Precision::F16);
-        let rec = trainer(root, precision).finetune(Configuration::Safe, data, &mut noop, None)?;
+        let rec = trainer(root, precision).finetune(TrainedLora::Safe, data, &mut noop, None)?;
         assert_eq!(rec.log.len(), f32_log.len());
         // Same noise, same init: the first step's loss differs only by the forward's rounding.
         let (a, b) = (rec.log[0].loss, f32_log[0].loss);
@@ -365,14 +365,13 @@ fn mixed_precision(
     }
     // f16 stopped at step 5 and resumed from the step-3 checkpoint (scaler state included)
     // equals the uninterrupted f16 run.
-    let full =
-        trainer("f16", Precision::F16).finetune(Configuration::Safe, data, &mut noop, None)?;
+    let full = trainer("f16", Precision::F16).finetune(TrainedLora::Safe, data, &mut noop, None)?;
     assert_eq!(full.steps_run, 0, "the finished f16 run was not reused");
     let partial =
-        trainer("f16r", Precision::F16).finetune(Configuration::Safe, data, &mut noop, Some(5))?;
+        trainer("f16r", Precision::F16).finetune(TrainedLora::Safe, data, &mut noop, Some(5))?;
     assert_eq!(partial.log.len(), 5);
     let resumed =
-        trainer("f16r", Precision::F16).finetune(Configuration::Safe, data, &mut noop, None)?;
+        trainer("f16r", Precision::F16).finetune(TrainedLora::Safe, data, &mut noop, None)?;
     assert_eq!(resumed.steps_run, 5);
     assert_eq!(resumed.log, full.log);
     assert_eq!(resumed.facts["skipped_steps"], full.facts["skipped_steps"]);
@@ -405,7 +404,7 @@ fn mixed_precision(
         "fx".into(),
         dev.clone(),
     )
-    .finetune(Configuration::Safe, data, &mut noop, None)?;
+    .finetune(TrainedLora::Safe, data, &mut noop, None)?;
     let (a, b) = (rec.log[0].loss, f32_log[0].loss);
     assert!((a - b).abs() < 0.02 * b, "{a} vs {b}");
     Ok(())

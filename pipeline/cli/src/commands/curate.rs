@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use anchor_clip::ClipWeights;
 use anchor_core::step::Step;
-use anchor_curate::clip::ClipWeights;
+use anchor_curate::clip::ClipScoring;
 use anchor_curate::curate::{CurateParams, CurateStep};
 use anchor_curate::score::{ScoreParams, ScoreStep};
 use anchor_filters::caption::CaptionRules;
@@ -167,7 +168,7 @@ pub(crate) fn clip_vocab(app: &App, cfg: &CurateConfig) -> PathBuf {
 
 /// The CLIP weights as configured, checked and hashed; `None` when `clip` is empty. CLIP
 /// thresholds without weights are refused rather than silently ignored.
-fn clip_weights(app: &App, cfg: &CurateConfig) -> anyhow::Result<Option<ClipWeights>> {
+fn clip_scoring(app: &App, cfg: &CurateConfig) -> anyhow::Result<Option<ClipScoring>> {
     if cfg.clip.is_empty() {
         for (key, v) in [
             ("min_clip_iqa", cfg.min_clip_iqa),
@@ -183,7 +184,7 @@ fn clip_weights(app: &App, cfg: &CurateConfig) -> anyhow::Result<Option<ClipWeig
         return Ok(None);
     }
     ClipWeights::hashed(Path::new(&cfg.clip), &clip_vocab(app, cfg))
-        .map(Some)
+        .map(|weights| Some(ClipScoring::new(weights)))
         .map_err(|e| user_error(format!("--clip: {e}")))
 }
 
@@ -192,8 +193,8 @@ fn clip_note(step: &ScoreStep) -> String {
     match &step.params_ref().clip {
         Some(w) => format!(
             "score: CLIP scores on (clip_similarity, clip_iqa) from {} (sha256 {})",
-            w.dir.display(),
-            w.sha256
+            w.weights.dir.display(),
+            w.weights.sha256
         ),
         None => "score: CLIP scores off (pass --clip DIR or set [curate] clip to fill \
                  clip_similarity and clip_iqa; they are null)"
@@ -240,7 +241,7 @@ pub fn build_score(app: &App, cfg: &CurateConfig) -> anyhow::Result<ScoreStep> {
         path_or(app, &cfg.nsfw_model, "open-nsfw.onnx"),
         nsfw_runtime(app, cfg)?,
     );
-    params.clip = clip_weights(app, cfg)?;
+    params.clip = clip_scoring(app, cfg)?;
     Ok(ScoreStep::new(params))
 }
 

@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
+use anchor_clip::ClipWeights;
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
 use anchor_eval::report::{read_metrics, write_tables};
-use anchor_eval::step::{ClipWeights, EvalParams, EvalStep, Weights, absent_metric_notes};
+use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -160,56 +161,20 @@ fn clip_vocab(app: &App) -> PathBuf {
         .join("bpe_simple_vocab_16e6.txt.gz")
 }
 
-/// Checks the CLIP folder before any work: a folder, with a config this build
-/// runs, the weights file, and a tokenizer vocabulary. Returns the folder.
-fn check_clip(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<PathBuf>> {
+/// The CLIP folder, checked and hashed; `None` when `clip` is empty.
+fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipWeights>> {
     if cfg.clip.is_empty() {
         return Ok(None);
     }
-    let dir = PathBuf::from(&cfg.clip);
-    if !dir.is_dir() {
-        return Err(user_error(format!(
-            "--clip {}: not a folder (give a transformers CLIP folder with {} and {})",
-            dir.display(),
-            anchor_clip::CONFIG_FILE,
-            anchor_clip::WEIGHTS_FILE
-        )));
-    }
-    anchor_clip::read_config(&dir).map_err(|e| user_error(format!("--clip: {e}")))?;
-    let weights = dir.join(anchor_clip::WEIGHTS_FILE);
-    if !weights.is_file() {
-        return Err(user_error(format!(
-            "--clip {}: no {} in it",
-            dir.display(),
-            anchor_clip::WEIGHTS_FILE
-        )));
-    }
-    let vocab = clip_vocab(app);
-    if !dir.join(anchor_clip::MERGES_FILE).is_file() && !vocab.is_file() {
-        return Err(user_error(format!(
-            "--clip {}: it has no {} and the CLIP vocabulary {} is missing (make models)",
-            dir.display(),
-            anchor_clip::MERGES_FILE,
-            vocab.display()
-        )));
-    }
-    Ok(Some(dir))
-}
-
-/// The CLIP folder, checked and hashed.
-fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipWeights>> {
-    let Some(dir) = check_clip(app, cfg)? else {
-        return Ok(None);
-    };
-    let weights = dir.join(anchor_clip::WEIGHTS_FILE);
-    Ok(Some(
-        ClipWeights::hashed(&dir, &clip_vocab(app))
-            .with_context(|| format!("hashing {}", weights.display()))?,
-    ))
+    ClipWeights::hashed(&PathBuf::from(&cfg.clip), &clip_vocab(app))
+        .map(Some)
+        .map_err(|e| user_error(format!("--clip: {e}")))
 }
 
 /// Builds the step from resolved settings.
 pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalStep> {
+    // The CLIP folder is the user's own and the likelier mistake: checked first.
+    let clip = clip_weights(app, cfg)?;
     let mut params = EvalParams::new(inception(app, cfg, verify)?);
     params.batch_size = cfg.batch_size.max(1);
     params.kid_subsets = cfg.kid_subsets.max(1);
@@ -217,7 +182,7 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.kid_seed = cfg.kid_seed;
     params.min_images = cfg.min_images.max(2);
     params.per_outlet = cfg.per_outlet;
-    params.clip = clip_weights(app, cfg)?;
+    params.clip = clip;
     params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
     Ok(EvalStep::new(params).with_device(app.device()?))
 }
@@ -238,7 +203,6 @@ pub fn run(args: &EvalArgs, app: &App) -> anyhow::Result<()> {
 }
 
 fn run_with(app: &App, cfg: &EvalConfig, step_args: &StepArgs) -> anyhow::Result<()> {
-    check_clip(app, cfg)?;
     let step = build(app, cfg, true)?;
     app.run_step(&step, step_args)?;
     write_reports(app, cfg, &step)

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use anchor_curate::clip::{ClipScorer, ClipWeights, similarity_caption};
+use anchor_clip::ClipWeights;
+use anchor_curate::clip::{ClipScorer, similarity_caption};
 use anchor_filters::decode::{self, DecodeLimits};
 use anchor_filters::nsfw;
 use anchor_filters::nsfw_runtime::NsfwScorer;

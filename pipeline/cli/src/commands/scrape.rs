@@ -227,7 +227,7 @@ fn adopt_completed_retry(app: &App, step: &mut ScrapeStep) -> anyhow::Result<()>
     else {
         return Ok(());
     };
-    let mut retried = step.params();
+    let mut retried = step.params()?;
     if let Some(obj) = retried.as_object_mut() {
         obj.insert("retry_failed".to_owned(), serde_json::Value::Bool(true));
     }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anchor_core::step::Step;
 use anchor_train::{
-    Configuration, DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting,
-    TrainSettings, TrainStep,
+    DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting, TrainSettings,
+    TrainStep, TrainedLora,
 };
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,7 @@ pub fn settings(app: &App, cfg: &TrainConfig) -> anyhow::Result<TrainSettings> {
         .configurations
         .iter()
         .filter(|s| !s.trim().is_empty())
-        .map(|s| Configuration::parse(s))
+        .map(|s| TrainedLora::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
     let weighting = match cfg.weighting.as_str() {
         "fixed" => SubjectWeighting::Fixed(cfg.fixed_weight),
