@@ -36,7 +36,7 @@ use crate::clip::{float32_column, opt_f32};
 pub const NAME: &str = "curate";
 /// Bump when output semantics change (2: the CLIP columns and filters; 3: a language and
 /// `language_confidence` for every caption, `non_english` only at high confidence).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Parameters of the `curate` step.
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +113,7 @@ struct Row {
     position: i32,
     is_lead: bool,
     caption_raw: String,
-    page_credit: Option<String>,
+    credit: Option<String>,
     alt: Option<String>,
     sha256: Option<String>,
     // From pairs_scored.
@@ -126,7 +126,6 @@ struct Row {
     clip_iqa: Option<f32>,
     // Computed here.
     caption: String,
-    credit: Option<String>,
     language: Option<String>,
     language_confidence: Option<f32>,
     words: i32,
@@ -146,8 +145,8 @@ impl Step for CurateStep {
     fn version(&self) -> u32 {
         VERSION
     }
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).unwrap_or(serde_json::Value::Null)
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(&self.params)
     }
     fn inputs(&self) -> Vec<&'static str> {
         vec![pairs::NAME, articles::NAME, pairs_scored::NAME]
@@ -199,7 +198,6 @@ impl CurateStep {
         row.tokens = i32::try_from(tokenizer.encode(&clean.text).len()).unwrap_or(i32::MAX);
         row.words = i32::try_from(clean.words).unwrap_or(i32::MAX);
         row.subset = entity::classify(&clean.text).subset.as_str();
-        row.credit = row.page_credit.clone().or(clean.credit.clone());
         row.language = clean.language.clone();
         row.language_confidence = clean.language_confidence;
         row.caption = clean.text.clone();
@@ -495,7 +493,7 @@ fn read_rows(ctx: &StepCtx) -> Result<Vec<Row>, Error> {
                 position: position.value(r),
                 is_lead: is_lead.value(r),
                 caption_raw: caption.value(r).to_owned(),
-                page_credit: opt_str(credit, r).map(str::to_owned),
+                credit: opt_str(credit, r).map(str::to_owned),
                 alt: opt_str(alt, r).map(str::to_owned),
                 sha256: opt_str(sha, r).map(str::to_owned),
                 ..Row::default()

@@ -48,8 +48,69 @@ const AGENCIES: &[&str] = &[
     "Bloomberg",
 ];
 
+/// Labels that open a caption and are not part of it: BBC's accessible `Image caption, `.
+const CAPTION_LABELS: &[&str] = &["Image caption, ", "Image caption "];
+
+/// Markers that start a trailing credit in wire copy (matched case-insensitively), beyond
+/// the [`LABELS`]: `… Photo by Jane Doe`, `… AFP PHOTO / Jane Doe`, `… Image source, EPA`.
+const WIRE_MARKERS: &[&str] = &[
+    "photo by ",
+    "photograph by ",
+    "photo credit:",
+    "image source,",
+    "image source:",
+    "afp photo",
+    "ap photo",
+];
+
+/// Words that make a parenthesised tail a credit: `(Jane Doe/The Washington Post)`,
+/// `(Courtesy of the family)`, `(Pool photo)`.
+const CREDIT_WORDS: &[&str] = &[
+    "courtesy",
+    "handout",
+    "pool",
+    "for the ",
+    "associated press",
+    "usa today",
+    "washington post",
+    "new york times",
+    "shutterstock",
+    "bloomberg",
+];
+
+/// Whether `word` occurs in `hay` with no letter or digit on either side.
+fn contains_word(hay: &str, word: &str) -> bool {
+    let word = word.trim_end();
+    hay.match_indices(word).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + word.len()..].chars().next();
+        before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
+    })
+}
+
+/// `Jane Doe/The Washington Post`: capitalised words, a slash, an agency; short.
+fn is_name_slash_agency(text: &str) -> bool {
+    let Some((name, agency)) = text.split_once('/') else {
+        return false;
+    };
+    !text.contains("://")
+        && !name.trim().is_empty()
+        && !agency.trim().is_empty()
+        && text.split_whitespace().count() <= 8
+        && name
+            .split_whitespace()
+            .all(|w| w.chars().next().is_some_and(char::is_uppercase))
+}
+
+/// How many credits are peeled off one caption's end (`… (AP Photo/X) Image source, Y`).
+const MAX_CREDITS: usize = 3;
+
 /// Splits `caption` into (caption text, credit). The caption keeps its own punctuation;
-/// the credit loses its label (`Photograph:`), its parentheses and trailing dots.
+/// the credit loses its label (`Photograph:`), its parentheses and trailing dots. Several
+/// credits at the end are all removed and joined with `"; "`.
+///
+/// This is the only place a caption and its credit are told apart: the `pairs` table
+/// stores the two columns, and later steps never split again.
 pub fn split_credit(caption: &str) -> (String, Option<String>) {
     let caption = crate::dom::collapse_ws(caption);
     if caption.is_empty() {
@@ -61,19 +122,83 @@ pub fn split_credit(caption: &str) -> (String, Option<String>) {
     if let Some((c, cr)) = split_prefix(&caption) {
         return (c, Some(cr));
     }
-    if let Some((c, cr)) = split_parenthesised(&caption) {
-        return (c, Some(cr));
+    let mut body = strip_caption_label(&caption).to_owned();
+    let mut credits: Vec<String> = Vec::new();
+    for _ in 0..MAX_CREDITS {
+        let next = split_parenthesised(&body)
+            .or_else(|| split_label(&body))
+            .or_else(|| split_nyt_credit(&body))
+            .or_else(|| split_wire_marker(&body))
+            .or_else(|| split_agency(&body))
+            .or_else(|| split_slash_sentence(&body));
+        let Some((head, credit)) = next else { break };
+        credits.push(credit);
+        body = head;
     }
-    if let Some((c, cr)) = split_label(&caption) {
-        return (c, Some(cr));
+    credits.reverse();
+    let credit = (!credits.is_empty()).then(|| credits.join("; "));
+    (body, credit)
+}
+
+/// The caption without a leading [`CAPTION_LABELS`] entry, when text follows it.
+fn strip_caption_label(caption: &str) -> &str {
+    CAPTION_LABELS
+        .iter()
+        .find_map(|label| strip_prefix_ci(caption, label))
+        .map(str::trim_start)
+        .filter(|rest| rest.chars().any(char::is_alphanumeric))
+        .unwrap_or(caption)
+}
+
+/// `… Photo by Jane Doe`, `… AFP PHOTO / Jane Doe`, `… Image source, EPA`: the last
+/// [`WIRE_MARKERS`] entry that starts a word and is followed by a short credit.
+fn split_wire_marker(caption: &str) -> Option<(String, String)> {
+    let lower = caption.to_lowercase();
+    // Lowercasing changes byte lengths in a few scripts; only ASCII-safe offsets are used.
+    if lower.len() != caption.len() {
+        return None;
     }
-    if let Some((c, cr)) = split_nyt_credit(&caption) {
-        return (c, Some(cr));
+    let (pos, marker) = WIRE_MARKERS
+        .iter()
+        .filter_map(|m| lower.rfind(m).map(|p| (p, *m)))
+        .max_by_key(|&(p, m)| (p, m.len()))?;
+    if !caption.is_char_boundary(pos)
+        || caption[..pos]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+    {
+        return None;
     }
-    if let Some((c, cr)) = split_agency(&caption) {
-        return (c, Some(cr));
+    // Agency markers are part of the credit; the others are labels.
+    let credit = if marker.starts_with("afp photo") || marker.starts_with("ap photo") {
+        caption[pos..].trim()
+    } else {
+        caption[pos + marker.len()..]
+            .trim()
+            .trim_start_matches([':', ',', '.', '…', ' '])
+    };
+    if credit.is_empty() || credit.split_whitespace().count() > 12 {
+        return None;
     }
-    (caption, None)
+    let head = caption[..pos]
+        .trim_end()
+        .trim_end_matches(['|', '-', '–', '—', ','])
+        .trim_end();
+    Some((head.to_owned(), clean_credit(credit)?))
+}
+
+/// A trailing `Name Surname/Agency` sentence: `… Brussels. Yves Herman/Reuters`.
+fn split_slash_sentence(caption: &str) -> Option<(String, String)> {
+    let trimmed = caption.trim_end_matches([' ', '.']);
+    let start = trimmed.rfind(". ").map(|p| p + 2)?;
+    let tail = &trimmed[start..];
+    is_name_slash_agency(tail).then(|| {
+        (
+            trimmed[..start].trim_end().to_owned(),
+            tail.trim().to_owned(),
+        )
+    })
 }
 
 /// Tidies a credit found in its own element: strips labels such as `Photograph:`,
@@ -179,7 +304,9 @@ fn split_parenthesised(caption: &str) -> Option<(String, String)> {
         || lower.starts_with("ap/")
         || lower.starts_with("afp")
         || lower.starts_with("epa")
-        || AGENCIES.iter().any(|a| a.eq_ignore_ascii_case(inner));
+        || AGENCIES.iter().any(|a| a.eq_ignore_ascii_case(inner))
+        || CREDIT_WORDS.iter().any(|w| contains_word(&lower, w))
+        || is_name_slash_agency(inner);
     if !is_credit {
         return None;
     }
@@ -370,6 +497,80 @@ mod tests {
             clean_credit("CreditCreditJeon Heon-Kyun/EPA, via Shutterstock").as_deref(),
             Some("Jeon Heon-Kyun/EPA, via Shutterstock")
         );
+    }
+
+    #[test]
+    fn wire_and_bbc_styles() {
+        let cases = [
+            (
+                "Image caption, Crowds gathered outside the palace. Image source, Getty Images",
+                "Crowds gathered outside the palace.",
+                "Getty Images",
+            ),
+            (
+                "Crowds gather at the finish line of the marathon. Kevin Lamarque/Reuters",
+                "Crowds gather at the finish line of the marathon.",
+                "Kevin Lamarque/Reuters",
+            ),
+            (
+                "Fans cheer as the team arrives in Dallas. (Jabin Botsford/The Washington Post)",
+                "Fans cheer as the team arrives in Dallas.",
+                "Jabin Botsford/The Washington Post",
+            ),
+            (
+                "President Biden speaks at the White House. Credit...Doug Mills/The New York Times",
+                "President Biden speaks at the White House.",
+                "Doug Mills/The New York Times",
+            ),
+            (
+                "Riot police stand guard in Paris. AFP PHOTO / Jane Doe",
+                "Riot police stand guard in Paris.",
+                "AFP PHOTO / Jane Doe",
+            ),
+            (
+                "The harbour at dawn. Photo by Jane Doe",
+                "The harbour at dawn.",
+                "Jane Doe",
+            ),
+        ];
+        for (raw, text, credit) in cases {
+            let (c, cr) = split(raw);
+            assert_eq!(c, text, "{raw}");
+            assert_eq!(cr.as_deref(), Some(credit), "{raw}");
+        }
+    }
+
+    #[test]
+    fn several_credits_are_all_removed_in_order() {
+        let (c, cr) = split("Troops on patrol. (AP Photo/Jane Doe) Image source, Reuters");
+        assert_eq!(c, "Troops on patrol.");
+        assert_eq!(cr.as_deref(), Some("AP Photo/Jane Doe; Reuters"));
+    }
+
+    #[test]
+    fn a_lone_caption_label_is_kept() {
+        assert_eq!(split("Image caption, ").0, "Image caption,");
+        let (c, cr) = split("Image caption, Whale expert Hori Parata.");
+        assert_eq!((c.as_str(), cr), ("Whale expert Hori Parata.", None));
+    }
+
+    #[test]
+    fn credit_words_count_only_as_whole_words() {
+        let (c, cr) = split("Fans celebrate in the city centre (Liverpool)");
+        assert_eq!(
+            (c.as_str(), cr),
+            ("Fans celebrate in the city centre (Liverpool)", None)
+        );
+        let (_, cr) = split("The couple on their wedding day (Courtesy of the family)");
+        assert_eq!(cr.as_deref(), Some("Courtesy of the family"));
+    }
+
+    #[test]
+    fn a_slash_inside_the_caption_is_not_a_credit() {
+        let (c, cr) = split("Trade talks resume. the EU/UK deal is close");
+        assert_eq!(cr, None, "{c}");
+        let (c, cr) = split("Workers repair a road near the river (pictured on Monday).");
+        assert_eq!(cr, None, "{c}");
     }
 
     #[test]

@@ -1,15 +1,10 @@
-//! Caption cleaning: Unicode NFC, whitespace, credit/byline extraction, boilerplate,
-//! word-count bounds and language detection.
+//! Caption cleaning: Unicode NFC, whitespace, wire-photo prefixes, boilerplate, word-count
+//! bounds and language detection.
 //!
-//! Each outlet appends credits differently; the patterns handled here come from the five
-//! ANCHOR outlets:
-//! - The Guardian: "... Photograph: Kevin Lamarque/Reuters";
-//! - BBC: "Image source, Getty Images" and an "Image caption, " prefix;
-//! - The New York Times: "... Credit...Doug Mills/The New York Times";
-//! - The Washington Post, USA Today, AP: a final "(Jabin Botsford/The Washington Post)",
-//!   "(Photo: Jack Gruber, USA TODAY)", "(AP Photo/Evan Vucci)";
-//! - wire style: a trailing "Name/Agency" sentence, an "AFP PHOTO / ..." tail, and the
-//!   "FILE - " / "FILE PHOTO: " prefixes (removed, the rest kept).
+//! Credits are not split here: `anchor_extract::credit::split_credit` separated them when
+//! the page was read, and the `pairs` table carries the caption and the credit apart. What
+//! is removed here is text that is not a description: the wire-photo prefixes "FILE - ",
+//! "FILE PHOTO: " (the rest is kept) and separators left at the end.
 //!
 //! A caption that fails a check keeps its cleaned text and gets one [`DropReason`], checked in
 //! this order: `empty_caption`, `boilerplate_caption`, `caption_too_short`,
@@ -62,10 +57,8 @@ impl Default for CaptionRules {
 /// The result of cleaning one caption.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CleanCaption {
-    /// The caption without credits, NFC, single-spaced.
+    /// The caption, NFC, single-spaced, without wire-photo prefixes.
     pub text: String,
-    /// The credit or byline that was removed, if any.
-    pub credit: Option<String>,
     /// The most likely language (ISO 639-3); `None` only for text without letters.
     pub language: Option<String>,
     /// The detector's confidence in `language`, 0–1.
@@ -106,63 +99,13 @@ const BOILERPLATE: &[&str] = &[
     "shutterstock",
 ];
 
-/// Prefixes that are removed, keeping what follows.
+/// Wire-photo prefixes that are removed, keeping what follows.
 const PREFIXES: &[&str] = &[
-    "image caption,",
     "file photo:",
     "file photo -",
     "file -",
     "file:",
     "file photo",
-];
-
-/// Markers that start a trailing credit (matched case-insensitively).
-const CREDIT_MARKERS: &[&str] = &[
-    "photograph:",
-    "photographs:",
-    "photo:",
-    "photos:",
-    "photo by ",
-    "photograph by ",
-    "photo credit:",
-    "picture:",
-    "pictures:",
-    "illustration:",
-    "composite:",
-    "credit:",
-    "credit...",
-    "credit…",
-    "image source,",
-    "image source:",
-    "afp photo",
-    "ap photo",
-];
-
-/// Words that mark a parenthesised tail or a slash-separated tail as a credit.
-const CREDIT_WORDS: &[&str] = &[
-    "photo",
-    "getty",
-    "reuters",
-    "ap",
-    "afp",
-    "epa",
-    "credit",
-    "courtesy",
-    "pool",
-    "shutterstock",
-    "usa today",
-    "washington post",
-    "new york times",
-    "guardian",
-    "bbc",
-    "images",
-    "associated press",
-    "bloomberg",
-    "alamy",
-    "handout",
-    "rex",
-    "pa wire",
-    "for the",
 ];
 
 /// Normalises Unicode (NFC), decodes the common HTML entities, turns every kind of
@@ -197,108 +140,11 @@ pub fn normalize(raw: &str) -> String {
     out.trim_end().to_string()
 }
 
-fn lower_contains_word(hay: &str, words: &[&str]) -> bool {
-    let l = hay.to_lowercase();
-    words.iter().any(|w| {
-        l.match_indices(w).any(|(i, _)| {
-            let before = l[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !c.is_alphanumeric());
-            let after = l[i + w.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !c.is_alphanumeric());
-            before && after
-        })
-    })
-}
-
-/// Removes a final parenthesised credit: "(AP Photo/Evan Vucci)".
-fn split_paren_credit(text: &str) -> Option<(String, String)> {
-    let t = text.trim_end_matches(['.', ' ']);
-    if !t.ends_with(')') {
-        return None;
-    }
-    let mut depth = 0i32;
-    for (i, c) in t.char_indices().rev() {
-        match c {
-            ')' => depth += 1,
-            '(' => {
-                depth -= 1;
-                if depth == 0 {
-                    let inner = t[i + 1..t.len() - 1].trim();
-                    let is_credit = inner.contains('/') || lower_contains_word(inner, CREDIT_WORDS);
-                    return is_credit.then(|| (t[..i].trim_end().to_string(), inner.to_string()));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Removes the text from the last credit marker on, when what follows is short.
-fn split_marker_credit(text: &str) -> Option<(String, String)> {
-    let lower = text.to_lowercase();
-    // Lowercasing can change byte lengths for a few scripts; only trust ASCII-safe offsets.
-    if lower.len() != text.len() {
-        return None;
-    }
-    let (pos, marker) = CREDIT_MARKERS
-        .iter()
-        .filter_map(|m| lower.rfind(m).map(|p| (p, *m)))
-        .max_by_key(|&(p, m)| (p, m.len()))?;
-    if !text.is_char_boundary(pos) || !text.is_char_boundary(pos + marker.len()) {
-        return None;
-    }
-    // The marker must start a word, and the credit must be short (a name and an agency).
-    if text[..pos]
-        .chars()
-        .next_back()
-        .is_some_and(|c| c.is_alphanumeric())
-    {
-        return None;
-    }
-    let credit = text[pos + marker.len()..]
-        .trim()
-        .trim_start_matches([':', ',', '.', '…', ' ']);
-    let credit = if marker.starts_with("afp photo") || marker.starts_with("ap photo") {
-        text[pos..].trim()
-    } else {
-        credit
-    };
-    if credit.split_whitespace().count() > 12 {
-        return None;
-    }
-    let head = text[..pos]
-        .trim_end()
-        .trim_end_matches(['|', '-', '–', '—', ','])
-        .trim_end();
-    Some((head.to_string(), credit.trim().to_string()))
-}
-
-/// Removes a trailing "Name Surname/Agency" sentence, e.g. "... Brussels. Yves Herman/Reuters".
-fn split_slash_credit(text: &str) -> Option<(String, String)> {
-    let t = text.trim_end_matches([' ', '.']);
-    let start = t.rfind(". ").map(|p| p + 2)?;
-    let tail = &t[start..];
-    let slash = tail.find('/')?;
-    let words = tail.split_whitespace().count();
-    let name_part = &tail[..slash];
-    let capitalised = name_part
-        .split_whitespace()
-        .all(|w| w.chars().next().is_some_and(|c| c.is_uppercase()));
-    (words <= 8 && capitalised && !name_part.trim().is_empty())
-        .then(|| (t[..start].trim_end().to_string(), tail.trim().to_string()))
-}
-
-/// Splits `text` into (caption, credit), repeating while credits keep peeling off the end.
-pub fn split_credit(text: &str) -> (String, Option<String>) {
-    let mut body = text.trim().to_string();
-    // BBC's accessible caption prefix and wire "FILE" prefixes.
-    // A prefix goes only when it is a whole word and something is left after it ("File
-    // photo" alone is boilerplate, and "File photographs show" is a caption).
+/// `text` without its wire-photo [`PREFIXES`]. A prefix goes only when it is a whole word
+/// and something is left after it ("File photo" alone is boilerplate, and "File
+/// photographs show" is a caption).
+pub fn strip_wire_prefixes(text: &str) -> &str {
+    let mut body = text.trim();
     loop {
         let lower = body.to_lowercase();
         let found = PREFIXES.iter().find(|p| {
@@ -308,29 +154,10 @@ pub fn split_credit(text: &str) -> (String, Option<String>) {
                 && body[p.len()..].chars().any(|c| c.is_alphanumeric())
         });
         match found {
-            Some(p) => body = body[p.len()..].trim_start().to_string(),
-            None => break,
+            Some(p) => body = body[p.len()..].trim_start(),
+            None => return body,
         }
     }
-    let mut credits: Vec<String> = Vec::new();
-    for _ in 0..3 {
-        // Parentheses first: "(AP Photo/Evan Vucci)" holds a marker inside.
-        let next = split_paren_credit(&body)
-            .or_else(|| split_marker_credit(&body))
-            .or_else(|| split_slash_credit(&body));
-        match next {
-            Some((head, credit)) => {
-                if !credit.is_empty() {
-                    credits.push(credit);
-                }
-                body = head;
-            }
-            None => break,
-        }
-    }
-    credits.reverse();
-    let credit = (!credits.is_empty()).then(|| credits.join("; "));
-    (body.trim().to_string(), credit)
 }
 
 fn is_boilerplate(text: &str) -> bool {
@@ -377,8 +204,9 @@ pub fn detect_language(text: &str) -> Option<(String, f32)> {
 /// Cleans one raw caption and decides whether it is kept.
 pub fn clean(raw: &str, rules: &CaptionRules) -> CleanCaption {
     let normalized = normalize(raw);
-    let (text, credit) = split_credit(&normalized);
-    let text = text.trim_end_matches([' ', '|', '-', '–', '—']).to_string();
+    let text = strip_wire_prefixes(&normalized)
+        .trim_end_matches([' ', '|', '-', '–', '—'])
+        .to_string();
     let words = text.split_whitespace().count();
     let detected = detect_language(&text);
     let drop = if words == 0 {
@@ -402,7 +230,6 @@ pub fn clean(raw: &str, rules: &CaptionRules) -> CleanCaption {
         detected.map_or((None, None), |(l, c)| (Some(l), Some(c)));
     CleanCaption {
         text,
-        credit,
         language,
         language_confidence,
         words,
@@ -427,45 +254,10 @@ mod tests {
     }
 
     #[test]
-    fn outlet_credit_styles() {
-        let cases = [
-            (
-                "Angela Merkel arrives for talks in Brussels. Photograph: Yves Herman/Reuters",
-                "Angela Merkel arrives for talks in Brussels.",
-                "Yves Herman/Reuters",
-            ),
-            (
-                "President Biden speaks at the White House. Credit...Doug Mills/The New York Times",
-                "President Biden speaks at the White House.",
-                "Doug Mills/The New York Times",
-            ),
-            (
-                "Fans cheer as the team arrives in Dallas. (Jabin Botsford/The Washington Post)",
-                "Fans cheer as the team arrives in Dallas.",
-                "Jabin Botsford/The Washington Post",
-            ),
-            (
-                "Firefighters battle a blaze in Malibu, Calif. (AP Photo/Evan Vucci)",
-                "Firefighters battle a blaze in Malibu, Calif.",
-                "AP Photo/Evan Vucci",
-            ),
-            (
-                "Image caption, Crowds gathered outside the palace. Image source, Getty Images",
-                "Crowds gathered outside the palace.",
-                "Getty Images",
-            ),
-            (
-                "Crowds gather at the finish line of the marathon. Kevin Lamarque/Reuters",
-                "Crowds gather at the finish line of the marathon.",
-                "Kevin Lamarque/Reuters",
-            ),
-        ];
-        for (raw, text, credit) in cases {
-            let out = c(raw);
-            assert_eq!(out.text, text, "{raw}");
-            assert_eq!(out.credit.as_deref(), Some(credit), "{raw}");
-            assert_eq!(out.drop, None, "{raw}");
-        }
+    fn a_credit_left_in_the_caption_is_not_split_again() {
+        // Credits are split when the page is read; cleaning keeps the text it is given.
+        let raw = "Angela Merkel arrives for talks in Brussels. Photograph: Yves Herman/Reuters";
+        assert_eq!(c(raw).text, raw);
     }
 
     #[test]
@@ -473,7 +265,6 @@ mod tests {
         let raw = "Workers repair a road damaged by floods near the river (pictured on Monday).";
         let out = c(raw);
         assert_eq!(out.text, raw);
-        assert_eq!(out.credit, None);
     }
 
     #[test]
@@ -495,10 +286,7 @@ mod tests {
             c("HANDOUT PHOTO").drop,
             Some(DropReason::BoilerplateCaption)
         );
-        assert_eq!(
-            c("Photograph: Getty Images").drop,
-            Some(DropReason::EmptyCaption)
-        );
+        assert_eq!(c("FILE - ").drop, Some(DropReason::BoilerplateCaption));
         assert_eq!(c("Boris Johnson").drop, Some(DropReason::CaptionTooShort));
         let long = "word ".repeat(200);
         assert_eq!(c(&long).drop, Some(DropReason::CaptionTooLong));

@@ -62,7 +62,7 @@ use crate::warc::{WarcArchive, WarcWriter};
 pub const NAME: &str = "scrape";
 
 /// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Where the articles come from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -377,7 +377,7 @@ impl ScrapeStep {
         if self.live.get().is_some() {
             return Ok(());
         }
-        let path = discover::discovery_path(out, &self.base_fingerprint());
+        let path = discover::discovery_path(out, &self.base_fingerprint()?);
         let discovery = match discover::load(&path)? {
             Some(d) => {
                 tracing::info!(path = %path.display(), articles = d.listed.len(), "live: reusing the discovered list");
@@ -679,15 +679,21 @@ fn is_transient(error_class: Option<&str>) -> bool {
 impl ScrapeStep {
     /// The fingerprint of these parameters without `retry_failed`: the run
     /// whose committed output a retry starts from.
-    fn base_fingerprint(&self) -> String {
+    fn base_fingerprint(&self) -> Result<String> {
         let mut plain = self.clone_params_for_fingerprint();
         plain.retry_failed = false;
-        ledger::fingerprint(
+        let params = serde_json::to_value(&plain).map_err(|source| {
+            Error::Core(anchor_core::Error::Params {
+                step: NAME.to_owned(),
+                source,
+            })
+        })?;
+        Ok(ledger::fingerprint(
             NAME,
             VERSION,
-            &serde_json::to_value(&plain).unwrap_or(serde_json::Value::Null),
+            &params,
             &BTreeMap::new(),
-        )
+        ))
     }
 
     fn clone_params_for_fingerprint(&self) -> ScrapeParams {
@@ -706,7 +712,7 @@ impl ScrapeStep {
         let unusable = |detail: String| Error::NothingToRetry { part, detail };
         let marker: PartMarker = ledger::read_json(&ledger::marker_path(ctx.out(), NAME, part))?
             .ok_or_else(|| unusable("no completion marker".to_owned()))?;
-        if marker.fingerprint != self.base_fingerprint() && marker.fingerprint != ctx.fingerprint()
+        if marker.fingerprint != self.base_fingerprint()? && marker.fingerprint != ctx.fingerprint()
         {
             return Err(unusable(
                 "it was written with other parameters or another source".to_owned(),
@@ -813,8 +819,8 @@ impl Step for ScrapeStep {
         VERSION
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(self.clone_params_for_fingerprint()).unwrap_or(serde_json::Value::Null)
+    fn params(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(self.clone_params_for_fingerprint())
     }
 
     fn outputs(&self) -> Vec<&'static TableDef> {
@@ -846,7 +852,7 @@ impl Step for ScrapeStep {
             // step's current run: a retry of settings that were never
             // scraped must fail without touching the ledger.
             let markers = ledger::read_markers(ctx.out(), NAME)?;
-            let base = self.base_fingerprint();
+            let base = self.base_fingerprint()?;
             for part in 0..n_parts {
                 let usable = markers
                     .get(&part)
