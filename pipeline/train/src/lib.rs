@@ -10,7 +10,8 @@
 //!   (`<out>/train/models/base/`, `models/lora/<configuration>/pytorch_lora_weights.safetensors`,
 //!   `models/manifest.json`);
 //! - [`trainer`]: the loop (accumulation, clipping, cosine schedule, checkpoints that make a
-//!   resumed run equal an uninterrupted one); [`optim`]: AdamW and friends; [`rng`]: the
+//!   resumed run equal an uninterrupted one, data-parallel gradient sharing);
+//!   [`parallel`]: the in-process all-reduce of `N` threads; [`optim`]: AdamW and friends; [`rng`]: the
 //!   seeded generator whose state checkpoints hold; [`precision`]: f16/bf16 compute with f32
 //!   master weights, and f16's loss scaling;
 //! - [`data`]: joining `splits`, `pairs_curated`, `pairs` and `subjects`; crop and flip;
@@ -25,6 +26,7 @@ pub mod fixture;
 pub mod folder;
 pub mod objective;
 pub mod optim;
+pub mod parallel;
 pub mod plot;
 pub mod precision;
 pub mod rng;
@@ -36,5 +38,5 @@ pub mod trainer;
 pub use anchor_sd::{FIXED_SUBJECT_WEIGHT, LoraConfig};
 pub use error::{Error, Result};
 pub use precision::Precision;
-pub use stages::{Configuration, DemoSettings, SubjectWeighting, TrainSettings};
+pub use stages::{DemoSettings, SubjectWeighting, TrainSettings, TrainedLora};
 pub use step::TrainStep;

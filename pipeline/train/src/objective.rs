@@ -2,9 +2,11 @@
 //! denoising loss on cached latents and text embeddings (the base UNet and the LoRAs).
 
 use anchor_sd::{AutoencoderKL, NoiseSchedule, UNet2DConditionModel, diffusion_loss};
+use std::ops::Range;
+
 use candle_core::{Device, Tensor};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::trainer::Objective;
 
@@ -44,10 +46,14 @@ impl Objective for VaeObjective<'_> {
         self.images.n
     }
 
-    fn loss(&self, indices: &[usize], rng: &mut Rng) -> Result<Tensor> {
-        let x = self.images.batch(indices, rng)?;
+    fn loss(&self, indices: &[usize], rows: Range<usize>, rng: &mut Rng) -> Result<Tensor> {
+        check_rows(indices, &rows)?;
+        let x = self
+            .images
+            .batch(indices, rng)?
+            .narrow(0, rows.start, rows.len())?;
         let dist = self.vae.encode(&x)?;
-        let eps = normal_like(&dist.mean, rng)?;
+        let eps = normal_rows(&dist.mean, indices.len(), &rows, rng)?;
         let z = dist.sample_with(&eps)?;
         let rec = self.vae.decode(&z)?;
         let mse = (rec - &x)?.sqr()?.mean_all()?;
@@ -65,6 +71,28 @@ pub fn normal_like(t: &Tensor, rng: &mut Rng) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, t.dims(), &Device::Cpu)?
         .to_device(t.device())?
         .to_dtype(t.dtype())?)
+}
+
+/// Noise for `rows` of a batch of `batch` rows, shaped like `t` (which holds those rows):
+/// the whole batch's noise is drawn, so `rng` advances as for [`normal_like`] on the batch.
+fn normal_rows(t: &Tensor, batch: usize, rows: &Range<usize>, rng: &mut Rng) -> Result<Tensor> {
+    let per_row = t.elem_count() / rows.len().max(1);
+    let all = rng.normals(per_row * batch);
+    let mine = all[rows.start * per_row..rows.end * per_row].to_vec();
+    Ok(Tensor::from_vec(mine, t.dims(), &Device::Cpu)?
+        .to_device(t.device())?
+        .to_dtype(t.dtype())?)
+}
+
+/// `rows` must be a non-empty part of the batch.
+fn check_rows(indices: &[usize], rows: &Range<usize>) -> Result<()> {
+    if rows.is_empty() || rows.end > indices.len() {
+        return Err(Error::Config {
+            what: "batch rows",
+            reason: format!("rows {rows:?} of a batch of {}", indices.len()),
+        });
+    }
+    Ok(())
 }
 
 /// Reconstruction MSE of `images` through the latent means (no sampling).
@@ -114,34 +142,40 @@ impl Objective for DiffusionObjective<'_> {
         self.latents.n
     }
 
-    fn loss(&self, indices: &[usize], rng: &mut Rng) -> Result<Tensor> {
+    fn loss(&self, indices: &[usize], rows: Range<usize>, rng: &mut Rng) -> Result<Tensor> {
+        check_rows(indices, &rows)?;
         let dev = self.latents.mean.device();
         let n = self.latents.n;
-        let rows: Vec<u32> = indices
+        let flipped: Vec<u32> = indices
             .iter()
             .map(|&i| (i + n * rng.below(2) as usize) as u32)
             .collect();
-        let rows = Tensor::new(rows, dev)?;
-        let mean = self.latents.mean.index_select(&rows, 0)?;
-        let logvar = self.latents.logvar.index_select(&rows, 0)?;
-        let eps = normal_like(&mean, rng)?;
+        let flipped = Tensor::new(&flipped[rows.clone()], dev)?;
+        let mean = self.latents.mean.index_select(&flipped, 0)?;
+        let logvar = self.latents.logvar.index_select(&flipped, 0)?;
+        let eps = normal_rows(&mean, indices.len(), &rows, rng)?;
         let z = (mean + ((logvar * 0.5)?.exp()? * eps)?)?;
         let latents = (z * self.latents.scaling_factor)?;
-        let noise = normal_like(&latents, rng)?;
+        let noise = normal_rows(&latents, indices.len(), &rows, rng)?;
         let timesteps: Vec<usize> = indices
             .iter()
             .map(|_| rng.below(self.schedule.len() as u64) as usize)
             .collect();
-        let ids: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let timesteps = timesteps[rows.clone()].to_vec();
+        let ids: Vec<u32> = indices[rows.clone()].iter().map(|&i| i as u32).collect();
         let mut ctx = self.embeddings.index_select(&Tensor::new(ids, dev)?, 0)?;
         if let Some((empty, p)) = self.cond_dropout {
             let keep: Vec<f32> = indices
                 .iter()
                 .map(|_| if rng.uniform() < p { 0.0 } else { 1.0 })
                 .collect();
-            let keep = Tensor::from_vec(keep, (indices.len(), 1, 1), &Device::Cpu)?
-                .to_device(dev)?
-                .to_dtype(ctx.dtype())?;
+            let keep = Tensor::from_vec(
+                keep[rows.clone()].to_vec(),
+                (rows.len(), 1, 1),
+                &Device::Cpu,
+            )?
+            .to_device(dev)?
+            .to_dtype(ctx.dtype())?;
             let drop = keep.affine(-1.0, 1.0)?;
             ctx = (ctx.broadcast_mul(&keep)? + empty.broadcast_mul(&drop)?)?;
         }

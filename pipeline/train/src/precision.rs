@@ -169,7 +169,12 @@ mod tests {
             fn len(&self) -> usize {
                 4
             }
-            fn loss(&self, _: &[usize], _: &mut Rng) -> crate::Result<Tensor> {
+            fn loss(
+                &self,
+                _: &[usize],
+                _: std::ops::Range<usize>,
+                _: &mut Rng,
+            ) -> crate::Result<Tensor> {
                 let w = self.0.to_dtype(DType::F16)?;
                 Ok((w * 300.0)?.sum_all()?.to_dtype(DType::F32)?)
             }
@@ -214,7 +219,12 @@ mod tests {
             fn len(&self) -> usize {
                 4
             }
-            fn loss(&self, _: &[usize], _: &mut Rng) -> crate::Result<Tensor> {
+            fn loss(
+                &self,
+                _: &[usize],
+                _: std::ops::Range<usize>,
+                _: &mut Rng,
+            ) -> crate::Result<Tensor> {
                 Ok(self.0.sqrt()?.sum_all()?)
             }
         }

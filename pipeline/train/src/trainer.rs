@@ -3,8 +3,16 @@
 //! everything the next step depends on (variables, AdamW moments, the RNG state, the data
 //! cursor and the log so far). A run killed at any point resumes from its last checkpoint
 //! and produces exactly the log and weights of an uninterrupted run.
+//!
+//! Data-parallel runs ([`train_data_parallel`]) split each micro-batch across processes:
+//! every process draws the whole global batch's samples and randomness from the same
+//! seeded streams, computes the loss on its own rows, and averages gradients (and the
+//! logged loss) through a [`GradientSync`] before clipping and the optimiser step. With
+//! `N` processes of batch `B` a step is therefore the step of one process with batch
+//! `N × B`, and every process holds the same weights after it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
@@ -19,7 +27,7 @@ use crate::rng::Rng;
 pub struct LoopConfig {
     /// Optimiser steps.
     pub steps: u64,
-    /// Samples per micro-batch.
+    /// Samples per micro-batch (per process in a data-parallel run).
     pub batch_size: usize,
     /// Micro-batches per optimiser step.
     pub grad_accum: usize,
@@ -101,8 +109,38 @@ pub trait Objective {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The scalar loss of the examples `indices`, drawing noise and augmentations from `rng`.
-    fn loss(&self, indices: &[usize], rng: &mut Rng) -> Result<Tensor>;
+    /// The mean loss over `rows` of the batch `indices`. Noise and augmentations are drawn
+    /// from `rng` for the whole batch, in the same order whatever `rows` is, so that the
+    /// processes of a data-parallel run, each computing its own rows, draw what one process
+    /// computing every row would.
+    fn loss(&self, indices: &[usize], rows: Range<usize>, rng: &mut Rng) -> Result<Tensor>;
+}
+
+/// How the processes of a data-parallel run share their gradients.
+pub trait GradientSync: Sync {
+    /// This process's index, `0..world_size`.
+    fn rank(&self) -> usize;
+    /// Number of processes.
+    fn world_size(&self) -> usize;
+    /// The mean over the processes of each gradient and of `loss`. Every process passes
+    /// gradients of the same shapes in the same order and gets the same result back.
+    fn all_reduce_mean(&self, grads: Vec<Tensor>, loss: f64) -> Result<(Vec<Tensor>, f64)>;
+}
+
+/// A run of one process: nothing to share.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SingleProcess;
+
+impl GradientSync for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world_size(&self) -> usize {
+        1
+    }
+    fn all_reduce_mean(&self, grads: Vec<Tensor>, loss: f64) -> Result<(Vec<Tensor>, f64)> {
+        Ok((grads, loss))
+    }
 }
 
 /// Everything a checkpoint holds besides tensors.
@@ -190,8 +228,9 @@ impl Checkpoints {
         Ok(out)
     }
 
-    /// The latest checkpoint of this run, if any; checkpoints of other runs are removed.
-    fn latest(&self) -> Result<Option<(PathBuf, CheckpointState)>> {
+    /// The latest checkpoint of this run, if any; checkpoints of other runs are removed
+    /// when `writer` (the process that writes checkpoints) asks.
+    fn latest(&self, writer: bool) -> Result<Option<(PathBuf, CheckpointState)>> {
         let mut found = None;
         for (_, path) in self.list()?.into_iter().rev() {
             let state_path = path.join("state.json");
@@ -203,6 +242,7 @@ impl Checkpoints {
                     found = Some((path, s));
                 }
                 Some(s) if s.run_key == self.run_key => {}
+                _ if !writer => {}
                 _ => {
                     tracing::info!(path = %path.display(), "removing a checkpoint of other settings");
                     std::fs::remove_dir_all(&path).at(&path)?;
@@ -244,10 +284,42 @@ pub fn train(
     objective: &dyn Objective,
     ckpt: &Checkpoints,
     stop_after: Option<u64>,
+    on_step: impl FnMut(&LogRow),
+) -> Result<RunReport> {
+    train_data_parallel(
+        cfg,
+        params,
+        objective,
+        ckpt,
+        stop_after,
+        &SingleProcess,
+        on_step,
+    )
+}
+
+/// [`train`] as one process of a data-parallel run that shares gradients through `sync`
+/// (see the module docs). Every process reads the latest checkpoint of `ckpt`; only rank 0
+/// writes checkpoints, so processes on one machine share the folder.
+pub fn train_data_parallel(
+    cfg: &LoopConfig,
+    params: &Params,
+    objective: &dyn Objective,
+    ckpt: &Checkpoints,
+    stop_after: Option<u64>,
+    sync: &dyn GradientSync,
     mut on_step: impl FnMut(&LogRow),
 ) -> Result<RunReport> {
     let n = objective.len();
     cfg.validate(n)?;
+    let (rank, world) = (sync.rank(), sync.world_size());
+    if world == 0 || rank >= world {
+        return Err(Error::Config {
+            what: "data-parallel rank",
+            reason: format!("rank {rank} of world size {world}"),
+        });
+    }
+    let writer = rank == 0;
+    let local_rows = rank * cfg.batch_size..(rank + 1) * cfg.batch_size;
     if params.is_empty() {
         return Err(Error::Config {
             what: "trainable variables",
@@ -264,7 +336,7 @@ pub fn train(
         log: Vec::new(),
         scaler: cfg.loss_scaling.then(LossScaler::default),
     };
-    if let Some((path, saved)) = ckpt.latest()? {
+    if let Some((path, saved)) = ckpt.latest(writer)? {
         let dev = params
             .vars()
             .first()
@@ -298,12 +370,14 @@ pub fn train(
         let mut acc = None;
         let mut loss_sum = 0f64;
         for _ in 0..cfg.grad_accum {
-            let indices: Vec<usize> = (0..cfg.batch_size)
+            let indices: Vec<usize> = (0..cfg.batch_size * world)
                 .map(|_| next_sample(&mut state.cursor).1)
                 .collect();
-            let loss = objective.loss(&indices, &mut state.rng)?;
+            let loss = objective.loss(&indices, local_rows.clone(), &mut state.rng)?;
             let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
+            // In a data-parallel run every process must reach the reduction, which carries
+            // the non-finite loss to all of them; they stop together below.
+            if !value.is_finite() && world == 1 {
                 return Err(Error::Diverged {
                     configuration: ckpt.dir.display().to_string(),
                     step,
@@ -315,10 +389,22 @@ pub fn train(
             let grads = (loss * (scale / cfg.grad_accum as f64))?.backward()?;
             accumulate(params, &mut acc, &grads)?;
         }
-        let mut grads = acc.ok_or_else(|| Error::Config {
+        let grads = acc.ok_or_else(|| Error::Config {
             what: "grad_accum",
             reason: "no micro-batch ran".into(),
         })?;
+        let (mut grads, loss_sum) = if world > 1 {
+            sync.all_reduce_mean(grads, loss_sum)?
+        } else {
+            (grads, loss_sum)
+        };
+        if !loss_sum.is_finite() {
+            return Err(Error::Diverged {
+                configuration: ckpt.dir.display().to_string(),
+                step,
+                loss: loss_sum,
+            });
+        }
         if let Some(scaler) = &state.scaler {
             let unscale = 1.0 / scaler.scale;
             grads = grads
@@ -356,7 +442,7 @@ pub fn train(
         on_step(&row);
         state.log.push(row);
         let boundary = cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every);
-        if boundary || step == cfg.steps {
+        if writer && (boundary || step == cfg.steps) {
             ckpt.save(params, &opt, &state)?;
         }
         if stop_after == Some(step) && step < cfg.steps {
