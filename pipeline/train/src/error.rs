@@ -59,6 +59,16 @@ pub enum Error {
         /// The loss value.
         loss: f64,
     },
+    /// The processes of a data-parallel run could not meet or exchange gradients.
+    #[error("data-parallel rank {rank} of {world_size}: {detail}")]
+    Group {
+        /// This process's rank.
+        rank: usize,
+        /// Number of processes.
+        world_size: usize,
+        /// What failed.
+        detail: String,
+    },
     /// A gradient overflowed or became NaN where no loss scaler can skip the step.
     #[error(
         "{configuration}: the gradient norm is {grad_norm} at step {step} (diverged; f16 runs skip such steps, f32/bf16 runs stop)"

@@ -5,8 +5,9 @@
 use anchor_sd::{NoiseSchedule, Prediction, UNet2DConditionModel, UNetConfig, Weights};
 use anchor_train::objective::{DiffusionObjective, LatentSet};
 use anchor_train::optim::{AdamWConfig, Params};
-use anchor_train::parallel::ThreadGroup;
+use anchor_train::parallel::{ProcessGroup, ThreadGroup};
 use anchor_train::rng::Rng;
+use anchor_train::trainer::GradientSync;
 use anchor_train::trainer::{Checkpoints, LogRow, LoopConfig, train, train_data_parallel};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -73,7 +74,7 @@ fn config(batch_size: usize) -> LoopConfig {
 fn run(
     batch_size: usize,
     ckpt_dir: &std::path::Path,
-    rank: Option<(&ThreadGroup, usize)>,
+    sync: Option<&dyn GradientSync>,
 ) -> (Vec<LogRow>, Vec<(String, Vec<f32>)>) {
     let (latents, embeddings) = data();
     let (unet, params) = unet();
@@ -90,7 +91,7 @@ fn run(
         dir: ckpt_dir.to_path_buf(),
         run_key: "data-parallel".into(),
     };
-    let report = match rank {
+    let report = match sync {
         None => train(
             &config(batch_size),
             &params,
@@ -99,13 +100,13 @@ fn run(
             None,
             |_| {},
         ),
-        Some((group, r)) => train_data_parallel(
+        Some(sync) => train_data_parallel(
             &config(batch_size),
             &params,
             &objective,
             &ckpt,
             None,
-            &group.rank(r).unwrap(),
+            sync,
             |_| {},
         ),
     }
@@ -131,7 +132,10 @@ fn two_ranks_of_batch_two_equal_one_process_of_batch_four() {
         let handles: Vec<_> = (0..WORLD)
             .map(|r| {
                 let (group, shared) = (&group, &shared);
-                scope.spawn(move || run(BATCH, shared, Some((group, r))))
+                scope.spawn(move || {
+                    let rank = group.rank(r).unwrap();
+                    run(BATCH, shared, Some(&rank))
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -184,4 +188,53 @@ fn a_rank_outside_the_group_is_refused() {
     let group = ThreadGroup::new(2).unwrap();
     assert!(group.rank(2).is_err());
     assert!(ThreadGroup::new(0).is_err());
+}
+
+#[test]
+fn processes_over_tcp_give_the_bits_of_the_thread_group() {
+    const WORLD: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let group = ThreadGroup::new(WORLD).unwrap();
+    let threads: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WORLD)
+            .map(|r| {
+                let (group, ckpt) = (&group, dir.path().join("threads"));
+                scope.spawn(move || run(1, &ckpt, Some(&group.rank(r).unwrap())))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    // A free port on the loopback interface for rank 0.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master = format!("127.0.0.1:{port}");
+    let tcp: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WORLD)
+            .map(|r| {
+                let (master, ckpt) = (&master, dir.path().join("tcp"));
+                scope.spawn(move || {
+                    let group = ProcessGroup::connect(r, WORLD, master).unwrap();
+                    run(1, &ckpt, Some(&group))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(tcp[0], threads[0]);
+    assert!(tcp.iter().all(|r| r == &tcp[0]));
+}
+
+#[test]
+fn a_rank_outside_the_process_group_is_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = ProcessGroup::connect(5, 2, &format!("127.0.0.1:{port}")).unwrap_err();
+    assert!(err.to_string().contains("outside the group"), "{err}");
 }
