@@ -233,29 +233,6 @@ pub(crate) const FUNCTION_CAPS: &[&str] = &[
     "above",
     "below",
 ];
-const TIME_CAPS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "christmas",
-    "easter",
-];
 const EVENT_KW: &[&str] = &[
     "games",
     "olympics",
@@ -632,14 +609,14 @@ pub fn extract(caption: &str) -> Vec<Subject> {
     // 1. Capitalised runs.
     let mut i = 0;
     while i < ws.len() {
-        if !is_cap(ws[i].text) || TIME_CAPS.contains(&lc(ws[i].text).as_str()) {
+        if !is_cap(ws[i].text) || anchor_text::is_calendar_word(&lc(ws[i].text)) {
             i += 1;
             continue;
         }
         let mut j = i + 1;
         while j < ws.len() && adjacent(caption, &ws[j - 1], &ws[j]) {
             let w = ws[j].text;
-            if is_cap(w) && !TIME_CAPS.contains(&lc(w).as_str()) {
+            if is_cap(w) && !anchor_text::is_calendar_word(&lc(w)) {
                 j += 1;
             } else if CONNECTORS.contains(&w)
                 && j + 1 < ws.len()

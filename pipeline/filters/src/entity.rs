@@ -159,42 +159,6 @@ const FUNCTION_WORDS: &[&str] = &[
     "visitors",
 ];
 
-const TIME_WORDS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "christmas",
-    "easter",
-];
-
 const PARTICLES: &[&str] = &[
     "von", "van", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "bin", "al",
     "el", "ibn", "of", "the", "and", "y",
@@ -369,7 +333,7 @@ fn is_acronym(w: &str) -> bool {
 fn name_word(t: &Tok<'_>) -> bool {
     let l = lower(t.word);
     is_capitalised(t.word)
-        && !TIME_WORDS.contains(&l.as_str())
+        && !anchor_text::is_calendar_word_or_abbreviation(&l)
         && !(t.sentence_start && FUNCTION_WORDS.contains(&l.as_str()))
 }
 
@@ -386,7 +350,9 @@ pub fn classify(caption: &str) -> EntityDecision {
             let mut last_cap = i;
             while !toks[j].breaks_after && j + 1 < toks.len() {
                 let n = &toks[j + 1];
-                if is_capitalised(n.word) && !TIME_WORDS.contains(&lower(n.word).as_str()) {
+                if is_capitalised(n.word)
+                    && !anchor_text::is_calendar_word_or_abbreviation(&lower(n.word))
+                {
                     j += 1;
                     last_cap = j;
                 } else if PARTICLES.contains(&n.word) {
@@ -413,7 +379,7 @@ pub fn classify(caption: &str) -> EntityDecision {
             && !toks[i - 1].breaks_after
             && LOCATIVES.contains(&lower(toks[i - 1].word).as_str())
             && is_capitalised(t.word)
-            && !TIME_WORDS.contains(&lower(t.word).as_str())
+            && !anchor_text::is_calendar_word_or_abbreviation(&lower(t.word))
             && !FUNCTION_WORDS.contains(&lower(t.word).as_str())
         {
             spans.push(Span {

@@ -41,21 +41,6 @@ pub struct Day {
     pub day: u32,
 }
 
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
 impl Day {
     /// Parses `YYYY-MM-DD`, also as the first ten characters of a W3C
     /// datetime (`2024-02-24T10:00:00Z`): the date as the site wrote it, its
@@ -224,7 +209,7 @@ pub fn granularity(seed: &str) -> Granularity {
 
 /// `seed` with its placeholders filled in for `day`.
 pub fn fill(seed: &str, day: Day) -> String {
-    let month = MONTHS[(day.month as usize).saturating_sub(1) % 12];
+    let month = anchor_text::MONTHS[(day.month as usize).saturating_sub(1) % 12];
     seed.replace("{yyyy}", &format!("{:04}", day.year))
         .replace("{mm}", &format!("{:02}", day.month))
         .replace("{dd}", &format!("{:02}", day.day))
