@@ -253,6 +253,11 @@ pub fn summarize(name: &str, outcome: &Outcome, shard: Shard) -> String {
     }
 }
 
+/// An error the user fixes (a bad flag, setting or path): `anchor` exits with status 2.
+pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
+    CoreError::Config(msg.into()).into()
+}
+
 /// Whether an error is the user's to fix (exit status 2).
 pub fn is_user_error(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

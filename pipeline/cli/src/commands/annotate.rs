@@ -9,12 +9,11 @@ use anchor_annotate::eval::{builtin_labelled, evaluate_detailed, markdown_table,
 use anchor_annotate::step::{AnnotateParams, AnnotateStep, BackendSpec, summary};
 use anchor_annotate::weights::Requant;
 use anchor_annotate::{OpenAiOptions, Prompt};
-use anchor_core::Error as CoreError;
 use anchor_core::step::{Outcome, Step};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
+use crate::app::{App, user_error};
 use crate::args::StepArgs;
 
 /// The default model file, under `paths.models`.
@@ -142,10 +141,6 @@ pub fn config(app: &App, args: Option<&AnnotateArgs>) -> anyhow::Result<Annotate
     Ok(cfg)
 }
 
-fn user_error(msg: String) -> anyhow::Error {
-    CoreError::Config(msg).into()
-}
-
 fn prompt(cfg: &AnnotateConfig) -> anyhow::Result<Prompt> {
     let p = if cfg.prompt.ends_with(".toml") {
         Prompt::load(cfg.prompt.as_ref())
@@ -208,9 +203,7 @@ pub fn backend_spec(app: &App, cfg: &AnnotateConfig, name: &str) -> anyhow::Resu
 /// Builds the step from resolved settings.
 pub fn build(app: &App, cfg: &AnnotateConfig) -> anyhow::Result<AnnotateStep> {
     if cfg.captions_per_part == 0 {
-        return Err(user_error(
-            "annotate.captions_per_part must be at least 1".into(),
-        ));
+        return Err(user_error("annotate.captions_per_part must be at least 1"));
     }
     Ok(AnnotateStep::new(AnnotateParams {
         backend: backend_spec(app, cfg, &cfg.backend)?,
@@ -341,7 +334,7 @@ fn report(
         .filter(|s| !s.is_empty())
         .collect();
     if names.is_empty() {
-        return Err(user_error("--backends lists no backend".into()));
+        return Err(user_error("--backends lists no backend"));
     }
     let set = select(&builtin_labelled()?, subset);
     let dir = app.out().join(anchor_annotate::step::NAME);

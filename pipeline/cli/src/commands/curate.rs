@@ -15,7 +15,7 @@ use anchor_filters::nsfw_runtime::NsfwRuntime;
 use anchor_filters::quality::QualityThresholds;
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
+use crate::app::{App, user_error};
 use crate::args::StepArgs;
 
 /// `[curate]` in the config file.
@@ -151,10 +151,6 @@ pub fn config(app: &App, args: Option<&CurateArgs>) -> anyhow::Result<CurateConf
         }
     }
     Ok(cfg)
-}
-
-fn user_error(msg: String) -> anyhow::Error {
-    anchor_core::Error::Config(msg).into()
 }
 
 /// The BPE vocabulary captions are tokenized with (and a CLIP folder without `merges.txt`).

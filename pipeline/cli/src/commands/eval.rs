@@ -13,7 +13,7 @@ use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
+use crate::app::{App, user_error};
 use crate::args::StepArgs;
 use crate::commands::fid::{FID_INCEPTION_FILE, FID_INCEPTION_SHA256};
 
@@ -116,10 +116,6 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
         }
     }
     Ok(cfg)
-}
-
-fn user_error(msg: String) -> anyhow::Error {
-    anchor_core::Error::Config(msg).into()
 }
 
 /// The Inception weights. The default file is identified by its known sha256

@@ -11,7 +11,7 @@ use anchor_filters::nsfw_runtime::NsfwScorer;
 use anchor_filters::{hash, quality};
 use anyhow::Context;
 
-use crate::app::App;
+use crate::app::{App, user_error};
 
 /// Arguments of `anchor hash`.
 #[derive(Debug, clap::Args)]
@@ -89,7 +89,7 @@ pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
     let clip = match &args.clip {
         Some(dir) => {
             let weights = ClipWeights::hashed(dir, &super::curate::clip_vocab(app, &cfg))
-                .map_err(|e| anchor_core::Error::Config(format!("--clip: {e}")))?;
+                .map_err(|e| user_error(format!("--clip: {e}")))?;
             Some(ClipScorer::load(&weights)?)
         }
         None => None,

@@ -12,7 +12,7 @@ use anchor_sample::{
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
+use crate::app::{App, user_error};
 use crate::args::StepArgs;
 
 /// `[sample]` in the config file; every key is also a flag of `anchor sample`.
@@ -176,7 +176,7 @@ pub fn config(app: &App, args: Option<&SampleArgs>) -> anyhow::Result<SampleConf
 
 fn user(err: anchor_sample::Error) -> anyhow::Error {
     if err.is_user_error() {
-        anchor_core::Error::Config(err.to_string()).into()
+        user_error(err.to_string())
     } else {
         err.into()
     }
@@ -322,10 +322,9 @@ fn one_image(
         (None, _) => Configuration::Base,
         (Some(_), [one]) => *one,
         (Some(_), _) => {
-            return Err(anchor_core::Error::Config(
-                "--prompt takes exactly one --configurations value".into(),
-            )
-            .into());
+            return Err(user_error(
+                "--prompt takes exactly one --configurations value",
+            ));
         }
     };
     let needed = needed_loras(&[configuration]);

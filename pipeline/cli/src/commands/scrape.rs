@@ -11,7 +11,7 @@ use anchor_scrape::discover::LiveSpec;
 use anchor_scrape::outlets::{Day, OutletsConfig};
 use anchor_scrape::step::{ScrapeParams, ScrapeStep};
 
-use crate::app::App;
+use crate::app::{App, user_error};
 use crate::args::StepArgs;
 
 /// `[scrape]` in the config file; every key is also a flag of `anchor scrape`.
@@ -203,7 +203,7 @@ fn live_spec(cfg: &ScrapeConfig) -> anyhow::Result<LiveSpec> {
         s.trim()
             .parse::<Day>()
             .map(Some)
-            .map_err(|e| anchor_core::Error::Config(format!("scrape.{flag}: {e}")).into())
+            .map_err(|e| user_error(format!("scrape.{flag}: {e}")))
     };
     let since = day("since", &cfg.since)?;
     let until = day("until", &cfg.until)?;
@@ -333,7 +333,7 @@ fn extract(args: &ExtractArgs) -> anyhow::Result<()> {
     let outlet = match &args.outlet {
         Some(name) => Some(
             name.parse::<anchor_core::Outlet>()
-                .map_err(|e| anchor_core::Error::Config(e.to_string()))?,
+                .map_err(|e| user_error(e.to_string()))?,
         ),
         None => None,
     };
@@ -348,8 +348,8 @@ fn extract(args: &ExtractArgs) -> anyhow::Result<()> {
             format!("file://{}", absolute.display())
         }
     };
-    let page_url = url::Url::parse(&page_url)
-        .map_err(|e| anchor_core::Error::Config(format!("--url {page_url:?}: {e}")))?;
+    let page_url =
+        url::Url::parse(&page_url).map_err(|e| user_error(format!("--url {page_url:?}: {e}")))?;
     let found = anchor_extract::extract(outlet, &page_url, &html);
     for image in &found.images {
         println!("{}", anchor_extract::to_json_line(image));
