@@ -122,7 +122,7 @@ pub fn split_credit(caption: &str) -> (String, Option<String>) {
     if let Some((c, cr)) = split_prefix(&caption) {
         return (c, Some(cr));
     }
-    let mut body = strip_caption_label(&caption).to_owned();
+    let mut body = strip_trailing_label(strip_caption_label(&caption)).to_owned();
     let mut credits: Vec<String> = Vec::new();
     for _ in 0..MAX_CREDITS {
         let next = split_parenthesised(&body)
@@ -138,6 +138,24 @@ pub fn split_credit(caption: &str) -> (String, Option<String>) {
     credits.reverse();
     let credit = (!credits.is_empty()).then(|| credits.join("; "));
     (body, credit)
+}
+
+/// Credit labels that text extraction can leave alone at a caption's end, after its last
+/// sentence, when the credit itself sat in its own element: `… with the police. Credit`.
+const TRAILING_LABELS: &[&str] = &["Credit", "Credit:", "Credit…", "Credit...", "Credits:"];
+
+/// The caption without a lone [`TRAILING_LABELS`] entry at its end.
+fn strip_trailing_label(caption: &str) -> &str {
+    for label in TRAILING_LABELS {
+        // After a finished sentence only: "the Child Tax Credit" keeps its last word.
+        if let Some(head) = caption.strip_suffix(label)
+            && head.ends_with(' ')
+            && head.trim_end().ends_with(['.', '!', '?', '"', '”', ')'])
+        {
+            return head.trim_end();
+        }
+    }
+    caption
 }
 
 /// The caption without a leading [`CAPTION_LABELS`] entry, when text follows it.
@@ -552,6 +570,21 @@ mod tests {
         assert_eq!(split("Image caption, ").0, "Image caption,");
         let (c, cr) = split("Image caption, Whale expert Hori Parata.");
         assert_eq!((c.as_str(), cr), ("Whale expert Hori Parata.", None));
+    }
+
+    #[test]
+    fn a_lone_credit_label_at_the_end_is_dropped() {
+        let (c, cr) = split("He was wounded in a gunfight with the police. Credit");
+        assert_eq!(
+            (c.as_str(), cr),
+            ("He was wounded in a gunfight with the police.", None)
+        );
+        // A word ending in the label, or the label alone, stays.
+        assert_eq!(
+            split("Families claim the Child Tax Credit").0,
+            "Families claim the Child Tax Credit"
+        );
+        assert_eq!(split("Credit").0, "Credit");
     }
 
     #[test]

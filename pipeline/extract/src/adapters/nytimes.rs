@@ -7,7 +7,8 @@
 //!   `span.credit[itemprop=copyrightHolder]` (a hidden "Credit" label inside); videos and
 //!   interactives left out.
 //! - `2018` (React, css-* classes): `figure` with `figcaption` spans, the credit in
-//!   `[itemprop=copyrightHolder]`, renditions in `srcset` (largest is `superJumbo`).
+//!   `[itemprop=copyrightHolder]`, renditions in `srcset` (largest is `superJumbo`); a video
+//!   is a `figure[itemtype=…VideoObject]` whose only image is the player's poster.
 
 use super::blocks::{Rule, by_caption};
 use super::{Found, Layout, Page};
@@ -31,7 +32,7 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
             Rule {
                 caption: "figure figcaption",
                 credit: "[itemprop=copyrightHolder]",
-                skip: "figure[class*=video], [data-testid=credit], video",
+                skip: "figure[class*=video], figure[itemtype*=VideoObject], [data-testid=credit], video",
                 max_up: 2,
             },
         )
