@@ -13,10 +13,10 @@ use anchor_extract::{CaptionedImage, Outlet, extract};
 use serde_json::Value;
 
 /// Held-out recall below this fails the test: the recall the adapters reach on the held-out
-/// pages (11 of 13 images on 4 pages), so any loss there fails. The aim is 0.9; the misses are
+/// pages (13 of 15 images on 6 pages), so any loss there fails. The aim is 0.9; the misses are
 /// the two photos of a 1977 New York Times review archived in a 2005 table layout (image,
 /// credit and caption in sibling `font` elements of a table cell, no caption class).
-const HELDOUT_RECALL_FLOOR: f64 = 0.84;
+const HELDOUT_RECALL_FLOOR: f64 = 0.86;
 
 fn fixtures_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/outlets");
