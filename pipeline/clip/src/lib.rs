@@ -169,11 +169,7 @@ impl ClipWeights {
             file: dir.display().to_string(),
             reason,
         };
-        if !dir.is_dir() {
-            return Err(folder_error(format!(
-                "not a folder (give a transformers CLIP folder with {CONFIG_FILE} and {WEIGHTS_FILE})"
-            )));
-        }
+        check_folder(dir)?;
         read_config(dir)?;
         let weights = dir.join(WEIGHTS_FILE);
         if !weights.is_file() {
@@ -217,6 +213,19 @@ impl ClipWeights {
         }
         Ok(clip)
     }
+}
+
+/// `dir` must be a folder: a lone weights file is named as the mistake.
+fn check_folder(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::Config {
+        file: dir.display().to_string(),
+        reason: format!(
+            "not a folder (a transformers CLIP folder has {CONFIG_FILE} and {WEIGHTS_FILE})"
+        ),
+    })
 }
 
 /// The sha256 (hex) of a file.
@@ -374,12 +383,7 @@ impl Clip {
 
     /// [`Clip::load`] on `device`.
     pub fn load_on(dir: &Path, vocab: Option<&Path>, device: &Device) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(Error::Config {
-                file: dir.display().to_string(),
-                reason: "not a folder (a transformers CLIP folder has config.json and model.safetensors)".into(),
-            });
-        }
+        check_folder(dir)?;
         let cfg = read_config(dir)?;
         let pp_path = dir.join(PREPROCESSOR_FILE);
         let pp: PreprocessorConfig = if pp_path.is_file() {

@@ -65,16 +65,9 @@ impl Objective for VaeObjective<'_> {
     }
 }
 
-/// Standard normal noise shaped like `t`, drawn from `rng`.
-pub fn normal_like(t: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-    let v = rng.normals(t.elem_count());
-    Ok(Tensor::from_vec(v, t.dims(), &Device::Cpu)?
-        .to_device(t.device())?
-        .to_dtype(t.dtype())?)
-}
-
-/// Noise for `rows` of a batch of `batch` rows, shaped like `t` (which holds those rows):
-/// the whole batch's noise is drawn, so `rng` advances as for [`normal_like`] on the batch.
+/// Standard normal noise for `rows` of a batch of `batch` rows, shaped like `t` (which
+/// holds those rows). The whole batch's noise is drawn, so `rng` advances the same way
+/// whichever rows a process computes.
 fn normal_rows(t: &Tensor, batch: usize, rows: &Range<usize>, rng: &mut Rng) -> Result<Tensor> {
     let per_row = t.elem_count() / rows.len().max(1);
     let all = rng.normals(per_row * batch);

@@ -33,9 +33,10 @@ impl ThreadGroup {
     /// A group of `world_size` ranks (at least 1).
     pub fn new(world_size: usize) -> Result<Self> {
         if world_size == 0 {
-            return Err(Error::Config {
-                what: "data-parallel world size",
-                reason: "must be at least 1".into(),
+            return Err(Error::Group {
+                rank: 0,
+                world_size,
+                detail: "a group has at least one rank".into(),
             });
         }
         Ok(ThreadGroup {
@@ -47,20 +48,11 @@ impl ThreadGroup {
 
     /// The [`GradientSync`] of rank `rank`.
     pub fn rank(&self, rank: usize) -> Result<ThreadRank<'_>> {
+        let handle = ThreadRank { group: self, rank };
         if rank >= self.world_size {
-            return Err(Error::Config {
-                what: "data-parallel rank",
-                reason: format!("rank {rank} of world size {}", self.world_size),
-            });
+            return Err(handle.fail("the rank is outside the group".into()));
         }
-        Ok(ThreadRank { group: self, rank })
-    }
-
-    fn poisoned() -> Error {
-        Error::Config {
-            what: "data-parallel group",
-            reason: "another rank panicked while holding the gradients".into(),
-        }
+        Ok(handle)
     }
 }
 
@@ -69,6 +61,20 @@ impl ThreadGroup {
 pub struct ThreadRank<'a> {
     group: &'a ThreadGroup,
     rank: usize,
+}
+
+impl ThreadRank<'_> {
+    fn fail(&self, detail: String) -> Error {
+        Error::Group {
+            rank: self.rank,
+            world_size: self.group.world_size,
+            detail,
+        }
+    }
+
+    fn poisoned(&self) -> Error {
+        self.fail("another rank panicked while holding the gradients".into())
+    }
 }
 
 impl GradientSync for ThreadRank<'_> {
@@ -83,34 +89,22 @@ impl GradientSync for ThreadRank<'_> {
     fn all_reduce_mean(&self, grads: Vec<Tensor>, loss: f64) -> Result<(Vec<Tensor>, f64)> {
         let flat = Flat::of(&grads)?;
         {
-            let mut slots = self
-                .group
-                .slots
-                .lock()
-                .map_err(|_| ThreadGroup::poisoned())?;
+            let mut slots = self.group.slots.lock().map_err(|_| self.poisoned())?;
             slots[self.rank] = Some((flat.values.clone(), loss));
         }
         // Everyone has written.
         self.group.barrier.wait();
         let sum = {
-            let slots = self
-                .group
-                .slots
-                .lock()
-                .map_err(|_| ThreadGroup::poisoned())?;
+            let slots = self.group.slots.lock().map_err(|_| self.poisoned())?;
             let mut sum = RankSum::new(&flat.values);
             for (rank, slot) in slots.iter().enumerate() {
-                let group_error = |reason: String| Error::Config {
-                    what: "data-parallel group",
-                    reason,
-                };
                 let (theirs, their_loss) = slot.as_ref().ok_or_else(|| {
-                    group_error(format!(
+                    self.fail(format!(
                         "rank {rank} reached the reduction without gradients"
                     ))
                 })?;
                 sum.add(theirs, *their_loss)
-                    .map_err(|e| group_error(format!("rank {rank} {e}")))?;
+                    .map_err(|e| self.fail(format!("rank {rank} {e}")))?;
             }
             sum
         };

@@ -393,11 +393,7 @@ pub fn train_data_parallel(
             what: "grad_accum",
             reason: "no micro-batch ran".into(),
         })?;
-        let (mut grads, loss_sum) = if world > 1 {
-            sync.all_reduce_mean(grads, loss_sum)?
-        } else {
-            (grads, loss_sum)
-        };
+        let (mut grads, loss_sum) = sync.all_reduce_mean(grads, loss_sum)?;
         if !loss_sum.is_finite() {
             return Err(Error::Diverged {
                 configuration: ckpt.dir.display().to_string(),
