@@ -20,6 +20,8 @@ const EXIT_USER: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
+    // SAFETY: first statement of main; no other thread exists yet.
+    unsafe { anchor_sd::pin_cpu_thread_count() };
     let cli = Cli::parse();
     app::init_logging(cli.global.quiet, cli.global.verbose);
     match run(cli) {
@@ -66,3 +68,8 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+/// A training step frees and reallocates every activation; mimalloc reuses those blocks
+/// where glibc's allocator hands large ones back to the kernel and faults them in again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

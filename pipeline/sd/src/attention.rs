@@ -8,10 +8,10 @@
 //! [`crate::norm::LayerNorm`].
 
 use candle_core::{D, DType, Module, Tensor};
-use candle_nn::{Conv2dConfig, GroupNorm};
+use candle_nn::Conv2dConfig;
 
 use crate::lora::{LoraLinear, Weights};
-use crate::norm::{LayerNorm, group_norm};
+use crate::norm::{GroupNorm, LayerNorm, group_norm};
 
 /// Shape of one multi-head attention layer.
 #[derive(Debug, Clone, Copy)]
@@ -101,8 +101,8 @@ pub(crate) fn attention_probs(q: &Tensor, k: &Tensor, scale: f64) -> candle_core
 /// diffusers' `FeedForward` with the GEGLU activation: `ff.net.0.proj` then `ff.net.2`.
 #[derive(Debug, Clone)]
 pub struct FeedForward {
-    proj: candle_nn::Linear,
-    out: candle_nn::Linear,
+    proj: crate::linear::Linear,
+    out: crate::linear::Linear,
 }
 
 impl FeedForward {
@@ -111,8 +111,8 @@ impl FeedForward {
         let inner = dim * 4;
         let vb = w.base();
         Ok(Self {
-            proj: candle_nn::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
-            out: candle_nn::linear(inner, dim, vb.pp("net.2"))?,
+            proj: crate::linear::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
+            out: crate::linear::linear(inner, dim, vb.pp("net.2"))?,
         })
     }
 }
@@ -203,8 +203,8 @@ pub struct Transformer2DConfig {
 
 #[derive(Debug, Clone)]
 enum Projection {
-    Conv(candle_nn::Conv2d),
-    Linear(candle_nn::Linear),
+    Conv(crate::conv::Conv2d),
+    Linear(crate::linear::Linear),
 }
 
 /// diffusers' `Transformer2DModel` (continuous input): norm, proj_in, blocks, proj_out, residual.
@@ -223,9 +223,13 @@ impl Transformer2DModel {
         let vb = w.base();
         let proj = |name: &str, i: usize, o: usize| -> candle_core::Result<Projection> {
             if cfg.use_linear_projection {
-                Ok(Projection::Linear(candle_nn::linear(i, o, vb.pp(name))?))
+                Ok(Projection::Linear(crate::linear::linear(
+                    i,
+                    o,
+                    vb.pp(name),
+                )?))
             } else {
-                Ok(Projection::Conv(candle_nn::conv2d(
+                Ok(Projection::Conv(crate::conv::conv2d(
                     i,
                     o,
                     1,

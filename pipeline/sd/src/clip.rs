@@ -9,7 +9,9 @@
 use std::path::Path;
 
 use candle_core::{D, DType, Device, Module, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
+
+use crate::linear::Linear;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -130,10 +132,10 @@ impl ClipAttention {
     fn new(vb: VarBuilder, cfg: &ClipTextConfig) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            q_proj: candle_nn::linear(d, d, vb.pp("q_proj"))?,
-            k_proj: candle_nn::linear(d, d, vb.pp("k_proj"))?,
-            v_proj: candle_nn::linear(d, d, vb.pp("v_proj"))?,
-            out_proj: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            q_proj: crate::linear::linear(d, d, vb.pp("q_proj"))?,
+            k_proj: crate::linear::linear(d, d, vb.pp("k_proj"))?,
+            v_proj: crate::linear::linear(d, d, vb.pp("v_proj"))?,
+            out_proj: crate::linear::linear(d, d, vb.pp("out_proj"))?,
             heads: cfg.num_attention_heads,
             scale: 1.0 / ((d / cfg.num_attention_heads) as f64).sqrt(),
         })
@@ -180,8 +182,8 @@ impl ClipLayer {
             layer_norm1: LayerNorm::new(d, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
             self_attn: ClipAttention::new(vb.pp("self_attn"), cfg)?,
             layer_norm2: LayerNorm::new(d, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(d, cfg.intermediate_size, vb.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(cfg.intermediate_size, d, vb.pp("mlp.fc2"))?,
+            fc1: crate::linear::linear(d, cfg.intermediate_size, vb.pp("mlp.fc1"))?,
+            fc2: crate::linear::linear(cfg.intermediate_size, d, vb.pp("mlp.fc2"))?,
             act: cfg.hidden_act,
         })
     }

@@ -2,9 +2,11 @@
 //! arXiv 2404.10141): a differentiable UNet and VAE, the CLIP text encoder, LoRA adapters,
 //! noise schedules and samplers, and subject-weighted text conditioning.
 //!
-//! Every module is written from primitive candle ops whose backward exists in candle 0.11.1
-//! (`candle_nn::ops::softmax`, a spelled-out layer norm, candle-nn's GroupNorm, nearest
-//! upsampling), because candle-transformers' stable_diffusion modules silently stop
+//! Every module is written from candle ops whose backward exists in candle 0.11.1
+//! (`candle_nn::ops::softmax`, a spelled-out layer norm, nearest upsampling) or from custom
+//! ops with their own analytic backward (the CPU convolution in [`conv`] and group norm in
+//! [`norm`], which candle's generic backward made the slowest part of a training step),
+//! because candle-transformers' stable_diffusion modules silently stop
 //! gradients (`softmax_last_dim`, the fused LayerNorm). The gradient tests check that every
 //! trainable `Var` receives one.
 //!
@@ -53,10 +55,14 @@
 
 #![warn(missing_docs)]
 
+pub mod affine;
 pub mod attention;
 pub mod clip;
 pub mod conditioning;
+pub mod conv;
+mod cpu_op;
 mod error;
+pub mod linear;
 pub mod lora;
 pub mod loss;
 mod model;
@@ -67,6 +73,24 @@ pub mod scheduler;
 pub mod unet;
 pub mod vae;
 pub mod weights;
+
+/// Fixes candle's CPU thread count for the life of the process.
+///
+/// candle asks for its thread count before every matrix product and, while
+/// `RAYON_NUM_THREADS` is unset, counts physical cores by parsing `/proc/cpuinfo` each
+/// time: about a tenth of a small training step. Setting the variable once, to the count
+/// candle would have found, turns that lookup into an environment read. A value the user
+/// set is kept.
+///
+/// # Safety
+/// Writes the process environment: call it first in `main`, before any thread starts.
+pub unsafe fn pin_cpu_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        // SAFETY: the caller guarantees no other thread reads or writes the environment.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
+}
 
 pub use clip::{ClipActivation, ClipTextConfig, ClipTextModel};
 pub use conditioning::{

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Init, Linear, VarBuilder, VarMap};
+use candle_nn::{Init, VarBuilder, VarMap};
+
+use crate::linear::Linear;
 
 use crate::error::{Error, Result};
 
@@ -93,9 +95,9 @@ impl<'a> Weights<'a> {
         bias: bool,
     ) -> candle_core::Result<LoraLinear> {
         let base = if bias {
-            candle_nn::linear(in_dim, out_dim, self.base.clone())?
+            crate::linear::linear(in_dim, out_dim, self.base.clone())?
         } else {
-            candle_nn::linear_no_bias(in_dim, out_dim, self.base.clone())?
+            crate::linear::linear_no_bias(in_dim, out_dim, self.base.clone())?
         };
         let adapter = match &self.lora {
             None => None,

@@ -5,9 +5,13 @@
 //! (bilinear has none in candle 0.11.1).
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::norm::group_norm;
+use crate::linear::Linear;
+
+use crate::conv::{Conv2d, conv2d};
+
+use crate::norm::{GroupNorm, group_norm};
 
 /// Shape of a [`ResnetBlock2D`].
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +44,7 @@ fn conv3x3(i: usize, o: usize, vb: VarBuilder) -> candle_core::Result<Conv2d> {
         padding: 1,
         ..Default::default()
     };
-    candle_nn::conv2d(i, o, 3, cfg, vb)
+    conv2d(i, o, 3, cfg, vb)
 }
 
 impl ResnetBlock2D {
@@ -48,11 +52,11 @@ impl ResnetBlock2D {
     pub fn new(vb: VarBuilder, cfg: ResnetBlock2DConfig) -> candle_core::Result<Self> {
         let (i, o) = (cfg.in_channels, cfg.out_channels);
         let time_emb_proj = match cfg.temb_channels {
-            Some(t) => Some(candle_nn::linear(t, o, vb.pp("time_emb_proj"))?),
+            Some(t) => Some(crate::linear::linear(t, o, vb.pp("time_emb_proj"))?),
             None => None,
         };
         let conv_shortcut = if i != o {
-            Some(candle_nn::conv2d(
+            Some(conv2d(
                 i,
                 o,
                 1,
@@ -114,7 +118,7 @@ impl Downsample2D {
             ..Default::default()
         };
         Ok(Self {
-            conv: candle_nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
+            conv: conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
             asymmetric,
         })
     }

@@ -2,7 +2,10 @@
 anchor's bench (blocks 32/64 with cross-attention, batch 2, 16x16 latents, AdamW), trained on
 random data on the CPU. Prints one JSON line like anchor-train-bench.
 
-    python bench_train.py [--steps N] [--warmup N] [--batch B] [--latent S]
+    python bench_train.py [--steps N] [--warmup N] [--batch B] [--latent S] [--lora RANK]
+
+`--lora RANK` freezes the UNet and trains PEFT adapters on the attention projections
+(to_q, to_k, to_v, to_out.0), as diffusers' train_text_to_image_lora.py and anchor do.
 """
 
 import argparse
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--latent", type=int, default=16)
+    ap.add_argument("--lora", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -43,9 +47,20 @@ def main():
         attention_head_dim=(2, 4),
         norm_num_groups=8,
     ).train()
+    if a.lora > 0:
+        from peft import LoraConfig
+
+        unet.requires_grad_(False)
+        unet.add_adapter(LoraConfig(
+            r=a.lora,
+            lora_alpha=a.lora,
+            init_lora_weights="gaussian",
+            target_modules=["to_k", "to_q", "to_v", "to_out.0"],
+        ))
+    trainable = [p for p in unet.parameters() if p.requires_grad]
     sched = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
-    opt = torch.optim.AdamW(unet.parameters(), lr=1e-4, weight_decay=1e-2)
-    n_params = sum(p.numel() for p in unet.parameters())
+    opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=1e-2)
+    n_params = sum(p.numel() for p in trainable)
     t_fwd = t_bwd = t_opt = 0.0
     start = time.perf_counter()
     for i in range(a.warmup + a.steps):
@@ -64,7 +79,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         t3 = time.perf_counter()
         t_fwd += t1 - t0

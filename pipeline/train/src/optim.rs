@@ -204,8 +204,10 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
         for (i, (var, g)) in params.vars.iter().zip(grads).enumerate() {
-            let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            // Detached so the moments never chain one step's graph to the next.
+            let g = g.detach();
+            let m = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?.detach();
+            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?.detach();
             let denom = ((&v / bc2)?.sqrt()? + c.eps)?;
             let update = ((&m / bc1)? / denom)?;
             let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
@@ -261,7 +263,10 @@ pub fn accumulate(params: &Params, acc: &mut Option<Vec<Tensor>>, grads: &GradSt
             what: "trainable variables",
             reason: format!("{name} received no gradient"),
         })?;
-        fresh.push(g.clone());
+        // A variable's gradient keeps the ops that made it, and through them every
+        // activation of the forward pass; detached, the step's graph is freed once the
+        // backward pass ends instead of living on in the optimiser's moments.
+        fresh.push(g.detach());
     }
     *acc = Some(match acc.take() {
         None => fresh,
@@ -343,6 +348,45 @@ mod tests {
         let p: Vec<f32> = params.vars()[0].as_tensor().to_vec1()?;
         assert!((p[0] - 0.8990).abs() < 1e-4, "{p:?}");
         assert!((p[1] - (-2.0980)).abs() < 1e-4, "{p:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_and_moments_hold_no_graph_between_steps() -> Result<()> {
+        // y = w2 · (w1 · x): w2's gradient is built from the activation w1 · x, so left
+        // attached it would keep this step's forward graph alive in the moments for good.
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let init = candle_nn::Init::Const(0.5);
+        let _ = vb.get_with_hints((3, 3), "w1", init)?;
+        let _ = vb.get_with_hints((1, 3), "w2", init)?;
+        let params = Params::from_varmap(&vm, |_| true)?;
+        let [w1, w2] = [0, 1].map(|i| params.vars()[i].as_tensor().clone());
+        let (w1, w2) = if params.names()[0] == "w1" {
+            (w1, w2)
+        } else {
+            (w2, w1)
+        };
+        let mut opt = AdamW::new(&params, AdamWConfig::default())?;
+        for _ in 0..2 {
+            let x = Tensor::new(&[[1f32], [2.], [3.]], &dev)?;
+            let loss = w2.matmul(&w1.matmul(&x)?)?.sum_all()?;
+            let mut acc = None;
+            accumulate(&params, &mut acc, &loss.backward()?)?;
+            let grads = acc.unwrap_or_default();
+            assert_eq!(grads.len(), 2);
+            assert!(
+                grads.iter().all(|g| !g.track_op()),
+                "gradients keep their graph"
+            );
+            opt.step(&params, &grads, 1e-2)?;
+            let state = opt.state(&params);
+            assert!(
+                state.iter().all(|(_, m)| !m.track_op()),
+                "moments keep a graph"
+            );
+        }
         Ok(())
     }
 

@@ -11,12 +11,16 @@ mod blocks;
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear};
+use candle_nn::Conv2dConfig;
+
+use crate::linear::Linear;
+
+use crate::conv::{Conv2d, conv2d};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::lora::Weights;
-use crate::norm::group_norm;
+use crate::norm::{GroupNorm, group_norm};
 use blocks::{BlockCommon, DownBlock, MidBlock, UpBlock};
 
 /// Whether a down/up block has cross-attention transformers.
@@ -393,9 +397,9 @@ impl UNet2DConditionModel {
             )?);
         }
         Ok(Self {
-            conv_in: candle_nn::conv2d(cfg.in_channels, ch0, 3, conv3, vb.pp("conv_in"))?,
-            time_linear_1: candle_nn::linear(ch0, temb, vb.pp("time_embedding.linear_1"))?,
-            time_linear_2: candle_nn::linear(temb, temb, vb.pp("time_embedding.linear_2"))?,
+            conv_in: conv2d(cfg.in_channels, ch0, 3, conv3, vb.pp("conv_in"))?,
+            time_linear_1: crate::linear::linear(ch0, temb, vb.pp("time_embedding.linear_1"))?,
+            time_linear_2: crate::linear::linear(temb, temb, vb.pp("time_embedding.linear_2"))?,
             down,
             mid,
             up,
@@ -405,7 +409,7 @@ impl UNet2DConditionModel {
                 cfg.norm_eps,
                 vb.pp("conv_norm_out"),
             )?,
-            conv_out: candle_nn::conv2d(ch0, cfg.out_channels, 3, conv3, vb.pp("conv_out"))?,
+            conv_out: conv2d(ch0, cfg.out_channels, 3, conv3, vb.pp("conv_out"))?,
             cfg,
         })
     }

@@ -9,11 +9,15 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
+
+use crate::linear::Linear;
+
+use crate::conv::{Conv2d, conv2d};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::norm::group_norm;
+use crate::norm::{GroupNorm, group_norm};
 use crate::resnet::{Downsample2D, ResnetBlock2D, ResnetBlock2DConfig, Upsample2D};
 
 /// Configuration of an [`AutoencoderKL`].
@@ -135,7 +139,7 @@ impl SpatialAttention {
         // Files written before diffusers 0.14 use the old attention-block names.
         let legacy = !vb.contains_tensor("to_q.weight") && vb.contains_tensor("query.weight");
         let name = |new: &'static str, old: &'static str| if legacy { old } else { new };
-        let lin = |n: &str| candle_nn::linear(channels, channels, vb.pp(n));
+        let lin = |n: &str| crate::linear::linear(channels, channels, vb.pp(n));
         Ok(Self {
             group_norm: group_norm(groups, channels, 1e-6, vb.pp("group_norm"))?,
             to_q: lin(name("to_q", "query"))?,
@@ -236,11 +240,11 @@ fn conv3(i: usize, o: usize, vb: VarBuilder) -> candle_core::Result<Conv2d> {
         padding: 1,
         ..Default::default()
     };
-    candle_nn::conv2d(i, o, 3, cfg, vb)
+    conv2d(i, o, 3, cfg, vb)
 }
 
 fn conv1(i: usize, o: usize, vb: VarBuilder) -> candle_core::Result<Conv2d> {
-    candle_nn::conv2d(i, o, 1, Conv2dConfig::default(), vb)
+    conv2d(i, o, 1, Conv2dConfig::default(), vb)
 }
 
 /// The VAE encoder: image to the moments (mean, log-variance) of the latent distribution.

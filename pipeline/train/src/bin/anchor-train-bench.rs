@@ -80,6 +80,8 @@ fn profile_conv() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: first statement of main; no other thread exists yet.
+    unsafe { anchor_sd::pin_cpu_thread_count() };
     let args: Vec<String> = std::env::args().collect();
     if let Some(dir) = args
         .iter()
@@ -220,3 +222,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+/// The same allocator as the `anchor` binary, so the bench times what `anchor train` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,0 +1,59 @@
+//! Plumbing shared by the CPU custom ops ([`crate::conv`], [`crate::norm`], [`crate::affine`]).
+
+use candle_core::{CpuStorage, Layout, Tensor};
+
+/// The contiguous f32 elements of one operand of op `op`.
+pub(crate) fn f32_operand<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    if !layout.is_contiguous() {
+        candle_core::bail!("{op}: operands must be contiguous");
+    }
+    let all = storage.as_slice::<f32>()?;
+    let start = layout.start_offset();
+    all.get(start..start + layout.shape().elem_count())
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: operand outside its storage")))
+}
+
+/// The three operands of a three-input op.
+pub(crate) fn f32_operands<'a>(
+    op: &str,
+    operands: [(&'a CpuStorage, &Layout); 3],
+) -> candle_core::Result<[&'a [f32]; 3]> {
+    let [a, b, c] = operands;
+    Ok([
+        f32_operand(op, a.0, a.1)?,
+        f32_operand(op, b.0, b.1)?,
+        f32_operand(op, c.0, c.1)?,
+    ])
+}
+
+/// Appends the per-channel sums of `partials` (`[rows, channels]` in row order, summed in
+/// f64) to `packed`, the layout the gradient ops hand back in one storage.
+pub(crate) fn push_channel_sums(packed: &mut Vec<f32>, partials: &[f64], channels: usize) {
+    let rows = partials.len() / channels.max(1);
+    packed.extend(
+        (0..channels).map(|c| (0..rows).map(|r| partials[r * channels + c]).sum::<f64>() as f32),
+    );
+}
+
+/// Splits `[grad_x | grad_weight | grad_bias]` and keeps the gradients whose operand
+/// needs one.
+pub(crate) fn unpack_grads(
+    packed: &Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let (len, channels) = (x.elem_count(), weight.elem_count());
+    let grad_x = packed.narrow(0, 0, len)?.reshape(x.shape())?;
+    let grad_weight = packed.narrow(0, len, channels)?;
+    let grad_bias = packed.narrow(0, len + channels, channels)?;
+    Ok((
+        x.track_op().then_some(grad_x),
+        weight.track_op().then_some(grad_weight),
+        bias.track_op().then_some(grad_bias),
+    ))
+}
