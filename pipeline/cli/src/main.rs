@@ -20,7 +20,7 @@ const EXIT_USER: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
-    // SAFETY: first statement of main; no other thread exists yet.
+    // SAFETY: first statement of main; no other thread has started.
     unsafe { anchor_sd::pin_cpu_thread_count() };
     let cli = Cli::parse();
     app::init_logging(cli.global.quiet, cli.global.verbose);

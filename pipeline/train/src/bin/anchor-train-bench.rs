@@ -80,7 +80,7 @@ fn profile_conv() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // SAFETY: first statement of main; no other thread exists yet.
+    // SAFETY: first statement of main; no other thread has started.
     unsafe { anchor_sd::pin_cpu_thread_count() };
     let args: Vec<String> = std::env::args().collect();
     if let Some(dir) = args
