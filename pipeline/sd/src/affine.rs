@@ -73,11 +73,6 @@ impl Span {
     fn len(&self) -> usize {
         self.outer * self.channels * self.inner
     }
-
-    /// The channel of each `inner`-long run, in storage order.
-    fn channel_of_run(&self, run: usize) -> usize {
-        run % self.channels
-    }
 }
 
 struct ScaleShift(Span);
@@ -106,9 +101,8 @@ impl CustomOp3 for ScaleShift {
         y.par_chunks_mut(rows * s.channels)
             .zip(x.par_chunks(rows * s.channels))
             .for_each(|(out, input)| {
-                for (run, (out, input)) in out.chunks_mut(rows).zip(input.chunks(rows)).enumerate()
-                {
-                    let c = s.channel_of_run(run);
+                // Each block is one outer index: its runs are the channels in order.
+                for (c, (out, input)) in out.chunks_mut(rows).zip(input.chunks(rows)).enumerate() {
                     let (w, b) = (weight[c], bias[c]);
                     for (o, &v) in out.iter_mut().zip(input) {
                         *o = v * w + b;
@@ -168,13 +162,12 @@ impl CustomOp3 for ScaleShiftGrad {
             .for_each(|(o, ((dx, dw), db))| {
                 let input = &x[o * block..(o + 1) * block];
                 let dy = &grad_y[o * block..(o + 1) * block];
-                for (run, ((dx, input), dy)) in dx
+                for (c, ((dx, input), dy)) in dx
                     .chunks_mut(rows)
                     .zip(input.chunks(rows))
                     .zip(dy.chunks(rows))
                     .enumerate()
                 {
-                    let c = s.channel_of_run(run);
                     let w = weight[c];
                     let (mut sw, mut sb) = (0f32, 0f32);
                     for ((d_out, &v), &d) in dx.iter_mut().zip(input).zip(dy) {
