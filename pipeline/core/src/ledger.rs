@@ -152,6 +152,18 @@ pub fn fingerprint(
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
 
+/// A hidden temporary name beside `path`, unique to this process and call.
+///
+/// Shards (processes) and parts (threads) may write the same file at the same
+/// time; each must rename its own complete copy, so a name unique per process
+/// alone is not enough.
+pub fn unique_temporary(path: &Path) -> PathBuf {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.{}.{call}.tmp", std::process::id()))
+}
+
 /// Writes `value` as pretty JSON to `path` atomically (temp file + rename).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -161,11 +173,7 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         detail: e.to_string(),
     })?;
     text.push('\n');
-    // Unique per process and call: shards of one step may write the same
-    // record at the same time, and each rename must find its own temp file.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("json.{}.{n}.tmp", std::process::id()));
+    let tmp = unique_temporary(path);
     {
         use std::io::Write;
         let mut file = fs::File::create(&tmp).at(&tmp)?;

@@ -94,7 +94,7 @@ impl FeatureCache {
             source,
         })?;
         let path = self.path(key);
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        let tmp = anchor_core::ledger::unique_temporary(&path);
         let mut buf = Vec::with_capacity(HEADER + features.as_slice().len() * 4);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&(features.rows() as u64).to_le_bytes());
@@ -177,5 +177,24 @@ mod tests {
         std::fs::write(cache.dir().join(format!("{key}.f32")), b"ANCHORF1junk").unwrap();
         let (_, hit3) = cache.get_or_compute(&chunk, 3, compute).unwrap();
         assert!(!hit3);
+    }
+
+    #[test]
+    fn threads_storing_the_same_chunk_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FeatureCache::new(dir.path(), "inception", "ef".repeat(32).as_str());
+        let features = Features::new(4, (0..4096).map(|i| i as f32).collect()).unwrap();
+        let key = cache.key(&[img("a", b"same")]);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..20).try_for_each(|_| cache.store(&key, &features))))
+                .collect();
+            for handle in handles {
+                handle.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(cache.load(&key, 1024, 4), Some(features));
+        let leftovers = std::fs::read_dir(cache.dir()).unwrap().count();
+        assert_eq!(leftovers, 1, "only the stored chunk remains");
     }
 }

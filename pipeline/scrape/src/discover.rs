@@ -152,7 +152,7 @@ pub fn persist(path: &Path, discovery: Discovery) -> Result<Discovery> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let tmp = anchor_core::ledger::unique_temporary(path);
     let json = serde_json::to_vec_pretty(&discovery)
         .map_err(|e| Error::Discovery(format!("serialising the discovery: {e}")))?;
     std::fs::write(&tmp, json).map_err(io)?;

@@ -72,7 +72,7 @@ pub fn write(
     header.resize(header.len().next_multiple_of(8), b' ');
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).at(dir)?;
-    let tmp = tmp_path(dir, path);
+    let tmp = anchor_core::ledger::unique_temporary(path);
     {
         let mut f = std::fs::File::create(&tmp).at(&tmp)?;
         f.write_all(&(header.len() as u64).to_le_bytes()).at(&tmp)?;
@@ -81,18 +81,6 @@ pub fn write(
         f.sync_all().at(&tmp)?;
     }
     std::fs::rename(&tmp, path).at(path)
-}
-
-/// A temporary name unique to this process and call: two parts (threads or shards) may
-/// write the same cache file at once, and each must rename its own complete copy.
-fn tmp_path(dir: &Path, path: &Path) -> std::path::PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    dir.join(format!(
-        ".{}.{}.{n}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ))
 }
 
 /// Reads every tensor of a safetensors file (any dtype candle reads) onto `device`.
@@ -110,7 +98,7 @@ pub fn read(
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).at(dir)?;
-    let tmp = tmp_path(dir, path);
+    let tmp = anchor_core::ledger::unique_temporary(path);
     {
         let mut f = std::fs::File::create(&tmp).at(&tmp)?;
         f.write_all(bytes).at(&tmp)?;
