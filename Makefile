@@ -83,9 +83,7 @@ test: python models lint
 	fi
 
 bench: build python
-	@if ls scripts/bench-*.sh >/dev/null 2>&1; then \
-		for b in scripts/bench-*.sh; do echo "== $$b"; ANCHOR_PYTHON=$(VPY) ANCHOR_BIN=$(abspath $(ANCHOR)) $$b || exit 1; done; \
-	else echo "no benchmarks yet"; fi
+	@for b in scripts/bench-*.sh; do echo "== $$b"; ANCHOR_PYTHON=$(VPY) ANCHOR_BIN=$(abspath $(ANCHOR)) $$b || exit 1; done
 
 notebooks: python
 	@if ! $(VPY) -c "import nbclient, ipykernel, matplotlib" >/dev/null 2>&1; then \

@@ -100,9 +100,6 @@ pub(crate) fn lc(w: &str) -> String {
     w.to_lowercase()
 }
 
-const CONNECTORS: &[&str] = &[
-    "of", "de", "del", "da", "la", "le", "van", "von", "der", "al", "bin", "y",
-];
 pub(crate) const TITLES: &[&str] = &[
     "president",
     "prime",
@@ -618,7 +615,7 @@ pub fn extract(caption: &str) -> Vec<Subject> {
             let w = ws[j].text;
             if is_cap(w) && !anchor_text::is_calendar_word(&lc(w)) {
                 j += 1;
-            } else if CONNECTORS.contains(&w)
+            } else if anchor_text::is_name_particle(w)
                 && j + 1 < ws.len()
                 && is_cap(ws[j + 1].text)
                 && adjacent(caption, &ws[j], &ws[j + 1])
@@ -637,7 +634,7 @@ pub fn extract(caption: &str) -> Vec<Subject> {
             s += 1;
         }
         // "Fans of Liverpool": once "Fans" is dropped, the connector goes too.
-        while s < j && CONNECTORS.contains(&ws[s].text) {
+        while s < j && anchor_text::is_name_particle(ws[s].text) {
             s += 1;
         }
         if s < j {
@@ -748,6 +745,10 @@ mod tests {
             t.contains(&("NATO".to_string(), Kind::Organisation)),
             "{t:?}"
         );
+        // The Entity rule's particles: one name, not two.
+        let t = texts("Abdullah ibn Saud and Luca di Montezemolo arrive.");
+        let names: Vec<&str> = t.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names, ["Abdullah ibn Saud", "Luca di Montezemolo"], "{t:?}");
     }
 
     #[test]

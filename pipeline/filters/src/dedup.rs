@@ -412,32 +412,6 @@ mod tests {
         assert!(brute(&hashes, 6).len() > 100);
     }
 
-    /// Timing of the target case (70K hashes, radius 10); prints, does not assert time.
-    #[test]
-    #[ignore = "timing: cargo test -p anchor-filters --lib -- --ignored --nocapture"]
-    fn search_70k_timing() {
-        let hashes = planted(70_000, 42);
-        let t = std::time::Instant::now();
-        let index = MultiIndex::new(hashes.clone(), MultiIndex::chunks_for(hashes.len()));
-        let built = t.elapsed();
-        let pairs = index.pairs_within(DEFAULT_RADIUS);
-        let searched = t.elapsed();
-        eprintln!(
-            "70K hashes, r={DEFAULT_RADIUS}: build {:.3}s, build+search {:.3}s, {} pairs",
-            built.as_secs_f64(),
-            searched.as_secs_f64(),
-            pairs.len()
-        );
-        // Spot-check exactness against a brute-force scan of the first 500 rows.
-        let want: Vec<_> = index
-            .scan(DEFAULT_RADIUS)
-            .into_iter()
-            .filter(|p| p.0 < 500)
-            .collect();
-        let got: Vec<_> = pairs.iter().copied().filter(|p| p.0 < 500).collect();
-        assert_eq!(got, want);
-    }
-
     #[test]
     fn probe_counts() {
         assert_eq!(probes(16, 0), 1);

@@ -159,10 +159,12 @@ const FUNCTION_WORDS: &[&str] = &[
     "visitors",
 ];
 
-const PARTICLES: &[&str] = &[
-    "von", "van", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "bin", "al",
-    "el", "ibn", "of", "the", "and", "y",
-];
+/// Beyond the name particles, "the" and "and" join the words of organisation names
+/// ("Bank of the West", "Marks and Spencer"): the rule asks whether a name is present, so
+/// two names joined into one run still count. The annotator keeps them apart.
+fn joins_a_name(word: &str) -> bool {
+    anchor_text::is_name_particle(word) || word == "the" || word == "and"
+}
 
 const TITLES: &[&str] = &[
     "president",
@@ -355,7 +357,7 @@ pub fn classify(caption: &str) -> EntityDecision {
                 {
                     j += 1;
                     last_cap = j;
-                } else if PARTICLES.contains(&n.word) {
+                } else if joins_a_name(n.word) {
                     j += 1;
                 } else {
                     break;

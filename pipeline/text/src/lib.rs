@@ -41,6 +41,20 @@ pub const MONTH_ABBREVIATIONS: [&str; 12] = [
 /// Holidays that name a time of year, lowercase.
 pub const HOLIDAYS: [&str; 2] = ["christmas", "easter"];
 
+/// Lowercase words that join the capitalised words of one name ("Ludwig van Beethoven",
+/// "Bank of England", "Mohammed bin Salman"). Both the Entity rule and the heuristic
+/// annotator keep a run of capitalised words going across them.
+pub const NAME_PARTICLES: [&str; 18] = [
+    "von", "van", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "bin", "al",
+    "el", "ibn", "of", "y",
+];
+
+/// Whether `word`, as written, is one of the [`NAME_PARTICLES`] (a capitalised "Van" or
+/// "El" starts a name and is not a particle).
+pub fn is_name_particle(word: &str) -> bool {
+    NAME_PARTICLES.contains(&word)
+}
+
 /// Whether `lowercase_word` is a weekday, a month or a holiday (not an abbreviation:
 /// "Jan" and "Mar" are also names).
 pub fn is_calendar_word(lowercase_word: &str) -> bool {
@@ -57,6 +71,16 @@ pub fn is_calendar_word_or_abbreviation(lowercase_word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn particles_are_lowercase_only() {
+        for w in ["van", "de", "ibn", "of"] {
+            assert!(is_name_particle(w), "{w}");
+        }
+        for w in ["Van", "El", "the", "and"] {
+            assert!(!is_name_particle(w), "{w}");
+        }
+    }
 
     #[test]
     fn calendar_words_and_abbreviations() {
