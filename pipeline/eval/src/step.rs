@@ -30,18 +30,16 @@
 //! weights, and for ImageReward/HPSv2 always, those metrics have no rows, and
 //! [`absent_metric_notes`] says why.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anchor_core::PartStats;
-use anchor_core::columns::Columns;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{
     self, TableDef, generations as gen_t, pairs as pairs_t, pairs_curated as cur_t,
     splits as splits_t, subjects as subj_t,
 };
-use arrow_array::Array;
 use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -56,6 +54,13 @@ use crate::inception::preprocess::RgbImage;
 use crate::report::{MetricRow, metrics_batch};
 use crate::sample_fid::{fid_of_samples, select_rows};
 use crate::{Error, FidInception, Result, kid};
+
+mod inputs;
+mod subject_metrics;
+
+pub use inputs::configurations;
+pub use subject_metrics::calibrate_threshold;
+use subject_metrics::{Subjects, mean_std};
 
 /// Step name (subcommand and output folder).
 pub const NAME: &str = "eval";
@@ -196,16 +201,6 @@ struct Shared {
     captions: HashMap<String, Vec<f32>>,
     /// Subject phrases of each pair (from `subjects`), with their embeddings.
     subjects: Option<Arc<Subjects>>,
-}
-
-/// The annotated subjects with their CLIP text embeddings, and the hit threshold.
-#[derive(Debug)]
-struct Subjects {
-    by_id: HashMap<String, Vec<String>>,
-    embeddings: HashMap<String, Vec<f32>>,
-    threshold: f64,
-    /// Real images the threshold was calibrated on (0 when given).
-    calibrated_on: usize,
 }
 
 /// The feature extractors of a run.
@@ -364,306 +359,6 @@ impl EvalStep {
             .as_ref()
             .map(|c| Features::new(c.dim(), Vec::new()))
             .transpose()
-    }
-
-    /// The real reference: every test-split image, scored.
-    fn real(&self, ctx: &StepCtx, nets: &Nets, stats: &mut PartStats) -> Result<Scored> {
-        let test = splits_t::ids_in_split(&ctx.reader(splits_t::NAME)?, TEST_SPLIT)?;
-        if test.is_empty() {
-            return Err(Error::Table {
-                table: splits_t::NAME.into(),
-                detail: "no pair is in the test split, so there is no real reference".into(),
-            });
-        }
-        let mut meta: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let reader = ctx.reader(cur_t::NAME)?;
-        let cols = [cur_t::ID, cur_t::KEPT, cur_t::SUBSET, cur_t::OUTLET];
-        for batch in reader.read_all(Some(&cols), 8192) {
-            let batch = batch?;
-            let t = cur_t::NAME;
-            let c = Columns::new(&batch, t);
-            let ids = c.strings(cur_t::ID)?;
-            let kept = c.boolean(cur_t::KEPT)?;
-            let subset = c.strings(cur_t::SUBSET)?;
-            let outlet = c.strings(cur_t::OUTLET)?;
-            for i in 0..batch.num_rows() {
-                let id = c.required(cur_t::ID, i, ids.get(i))?;
-                if !test.contains(id) {
-                    continue;
-                }
-                if kept.is_null(i) || !kept.value(i) {
-                    return Err(Error::Table {
-                        table: t.into(),
-                        detail: format!("pair {id} is in the test split but is not kept"),
-                    });
-                }
-                let subset = checked_subset(c.required(cur_t::SUBSET, i, subset.get(i))?, t, id)?;
-                let outlet = c.required(cur_t::OUTLET, i, outlet.get(i))?.to_owned();
-                meta.insert(id.to_owned(), (subset, outlet));
-            }
-        }
-        if let Some(id) = test.iter().find(|id| !meta.contains_key(*id)) {
-            return Err(Error::Table {
-                table: cur_t::NAME.into(),
-                detail: format!("test pair {id} (from splits) has no row"),
-            });
-        }
-
-        let out_dir = ctx.out();
-        let mut features = Features::new(FEATURE_DIM, Vec::new())?;
-        let mut clip = Self::empty_clip(nets)?;
-        let mut row_ids = Vec::with_capacity(meta.len());
-        let mut metas = Vec::with_capacity(meta.len());
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let reader = ctx.reader(pairs_t::NAME)?;
-        for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::IMAGE]), 64) {
-            let batch = batch?;
-            let t = pairs_t::NAME;
-            let c = Columns::new(&batch, t);
-            let ids = c.strings(pairs_t::ID)?;
-            let images = c.image(pairs_t::IMAGE)?;
-            for i in 0..batch.num_rows() {
-                let id = c.required(pairs_t::ID, i, ids.get(i))?;
-                let Some(m) = meta.get(id) else { continue };
-                let Some(bytes) = images.bytes(i) else {
-                    return Err(Error::Table {
-                        table: t.into(),
-                        detail: format!("test pair {id} has no image bytes"),
-                    });
-                };
-                chunk.push(EncodedImage {
-                    name: format!("pairs/{id}"),
-                    bytes: bytes.to_vec(),
-                });
-                metas.push(m.clone());
-                row_ids.push(id.to_owned());
-                if chunk.len() == CHUNK {
-                    self.score_chunk(
-                        nets,
-                        out_dir,
-                        &mut chunk,
-                        &mut features,
-                        &mut clip,
-                        stats,
-                        "real",
-                    )?;
-                }
-            }
-        }
-        self.score_chunk(
-            nets,
-            out_dir,
-            &mut chunk,
-            &mut features,
-            &mut clip,
-            stats,
-            "real",
-        )?;
-        if metas.len() != meta.len() {
-            return Err(Error::Table {
-                table: pairs_t::NAME.into(),
-                detail: format!(
-                    "{} test pairs found for {} test ids (missing or duplicated ids)",
-                    metas.len(),
-                    meta.len()
-                ),
-            });
-        }
-        stats.count("real_images", metas.len() as u64);
-        Ok(Scored {
-            meta: metas,
-            ids: row_ids,
-            features,
-            clip,
-        })
-    }
-
-    /// Every generated image of `configuration`, scored.
-    fn generated(
-        &self,
-        ctx: &StepCtx,
-        configuration: &str,
-        nets: &Nets,
-        stats: &mut PartStats,
-    ) -> Result<Scored> {
-        let out_dir = ctx.out();
-        let mut features = Features::new(FEATURE_DIM, Vec::new())?;
-        let mut clip = Self::empty_clip(nets)?;
-        let mut row_ids = Vec::new();
-        let mut metas = Vec::new();
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let reader = ctx.reader(gen_t::NAME)?;
-        let cols = [
-            gen_t::ID,
-            gen_t::CONFIGURATION,
-            gen_t::SEED,
-            gen_t::SUBSET,
-            gen_t::OUTLET,
-            gen_t::IMAGE,
-        ];
-        let t = gen_t::NAME;
-        for batch in reader.read_all(Some(&cols), 64) {
-            let batch = batch?;
-            let c = Columns::new(&batch, t);
-            let ids = c.strings(gen_t::ID)?;
-            let configs = c.strings(gen_t::CONFIGURATION)?;
-            let seeds = c.int64(gen_t::SEED)?;
-            let subset = c.strings(gen_t::SUBSET)?;
-            let outlet = c.strings(gen_t::OUTLET)?;
-            let images = c.image(gen_t::IMAGE)?;
-            for i in 0..batch.num_rows() {
-                if c.required(gen_t::CONFIGURATION, i, configs.get(i))? != configuration {
-                    continue;
-                }
-                let id = c.required(gen_t::ID, i, ids.get(i))?;
-                let seed = c.required(gen_t::SEED, i, anchor_core::columns::opt_i64(seeds, i))?;
-                let Some(bytes) = images.bytes(i) else {
-                    return Err(Error::Table {
-                        table: t.into(),
-                        detail: format!("{configuration}/{id}-{seed} has no image bytes"),
-                    });
-                };
-                let subset = checked_subset(c.required(gen_t::SUBSET, i, subset.get(i))?, t, id)?;
-                let outlet = c.required(gen_t::OUTLET, i, outlet.get(i))?.to_owned();
-                chunk.push(EncodedImage {
-                    name: format!("generations/{configuration}/{id}-{seed}"),
-                    bytes: bytes.to_vec(),
-                });
-                metas.push((subset, outlet));
-                row_ids.push(id.to_owned());
-                if chunk.len() == CHUNK {
-                    self.score_chunk(
-                        nets,
-                        out_dir,
-                        &mut chunk,
-                        &mut features,
-                        &mut clip,
-                        stats,
-                        "generated",
-                    )?;
-                }
-            }
-        }
-        self.score_chunk(
-            nets,
-            out_dir,
-            &mut chunk,
-            &mut features,
-            &mut clip,
-            stats,
-            "generated",
-        )?;
-        Ok(Scored {
-            meta: metas,
-            ids: row_ids,
-            features,
-            clip,
-        })
-    }
-
-    /// Reads `subjects`, embeds every distinct phrase and fixes the threshold.
-    fn subjects(&self, ctx: &StepCtx, clip: &Clip, real: &Scored) -> Result<Subjects> {
-        let t = subj_t::NAME;
-        let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
-        // The codec checks every span; eval uses the phrases only.
-        for row in subj_t::read(&ctx.reader(t)?)? {
-            let phrases: Vec<String> = row
-                .subjects
-                .into_iter()
-                .map(|s| s.text)
-                .filter(|p| !p.trim().is_empty())
-                .collect();
-            if !phrases.is_empty() {
-                by_id.insert(row.id, phrases);
-            }
-        }
-        let distinct: BTreeSet<&str> = by_id.values().flatten().map(String::as_str).collect();
-        let distinct: Vec<&str> = distinct.into_iter().collect();
-        let mut embeddings = HashMap::with_capacity(distinct.len());
-        for chunk in distinct.chunks(CHUNK) {
-            for (p, e) in chunk.iter().zip(clip.text_embeddings(chunk)?) {
-                embeddings.insert((*p).to_owned(), e);
-            }
-        }
-        let mut subjects = Subjects {
-            by_id,
-            embeddings,
-            threshold: 0.0,
-            calibrated_on: 0,
-        };
-        if let Some(t) = self.params.subject_threshold {
-            subjects.threshold = t;
-            return Ok(subjects);
-        }
-        let Some(real_clip) = &real.clip else {
-            return Err(Error::Shape(
-                "subject metrics without CLIP image features".into(),
-            ));
-        };
-        // Real images with subjects, in table order; each is matched with its own
-        // subjects and mismatched with the next one's.
-        let with: Vec<usize> = (0..real.ids.len())
-            .filter(|&i| subjects.by_id.contains_key(&real.ids[i]))
-            .collect();
-        let (mut matched, mut mismatched) = (Vec::new(), Vec::new());
-        for (k, &i) in with.iter().enumerate() {
-            let other = with[(k + 1) % with.len()];
-            if other == i {
-                continue;
-            }
-            matched.extend(subjects.similarities(real_clip.row(i), &real.ids[i])?);
-            mismatched.extend(subjects.similarities(real_clip.row(i), &real.ids[other])?);
-        }
-        subjects.threshold =
-            calibrate_threshold(&matched, &mismatched).ok_or_else(|| Error::Table {
-                table: t.into(),
-                detail: "fewer than 2 real test images have subjects: the subject hit-rate \
-                         threshold cannot be calibrated (give --subset-threshold)"
-                    .into(),
-            })?;
-        subjects.calibrated_on = with.len();
-        Ok(subjects)
-    }
-
-    /// CLIP text embeddings of the captions (`pairs.caption`) of `wanted` ids.
-    fn caption_embeddings(
-        &self,
-        ctx: &StepCtx,
-        clip: &Clip,
-        wanted: &BTreeSet<&str>,
-    ) -> Result<HashMap<String, Vec<f32>>> {
-        let t = pairs_t::NAME;
-        let mut captions: Vec<(String, String)> = Vec::with_capacity(wanted.len());
-        let reader = ctx.reader(t)?;
-        for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::CAPTION]), 8192) {
-            let batch = batch?;
-            let c = Columns::new(&batch, t);
-            let ids = c.strings(pairs_t::ID)?;
-            let caption = c.strings(pairs_t::CAPTION)?;
-            for i in 0..batch.num_rows() {
-                let id = c.required(pairs_t::ID, i, ids.get(i))?;
-                if wanted.contains(id) {
-                    let text = c.required(pairs_t::CAPTION, i, caption.get(i))?;
-                    captions.push((id.to_owned(), text.to_owned()));
-                }
-            }
-        }
-        let found: BTreeSet<&str> = captions.iter().map(|(id, _)| id.as_str()).collect();
-        if let Some(id) = wanted.iter().find(|id| !found.contains(*id)) {
-            return Err(Error::Table {
-                table: t.into(),
-                detail: format!("generated image of pair {id} has no pair (and so no caption)"),
-            });
-        }
-        let mut out = HashMap::with_capacity(captions.len());
-        for chunk in captions.chunks(CHUNK) {
-            let texts: Vec<&str> = chunk.iter().map(|(_, c)| c.as_str()).collect();
-            let emb = clip.text_embeddings(&texts)?;
-            for ((id, _), e) in chunk.iter().zip(emb) {
-                out.insert(id.clone(), e);
-            }
-        }
-        Ok(out)
     }
 
     /// FID and KID (and with CLIP, FID_CLIP and CLIP score) of `generated`
@@ -844,85 +539,6 @@ impl EvalStep {
     }
 }
 
-impl Subjects {
-    /// CLIP scores of `image` with each subject phrase of pair `id` (none when it has none).
-    fn similarities(&self, image: &[f32], id: &str) -> Result<Vec<f64>> {
-        let Some(phrases) = self.by_id.get(id) else {
-            return Ok(Vec::new());
-        };
-        phrases
-            .iter()
-            .map(|p| {
-                let e = self
-                    .embeddings
-                    .get(p)
-                    .ok_or_else(|| Error::Shape(format!("no embedding for subject {p:?}")))?;
-                clip_score(image, e)
-            })
-            .collect()
-    }
-}
-
-/// The subject hit-rate threshold calibrated on real images: the value that best
-/// separates real images' similarity to their own subjects (`matched`) from their
-/// similarity to another caption's subjects (`mismatched`), i.e. the candidate `c`
-/// maximising `P(matched ≥ c) − P(mismatched ≥ c)` (Youden's J), the smallest on ties.
-/// `None` when either side is empty.
-pub fn calibrate_threshold(matched: &[f64], mismatched: &[f64]) -> Option<f64> {
-    if matched.is_empty() || mismatched.is_empty() {
-        return None;
-    }
-    let mut candidates: Vec<f64> = matched.iter().chain(mismatched).copied().collect();
-    candidates.sort_by(f64::total_cmp);
-    candidates.dedup();
-    let frac = |xs: &[f64], c: f64| xs.iter().filter(|&&x| x >= c).count() as f64 / xs.len() as f64;
-    let mut best = (f64::NEG_INFINITY, candidates[0]);
-    for &c in &candidates {
-        let j = frac(matched, c) - frac(mismatched, c);
-        if j > best.0 {
-            best = (j, c);
-        }
-    }
-    Some(best.1)
-}
-
-/// Mean and population standard deviation (ddof 0) of `xs` (non-empty).
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-    (mean, var.sqrt())
-}
-
-fn checked_subset(value: &str, table: &str, id: &str) -> Result<String> {
-    if SUBSETS[1..].contains(&value) {
-        Ok(value.to_owned())
-    } else {
-        Err(Error::Table {
-            table: table.into(),
-            detail: format!("row {id}: subset {value:?} is neither entity nor non_entity"),
-        })
-    }
-}
-
-/// The distinct configurations of the `generations` table, sorted.
-pub fn configurations(ctx: &StepCtx) -> Result<Vec<String>> {
-    let mut set = BTreeSet::new();
-    let reader = ctx.reader(gen_t::NAME)?;
-    for batch in reader.read_all(Some(&[gen_t::CONFIGURATION]), 8192) {
-        let batch = batch?;
-        let c = Columns::new(&batch, gen_t::NAME);
-        let values = c.strings(gen_t::CONFIGURATION)?;
-        for i in 0..batch.num_rows() {
-            set.insert(
-                c.required(gen_t::CONFIGURATION, i, values.get(i))?
-                    .to_owned(),
-            );
-        }
-    }
-    Ok(set.into_iter().collect())
-}
-
 impl Step for EvalStep {
     fn name(&self) -> &'static str {
         NAME
@@ -974,32 +590,5 @@ impl Step for EvalStep {
         sink: &mut PartSink,
     ) -> std::result::Result<PartStats, BoxError> {
         Ok(self.run(part, ctx, sink)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn threshold_separates_matched_from_mismatched() {
-        // Perfectly separable: any value in (20, 30] works; the smallest candidate
-        // with the best J is the lowest matched score.
-        let t = calibrate_threshold(&[30.0, 35.0, 40.0], &[10.0, 15.0, 20.0]).unwrap();
-        assert_eq!(t, 30.0);
-        // Overlap: 22, 25 and 40 all reach J = 1/3 (22 keeps every matched score
-        // and 2/3 of the mismatched); ties go to the smallest.
-        let t = calibrate_threshold(&[22.0, 25.0, 40.0], &[10.0, 24.0, 30.0]).unwrap();
-        assert_eq!(t, 22.0);
-        let t = calibrate_threshold(&[22.0, 25.0, 40.0], &[10.0, 23.0, 24.0]).unwrap();
-        assert_eq!(t, 25.0);
-        assert!(calibrate_threshold(&[], &[1.0]).is_none());
-        assert!(calibrate_threshold(&[1.0], &[]).is_none());
-    }
-
-    #[test]
-    fn mean_and_population_std() {
-        let (m, s) = mean_std(&[1.0, 3.0]);
-        assert_eq!((m, s), (2.0, 1.0));
     }
 }

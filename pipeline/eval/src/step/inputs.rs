@@ -1,0 +1,244 @@
+//! The step's inputs: the real test images and each configuration's generated images,
+//! with their subset and outlet, scored by the feature extractors.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anchor_core::PartStats;
+use anchor_core::columns::Columns;
+use anchor_core::step::StepCtx;
+use anchor_core::tables::{
+    generations as gen_t, pairs as pairs_t, pairs_curated as cur_t, splits as splits_t,
+};
+use arrow_array::Array;
+
+use super::{CHUNK, EvalStep, Nets, SUBSETS, Scored, TEST_SPLIT};
+use crate::cache::EncodedImage;
+use crate::features::Features;
+use crate::inception::FEATURE_DIM;
+use crate::{Error, Result};
+
+impl EvalStep {
+    /// The real reference: every test-split image, scored.
+    pub(super) fn real(&self, ctx: &StepCtx, nets: &Nets, stats: &mut PartStats) -> Result<Scored> {
+        let test = splits_t::ids_in_split(&ctx.reader(splits_t::NAME)?, TEST_SPLIT)?;
+        if test.is_empty() {
+            return Err(Error::Table {
+                table: splits_t::NAME.into(),
+                detail: "no pair is in the test split, so there is no real reference".into(),
+            });
+        }
+        let mut meta: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let reader = ctx.reader(cur_t::NAME)?;
+        let cols = [cur_t::ID, cur_t::KEPT, cur_t::SUBSET, cur_t::OUTLET];
+        for batch in reader.read_all(Some(&cols), 8192) {
+            let batch = batch?;
+            let t = cur_t::NAME;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(cur_t::ID)?;
+            let kept = c.boolean(cur_t::KEPT)?;
+            let subset = c.strings(cur_t::SUBSET)?;
+            let outlet = c.strings(cur_t::OUTLET)?;
+            for i in 0..batch.num_rows() {
+                let id = c.required(cur_t::ID, i, ids.get(i))?;
+                if !test.contains(id) {
+                    continue;
+                }
+                if kept.is_null(i) || !kept.value(i) {
+                    return Err(Error::Table {
+                        table: t.into(),
+                        detail: format!("pair {id} is in the test split but is not kept"),
+                    });
+                }
+                let subset = checked_subset(c.required(cur_t::SUBSET, i, subset.get(i))?, t, id)?;
+                let outlet = c.required(cur_t::OUTLET, i, outlet.get(i))?.to_owned();
+                meta.insert(id.to_owned(), (subset, outlet));
+            }
+        }
+        if let Some(id) = test.iter().find(|id| !meta.contains_key(*id)) {
+            return Err(Error::Table {
+                table: cur_t::NAME.into(),
+                detail: format!("test pair {id} (from splits) has no row"),
+            });
+        }
+
+        let out_dir = ctx.out();
+        let mut features = Features::new(FEATURE_DIM, Vec::new())?;
+        let mut clip = Self::empty_clip(nets)?;
+        let mut row_ids = Vec::with_capacity(meta.len());
+        let mut metas = Vec::with_capacity(meta.len());
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let reader = ctx.reader(pairs_t::NAME)?;
+        for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::IMAGE]), 64) {
+            let batch = batch?;
+            let t = pairs_t::NAME;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(pairs_t::ID)?;
+            let images = c.image(pairs_t::IMAGE)?;
+            for i in 0..batch.num_rows() {
+                let id = c.required(pairs_t::ID, i, ids.get(i))?;
+                let Some(m) = meta.get(id) else { continue };
+                let Some(bytes) = images.bytes(i) else {
+                    return Err(Error::Table {
+                        table: t.into(),
+                        detail: format!("test pair {id} has no image bytes"),
+                    });
+                };
+                chunk.push(EncodedImage {
+                    name: format!("pairs/{id}"),
+                    bytes: bytes.to_vec(),
+                });
+                metas.push(m.clone());
+                row_ids.push(id.to_owned());
+                if chunk.len() == CHUNK {
+                    self.score_chunk(
+                        nets,
+                        out_dir,
+                        &mut chunk,
+                        &mut features,
+                        &mut clip,
+                        stats,
+                        "real",
+                    )?;
+                }
+            }
+        }
+        self.score_chunk(
+            nets,
+            out_dir,
+            &mut chunk,
+            &mut features,
+            &mut clip,
+            stats,
+            "real",
+        )?;
+        if metas.len() != meta.len() {
+            return Err(Error::Table {
+                table: pairs_t::NAME.into(),
+                detail: format!(
+                    "{} test pairs found for {} test ids (missing or duplicated ids)",
+                    metas.len(),
+                    meta.len()
+                ),
+            });
+        }
+        stats.count("real_images", metas.len() as u64);
+        Ok(Scored {
+            meta: metas,
+            ids: row_ids,
+            features,
+            clip,
+        })
+    }
+
+    /// Every generated image of `configuration`, scored.
+    pub(super) fn generated(
+        &self,
+        ctx: &StepCtx,
+        configuration: &str,
+        nets: &Nets,
+        stats: &mut PartStats,
+    ) -> Result<Scored> {
+        let out_dir = ctx.out();
+        let mut features = Features::new(FEATURE_DIM, Vec::new())?;
+        let mut clip = Self::empty_clip(nets)?;
+        let mut row_ids = Vec::new();
+        let mut metas = Vec::new();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let reader = ctx.reader(gen_t::NAME)?;
+        let cols = [
+            gen_t::ID,
+            gen_t::CONFIGURATION,
+            gen_t::SEED,
+            gen_t::SUBSET,
+            gen_t::OUTLET,
+            gen_t::IMAGE,
+        ];
+        let t = gen_t::NAME;
+        for batch in reader.read_all(Some(&cols), 64) {
+            let batch = batch?;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(gen_t::ID)?;
+            let configs = c.strings(gen_t::CONFIGURATION)?;
+            let seeds = c.int64(gen_t::SEED)?;
+            let subset = c.strings(gen_t::SUBSET)?;
+            let outlet = c.strings(gen_t::OUTLET)?;
+            let images = c.image(gen_t::IMAGE)?;
+            for i in 0..batch.num_rows() {
+                if c.required(gen_t::CONFIGURATION, i, configs.get(i))? != configuration {
+                    continue;
+                }
+                let id = c.required(gen_t::ID, i, ids.get(i))?;
+                let seed = c.required(gen_t::SEED, i, anchor_core::columns::opt_i64(seeds, i))?;
+                let Some(bytes) = images.bytes(i) else {
+                    return Err(Error::Table {
+                        table: t.into(),
+                        detail: format!("{configuration}/{id}-{seed} has no image bytes"),
+                    });
+                };
+                let subset = checked_subset(c.required(gen_t::SUBSET, i, subset.get(i))?, t, id)?;
+                let outlet = c.required(gen_t::OUTLET, i, outlet.get(i))?.to_owned();
+                chunk.push(EncodedImage {
+                    name: format!("generations/{configuration}/{id}-{seed}"),
+                    bytes: bytes.to_vec(),
+                });
+                metas.push((subset, outlet));
+                row_ids.push(id.to_owned());
+                if chunk.len() == CHUNK {
+                    self.score_chunk(
+                        nets,
+                        out_dir,
+                        &mut chunk,
+                        &mut features,
+                        &mut clip,
+                        stats,
+                        "generated",
+                    )?;
+                }
+            }
+        }
+        self.score_chunk(
+            nets,
+            out_dir,
+            &mut chunk,
+            &mut features,
+            &mut clip,
+            stats,
+            "generated",
+        )?;
+        Ok(Scored {
+            meta: metas,
+            ids: row_ids,
+            features,
+            clip,
+        })
+    }
+}
+
+fn checked_subset(value: &str, table: &str, id: &str) -> Result<String> {
+    if SUBSETS[1..].contains(&value) {
+        Ok(value.to_owned())
+    } else {
+        Err(Error::Table {
+            table: table.into(),
+            detail: format!("row {id}: subset {value:?} is neither entity nor non_entity"),
+        })
+    }
+}
+
+/// The distinct configurations of the `generations` table, sorted.
+pub fn configurations(ctx: &StepCtx) -> Result<Vec<String>> {
+    let mut set = BTreeSet::new();
+    let reader = ctx.reader(gen_t::NAME)?;
+    for batch in reader.read_all(Some(&[gen_t::CONFIGURATION]), 8192) {
+        let batch = batch?;
+        let c = Columns::new(&batch, gen_t::NAME);
+        let values = c.strings(gen_t::CONFIGURATION)?;
+        for i in 0..batch.num_rows() {
+            set.insert(
+                c.required(gen_t::CONFIGURATION, i, values.get(i))?
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(set.into_iter().collect())
+}
