@@ -21,15 +21,18 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod demo;
 mod error;
 pub mod fixture;
 pub mod folder;
+pub mod layout;
 pub mod objective;
 pub mod optim;
 pub mod parallel;
 pub mod plot;
 pub mod precision;
 pub mod rng;
+pub mod settings;
 pub mod st;
 pub mod stages;
 pub mod step;
@@ -38,5 +41,5 @@ pub mod trainer;
 pub use anchor_sd::{FIXED_SUBJECT_WEIGHT, LoraConfig};
 pub use error::{Error, Result};
 pub use precision::Precision;
-pub use stages::{DemoSettings, SubjectWeighting, TrainSettings, TrainedLora};
+pub use settings::{DemoSettings, SubjectWeighting, TrainSettings, TrainedLora};
 pub use step::TrainStep;

@@ -9,260 +9,22 @@ use std::sync::Mutex;
 
 use anchor_clip_tokenizer::ClipTokenizer;
 use anchor_sd::{
-    AutoencoderKL, ClipActivation, ClipTextConfig, ClipTextModel, FittedPrompt, LoraConfig,
-    NoiseSchedule, Prediction, SpecialTokens, SubjectSpan, TextConditioner, UNet2DConditionModel,
-    UNetConfig, VaeConfig, Weighting, Weights,
+    AutoencoderKL, ClipTextModel, FittedPrompt, LoraConfig, NoiseSchedule, Prediction,
+    SpecialTokens, SubjectSpan, TextConditioner, UNet2DConditionModel, UNetConfig, VaeConfig,
+    Weighting, Weights,
 };
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::data::{Example, preprocess};
+use crate::demo::{demo_clip_config, demo_unet_config, demo_vae_config};
 use crate::error::{Error, IoAt, Result};
+use crate::layout::{Layout, StageRecord, digest, read_record, to_json, write_record};
 use crate::objective::{DiffusionObjective, ImageSet, LatentSet, VaeObjective, reconstruction_mse};
 use crate::optim::{AdamWConfig, Params};
-use crate::precision::Precision;
+use crate::settings::{SubjectWeighting, TrainSettings, TrainedLora};
 use crate::trainer::{Checkpoints, LogRow, LoopConfig, train};
-
-/// The LoRA a configuration of the paper trains (the others reuse these at sampling time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainedLora {
-    /// Domain fine-tuning on plain captions.
-    Lora,
-    /// The LoRA trained with subject-weighted embeddings (SAFE).
-    Safe,
-}
-
-impl TrainedLora {
-    /// Its name in tables and paths.
-    pub fn name(self) -> &'static str {
-        match self {
-            TrainedLora::Lora => "lora",
-            TrainedLora::Safe => "safe",
-        }
-    }
-
-    /// Parses `lora` or `safe`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.trim() {
-            "lora" => Ok(TrainedLora::Lora),
-            "safe" => Ok(TrainedLora::Safe),
-            other => Err(Error::Config {
-                what: "configurations",
-                reason: format!(
-                    "{other:?} does not train (lora and safe do; weighting, lora+weighting and prefix reuse them at sampling time)"
-                ),
-            }),
-        }
-    }
-}
-
-/// How `safe` weights subject tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubjectWeighting {
-    /// Every subject gets the same weight (compel `++` = 1.21).
-    Fixed(f32),
-    /// The weights of the `subjects` table.
-    Llm,
-}
-
-/// Settings of the demo base model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DemoSettings {
-    /// VAE optimiser steps.
-    pub vae_steps: u64,
-    /// VAE learning rate.
-    pub vae_lr: f64,
-    /// Weight of the VAE's KL term.
-    pub vae_kl_weight: f64,
-    /// UNet optimiser steps.
-    pub unet_steps: u64,
-    /// UNet learning rate.
-    pub unet_lr: f64,
-    /// Samples per micro-batch of both.
-    pub batch_size: usize,
-}
-
-/// Everything that shapes the training outputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainSettings {
-    /// LoRA configurations to train.
-    pub configurations: Vec<TrainedLora>,
-    /// A diffusers folder; `None` trains the demo base.
-    pub base: Option<PathBuf>,
-    /// Image side in pixels.
-    pub resolution: usize,
-    /// LoRA rank and alpha.
-    pub lora: LoraConfig,
-    /// Optimiser steps per LoRA.
-    pub steps: u64,
-    /// Samples per micro-batch.
-    pub batch_size: usize,
-    /// Micro-batches per step.
-    pub grad_accum: usize,
-    /// Peak learning rate of the LoRAs.
-    pub lr: f64,
-    /// Warm-up steps.
-    pub warmup: u64,
-    /// Grad-norm clip.
-    pub max_grad_norm: f64,
-    /// Min-SNR-gamma (none = plain MSE).
-    pub min_snr_gamma: Option<f32>,
-    /// Seed of everything random.
-    pub seed: u64,
-    /// Steps between checkpoints.
-    pub checkpoint_every: u64,
-    /// Subject weighting of `safe`.
-    pub weighting: SubjectWeighting,
-    /// The demo base's settings (ignored with `base`).
-    pub demo: DemoSettings,
-    /// open_clip's `bpe_simple_vocab_16e6.txt.gz`.
-    pub vocab: PathBuf,
-    /// Compute dtype of the frozen UNet while training the LoRAs (the demo base's VAE and
-    /// UNet always train in f32). Omitted from keys when f32, so older runs keep theirs.
-    #[serde(default, skip_serializing_if = "Precision::is_f32")]
-    pub precision: Precision,
-    /// Train every UNet weight instead of LoRA adapters (f32 only); the configuration's
-    /// output is then a whole diffusers UNet. Omitted from keys when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub full_finetune: bool,
-}
-
-/// A finished stage: its key and log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StageRecord {
-    /// Digest of the stage's settings and inputs.
-    pub key: String,
-    /// The training curve.
-    pub log: Vec<LogRow>,
-    /// Stage-specific facts (reconstruction losses, file hashes, ...).
-    pub facts: serde_json::Value,
-    /// Wall-clock seconds spent training in the call that finished it (0 when resumed
-    /// from a finished record); never part of a table.
-    #[serde(default)]
-    pub seconds: f64,
-    /// Steps computed in that call.
-    #[serde(default)]
-    pub steps_run: u64,
-}
-
-/// Paths under `<out>/train`.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// `<out>/train`.
-    pub root: PathBuf,
-}
-
-impl Layout {
-    /// The demo base (or nothing, with `--base`).
-    pub fn base_dir(&self) -> PathBuf {
-        self.root.join("models").join("base")
-    }
-    /// The LoRA file of `c`.
-    pub fn lora_file(&self, c: TrainedLora) -> PathBuf {
-        self.root
-            .join("models")
-            .join("lora")
-            .join(c.name())
-            .join("pytorch_lora_weights.safetensors")
-    }
-    /// The fully fine-tuned UNet of `c`, a diffusers `unet` folder's weights file.
-    pub fn full_unet_file(&self, c: TrainedLora) -> PathBuf {
-        self.root
-            .join("models")
-            .join("full")
-            .join(c.name())
-            .join("unet")
-            .join("diffusion_pytorch_model.safetensors")
-    }
-    /// Where configuration `c`'s trained weights go.
-    pub fn weights_file(&self, c: TrainedLora, full_finetune: bool) -> PathBuf {
-        if full_finetune {
-            self.full_unet_file(c)
-        } else {
-            self.lora_file(c)
-        }
-    }
-    /// `models/manifest.json`.
-    pub fn manifest(&self) -> PathBuf {
-        self.root.join("models").join("manifest.json")
-    }
-    /// Work folder of a stage.
-    pub fn work(&self, stage: &str) -> PathBuf {
-        self.root.join("work").join(stage)
-    }
-    /// Cached latents and embeddings.
-    pub fn cache(&self) -> PathBuf {
-        self.root.join("cache")
-    }
-}
-
-fn digest(parts: &[&str]) -> String {
-    let mut h = sha2::Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
-
-fn to_json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-fn read_record(dir: &Path, key: &str) -> Option<StageRecord> {
-    let bytes = std::fs::read(dir.join("done.json")).ok()?;
-    let mut r: StageRecord = serde_json::from_slice(&bytes).ok()?;
-    // Nothing was trained by this call.
-    r.seconds = 0.0;
-    r.steps_run = 0;
-    (r.key == key).then_some(r)
-}
-
-fn write_record(dir: &Path, r: &StageRecord) -> Result<()> {
-    let json = serde_json::to_vec_pretty(r).map_err(|e| Error::Checkpoint {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    crate::st::write_bytes(&dir.join("done.json"), &json)
-}
-
-/// The demo VAE: three levels (16/32/64 channels, two 2x downsamplings), 4 latent channels.
-pub fn demo_vae_config() -> VaeConfig {
-    VaeConfig {
-        in_channels: 3,
-        out_channels: 3,
-        latent_channels: 4,
-        block_out_channels: vec![16, 32, 64],
-        layers_per_block: 1,
-        norm_num_groups: 8,
-        scaling_factor: 1.0,
-    }
-}
-
-/// The demo UNet: SD-shaped, levels 32/64 with cross-attention (the bench's model).
-pub fn demo_unet_config() -> UNetConfig {
-    UNetConfig::tiny()
-}
-
-/// The demo text encoder: CLIP's full 49408-token vocabulary, width 32, two layers.
-/// Random init, frozen: with a few hundred captions there is nothing to learn a language
-/// from, and a fixed encoder keeps the embeddings cacheable exactly as with SD's.
-pub fn demo_clip_config() -> ClipTextConfig {
-    ClipTextConfig {
-        vocab_size: 49408,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        max_position_embeddings: 77,
-        hidden_act: ClipActivation::QuickGelu,
-        layer_norm_eps: 1e-5,
-    }
-}
 
 /// Shared state of a training run: the examples, the device, locks for stages that
 /// several parts need.
@@ -809,7 +571,7 @@ impl Trainer {
             c.name(),
             &base_id,
             &self.inputs_key,
-            &to_json(&own),
+            &to_json(&own)?,
         ]);
         let work = self.layout.work(c.name());
         let lora_path = self.layout.weights_file(c, s.full_finetune);

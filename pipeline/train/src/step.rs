@@ -22,7 +22,9 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::data;
 use crate::error::{Error, Result};
-use crate::stages::{Layout, Prepared, StageRecord, TrainSettings, TrainedLora, Trainer};
+use crate::layout::{Layout, StageRecord};
+use crate::settings::{TrainSettings, TrainedLora};
+use crate::stages::{Prepared, Trainer};
 use crate::trainer::LogRow;
 
 /// Step name (subcommand and state folder).

@@ -12,10 +12,11 @@ use anchor_sd::{
     AutoencoderKL, ClipTextModel, LoraConfig, StableDiffusion, UNet2DConditionModel, UNetConfig,
     VaeConfig, Weights,
 };
+use anchor_train::demo::demo_clip_config;
 use anchor_train::folder;
 use anchor_train::optim::Params;
 use anchor_train::rng::Rng;
-use anchor_train::stages::{demo_clip_config, save_lora_file};
+use anchor_train::stages::save_lora_file;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anchor_sd::{LoraConfig, StableDiffusion};
 use anchor_train::data::{Example, Subject};
-use anchor_train::stages::{Layout, TrainedLora, Trainer};
+use anchor_train::layout::Layout;
+use anchor_train::settings::TrainedLora;
+use anchor_train::stages::Trainer;
 use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings};
 use candle_core::{DType, Device, Tensor};
 
