@@ -34,10 +34,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anchor_core::ids::{article_id, pair_id, sha256_hex};
-use anchor_core::ledger::{self, PartMarker};
+use anchor_core::ledger;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
-use anchor_core::store;
 use anchor_core::tables::{self, TableDef};
 use anchor_core::{Outlet, PartStats};
 use serde::Serialize;
@@ -50,13 +48,15 @@ use crate::demo::site::{SitePlan, demo_host};
 use crate::demo::truth_table;
 use crate::discover::{self, LiveSpec};
 use crate::error::{Error, Result};
-use crate::fetch::{Expect, FetchConfig, Fetched, Fetcher, HostReport};
-use crate::outcome::ErrorClass;
-use crate::rows::{
-    ArticleRow, PairRow, articles_batch, articles_from_batch, pairs_batch, pairs_from_batch,
-};
+use crate::fetch::{FetchConfig, Fetcher, HostReport};
+use crate::rows::{ArticleRow, PairRow, articles_batch, pairs_batch};
 use crate::url_list::{UrlRow, read_url_list};
 use crate::warc::{WarcArchive, WarcWriter};
+
+mod article;
+mod retry;
+
+use article::scrape_article;
 
 /// Step name (subcommand and output folder).
 pub const NAME: &str = "scrape";
@@ -473,52 +473,6 @@ impl ScrapeStep {
     }
 }
 
-impl ScrapeStep {
-    /// The `urls` source: each listed image becomes a pair row; no article
-    /// pages are fetched (the article URL, when given, only names the pair).
-    async fn fetch_listed_images(&self, chunk: Vec<UrlRow>) -> Vec<PairRow> {
-        let mut set = tokio::task::JoinSet::new();
-        for row in chunk {
-            let fetcher = Arc::clone(&self.fetcher);
-            set.spawn(async move {
-                let fetched = match Url::parse(&row.image_url) {
-                    Ok(u) => Some(fetcher.fetch(&u, Expect::Image).await),
-                    Err(_) => None,
-                };
-                (row, fetched)
-            });
-        }
-        let mut pairs: Vec<PairRow> = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            let Ok((row, fetched)) = joined else { continue };
-            let article_url = row
-                .article_url
-                .clone()
-                .unwrap_or_else(|| row.image_url.clone());
-            let outlet = row
-                .outlet
-                .clone()
-                .or_else(|| {
-                    Url::parse(&article_url)
-                        .ok()
-                        .and_then(|u| anchor_extract::detect_outlet(&u))
-                        .map(|o| o.as_str().to_owned())
-                })
-                .unwrap_or_else(|| "unknown".to_owned());
-            let img = anchor_extract::CaptionedImage {
-                image_url: row.image_url.clone(),
-                caption: row.caption.clone(),
-                ..Default::default()
-            };
-            pairs.push(pair_row(&img, fetched, &article_url, &outlet, "urls"));
-        }
-        pairs.sort_by(|a, b| a.id.cmp(&b.id).then(a.image_url.cmp(&b.image_url)));
-        // The same (article, image) listed twice is one pair.
-        pairs.dedup_by(|a, b| a.id == b.id);
-        pairs
-    }
-}
-
 fn write_parquet(path: &std::path::Path, batch: &arrow_array::RecordBatch) -> Result<()> {
     let io = |e: std::io::Error| Error::Io {
         path: path.to_owned(),
@@ -537,277 +491,6 @@ fn write_parquet(path: &std::path::Path, batch: &arrow_array::RecordBatch) -> Re
     w.write(batch).map_err(pq)?;
     w.close().map_err(pq)?;
     std::fs::rename(&tmp, path).map_err(io)
-}
-
-async fn scrape_article(
-    fetcher: Arc<Fetcher>,
-    item: Listed,
-    source: String,
-) -> (ArticleRow, Vec<PairRow>) {
-    let page = fetcher.fetch(&item.url, Expect::Page).await;
-    let outlet_name = item
-        .outlet
-        .or_else(|| anchor_extract::detect_outlet(&item.url))
-        .map_or_else(|| "unknown".to_owned(), |o| o.as_str().to_owned());
-    let mut row = ArticleRow {
-        id: article_id(item.url.as_str()),
-        outlet: outlet_name.clone(),
-        source: source.to_owned(),
-        url: item.url.to_string(),
-        canonical_url: item.url.to_string(),
-        headline: None,
-        published_at: None,
-        section: None,
-        authors: Vec::new(),
-        adapter: None,
-        n_images: 0,
-        status: page.status.as_str().to_owned(),
-        error_class: page.error_class.map(|c| c.as_str().to_owned()),
-        error_message: page.error_message.clone(),
-        http_status: page.http_status.map(i32::from),
-    };
-    let Some(body) = page.body.as_ref() else {
-        return (row, Vec::new());
-    };
-    let html = String::from_utf8_lossy(body);
-    let ex = anchor_extract::extract(item.outlet, &page.final_url, &html);
-    let canonical = ex
-        .article
-        .canonical_url
-        .clone()
-        .unwrap_or_else(|| page.final_url.to_string());
-    row.id = article_id(&canonical);
-    row.canonical_url = canonical.clone();
-    row.headline = ex.article.headline.clone();
-    row.published_at = ex.article.published_at.clone();
-    row.section = ex.article.section.clone();
-    row.authors = ex.article.authors.clone();
-    row.adapter = Some(ex.adapter.clone());
-    row.n_images = i32::try_from(ex.images.len()).unwrap_or(i32::MAX);
-    if ex.images.is_empty() {
-        row.status = crate::outcome::ErrorClass::NoImages
-            .status()
-            .as_str()
-            .to_owned();
-        row.error_class = Some(crate::outcome::ErrorClass::NoImages.as_str().to_owned());
-        row.error_message = Some(format!("no captioned image found by {}", ex.adapter));
-    }
-    let mut set = tokio::task::JoinSet::new();
-    for img in ex.images {
-        let fetcher = Arc::clone(&fetcher);
-        set.spawn(async move {
-            let fetched = match Url::parse(&img.image_url) {
-                Ok(u) => Some(fetcher.fetch(&u, Expect::Image).await),
-                Err(_) => None,
-            };
-            (img, fetched)
-        });
-    }
-    let mut pairs = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        let Ok((img, fetched)) = joined else { continue };
-        pairs.push(pair_row(&img, fetched, &canonical, &outlet_name, &source));
-    }
-    (row, pairs)
-}
-
-/// A pair row from an extracted image and its fetch.
-fn pair_row(
-    img: &anchor_extract::CaptionedImage,
-    fetched: Option<crate::fetch::Fetched>,
-    article_url: &str,
-    outlet: &str,
-    source: &str,
-) -> PairRow {
-    let mut p = PairRow {
-        id: pair_id(article_url, &img.image_url),
-        article_id: article_id(article_url),
-        outlet: outlet.to_owned(),
-        source: source.to_owned(),
-        article_url: article_url.to_owned(),
-        image_url: img.image_url.clone(),
-        position: i32::try_from(img.position).unwrap_or(i32::MAX),
-        is_lead: img.is_lead,
-        caption: img.caption.clone(),
-        credit: img.credit.clone(),
-        alt: img.alt.clone(),
-        bytes: None,
-        sha256: None,
-        width: None,
-        height: None,
-        content_type: None,
-        status: crate::outcome::FetchStatus::Refused.as_str().to_owned(),
-        error_class: Some(crate::outcome::ErrorClass::InvalidUrl.as_str().to_owned()),
-        error_message: Some(format!("unparseable image URL {:?}", img.image_url)),
-        http_status: None,
-        attempts: 0,
-    };
-    if let Some(f) = fetched {
-        apply_fetch(&mut p, &f);
-    }
-    p
-}
-
-/// Overwrites the fetch-derived fields of `p` with the result of `f` (the
-/// caption, position and ids stay as the page gave them).
-fn apply_fetch(p: &mut PairRow, f: &Fetched) {
-    p.status = f.status.as_str().to_owned();
-    p.error_class = f.error_class.map(|c| c.as_str().to_owned());
-    p.error_message = f.error_message.clone();
-    p.http_status = f.http_status.map(i32::from);
-    p.attempts = i32::try_from(f.attempts).unwrap_or(i32::MAX);
-    p.content_type = f.content_type.clone();
-    p.sha256 = None;
-    p.width = None;
-    p.height = None;
-    p.bytes = None;
-    if let (Some(body), Some(info)) = (f.body.as_ref(), f.image) {
-        p.sha256 = Some(sha256_hex(body));
-        p.width = i32::try_from(info.width).ok();
-        p.height = i32::try_from(info.height).ok();
-        p.bytes = Some(body.to_vec());
-    }
-}
-
-/// Whether a row's recorded error class may succeed on a later run.
-fn is_transient(error_class: Option<&str>) -> bool {
-    error_class
-        .and_then(ErrorClass::parse)
-        .is_some_and(ErrorClass::is_transient)
-}
-
-impl ScrapeStep {
-    /// The fingerprint of these parameters without `retry_failed`: the run
-    /// whose committed output a retry starts from.
-    fn base_fingerprint(&self) -> Result<String> {
-        let mut plain = self.clone_params_for_fingerprint();
-        plain.retry_failed = false;
-        let params = serde_json::to_value(&plain).map_err(|source| {
-            Error::Core(anchor_core::Error::Params {
-                step: NAME.to_owned(),
-                source,
-            })
-        })?;
-        Ok(ledger::fingerprint(
-            NAME,
-            VERSION,
-            &params,
-            &BTreeMap::new(),
-        ))
-    }
-
-    fn clone_params_for_fingerprint(&self) -> ScrapeParams {
-        let mut p = self.params.clone();
-        if let Some(f) = p.fetch.as_mut() {
-            f.resolve_overrides.clear();
-        }
-        p
-    }
-
-    /// The committed rows of `part` that a retry starts from: the part's
-    /// marker must come from the plain run of the same parameters (or from
-    /// this very retry, when it is forced again), and its files must still
-    /// hash to what the marker recorded.
-    fn previous_part(&self, ctx: &StepCtx, part: usize) -> Result<(Vec<ArticleRow>, Vec<PairRow>)> {
-        let unusable = |detail: String| Error::NothingToRetry { part, detail };
-        let marker: PartMarker = ledger::read_json(&ledger::marker_path(ctx.out(), NAME, part))?
-            .ok_or_else(|| unusable("no completion marker".to_owned()))?;
-        if marker.fingerprint != self.base_fingerprint()? && marker.fingerprint != ctx.fingerprint()
-        {
-            return Err(unusable(
-                "it was written with other parameters or another source".to_owned(),
-            ));
-        }
-        let read = |table: &str| -> Result<Vec<arrow_array::RecordBatch>> {
-            let file = marker
-                .files
-                .get(table)
-                .ok_or_else(|| unusable(format!("the marker lists no {table} file")))?;
-            let dir = store::table_dir(ctx.out(), table);
-            store::check_part(table, &dir, file, true).map_err(|e| unusable(e.to_string()))?;
-            Ok(store::read_file(&dir.join(&file.file))?)
-        };
-        let mut articles = Vec::new();
-        for batch in read(tables::articles::NAME)? {
-            articles.extend(articles_from_batch(&batch)?);
-        }
-        let mut pairs = Vec::new();
-        for batch in read(tables::pairs::NAME)? {
-            pairs.extend(pairs_from_batch(&batch)?);
-        }
-        Ok((articles, pairs))
-    }
-
-    /// Re-fetches the images of `pairs` whose class is transient; every
-    /// other row is returned untouched. Attempts add up over runs.
-    async fn retry_pairs(&self, pairs: Vec<PairRow>) -> Vec<PairRow> {
-        let mut set = tokio::task::JoinSet::new();
-        let mut kept = Vec::with_capacity(pairs.len());
-        for p in pairs {
-            if !is_transient(p.error_class.as_deref()) {
-                kept.push(p);
-                continue;
-            }
-            let Ok(url) = Url::parse(&p.image_url) else {
-                // A transient class on an unparseable URL cannot happen
-                // (those end as invalid_url); keep the row rather than guess.
-                kept.push(p);
-                continue;
-            };
-            let fetcher = Arc::clone(&self.fetcher);
-            set.spawn(async move {
-                let f = fetcher.fetch(&url, Expect::Image).await;
-                let before = p.attempts;
-                let mut p = p;
-                apply_fetch(&mut p, &f);
-                p.attempts = p.attempts.saturating_add(before);
-                p
-            });
-        }
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(p) => kept.push(p),
-                Err(e) => tracing::error!(error = %e, "retry task failed"),
-            }
-        }
-        kept
-    }
-
-    /// `--retry-failed` for an article part: articles whose page failed
-    /// transiently are scraped again whole (they have no pairs); the
-    /// transient pairs of the others are re-fetched; the rest is kept.
-    async fn retry_chunk(
-        &self,
-        chunk: Vec<Listed>,
-        articles: Vec<ArticleRow>,
-        pairs: Vec<PairRow>,
-    ) -> (Vec<ArticleRow>, Vec<PairRow>) {
-        let by_url: BTreeMap<String, Listed> =
-            chunk.into_iter().map(|l| (l.url.to_string(), l)).collect();
-        let mut again = Vec::new();
-        let mut dropped_ids = std::collections::BTreeSet::new();
-        let mut kept_articles = Vec::with_capacity(articles.len());
-        for a in articles {
-            match by_url.get(&a.url) {
-                Some(listed) if is_transient(a.error_class.as_deref()) => {
-                    dropped_ids.insert(a.id.clone());
-                    again.push(listed.clone());
-                }
-                _ => kept_articles.push(a),
-            }
-        }
-        let old_pairs: Vec<PairRow> = pairs
-            .into_iter()
-            .filter(|p| !dropped_ids.contains(&p.article_id))
-            .collect();
-        let (new_articles, new_pairs) = self.scrape_chunk(again).await;
-        let mut pairs = self.retry_pairs(old_pairs).await;
-        kept_articles.extend(new_articles);
-        pairs.extend(new_pairs);
-        kept_articles.sort_by(|a, b| a.id.cmp(&b.id).then(a.url.cmp(&b.url)));
-        pairs.sort_by(|a, b| a.id.cmp(&b.id).then(a.article_url.cmp(&b.article_url)));
-        (kept_articles, pairs)
-    }
 }
 
 impl Step for ScrapeStep {
