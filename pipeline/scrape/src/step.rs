@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use anchor_core::ledger;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::store;
 use anchor_core::tables::{self, TableDef};
 use anchor_core::{Outlet, PartStats};
 use serde::Serialize;
@@ -439,14 +440,25 @@ impl ScrapeStep {
         self.demo.as_ref().map(|(_, _, s)| s)
     }
 
-    /// Writes the demo ground truth to `path` (Parquet), if this is the demo.
+    /// Writes the demo ground truth to `path` (Parquet, the `demo_truth` table's schema,
+    /// tagged with the fingerprint of the parameters that planned it), if this is the demo.
     pub fn write_demo_truth(&self, path: &std::path::Path) -> Result<()> {
         let Some((plan, photos, _)) = &self.demo else {
             return Ok(());
         };
         let rows = plan.truth(&|id| photos.base(id).0);
         let batch = truth_table::to_batch(&rows)?;
-        write_parquet(path, &batch)
+        let def = &tables::demo_truth::DEF;
+        let mut writer = store::PartWriter::create_at(
+            path.to_path_buf(),
+            def,
+            &self.base_fingerprint()?,
+            None,
+            (def.schema)(),
+        )?;
+        writer.write(&batch)?;
+        writer.commit()?;
+        Ok(())
     }
 
     async fn scrape_chunk(&self, chunk: Vec<Listed>) -> (Vec<ArticleRow>, Vec<PairRow>) {
@@ -471,26 +483,6 @@ impl ScrapeStep {
         pairs.sort_by(|a, b| a.id.cmp(&b.id).then(a.article_url.cmp(&b.article_url)));
         (articles, pairs)
     }
-}
-
-fn write_parquet(path: &std::path::Path, batch: &arrow_array::RecordBatch) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.to_owned(),
-        source: e,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let pq = |e: parquet::errors::ParquetError| Error::Table {
-        table: truth_table::NAME.to_owned(),
-        detail: e.to_string(),
-    };
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).map_err(pq)?;
-    w.write(batch).map_err(pq)?;
-    w.close().map_err(pq)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 impl Step for ScrapeStep {

@@ -1,50 +1,16 @@
 //! Table `demo_truth`: for every demo URL, the intended fault and how it must
 //! end. Tests and `curate`'s calibration compare outcomes with it.
 //!
-//! The schema mirrors `pipeline/core/src/tables/demo_truth.rs` and
-//! `schemas/demo_truth.md`.
+//! The schema is `anchor_core::tables::demo_truth`'s (documented in
+//! `schemas/demo_truth.md`); this module only fills it from the demo plan.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use anchor_core::tables::demo_truth::{NAME, schema};
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::site::TruthRow;
 use crate::error::{Error, Result};
-
-/// Table name.
-pub const NAME: &str = "demo_truth";
-
-/// The columns, in order: (name, nullable).
-pub const COLUMNS: &[(&str, bool)] = &[
-    ("url", false),
-    ("kind", false),
-    ("outlet", false),
-    ("article_url", true),
-    ("fault", false),
-    ("stage", false),
-    ("expected_status", false),
-    ("expected_error_class", true),
-    ("expected_drop_reason", true),
-    ("derived_from", true),
-    ("derivation", true),
-    ("photo", true),
-];
-
-/// The declared schema (all Utf8).
-pub fn schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            Arc::new(Schema::new(
-                COLUMNS
-                    .iter()
-                    .map(|(n, nullable)| Field::new(*n, DataType::Utf8, *nullable))
-                    .collect::<Vec<_>>(),
-            ))
-        })
-        .clone()
-}
 
 /// Rows to a record batch (rows arrive sorted by URL).
 pub fn to_batch(rows: &[TruthRow]) -> Result<RecordBatch> {
@@ -74,14 +40,6 @@ pub fn to_batch(rows: &[TruthRow]) -> Result<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schema_matches_its_doc() {
-        let doc =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/demo_truth.md");
-        let text = std::fs::read_to_string(&doc).unwrap();
-        anchor_core::tables::doc::check(&schema(), &text).unwrap();
-    }
 
     #[test]
     fn batch_has_one_row_per_truth_row() {
