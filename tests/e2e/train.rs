@@ -215,3 +215,169 @@ fn train_refuses_bf16_on_the_cpu_and_unknown_precisions() {
         run.stderr()
     );
 }
+
+/// The logs of the finished stages (`train/work/<stage>/done.json`), by stage.
+fn stage_logs(out: &Path) -> Vec<(String, Vec<anchor_train::trainer::LogRow>)> {
+    ["vae", "unet", "lora", "safe"]
+        .iter()
+        .map(|stage| {
+            let path = out.join(format!("train/work/{stage}/done.json"));
+            let record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let log = serde_json::from_value(record["log"].clone()).unwrap();
+            (stage.to_string(), log)
+        })
+        .collect()
+}
+
+fn lora_values(out: &Path, configuration: &str) -> Vec<(String, Vec<f32>)> {
+    let path = out.join(format!(
+        "train/models/lora/{configuration}/pytorch_lora_weights.safetensors"
+    ));
+    anchor_train::st::read(&path, &candle_core::Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| (name, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect()
+}
+
+/// `anchor train` launched as two processes with torchrun's variables (each with batch 2)
+/// trains what one process with batch 4 trains; rank 1 writes nothing of its own; a second
+/// launch is up to date on both ranks.
+#[test]
+fn two_processes_train_as_one_with_twice_the_batch() {
+    if !vocab_present() {
+        eprintln!(
+            "skipping: data/models/open-clip/bpe_simple_vocab_16e6.txt.gz is missing (make models)"
+        );
+        return;
+    }
+    let dir = TestDir::new();
+    for out in ["single", "pair"] {
+        anchor_train::fixture::write_tables(&dir.path().join(out), 30, 7).unwrap();
+    }
+    let models = models_flag(&dir);
+    let double = [
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.demo_batch_size=4",
+    ];
+    Run::of(
+        dir.anchor()
+            .args(SMALL)
+            .args(double)
+            .args(&models)
+            .args(["--out", "single", "train"]),
+    )
+    .success();
+
+    let launch = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ranks: Vec<_> = (0..2)
+            .map(|rank| {
+                dir.anchor()
+                    .args(SMALL)
+                    .args(&models)
+                    .args(["--out", "pair", "train"])
+                    .env("WORLD_SIZE", "2")
+                    .env("RANK", rank.to_string())
+                    .env("LOCAL_RANK", rank.to_string())
+                    .env("MASTER_ADDR", "127.0.0.1")
+                    .env("MASTER_PORT", port.to_string())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        ranks
+            .into_iter()
+            .map(|child| {
+                Run {
+                    output: child.wait_with_output().unwrap(),
+                }
+                .success()
+                .stdout()
+            })
+            .collect::<Vec<_>>()
+    };
+    let said = launch();
+    assert!(said[0].contains("train: done"), "{}", said[0]);
+    assert!(
+        said[1].contains("trained 4 parts with rank 0"),
+        "{}",
+        said[1]
+    );
+
+    let (single, pair) = (dir.path().join("single"), dir.path().join("pair"));
+    let mut largest = 0f64;
+    for ((stage, one), (_, two)) in stage_logs(&single).iter().zip(stage_logs(&pair)) {
+        assert_eq!(one.len(), two.len(), "{stage}");
+        assert!(!one.is_empty(), "{stage}");
+        for (a, b) in one.iter().zip(&two) {
+            assert_eq!((a.step, a.epoch), (b.step, b.epoch), "{stage}");
+            let rel = (a.loss - b.loss).abs() / a.loss.abs().max(1e-12);
+            largest = largest.max(rel);
+            assert!(
+                rel < 1e-4,
+                "{stage} step {}: loss {} vs {}",
+                a.step,
+                a.loss,
+                b.loss
+            );
+        }
+    }
+    let mut weights = 0f32;
+    for c in ["lora", "safe"] {
+        for ((name, a), (_, b)) in lora_values(&single, c).iter().zip(lora_values(&pair, c)) {
+            for (x, y) in a.iter().zip(&b) {
+                weights = weights.max((x - y).abs());
+            }
+            assert_eq!(a.len(), b.len(), "{c} {name}");
+        }
+    }
+    eprintln!(
+        "two ranks x batch 2 vs one process x batch 4: largest relative loss difference \
+         {largest:.2e}, largest LoRA weight difference {weights:.2e}"
+    );
+    assert!(weights < 1e-4, "LoRA weights differ by {weights}");
+    // Only rank 0's files: one train_log part per stage, and no stray temporaries.
+    let logs = std::fs::read_dir(pair.join("train_log")).unwrap().count();
+    assert_eq!(
+        logs,
+        std::fs::read_dir(single.join("train_log")).unwrap().count()
+    );
+
+    let again = launch();
+    assert!(again[0].contains("up to date"), "{}", again[0]);
+    assert!(
+        again[1].contains("trained 0 parts with rank 0"),
+        "{}",
+        again[1]
+    );
+}
+
+/// A chain is one process's work: a data-parallel launch of `anchor run` is refused.
+#[test]
+fn a_data_parallel_launch_runs_train_alone() {
+    let dir = TestDir::new();
+    let run = Run::of(
+        dir.anchor()
+            .args(["run", "train"])
+            .env("WORLD_SIZE", "2")
+            .env("RANK", "0"),
+    );
+    assert_ne!(run.code(), Some(0));
+    assert!(
+        run.stderr().contains("runs `anchor train` alone"),
+        "{}",
+        run.stderr()
+    );
+}

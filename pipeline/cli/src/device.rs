@@ -16,7 +16,8 @@ pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// The first CUDA device when the build has CUDA and one is present, else the CPU.
+    /// The CUDA device `LOCAL_RANK` (0 when unset) when the build has CUDA and it is
+    /// present, else the CPU.
     #[default]
     Auto,
     /// The CPU.
@@ -83,7 +84,7 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Auto if !CUDA_BUILT => Ok(Device::Cpu),
-            DeviceChoice::Auto => match Device::new_cuda(0) {
+            DeviceChoice::Auto => match Device::new_cuda(local_rank()) {
                 Ok(device) => Ok(device),
                 Err(err) => {
                     tracing::warn!("no CUDA device answered ({err}); computing on the CPU");
@@ -95,6 +96,15 @@ impl DeviceChoice {
             }),
         }
     }
+}
+
+/// The GPU `auto` picks: `LOCAL_RANK` (set by torchrun and the deploy templates for each
+/// process of a data-parallel run on one machine), else 0.
+fn local_rank() -> usize {
+    std::env::var("LOCAL_RANK")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// How a device is named in logs and summaries.

@@ -372,6 +372,21 @@ pub fn repair(step: &dyn Step, out: &Path) -> Result<Vec<Error>> {
     Ok(damaged)
 }
 
+/// What `step`'s parts would see in a run under `out`, for a process that computes
+/// beside the run without writing: the other ranks of a data-parallel step, whose rank 0
+/// runs the step with [`run`]. Nothing is written or checked against the ledger.
+pub fn follower_context(step: &dyn Step, out: &Path) -> Result<StepCtx> {
+    let inputs = resolve_inputs(step, out)?;
+    let params = step_params(step)?;
+    let fingerprint = current_fingerprint(step, &params, &inputs);
+    Ok(StepCtx {
+        out: out.to_path_buf(),
+        fingerprint,
+        inputs,
+        progress: ProgressBar::hidden(),
+    })
+}
+
 /// Runs `step` under `out` with `opts`. See the module docs.
 pub fn run(step: &dyn Step, out: &Path, opts: &RunOptions) -> Result<Outcome> {
     let name = step.name();

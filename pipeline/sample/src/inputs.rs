@@ -3,14 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use anchor_core::columns::Columns;
 use anchor_core::step::StepCtx;
 use anchor_core::tables::{pairs_curated, splits, subjects};
-use arrow_array::Array;
 
 use crate::error::Result;
-
-const BATCH: usize = 4096;
 
 /// A subject of a caption: its exact text, UTF-8 byte span and annotator weight.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,54 +57,17 @@ pub struct Caption {
 /// ([`anchor_core::tables::subjects::check_subject`]).
 pub fn load_captions(ctx: &StepCtx, split: &str, max: Option<usize>) -> Result<Vec<Caption>> {
     let in_split = splits::ids_in_split(&ctx.reader(splits::NAME)?, split)?;
-    let mut captions: BTreeMap<String, Caption> = BTreeMap::new();
-    let cols = [
-        pairs_curated::ID,
-        pairs_curated::CAPTION,
-        pairs_curated::SUBSET,
-        pairs_curated::OUTLET,
-        pairs_curated::KEPT,
-    ];
-    for batch in ctx
-        .reader(pairs_curated::NAME)?
-        .read_all(Some(&cols), BATCH)
-    {
-        let batch = batch?;
-        let c = Columns::new(&batch, pairs_curated::NAME);
-        let ids = c.strings(pairs_curated::ID)?;
-        let caps = c.strings(pairs_curated::CAPTION)?;
-        let subsets = c.strings(pairs_curated::SUBSET)?;
-        let outlets = c.strings(pairs_curated::OUTLET)?;
-        let kept = c.boolean(pairs_curated::KEPT)?;
-        for row in 0..batch.num_rows() {
-            if !kept.is_valid(row) || !kept.value(row) {
-                continue;
-            }
-            let id = c.required(pairs_curated::ID, row, ids.get(row))?;
-            if !in_split.contains(id) {
-                continue;
-            }
-            captions.insert(
-                id.to_owned(),
-                Caption {
-                    id: id.to_owned(),
-                    caption: c
-                        .required(pairs_curated::CAPTION, row, caps.get(row))?
-                        .to_owned(),
-                    split: split.to_owned(),
-                    subset: c
-                        .required(pairs_curated::SUBSET, row, subsets.get(row))?
-                        .to_owned(),
-                    outlet: c
-                        .required(pairs_curated::OUTLET, row, outlets.get(row))?
-                        .to_owned(),
-                    subjects: Vec::new(),
-                    note: SubjectsNote::NoRow,
-                },
-            );
-        }
-    }
-    let mut captions: Vec<Caption> = captions.into_values().collect();
+    let captions = pairs_curated::kept_pairs(&ctx.reader(pairs_curated::NAME)?, &in_split)?;
+    let captions = captions.into_values().map(|pair| Caption {
+        id: pair.id,
+        caption: pair.caption,
+        split: split.to_owned(),
+        subset: pair.subset,
+        outlet: pair.outlet,
+        subjects: Vec::new(),
+        note: SubjectsNote::NoRow,
+    });
+    let mut captions: Vec<Caption> = captions.collect();
     if let Some(n) = max {
         captions.truncate(n);
     }

@@ -26,6 +26,7 @@ type Contribution = (Vec<Vec<f32>>, f64);
 pub struct ThreadGroup {
     world_size: usize,
     slots: Mutex<Vec<Option<Contribution>>>,
+    message: Mutex<Vec<u8>>,
     barrier: Barrier,
 }
 
@@ -42,6 +43,7 @@ impl ThreadGroup {
         Ok(ThreadGroup {
             world_size,
             slots: Mutex::new(vec![None; world_size]),
+            message: Mutex::new(Vec::new()),
             barrier: Barrier::new(world_size),
         })
     }
@@ -112,6 +114,23 @@ impl GradientSync for ThreadRank<'_> {
         self.group.barrier.wait();
         let (mean, mean_loss) = sum.mean(self.group.world_size);
         Ok((flat.rebuild(mean)?, mean_loss))
+    }
+
+    fn broadcast(&self, message: Vec<u8>) -> Result<Vec<u8>> {
+        if self.rank == 0 {
+            *self.group.message.lock().map_err(|_| self.poisoned())? = message;
+        }
+        // Rank 0 has written.
+        self.group.barrier.wait();
+        let received = self
+            .group
+            .message
+            .lock()
+            .map_err(|_| self.poisoned())?
+            .clone();
+        // Everyone has read; the next broadcast may overwrite it.
+        self.group.barrier.wait();
+        Ok(received)
     }
 }
 
@@ -380,6 +399,48 @@ impl GradientSync for ProcessGroup {
         }
         Ok((flat.rebuild(mean)?, mean_loss))
     }
+
+    fn broadcast(&self, message: Vec<u8>) -> Result<Vec<u8>> {
+        if self.rank == 0 {
+            let mut frame = Vec::with_capacity(16 + message.len());
+            frame.extend_from_slice(&BROADCAST_TAG.to_le_bytes());
+            frame.extend_from_slice(&(message.len() as u64).to_le_bytes());
+            frame.extend_from_slice(&message);
+            for peer in 1..self.world_size {
+                self.stream(peer - 1)?
+                    .write_all(&frame)
+                    .map_err(|e| self.fail(format!("sending to rank {peer}: {e}")))?;
+            }
+            Ok(message)
+        } else {
+            let mut stream = self.stream(0)?;
+            read_broadcast(&mut *stream)
+                .map_err(|e| self.fail(format!("receiving from rank 0: {e}")))
+        }
+    }
+}
+
+/// First word of a broadcast frame: a rank that expected one and reads a gradient frame
+/// (or the reverse) has left the lock-step, and says so instead of misreading the bytes.
+const BROADCAST_TAG: u64 = u64::from_le_bytes(*b"anchorBC");
+
+/// Largest broadcast message, in bytes.
+const MAX_BROADCAST_BYTES: u64 = 1 << 20;
+
+fn read_broadcast(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    if read_u64(r)? != BROADCAST_TAG {
+        return Err(bad(
+            "expected rank 0's message, got other data: the ranks are out of step".into(),
+        ));
+    }
+    let len = read_u64(r)?;
+    if len > MAX_BROADCAST_BYTES {
+        return Err(bad(format!("a message announces {len} bytes")));
+    }
+    let mut message = vec![0u8; len as usize];
+    r.read_exact(&mut message)?;
+    Ok(message)
 }
 
 fn write_u64(w: &mut impl Write, v: u64) -> std::io::Result<()> {
@@ -452,6 +513,22 @@ mod tests {
         for cut in [0, 7, 15, frame.len() - 1] {
             assert!(read_frame(&mut &frame[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn broadcast_frames_are_tagged_and_bounded() {
+        let mut frame = BROADCAST_TAG.to_le_bytes().to_vec();
+        frame.extend_from_slice(&3u64.to_le_bytes());
+        frame.extend_from_slice(b"abc");
+        assert_eq!(read_broadcast(&mut frame.as_slice()).unwrap(), b"abc");
+        assert!(read_broadcast(&mut &frame[..frame.len() - 1]).is_err());
+        // A gradient frame where a message was expected.
+        let grads = encode_frame(&[vec![1.0]], 0.5);
+        let err = read_broadcast(&mut grads.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("out of step"), "{err}");
+        let mut huge = BROADCAST_TAG.to_le_bytes().to_vec();
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(read_broadcast(&mut huge.as_slice()).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anchor_clip_tokenizer::ClipTokenizer;
 use anchor_sd::{
@@ -24,10 +24,17 @@ use crate::layout::{Layout, StageRecord, digest, read_record, to_json, write_rec
 use crate::objective::{DiffusionObjective, ImageSet, LatentSet, VaeObjective, reconstruction_mse};
 use crate::optim::{AdamWConfig, Params};
 use crate::settings::{SubjectWeighting, TrainSettings, TrainedLora};
-use crate::trainer::{Checkpoints, LogRow, LoopConfig, train};
+use crate::trainer::{
+    Checkpoints, GradientSync, LogRow, LoopConfig, SingleProcess, train_data_parallel,
+};
 
 /// Shared state of a training run: the examples, the device, locks for stages that
 /// several parts need.
+///
+/// In a data-parallel run every rank holds a `Trainer` on the same settings and output
+/// folder and calls the same stages in the same order. Rank 0 decides whether a stage is
+/// already done and tells the others; only rank 0 writes (checkpoints, caches, models,
+/// records), and the others wait for its writes before they read them.
 pub struct Trainer {
     /// The settings.
     pub settings: TrainSettings,
@@ -40,6 +47,7 @@ pub struct Trainer {
     vae_lock: Mutex<()>,
     base_lock: Mutex<()>,
     manifest_lock: Mutex<()>,
+    sync: Arc<dyn GradientSync + Send>,
 }
 
 /// Images decoded at the training resolution, plus the examples that decoded.
@@ -68,7 +76,80 @@ impl Trainer {
             vae_lock: Mutex::new(()),
             base_lock: Mutex::new(()),
             manifest_lock: Mutex::new(()),
+            sync: Arc::new(SingleProcess),
         }
+    }
+
+    /// The trainer as one rank of a data-parallel run sharing gradients through `sync`.
+    pub fn with_sync(mut self, sync: Arc<dyn GradientSync + Send>) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Whether this process writes: rank 0 of a data-parallel run, or the only process.
+    pub fn writes(&self) -> bool {
+        self.sync.rank() == 0
+    }
+
+    /// Part of every stage key in a data-parallel run: its global batch is
+    /// `world_size` times the configured one.
+    fn world_tag(&self) -> Option<String> {
+        let world = self.sync.world_size();
+        (world > 1).then(|| format!("world_size={world}"))
+    }
+
+    /// Rank 0's finding of whether the stage in `work` is done, the same on every rank.
+    /// `local` is this rank's own finding (the stage's record, when current).
+    fn agreed_record(
+        &self,
+        work: &Path,
+        local: Option<StageRecord>,
+    ) -> Result<Option<StageRecord>> {
+        if self.sync.world_size() == 1 {
+            return Ok(local);
+        }
+        let message = self.sync.broadcast(vec![u8::from(local.is_some())])?;
+        match (message.first() == Some(&1), local) {
+            (false, _) => Ok(None),
+            (true, Some(record)) => Ok(Some(record)),
+            (true, None) => Err(Error::Group {
+                rank: self.sync.rank(),
+                world_size: self.sync.world_size(),
+                detail: format!(
+                    "rank 0 found {} done and this rank does not: every rank must see the \
+                     same output folder",
+                    work.display()
+                ),
+            }),
+        }
+    }
+
+    /// Waits until rank 0 has written what the next stage reads.
+    fn written(&self) -> Result<()> {
+        if self.sync.world_size() > 1 {
+            self.sync.broadcast(Vec::new())?;
+        }
+        Ok(())
+    }
+
+    fn train(
+        &self,
+        lc: &LoopConfig,
+        params: &Params,
+        objective: &dyn crate::trainer::Objective,
+        ckpt: &Checkpoints,
+        stop_after: Option<u64>,
+        on_step: impl FnMut(&LogRow),
+    ) -> Result<crate::trainer::RunReport> {
+        train_data_parallel(
+            lc,
+            params,
+            objective,
+            ckpt,
+            stop_after,
+            &*self.sync,
+            on_step,
+        )
     }
 
     /// Decodes and crops every example's image (both orientations).
@@ -133,17 +214,19 @@ impl Trainer {
 
     fn vae_key(&self) -> String {
         let s = &self.settings;
-        digest(&[
-            "vae/1",
-            &self.inputs_key,
-            &s.resolution.to_string(),
-            &s.seed.to_string(),
-            &s.demo.vae_steps.to_string(),
-            &s.demo.vae_lr.to_string(),
-            &s.demo.vae_kl_weight.to_string(),
-            &s.demo.batch_size.to_string(),
-            &format!("{:?}", demo_vae_config()),
-        ])
+        let mut parts = vec![
+            "vae/1".to_owned(),
+            self.inputs_key.clone(),
+            s.resolution.to_string(),
+            s.seed.to_string(),
+            s.demo.vae_steps.to_string(),
+            s.demo.vae_lr.to_string(),
+            s.demo.vae_kl_weight.to_string(),
+            s.demo.batch_size.to_string(),
+            format!("{:?}", demo_vae_config()),
+        ];
+        parts.extend(self.world_tag());
+        digest(&parts.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     fn base_key(&self) -> String {
@@ -170,9 +253,9 @@ impl Trainer {
         })?;
         let work = self.layout.work("vae");
         let key = self.vae_key();
-        if let Some(r) = read_record(&work, &key)
-            && work.join("model").join("config.json").is_file()
-        {
+        let current =
+            read_record(&work, &key).filter(|_| work.join("model").join("config.json").is_file());
+        if let Some(r) = self.agreed_record(&work, current)? {
             return Ok(r);
         }
         let s = &self.settings;
@@ -207,7 +290,7 @@ impl Trainer {
             images: &data.images,
             kl_weight: s.demo.vae_kl_weight,
         };
-        let report = train(&lc, &params, &objective, &ckpt, None, |r| on_step("vae", r))?;
+        let report = self.train(&lc, &params, &objective, &ckpt, None, |r| on_step("vae", r))?;
         let after = reconstruction_mse(&vae, &eval)?;
         // SD chose its scaling factor as 1 / std of the latents; do the same on our data.
         let mut sum = 0f64;
@@ -227,7 +310,9 @@ impl Trainer {
         let std = (sq / count - mean * mean).max(1e-12).sqrt();
         cfg.scaling_factor = 1.0 / std;
         let sample = s.resolution;
-        crate::folder::write_vae(&work.join("model"), &cfg, sample, &params.tensors())?;
+        if self.writes() {
+            crate::folder::write_vae(&work.join("model"), &cfg, sample, &params.tensors())?;
+        }
         let record = StageRecord {
             key,
             log: report.log,
@@ -240,8 +325,11 @@ impl Trainer {
             seconds: report.seconds,
             steps_run: report.steps_run,
         };
-        write_record(&work, &record)?;
-        ckpt.clear()?;
+        if self.writes() {
+            write_record(&work, &record)?;
+            ckpt.clear()?;
+        }
+        self.written()?;
         Ok(record)
     }
 
@@ -258,9 +346,9 @@ impl Trainer {
         let work = self.layout.work("unet");
         let key = self.base_key();
         let base_dir = self.layout.base_dir();
-        if let Some(r) = read_record(&work, &key)
-            && base_dir.join("anchor_base.json").is_file()
-        {
+        let current =
+            read_record(&work, &key).filter(|_| base_dir.join("anchor_base.json").is_file());
+        if let Some(r) = self.agreed_record(&work, current)? {
             return Ok(r);
         }
         let vae_record = self.ensure_vae(data, on_step)?;
@@ -316,9 +404,13 @@ impl Trainer {
             min_snr_gamma: s.min_snr_gamma,
             cond_dropout: Some((text.empty(), 0.1)),
         };
-        let report = train(&lc, &params, &objective, &ckpt, None, |r| {
+        let report = self.train(&lc, &params, &objective, &ckpt, None, |r| {
             on_step("unet", r)
         })?;
+        if !self.writes() {
+            self.written()?;
+            return Ok(unwritten_record(key, report));
+        }
 
         // Assemble the folder next to its final place, then swap it in.
         let tmp = self.layout.root.join("models").join(".base.tmp");
@@ -365,6 +457,7 @@ impl Trainer {
         };
         write_record(&work, &record)?;
         ckpt.clear()?;
+        self.written()?;
         Ok(record)
     }
 
@@ -417,11 +510,13 @@ impl Trainer {
                         ls.push(d.logvar);
                     }
                     let (m, l) = (Tensor::cat(&ms, 0)?, Tensor::cat(&ls, 0)?);
-                    crate::st::write(
-                        &path,
-                        &[("logvar".into(), l.clone()), ("mean".into(), m.clone())],
-                        &BTreeMap::new(),
-                    )?;
+                    if self.writes() {
+                        crate::st::write(
+                            &path,
+                            &[("logvar".into(), l.clone()), ("mean".into(), m.clone())],
+                            &BTreeMap::new(),
+                        )?;
+                    }
                     (m, l)
                 }
             };
@@ -527,7 +622,10 @@ impl Trainer {
                         chunks.push(text.encode(&prompts[s..s + l])?);
                     }
                     let e = Tensor::cat(&chunks, 0)?;
-                    crate::st::write(&path, &[("embeddings".into(), e.clone())], &BTreeMap::new())?;
+                    if self.writes() {
+                        let tensors = [("embeddings".into(), e.clone())];
+                        crate::st::write(&path, &tensors, &BTreeMap::new())?;
+                    }
                     e
                 }
             };
@@ -566,19 +664,23 @@ impl Trainer {
         if c == TrainedLora::Lora {
             own.weighting = SubjectWeighting::Fixed(0.0);
         }
-        let key = digest(&[
-            "lora/1",
-            c.name(),
-            &base_id,
-            &self.inputs_key,
-            &to_json(&own)?,
-        ]);
+        let mut parts = vec![
+            "lora/1".to_owned(),
+            c.name().to_owned(),
+            base_id.clone(),
+            self.inputs_key.clone(),
+            to_json(&own)?,
+        ];
+        parts.extend(self.world_tag());
+        let key = digest(&parts.iter().map(String::as_str).collect::<Vec<_>>());
         let work = self.layout.work(c.name());
         let lora_path = self.layout.weights_file(c, s.full_finetune);
-        if let Some(r) = read_record(&work, &key)
-            && lora_path.is_file()
-        {
-            self.update_manifest(&base, &base_id, c, &lora_path)?;
+        let current = read_record(&work, &key).filter(|_| lora_path.is_file());
+        if let Some(r) = self.agreed_record(&work, current)? {
+            if self.writes() {
+                self.update_manifest(&base, &base_id, c, &lora_path)?;
+            }
+            self.written()?;
             return Ok(r);
         }
         // The VAE and the text encoder only fill the caches, once, so they run in f32 whatever
@@ -660,18 +762,17 @@ impl Trainer {
             cond_dropout: None,
         };
         let name = c.name();
-        let report = train(&lc, &params, &objective, &ckpt, stop_after, |r| {
+        let report = self.train(&lc, &params, &objective, &ckpt, stop_after, |r| {
             on_step(name, r)
         })?;
-        if report.log.len() as u64 != s.steps {
-            // Stopped early on request (tests): the checkpoint stays for the resume.
-            return Ok(StageRecord {
-                key,
-                log: report.log,
-                facts: serde_json::Value::Null,
-                seconds: report.seconds,
-                steps_run: report.steps_run,
-            });
+        let finished = report.log.len() as u64 == s.steps;
+        if !finished || !self.writes() {
+            // Stopped early on request (tests): the checkpoint stays for the resume. A
+            // finished rank other than 0 waits for rank 0's files and writes none.
+            if finished {
+                self.written()?;
+            }
+            return Ok(unwritten_record(key, report));
         }
         if s.full_finetune {
             let dir = lora_path.parent().ok_or_else(|| Error::Config {
@@ -708,6 +809,7 @@ impl Trainer {
         write_record(&work, &record)?;
         ckpt.clear()?;
         self.update_manifest(&base, &base_id, c, &lora_path)?;
+        self.written()?;
         Ok(record)
     }
 
@@ -760,6 +862,18 @@ impl Trainer {
             reason: e.to_string(),
         })?;
         crate::st::write_bytes(&path, &json)
+    }
+}
+
+/// The record of a stage this process trained but does not write (a rank other than 0, or
+/// a run stopped early): no facts, since those describe written files.
+fn unwritten_record(key: String, report: crate::trainer::RunReport) -> StageRecord {
+    StageRecord {
+        key,
+        log: report.log,
+        facts: serde_json::Value::Null,
+        seconds: report.seconds,
+        steps_run: report.steps_run,
     }
 }
 

@@ -10,7 +10,13 @@
 //! The LoRA parts need the base: a part that finds the demo base missing trains it itself
 //! (under a lock, so two parts in one process never train it twice), so parts can run in
 //! any order, in parallel, or in other shards.
+//!
+//! A data-parallel run ([`TrainStep::in_group`]) is `N` processes on one output folder.
+//! Rank 0 runs the step as usual, one part at a time, and before each part tells the
+//! other ranks which one; they [`follow`](TrainStep::follow), computing their rows of
+//! every batch and writing nothing.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anchor_core::PartStats;
@@ -25,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Layout, StageRecord};
 use crate::settings::{TrainSettings, TrainedLora};
 use crate::stages::{Prepared, Trainer};
-use crate::trainer::LogRow;
+use crate::trainer::{GradientSync, LogRow, SingleProcess};
 
 /// Step name (subcommand and state folder).
 pub const NAME: &str = "train";
@@ -65,6 +71,40 @@ pub struct TrainStep {
     prepared: Mutex<Option<Arc<Prepared>>>,
     /// Wall-clock seconds and steps run per part (the CLI prints steps/s).
     timings: Mutex<Vec<(String, f64, u64)>>,
+    /// The ranks of a data-parallel run (one process: [`SingleProcess`]).
+    sync: Arc<dyn GradientSync + Send>,
+    /// Held by rank 0 for a whole part in a data-parallel run: the ranks train one part at
+    /// a time, whatever the runner's `--jobs`.
+    lockstep: Mutex<()>,
+}
+
+/// What rank 0 tells the other ranks before each part, and when the run is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Part(usize),
+    Done,
+}
+
+impl Order {
+    fn encode(self) -> Vec<u8> {
+        match self {
+            Order::Part(i) => [b"P".as_slice(), &(i as u64).to_le_bytes()].concat(),
+            Order::Done => b"D".to_vec(),
+        }
+    }
+
+    fn decode(message: &[u8]) -> Option<Self> {
+        match message {
+            [b'D'] => Some(Order::Done),
+            [b'P', index @ ..] => {
+                let index: [u8; 8] = index.try_into().ok()?;
+                usize::try_from(u64::from_le_bytes(index))
+                    .ok()
+                    .map(Order::Part)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl TrainStep {
@@ -120,7 +160,56 @@ impl TrainStep {
             trainer: OnceLock::new(),
             prepared: Mutex::new(None),
             timings: Mutex::new(Vec::new()),
+            sync: Arc::new(SingleProcess),
+            lockstep: Mutex::new(()),
         })
+    }
+
+    /// The step as one rank of a data-parallel run whose ranks share gradients through
+    /// `sync` (see the module docs). The world size is a parameter: `N` processes of
+    /// batch `B` train as one process of batch `N × B` would.
+    pub fn in_group(mut self, sync: Arc<dyn GradientSync + Send>) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// This process's rank in its data-parallel run (0 for a run of one process).
+    pub fn rank(&self) -> usize {
+        self.sync.rank()
+    }
+
+    /// Rank 0, after the step ran (or was up to date): tells the other ranks that there is
+    /// nothing more to train, so they exit. Not called when the run fails: rank 0 then
+    /// exits and the others fail on the closed connection.
+    pub fn release_followers(&self) -> Result<()> {
+        if self.sync.world_size() > 1 && self.sync.rank() == 0 {
+            self.sync.broadcast(Order::Done.encode())?;
+        }
+        Ok(())
+    }
+
+    /// A rank other than 0: trains each part rank 0 announces, alongside it, until rank 0
+    /// says the run is over. Writes nothing. Returns the number of parts trained.
+    pub fn follow(&self, out: &Path) -> std::result::Result<usize, BoxError> {
+        let ctx = anchor_core::step::follower_context(self, out)?;
+        let mut parts = 0;
+        loop {
+            let message = self.sync.broadcast(Vec::new())?;
+            match Order::decode(&message) {
+                Some(Order::Done) => return Ok(parts),
+                Some(Order::Part(part)) => {
+                    self.train_part(part, &ctx)?;
+                    parts += 1;
+                }
+                None => {
+                    return Err(Box::new(Error::Group {
+                        rank: self.sync.rank(),
+                        world_size: self.sync.world_size(),
+                        detail: format!("rank 0 sent an unknown order {message:?}"),
+                    }));
+                }
+            }
+        }
     }
 
     /// The settings.
@@ -164,14 +253,17 @@ impl TrainStep {
                     fps.push(format!("{}={fp}", anchor_core::tables::dataset::NAME));
                 }
                 fps.sort();
-                Arc::new(Trainer::new(
-                    self.settings.clone(),
-                    Layout {
-                        root: anchor_core::ledger::step_dir(ctx.out(), NAME),
-                    },
-                    fps.join(";"),
-                    self.device.clone(),
-                ))
+                Arc::new(
+                    Trainer::new(
+                        self.settings.clone(),
+                        Layout {
+                            root: anchor_core::ledger::step_dir(ctx.out(), NAME),
+                        },
+                        fps.join(";"),
+                        self.device.clone(),
+                    )
+                    .with_sync(self.sync.clone()),
+                )
             })
             .clone()
     }
@@ -208,6 +300,41 @@ impl TrainStep {
         }
         *slot = Some(prepared.clone());
         Ok(prepared)
+    }
+}
+
+impl TrainStep {
+    /// Trains part `part` (or finds it done): what it trained, its record, and its stats.
+    fn train_part(&self, part: usize, ctx: &StepCtx) -> Result<(Part, StageRecord, PartStats)> {
+        let which = *self.parts().get(part).ok_or_else(|| Error::Config {
+            what: "part",
+            reason: format!("part {part} of {}", self.parts().len()),
+        })?;
+        let trainer = self.trainer(ctx);
+        let mut stats = PartStats::default();
+        let data = self.prepared(ctx, &trainer, &mut stats)?;
+        stats.rows_in = data.examples.len() as u64;
+        let progress = ctx.progress().clone();
+        let mut on_step = |name: &str, r: &LogRow| {
+            progress.set_message(format!("{name} step {} loss {:.4}", r.step, r.loss));
+        };
+        let record: StageRecord = match which {
+            Part::Vae => trainer.ensure_vae(&data, &mut on_step)?,
+            Part::Unet => trainer.ensure_base(&data, &mut on_step)?,
+            Part::Lora(c) => trainer.finetune(c, &data, &mut on_step, None)?,
+        };
+        if let Part::Lora(TrainedLora::Safe) = which {
+            let (_, with) = trainer.prompts(
+                &data.examples,
+                anchor_sd::SpecialTokens::sd15(),
+                Some(self.settings.weighting),
+            )?;
+            stats.count("captions_with_subjects", with);
+        }
+        if let Ok(mut t) = self.timings.lock() {
+            t.push((which.name().to_owned(), record.seconds, record.steps_run));
+        }
+        Ok((which, record, stats))
     }
 }
 
@@ -259,6 +386,10 @@ impl Step for TrainStep {
             }
             // The vocabulary's location is not part of the result.
             obj.remove("vocab");
+            let world = self.sync.world_size();
+            if world > 1 {
+                obj.insert("world_size".into(), world.into());
+            }
         }
         Ok(v)
     }
@@ -299,40 +430,23 @@ impl Step for TrainStep {
         ctx: &StepCtx,
         sink: &mut PartSink,
     ) -> std::result::Result<PartStats, BoxError> {
-        let which = *self.parts().get(part).ok_or_else(|| Error::Config {
-            what: "part",
-            reason: format!("part {part} of {}", self.parts().len()),
-        })?;
-        let trainer = self.trainer(ctx);
-        let mut stats = PartStats::default();
-        let data = self.prepared(ctx, &trainer, &mut stats)?;
-        stats.rows_in = data.examples.len() as u64;
-        let progress = ctx.progress().clone();
-        let mut on_step = |name: &str, r: &LogRow| {
-            progress.set_message(format!("{name} step {} loss {:.4}", r.step, r.loss));
+        let _lockstep = if self.sync.world_size() > 1 {
+            let guard = self.lockstep.lock().map_err(|_| Error::Config {
+                what: "part",
+                reason: "lock poisoned".into(),
+            })?;
+            self.sync.broadcast(Order::Part(part).encode())?;
+            Some(guard)
+        } else {
+            None
         };
-        let record: StageRecord = match which {
-            Part::Vae => trainer.ensure_vae(&data, &mut on_step)?,
-            Part::Unet => trainer.ensure_base(&data, &mut on_step)?,
-            Part::Lora(c) => trainer.finetune(c, &data, &mut on_step, None)?,
-        };
-        if let Part::Lora(TrainedLora::Safe) = which {
-            let (_, with) = trainer.prompts(
-                &data.examples,
-                anchor_sd::SpecialTokens::sd15(),
-                Some(self.settings.weighting),
-            )?;
-            stats.count("captions_with_subjects", with);
-        }
+        let (which, record, mut stats) = self.train_part(part, ctx)?;
         sink.write(train_log::NAME, &log_batch(which.name(), &record.log)?)?;
         stats.rows_out = record.log.len() as u64;
         stats.count("steps", record.log.len() as u64);
         stats.count("steps_run", record.steps_run);
         if record.steps_run > 0 {
             stats.time(&format!("{}_train_s", which.name()), record.seconds);
-        }
-        if let Ok(mut t) = self.timings.lock() {
-            t.push((which.name().to_owned(), record.seconds, record.steps_run));
         }
         Ok(stats)
     }

@@ -125,6 +125,10 @@ pub trait GradientSync: Sync {
     /// The mean over the processes of each gradient and of `loss`. Every process passes
     /// gradients of the same shapes in the same order and gets the same result back.
     fn all_reduce_mean(&self, grads: Vec<Tensor>, loss: f64) -> Result<(Vec<Tensor>, f64)>;
+    /// Rank 0's `message`, handed to every rank; the other ranks' `message` is ignored.
+    /// Rank 0 uses it to tell the others what to do next (which part to train, whether a
+    /// stage is already done), so that every rank takes the same path.
+    fn broadcast(&self, message: Vec<u8>) -> Result<Vec<u8>>;
 }
 
 /// A run of one process: nothing to share.
@@ -140,6 +144,9 @@ impl GradientSync for SingleProcess {
     }
     fn all_reduce_mean(&self, grads: Vec<Tensor>, loss: f64) -> Result<(Vec<Tensor>, f64)> {
         Ok((grads, loss))
+    }
+    fn broadcast(&self, message: Vec<u8>) -> Result<Vec<u8>> {
+        Ok(message)
     }
 }
 

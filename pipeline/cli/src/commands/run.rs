@@ -48,6 +48,15 @@ pub fn run(args: &RunArgs, app: &App) -> anyhow::Result<()> {
         .iter()
         .find(|(name, _)| *name == args.chain)
         .ok_or_else(|| anyhow::anyhow!("unknown chain {:?}", args.chain))?;
+    if let Ok(world) = std::env::var(anchor_train::parallel::ENV_WORLD_SIZE)
+        && world.trim().parse::<usize>().is_ok_and(|n| n > 1)
+    {
+        anyhow::bail!(
+            "{}={world}: a data-parallel launch runs `anchor train` alone; run the steps \
+             before it in one process first (`anchor run annotate`)",
+            anchor_train::parallel::ENV_WORLD_SIZE
+        );
+    }
     // Look every step up before running any, so a chain never stops half-way on a name.
     let entries = wanted
         .iter()

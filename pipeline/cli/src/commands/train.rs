@@ -2,8 +2,10 @@
 //! `--base`, first train the embedded demo base (a small VAE and UNet, not Stable Diffusion).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anchor_core::step::Step;
+use anchor_train::parallel::ProcessGroup;
 use anchor_train::{
     DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting, TrainSettings,
     TrainStep, TrainedLora,
@@ -249,8 +251,27 @@ pub fn run(args: &TrainArgs, app: &App) -> anyhow::Result<()> {
 }
 
 fn run_step(app: &App, cfg: &TrainConfig, step_args: &StepArgs, plot: bool) -> anyhow::Result<()> {
-    let step = TrainStep::on_device(settings(app, cfg)?, app.device()?)?;
+    let mut step = TrainStep::on_device(settings(app, cfg)?, app.device()?)?;
+    // A data-parallel launch (torchrun's variables): rank 0 runs the step, the others
+    // follow it.
+    if let Some(group) = ProcessGroup::from_env()? {
+        step = step.in_group(Arc::new(group));
+    }
+    if step.rank() > 0 {
+        let parts = step
+            .follow(app.out())
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("train rank {}", step.rank()))?;
+        if !app.quiet {
+            println!(
+                "train rank {}: trained {parts} parts with rank 0",
+                step.rank()
+            );
+        }
+        return Ok(());
+    }
     app.run_step(&step, step_args)?;
+    step.release_followers()?;
     let root = anchor_core::ledger::step_dir(app.out(), anchor_train::step::NAME);
     if !app.quiet {
         for (part, seconds, steps) in step.timings() {

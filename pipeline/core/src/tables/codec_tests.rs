@@ -461,3 +461,46 @@ fn string_and_binary_layouts_are_compatible_with_the_declared_schema() {
     assert_ne!(got.data_type(), field.data_type());
     assert!(compatible(got.data_type(), field.data_type()));
 }
+
+#[test]
+fn kept_pairs_reads_the_wanted_kept_rows_and_refuses_the_rest() {
+    use super::pairs_curated::{self as pc, KeptPair};
+    use arrow_array::BooleanArray;
+    let strings = |v: &[&str]| -> ArrayRef { Arc::new(StringViewArray::from(v.to_vec())) };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (pc::ID, strings(&["a", "b", "c"])),
+        (
+            pc::CAPTION,
+            strings(&["A caption.", "B caption.", "C caption."]),
+        ),
+        (pc::SUBSET, strings(&["lead", "body", "lead"])),
+        (pc::OUTLET, strings(&["bbc", "nyt", "bbc"])),
+        (
+            pc::KEPT,
+            Arc::new(BooleanArray::from(vec![true, true, false])),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write_foreign(tmp.path(), pc::NAME, &batch);
+    let r = TableReader::open(tmp.path(), pc::NAME, None).unwrap();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+
+    let got = pc::kept_pairs(&r, &ids(&["b", "a"])).unwrap();
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        got["b"],
+        KeptPair {
+            id: "b".into(),
+            caption: "B caption.".into(),
+            subset: "body".into(),
+            outlet: "nyt".into(),
+        }
+    );
+    let e = pc::kept_pairs(&r, &ids(&["a", "c"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row c") && e.contains("not kept"), "{e}");
+    let e = pc::kept_pairs(&r, &ids(&["z"])).unwrap_err().to_string();
+    assert!(e.contains("row z") && e.contains("has no row"), "{e}");
+}

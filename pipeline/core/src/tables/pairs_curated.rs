@@ -3,11 +3,16 @@
 //!
 //! Written by `curate`, read by `split`, `export`, `card` and `annotate`. Sorted by `id`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
+use arrow_array::Array;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::{TableDef, utf8_list};
+use crate::columns::Columns;
+use crate::error::{Error, Result};
+use crate::store::TableReader;
 
 /// Table name.
 pub const NAME: &str = "pairs_curated";
@@ -162,3 +167,64 @@ pub const DEF: TableDef = TableDef {
     schema,
     row_group_rows: 8192,
 };
+
+/// What the steps after `split` read of a kept pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPair {
+    /// Pair id.
+    pub id: String,
+    /// The cleaned caption.
+    pub caption: String,
+    /// `subset` (`SUBSETS`).
+    pub subset: String,
+    /// Outlet key.
+    pub outlet: String,
+}
+
+/// The kept pairs `ids` (typically a split's, from `splits::ids_in_split`), by id. Reads
+/// four columns besides `kept`. An id without a row, or whose row is not kept, is an
+/// error: a split holds only kept pairs, so either means the tables are out of step.
+pub fn kept_pairs(
+    reader: &TableReader,
+    ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, KeptPair>> {
+    let mut pairs = BTreeMap::new();
+    let cols = [ID, CAPTION, SUBSET, OUTLET, KEPT];
+    for batch in reader.read_all(Some(&cols), 8192) {
+        let batch = batch?;
+        let c = Columns::new(&batch, NAME);
+        let (id, caption) = (c.strings(ID)?, c.strings(CAPTION)?);
+        let (subset, outlet) = (c.strings(SUBSET)?, c.strings(OUTLET)?);
+        let kept = c.boolean(KEPT)?;
+        for i in 0..batch.num_rows() {
+            let pair_id = c.required(ID, i, id.get(i))?;
+            if !ids.contains(pair_id) {
+                continue;
+            }
+            if !kept.is_valid(i) || !kept.value(i) {
+                return Err(Error::Row {
+                    table: NAME.to_owned(),
+                    id: pair_id.to_owned(),
+                    detail: "the pair is in a split but is not kept".to_owned(),
+                });
+            }
+            pairs.insert(
+                pair_id.to_owned(),
+                KeptPair {
+                    id: pair_id.to_owned(),
+                    caption: c.required(CAPTION, i, caption.get(i))?.to_owned(),
+                    subset: c.required(SUBSET, i, subset.get(i))?.to_owned(),
+                    outlet: c.required(OUTLET, i, outlet.get(i))?.to_owned(),
+                },
+            );
+        }
+    }
+    if let Some(missing) = ids.iter().find(|id| !pairs.contains_key(*id)) {
+        return Err(Error::Row {
+            table: NAME.to_owned(),
+            id: missing.clone(),
+            detail: "the pair is in a split but has no row".to_owned(),
+        });
+    }
+    Ok(pairs)
+}

@@ -9,7 +9,6 @@ use anchor_core::step::StepCtx;
 use anchor_core::tables::{
     generations as gen_t, pairs as pairs_t, pairs_curated as cur_t, splits as splits_t,
 };
-use arrow_array::Array;
 
 use super::{CHUNK, EvalStep, Nets, SUBSETS, Scored, TEST_SPLIT};
 use crate::cache::EncodedImage;
@@ -28,37 +27,9 @@ impl EvalStep {
             });
         }
         let mut meta: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let reader = ctx.reader(cur_t::NAME)?;
-        let cols = [cur_t::ID, cur_t::KEPT, cur_t::SUBSET, cur_t::OUTLET];
-        for batch in reader.read_all(Some(&cols), 8192) {
-            let batch = batch?;
-            let t = cur_t::NAME;
-            let c = Columns::new(&batch, t);
-            let ids = c.strings(cur_t::ID)?;
-            let kept = c.boolean(cur_t::KEPT)?;
-            let subset = c.strings(cur_t::SUBSET)?;
-            let outlet = c.strings(cur_t::OUTLET)?;
-            for i in 0..batch.num_rows() {
-                let id = c.required(cur_t::ID, i, ids.get(i))?;
-                if !test.contains(id) {
-                    continue;
-                }
-                if kept.is_null(i) || !kept.value(i) {
-                    return Err(Error::Table {
-                        table: t.into(),
-                        detail: format!("pair {id} is in the test split but is not kept"),
-                    });
-                }
-                let subset = checked_subset(c.required(cur_t::SUBSET, i, subset.get(i))?, t, id)?;
-                let outlet = c.required(cur_t::OUTLET, i, outlet.get(i))?.to_owned();
-                meta.insert(id.to_owned(), (subset, outlet));
-            }
-        }
-        if let Some(id) = test.iter().find(|id| !meta.contains_key(*id)) {
-            return Err(Error::Table {
-                table: cur_t::NAME.into(),
-                detail: format!("test pair {id} (from splits) has no row"),
-            });
+        for (id, pair) in cur_t::kept_pairs(&ctx.reader(cur_t::NAME)?, &test)? {
+            let subset = checked_subset(&pair.subset, cur_t::NAME, &id)?;
+            meta.insert(id, (subset, pair.outlet));
         }
 
         let out_dir = ctx.out();
