@@ -76,6 +76,9 @@ pub struct TrainStep {
     /// Held by rank 0 for a whole part in a data-parallel run: the ranks train one part at
     /// a time, whatever the runner's `--jobs`.
     lockstep: Mutex<()>,
+    /// Set when a part failed in a data-parallel run: the other ranks are then stuck in
+    /// that part, so this process must not announce another.
+    group_failed: std::sync::atomic::AtomicBool,
 }
 
 /// What rank 0 tells the other ranks before each part, and when the run is over.
@@ -162,6 +165,7 @@ impl TrainStep {
             timings: Mutex::new(Vec::new()),
             sync: Arc::new(SingleProcess),
             lockstep: Mutex::new(()),
+            group_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -435,12 +439,24 @@ impl Step for TrainStep {
                 what: "part",
                 reason: "lock poisoned".into(),
             })?;
+            if self.group_failed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Box::new(Error::Group {
+                    rank: 0,
+                    world_size: self.sync.world_size(),
+                    detail: format!("part {part} not started: an earlier part failed"),
+                }));
+            }
             self.sync.broadcast(Order::Part(part).encode())?;
             Some(guard)
         } else {
             None
         };
-        let (which, record, mut stats) = self.train_part(part, ctx)?;
+        let trained = self.train_part(part, ctx);
+        if trained.is_err() {
+            self.group_failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let (which, record, mut stats) = trained?;
         sink.write(train_log::NAME, &log_batch(which.name(), &record.log)?)?;
         stats.rows_out = record.log.len() as u64;
         stats.count("steps", record.log.len() as u64);
