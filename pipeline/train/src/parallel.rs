@@ -212,6 +212,14 @@ impl RankSum {
     }
 }
 
+fn group_error(rank: usize, world_size: usize) -> impl Fn(String) -> Error {
+    move |detail| Error::Group {
+        rank,
+        world_size,
+        detail,
+    }
+}
+
 /// The launcher's variables a process of a multi-process run reads, as `torchrun`, Slurm
 /// templates and Kubernetes jobs set them.
 pub const ENV_RANK: &str = "RANK";
@@ -272,58 +280,82 @@ impl ProcessGroup {
 
     /// Joins the group: rank 0 listens on `master`, the others connect to it.
     pub fn connect(rank: usize, world_size: usize, master: &str) -> Result<Self> {
-        let fail = |detail: String| Error::Group {
-            rank,
-            world_size,
-            detail,
-        };
+        let fail = group_error(rank, world_size);
         if world_size == 0 || rank >= world_size {
             return Err(fail("the rank is outside the group".into()));
         }
         let deadline = std::time::Instant::now() + RENDEZVOUS_TIMEOUT;
-        let streams = if rank == 0 {
+        if rank == 0 {
             let listener = std::net::TcpListener::bind(master)
                 .map_err(|e| fail(format!("listening on {master}: {e}")))?;
-            let mut peers: Vec<Option<std::net::TcpStream>> =
-                (1..world_size).map(|_| None).collect();
-            for _ in 1..world_size {
-                let (mut stream, from) = listener
-                    .accept()
-                    .map_err(|e| fail(format!("accepting on {master}: {e}")))?;
-                let their_rank = read_u64(&mut stream)
-                    .map_err(|e| fail(format!("greeting from {from}: {e}")))?
-                    as usize;
-                let slot = their_rank
-                    .checked_sub(1)
-                    .and_then(|i| peers.get_mut(i))
-                    .filter(|s| s.is_none())
-                    .ok_or_else(|| {
-                        fail(format!("{from} claims rank {their_rank}, taken or outside"))
-                    })?;
-                *slot = Some(stream);
-            }
-            peers
-                .into_iter()
-                .map(|s| {
-                    s.map(Mutex::new)
-                        .ok_or_else(|| fail("a rank is missing".into()))
-                })
-                .collect::<Result<Vec<_>>>()?
+            Self::accept_ranks(world_size, listener)
         } else {
-            let mut stream = loop {
-                match std::net::TcpStream::connect(master) {
-                    Ok(s) => break s,
-                    Err(e) if std::time::Instant::now() < deadline => {
-                        tracing::debug!(error = %e, master, "waiting for rank 0");
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    Err(e) => return Err(fail(format!("connecting to rank 0 at {master}: {e}"))),
+            Self::join_rank_0(rank, world_size, master, deadline)
+        }
+    }
+
+    /// Rank 0: accepts the other ranks, each greeting with its rank.
+    fn accept_ranks(world_size: usize, listener: std::net::TcpListener) -> Result<Self> {
+        let fail = group_error(0, world_size);
+        let master = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "the rendezvous port".into());
+        let mut peers: Vec<Option<std::net::TcpStream>> = (1..world_size).map(|_| None).collect();
+        for _ in 1..world_size {
+            let (mut stream, from) = listener
+                .accept()
+                .map_err(|e| fail(format!("accepting on {master}: {e}")))?;
+            let their_rank = read_u64(&mut stream)
+                .map_err(|e| fail(format!("greeting from {from}: {e}")))?
+                as usize;
+            let slot = their_rank
+                .checked_sub(1)
+                .and_then(|i| peers.get_mut(i))
+                .filter(|s| s.is_none())
+                .ok_or_else(|| {
+                    fail(format!("{from} claims rank {their_rank}, taken or outside"))
+                })?;
+            *slot = Some(stream);
+        }
+        let streams = peers
+            .into_iter()
+            .map(|s| {
+                s.map(Mutex::new)
+                    .ok_or_else(|| fail("a rank is missing".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::configured(0, world_size, streams)
+    }
+
+    /// A rank other than 0: connects to rank 0 at `master` and greets with its rank.
+    fn join_rank_0(
+        rank: usize,
+        world_size: usize,
+        master: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Self> {
+        let fail = group_error(rank, world_size);
+        let mut stream = loop {
+            match std::net::TcpStream::connect(master) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, master, "waiting for rank 0");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-            };
-            write_u64(&mut stream, rank as u64)
-                .map_err(|e| fail(format!("greeting rank 0: {e}")))?;
-            vec![Mutex::new(stream)]
+                Err(e) => return Err(fail(format!("connecting to rank 0 at {master}: {e}"))),
+            }
         };
+        write_u64(&mut stream, rank as u64).map_err(|e| fail(format!("greeting rank 0: {e}")))?;
+        Self::configured(rank, world_size, vec![Mutex::new(stream)])
+    }
+
+    fn configured(
+        rank: usize,
+        world_size: usize,
+        streams: Vec<Mutex<std::net::TcpStream>>,
+    ) -> Result<Self> {
+        let fail = group_error(rank, world_size);
         for stream in &streams {
             let stream = stream
                 .lock()
@@ -424,6 +456,9 @@ impl GradientSync for ProcessGroup {
 /// (or the reverse) has left the lock-step, and says so instead of misreading the bytes.
 const BROADCAST_TAG: u64 = u64::from_le_bytes(*b"anchorBC");
 
+/// First word of a gradient frame, for the same reason.
+const GRADIENT_TAG: u64 = u64::from_le_bytes(*b"anchorGR");
+
 /// Largest broadcast message, in bytes.
 const MAX_BROADCAST_BYTES: u64 = 1 << 20;
 
@@ -453,11 +488,12 @@ fn read_u64(r: &mut impl Read) -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
-/// `loss` (f64 bits), the number of gradients, then each as its length and f32 values,
-/// all little-endian.
+/// [`GRADIENT_TAG`], `loss` (f64 bits), the number of gradients, then each as its length
+/// and f32 values, all little-endian.
 fn encode_frame(grads: &[Vec<f32>], loss: f64) -> Vec<u8> {
     let values: usize = grads.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(16 + 8 * grads.len() + 4 * values);
+    let mut out = Vec::with_capacity(24 + 8 * grads.len() + 4 * values);
+    out.extend_from_slice(&GRADIENT_TAG.to_le_bytes());
     out.extend_from_slice(&loss.to_bits().to_le_bytes());
     out.extend_from_slice(&(grads.len() as u64).to_le_bytes());
     for g in grads {
@@ -475,6 +511,11 @@ const MAX_FRAME_VALUES: u64 = 1 << 34;
 
 fn read_frame(r: &mut impl Read) -> std::io::Result<Contribution> {
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    if read_u64(r)? != GRADIENT_TAG {
+        return Err(bad(
+            "expected gradients, got other data: the ranks are out of step".into(),
+        ));
+    }
     let loss = f64::from_bits(read_u64(r)?);
     let count = read_u64(r)?;
     if count > MAX_FRAME_VALUES {
@@ -510,9 +551,15 @@ mod tests {
         let frame = encode_frame(&grads, 0.125);
         let (back, loss) = read_frame(&mut frame.as_slice()).unwrap();
         assert_eq!((back, loss), (grads, 0.125));
-        for cut in [0, 7, 15, frame.len() - 1] {
+        for cut in [0, 7, 15, 23, frame.len() - 1] {
             assert!(read_frame(&mut &frame[..cut]).is_err(), "cut at {cut}");
         }
+        // A broadcast where gradients were expected.
+        let mut message = BROADCAST_TAG.to_le_bytes().to_vec();
+        message.extend_from_slice(&1u64.to_le_bytes());
+        message.push(7);
+        let err = read_frame(&mut message.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("out of step"), "{err}");
     }
 
     #[test]
@@ -533,7 +580,7 @@ mod tests {
 
     #[test]
     fn a_frame_announcing_absurd_sizes_is_refused_before_allocating() {
-        let mut frame = Vec::new();
+        let mut frame = GRADIENT_TAG.to_le_bytes().to_vec();
         frame.extend_from_slice(&0f64.to_bits().to_le_bytes());
         frame.extend_from_slice(&1u64.to_le_bytes());
         frame.extend_from_slice(&u64::MAX.to_le_bytes());
