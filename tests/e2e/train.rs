@@ -317,8 +317,70 @@ fn two_processes_train_as_one_with_twice_the_batch() {
     );
 
     let (single, pair) = (dir.path().join("single"), dir.path().join("pair"));
+    assert_trained_alike(&single, &pair, "two ranks x batch 2");
+    // Only rank 0's files: one train_log part per stage, and no stray temporaries.
+    let logs = std::fs::read_dir(pair.join("train_log")).unwrap().count();
+    assert_eq!(
+        logs,
+        std::fs::read_dir(single.join("train_log")).unwrap().count()
+    );
+
+    let again = launch();
+    assert!(again[0].contains("up to date"), "{}", again[0]);
+    assert!(
+        again[1].contains("trained 0 parts with rank 0"),
+        "{}",
+        again[1]
+    );
+
+    // Started by torchrun, whose agent holds MASTER_PORT: the ranks meet through its store.
+    let Some(python) = std::env::var_os("ANCHOR_PYTHON") else {
+        eprintln!("skipping the torchrun launch: ANCHOR_PYTHON not set (a Python with torch)");
+        return;
+    };
+    anchor_train::fixture::write_tables(&dir.path().join("torchrun"), 30, 7).unwrap();
+    let anchor = dir.anchor();
+    let mut torchrun = std::process::Command::new(python);
+    if let Some(cwd) = anchor.get_current_dir() {
+        torchrun.current_dir(cwd);
+    }
+    for (key, value) in anchor.get_envs() {
+        match value {
+            Some(value) => torchrun.env(key, value),
+            None => torchrun.env_remove(key),
+        };
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let said = Run::of(
+        torchrun
+            .args(["-m", "torch.distributed.run", "--nproc-per-node", "2"])
+            .args(["--master-addr", "127.0.0.1", "--master-port", &port])
+            .args(["--no-python", env!("CARGO_BIN_EXE_anchor")])
+            .args(SMALL)
+            .args(&models)
+            .args(["--out", "torchrun", "train"]),
+    )
+    .success()
+    .stdout();
+    assert!(said.contains("train: done"), "{said}");
+    assert!(said.contains("trained 4 parts with rank 0"), "{said}");
+    assert_trained_alike(
+        &single,
+        &dir.path().join("torchrun"),
+        "torchrun, 2 x batch 2",
+    );
+}
+
+/// The loss curves and LoRA weights of `parallel` equal those of `single` (one process with
+/// the whole batch) to 1e-4.
+fn assert_trained_alike(single: &Path, parallel: &Path, what: &str) {
     let mut largest = 0f64;
-    for ((stage, one), (_, two)) in stage_logs(&single).iter().zip(stage_logs(&pair)) {
+    for ((stage, one), (_, two)) in stage_logs(single).iter().zip(stage_logs(parallel)) {
         assert_eq!(one.len(), two.len(), "{stage}");
         assert!(!one.is_empty(), "{stage}");
         for (a, b) in one.iter().zip(&two) {
@@ -336,7 +398,7 @@ fn two_processes_train_as_one_with_twice_the_batch() {
     }
     let mut weights = 0f32;
     for c in ["lora", "safe"] {
-        for ((name, a), (_, b)) in lora_values(&single, c).iter().zip(lora_values(&pair, c)) {
+        for ((name, a), (_, b)) in lora_values(single, c).iter().zip(lora_values(parallel, c)) {
             for (x, y) in a.iter().zip(&b) {
                 weights = weights.max((x - y).abs());
             }
@@ -344,24 +406,10 @@ fn two_processes_train_as_one_with_twice_the_batch() {
         }
     }
     eprintln!(
-        "two ranks x batch 2 vs one process x batch 4: largest relative loss difference \
+        "{what} vs one process x batch 4: largest relative loss difference \
          {largest:.2e}, largest LoRA weight difference {weights:.2e}"
     );
     assert!(weights < 1e-4, "LoRA weights differ by {weights}");
-    // Only rank 0's files: one train_log part per stage, and no stray temporaries.
-    let logs = std::fs::read_dir(pair.join("train_log")).unwrap().count();
-    assert_eq!(
-        logs,
-        std::fs::read_dir(single.join("train_log")).unwrap().count()
-    );
-
-    let again = launch();
-    assert!(again[0].contains("up to date"), "{}", again[0]);
-    assert!(
-        again[1].contains("trained 0 parts with rank 0"),
-        "{}",
-        again[1]
-    );
 }
 
 /// A chain is one process's work: a data-parallel launch of `anchor run` is refused.

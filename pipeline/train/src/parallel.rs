@@ -2,9 +2,10 @@
 //!
 //! - [`ThreadGroup`]: `N` threads of one process, each training its own copy of the
 //!   weights as one rank, average their gradients through shared memory.
-//! - [`ProcessGroup`]: `N` processes, on one machine or several, launched with the
-//!   variables `torchrun` sets (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`),
-//!   average them over TCP through rank 0.
+//! - [`ProcessGroup`]: `N` processes, on one machine or several, launched by `torchrun`
+//!   or with the variables it sets (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`),
+//!   average them over TCP through rank 0. Under `torchrun` the ranks find rank 0 through
+//!   its agent's key-value store ([`agent_store`]).
 //!
 //! Both sum in f64 in rank order, the same order on every rank, so all ranks get
 //! bit-identical gradients and stay in lock-step, and the two give the same bits.
@@ -13,6 +14,8 @@ use std::io::{Read, Write};
 use std::sync::{Barrier, Mutex};
 
 use candle_core::{DType, Device, Tensor};
+
+pub mod agent_store;
 
 use crate::error::{Error, Result};
 use crate::trainer::GradientSync;
@@ -67,11 +70,7 @@ pub struct ThreadRank<'a> {
 
 impl ThreadRank<'_> {
     fn fail(&self, detail: String) -> Error {
-        Error::Group {
-            rank: self.rank,
-            world_size: self.group.world_size,
-            detail,
-        }
+        group_error(self.rank, self.group.world_size)(detail)
     }
 
     fn poisoned(&self) -> Error {
@@ -275,7 +274,18 @@ impl ProcessGroup {
             what: "data-parallel launch",
             reason: format!("{ENV_MASTER_PORT}={port} is not a port"),
         })?;
-        Self::connect(rank, world_size, &format!("{host}:{port}")).map(Some)
+        let master = format!("{host}:{port}");
+        if agent_store::in_use() {
+            Self::connect_through_agent_store(
+                rank,
+                world_size,
+                &master,
+                &agent_store::rendezvous_key(),
+            )
+        } else {
+            Self::connect(rank, world_size, &master)
+        }
+        .map(Some)
     }
 
     /// Joins the group: rank 0 listens on `master`, the others connect to it.
@@ -288,19 +298,61 @@ impl ProcessGroup {
         if rank == 0 {
             let listener = std::net::TcpListener::bind(master)
                 .map_err(|e| fail(format!("listening on {master}: {e}")))?;
-            Self::accept_ranks(world_size, listener)
+            Self::accept_ranks(world_size, listener, master)
         } else {
             Self::join_rank_0(rank, world_size, master, deadline)
         }
     }
 
+    /// Joins the group under `torchrun`, whose agent serves a key-value store on `store`
+    /// (its `MASTER_ADDR:MASTER_PORT`): rank 0 listens on a free port of the interface that
+    /// reaches the store and publishes the address under `key`; the others read it there.
+    pub fn connect_through_agent_store(
+        rank: usize,
+        world_size: usize,
+        store: &str,
+        key: &str,
+    ) -> Result<Self> {
+        let fail = group_error(rank, world_size);
+        if world_size == 0 || rank >= world_size {
+            return Err(fail("the rank is outside the group".into()));
+        }
+        let deadline = std::time::Instant::now() + RENDEZVOUS_TIMEOUT;
+        let mut agent = agent_store::AgentStore::connect(store, deadline)
+            .map_err(|e| fail(format!("torchrun's store at {store}: {e}")))?;
+        if rank == 0 {
+            let ip = agent
+                .local_ip()
+                .map_err(|e| fail(format!("torchrun's store at {store}: {e}")))?;
+            let listener = std::net::TcpListener::bind((ip, 0))
+                .map_err(|e| fail(format!("listening on {ip}: {e}")))?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| fail(format!("listening on {ip}: {e}")))?
+                .to_string();
+            agent
+                .set(key, address.as_bytes())
+                .map_err(|e| fail(format!("publishing {address} in torchrun's store: {e}")))?;
+            Self::accept_ranks(world_size, listener, &address)
+        } else {
+            let address = agent.wait_get(key, deadline).map_err(|e| {
+                fail(format!(
+                    "reading rank 0's address from torchrun's store: {e}"
+                ))
+            })?;
+            let address = String::from_utf8(address)
+                .map_err(|_| fail("rank 0's address in torchrun's store is not text".into()))?;
+            Self::join_rank_0(rank, world_size, &address, deadline)
+        }
+    }
+
     /// Rank 0: accepts the other ranks, each greeting with its rank.
-    fn accept_ranks(world_size: usize, listener: std::net::TcpListener) -> Result<Self> {
+    fn accept_ranks(
+        world_size: usize,
+        listener: std::net::TcpListener,
+        master: &str,
+    ) -> Result<Self> {
         let fail = group_error(0, world_size);
-        let master = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "the rendezvous port".into());
         let mut peers: Vec<Option<std::net::TcpStream>> = (1..world_size).map(|_| None).collect();
         for _ in 1..world_size {
             let (mut stream, from) = listener
@@ -373,11 +425,7 @@ impl ProcessGroup {
     }
 
     fn fail(&self, detail: String) -> Error {
-        Error::Group {
-            rank: self.rank,
-            world_size: self.world_size,
-            detail,
-        }
+        group_error(self.rank, self.world_size)(detail)
     }
 
     fn stream(&self, i: usize) -> Result<std::sync::MutexGuard<'_, std::net::TcpStream>> {
@@ -463,19 +511,28 @@ const GRADIENT_TAG: u64 = u64::from_le_bytes(*b"anchorGR");
 const MAX_BROADCAST_BYTES: u64 = 1 << 20;
 
 fn read_broadcast(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    if read_u64(r)? != BROADCAST_TAG {
-        return Err(bad(
-            "expected rank 0's message, got other data: the ranks are out of step".into(),
-        ));
-    }
+    expect_tag(r, BROADCAST_TAG, "rank 0's message")?;
     let len = read_u64(r)?;
     if len > MAX_BROADCAST_BYTES {
-        return Err(bad(format!("a message announces {len} bytes")));
+        return Err(invalid(format!("a message announces {len} bytes")));
     }
     let mut message = vec![0u8; len as usize];
     r.read_exact(&mut message)?;
     Ok(message)
+}
+
+/// Reads a frame's first word and fails unless it is `tag`, the frame `what` names.
+fn expect_tag(r: &mut impl Read, tag: u64, what: &str) -> std::io::Result<()> {
+    if read_u64(r)? != tag {
+        return Err(invalid(format!(
+            "expected {what}, got other data: the ranks are out of step"
+        )));
+    }
+    Ok(())
+}
+
+fn invalid(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
 fn write_u64(w: &mut impl Write, v: u64) -> std::io::Result<()> {
@@ -510,16 +567,11 @@ fn encode_frame(grads: &[Vec<f32>], loss: f64) -> Vec<u8> {
 const MAX_FRAME_VALUES: u64 = 1 << 34;
 
 fn read_frame(r: &mut impl Read) -> std::io::Result<Contribution> {
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    if read_u64(r)? != GRADIENT_TAG {
-        return Err(bad(
-            "expected gradients, got other data: the ranks are out of step".into(),
-        ));
-    }
+    expect_tag(r, GRADIENT_TAG, "gradients")?;
     let loss = f64::from_bits(read_u64(r)?);
     let count = read_u64(r)?;
     if count > MAX_FRAME_VALUES {
-        return Err(bad(format!("a frame announces {count} gradients")));
+        return Err(invalid(format!("a frame announces {count} gradients")));
     }
     let mut grads = Vec::with_capacity(count.min(1 << 16) as usize);
     let mut total = 0u64;
@@ -527,7 +579,7 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<Contribution> {
         let len = read_u64(r)?;
         total = total.saturating_add(len);
         if total > MAX_FRAME_VALUES {
-            return Err(bad(format!("a frame announces {total} values")));
+            return Err(invalid(format!("a frame announces {total} values")));
         }
         let mut bytes = vec![0u8; len as usize * 4];
         r.read_exact(&mut bytes)?;

@@ -238,3 +238,70 @@ fn a_rank_outside_the_process_group_is_refused() {
     let err = ProcessGroup::connect(5, 2, &format!("127.0.0.1:{port}")).unwrap_err();
     assert!(err.to_string().contains("outside the group"), "{err}");
 }
+
+/// PyTorch's own `TCPStore`, the store `torchrun`'s agent serves: ranks meet through it as
+/// they do under `torchrun`, and the address rank 0 published is readable from PyTorch.
+#[test]
+fn ranks_meet_through_pytorchs_store_as_under_torchrun() {
+    let Some(python) = std::env::var_os("ANCHOR_PYTHON") else {
+        eprintln!("skipping: ANCHOR_PYTHON not set (a Python with torch)");
+        return;
+    };
+    const WORLD: usize = 3;
+    const KEY: &str = "anchor/train/test-run/0/rank0";
+    let serve = format!(
+        "import os, sys, torch.distributed as dist\n\
+         store = dist.TCPStore('127.0.0.1', 0, is_master=True, wait_for_workers=False)\n\
+         print(store.port, flush=True)\n\
+         sys.stdin.read()\n\
+         print(store.get('{KEY}').decode(), flush=True)\n\
+         os._exit(0)\n"
+    );
+    let mut server = std::process::Command::new(python)
+        .args(["-c", &serve])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let store = format!("127.0.0.1:{}", line.trim());
+
+    let losses: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WORLD)
+            .map(|r| {
+                let store = &store;
+                scope.spawn(move || {
+                    let group =
+                        ProcessGroup::connect_through_agent_store(r, WORLD, store, KEY).unwrap();
+                    let grads = vec![Tensor::new(&[r as f32, 1.0], &Device::Cpu).unwrap()];
+                    let (mean, loss) = group.all_reduce_mean(grads, r as f64).unwrap();
+                    assert_eq!(mean[0].to_vec1::<f32>().unwrap(), [1.0, 1.0]);
+                    assert_eq!(group.broadcast(vec![r as u8]).unwrap(), [0]);
+                    loss
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(losses, [1.0; WORLD]);
+
+    drop(server.stdin.take());
+    let mut published = String::new();
+    std::io::Read::read_to_string(&mut out, &mut published).unwrap();
+    assert!(server.wait().unwrap().success());
+    let published: std::net::SocketAddr = published.trim().parse().unwrap();
+    assert_eq!(published.ip().to_string(), "127.0.0.1");
+}
+
+#[test]
+fn a_port_that_is_not_torchruns_store_is_named() {
+    // A listener that accepts and closes: no validation, no ping echo.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let closer = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let err = ProcessGroup::connect_through_agent_store(0, 2, &address, "k").unwrap_err();
+    closer.join().unwrap();
+    assert!(err.to_string().contains("torchrun's store"), "{err}");
+}
