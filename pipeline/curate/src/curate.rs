@@ -28,6 +28,7 @@ use anchor_filters::dedup::{self, Candidate, MultiIndex};
 use anchor_filters::entity;
 use anchor_filters::hash::Hash64;
 use anchor_filters::quality::{QualityMetrics, QualityThresholds};
+use anchor_text::Topic;
 
 use crate::Error;
 use crate::clip::{float32_column, opt_f32};
@@ -35,8 +36,9 @@ use crate::clip::{float32_column, opt_f32};
 /// Step name.
 pub const NAME: &str = "curate";
 /// Bump when output semantics change (2: the CLIP columns and filters; 3: a language and
-/// `language_confidence` for every caption, `non_english` only at high confidence).
-pub const VERSION: u32 = 4;
+/// `language_confidence` for every caption, `non_english` only at high confidence; 4: credits split
+/// once, `caption_raw` raw; 5: `topic`).
+pub const VERSION: u32 = 5;
 
 /// Parameters of the `curate` step.
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +112,7 @@ struct Row {
     image_url: String,
     headline: Option<String>,
     published_at: Option<String>,
+    topic: Topic,
     position: i32,
     is_lead: bool,
     caption_raw: String,
@@ -422,26 +425,41 @@ fn deduplicate(rows: &mut [Row], radius: u32) -> usize {
     multi
 }
 
+/// What a pair takes from its article.
+#[derive(Debug, Clone, Default)]
+struct ArticleMeta {
+    headline: Option<String>,
+    published_at: Option<String>,
+    section: Option<String>,
+}
+
 fn read_rows(ctx: &StepCtx) -> Result<Vec<Row>, Error> {
-    // Articles: id → (headline, published_at).
-    let mut article_meta: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    // Articles: id → (headline, published_at, section).
+    let mut article_meta: HashMap<String, ArticleMeta> = HashMap::new();
     let reader = ctx.reader(articles::NAME)?;
-    let cols = [articles::ID, articles::HEADLINE, articles::PUBLISHED_AT];
+    let cols = [
+        articles::ID,
+        articles::HEADLINE,
+        articles::PUBLISHED_AT,
+        articles::SECTION,
+    ];
     for batch in reader.read_all(Some(&cols), 8192) {
         let batch = batch?;
         let c = Columns::new(&batch, articles::NAME);
-        let (id, headline, published) = (
+        let (id, headline, published, section) = (
             c.utf8(articles::ID)?,
             c.utf8(articles::HEADLINE)?,
             c.utf8(articles::PUBLISHED_AT)?,
+            c.utf8(articles::SECTION)?,
         );
         for r in 0..batch.num_rows() {
             article_meta.insert(
                 id.value(r).to_owned(),
-                (
-                    opt_str(headline, r).map(str::to_owned),
-                    opt_str(published, r).map(str::to_owned),
-                ),
+                ArticleMeta {
+                    headline: opt_str(headline, r).map(str::to_owned),
+                    published_at: opt_str(published, r).map(str::to_owned),
+                    section: opt_str(section, r).map(str::to_owned),
+                },
             );
         }
     }
@@ -477,10 +495,11 @@ fn read_rows(ctx: &StepCtx) -> Result<Vec<Row>, Error> {
         let alt = c.utf8(pairs::ALT)?;
         let sha = c.utf8(pairs::SHA256)?;
         for r in 0..batch.num_rows() {
-            let (headline, published_at) = article_meta
+            let meta = article_meta
                 .get(article_id.value(r))
                 .cloned()
                 .unwrap_or_default();
+            let topic = Topic::of_article(article_url.value(r), meta.section.as_deref());
             rows.push(Row {
                 id: id.value(r).to_owned(),
                 article_id: article_id.value(r).to_owned(),
@@ -488,8 +507,9 @@ fn read_rows(ctx: &StepCtx) -> Result<Vec<Row>, Error> {
                 source: source.value(r).to_owned(),
                 article_url: article_url.value(r).to_owned(),
                 image_url: image_url.value(r).to_owned(),
-                headline,
-                published_at,
+                headline: meta.headline,
+                published_at: meta.published_at,
+                topic,
                 position: position.value(r),
                 is_lead: is_lead.value(r),
                 caption_raw: caption.value(r).to_owned(),
@@ -600,6 +620,7 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
     let mut b_image_url = StringBuilder::new();
     let mut b_headline = StringBuilder::new();
     let mut b_published = StringBuilder::new();
+    let mut b_topic = StringBuilder::new();
     let mut b_position = Int32Builder::new();
     let mut b_lead = BooleanBuilder::new();
     let mut b_caption = StringBuilder::new();
@@ -645,6 +666,7 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
         b_image_url.append_value(&r.image_url);
         b_headline.append_option(r.headline.as_deref());
         b_published.append_option(r.published_at.as_deref());
+        b_topic.append_value(r.topic.as_str());
         b_position.append_value(r.position);
         b_lead.append_value(r.is_lead);
         b_caption.append_value(&r.caption);
@@ -698,6 +720,7 @@ fn curated_batch(rows: &[Row]) -> Result<RecordBatch, Error> {
         Arc::new(b_image_url.finish()),
         Arc::new(b_headline.finish()),
         Arc::new(b_published.finish()),
+        Arc::new(b_topic.finish()),
         Arc::new(b_position.finish()),
         Arc::new(b_lead.finish()),
         Arc::new(b_caption.finish()),

@@ -5,7 +5,9 @@
 //!   filtering funnel per outlet, and the notice that the images remain their publishers'
 //!   copyright;
 //! - `dataset/funnel.parquet`: pairs per (reason, outlet), `kept` included;
-//! - `dataset/stats.parquet`: pairs per (subset, split, outlet).
+//! - `dataset/stats.parquet`: pairs per (subset, split, outlet, topic);
+//! - `dataset/topics.png`: the topics of the published pairs, one panel per subset, each bar
+//!   split by outlet (the card's "Topics" table as a figure).
 //!
 //! It also removes published files that the current `export` run did not write (from an
 //! earlier run with a different number of parts, say), so the folder is exactly the dataset.
@@ -21,6 +23,7 @@ use anchor_core::ledger::{self, StepStatus};
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use anchor_filters::DropReason;
+use anchor_text::Topic;
 use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -30,8 +33,8 @@ use crate::{Error, Result, SPLITS, SUBSETS};
 
 /// Step name.
 pub const NAME: &str = "card";
-/// Bump when output semantics change (3: bytes per split in `dataset_info`).
-pub const VERSION: u32 = 3;
+/// Bump when output semantics change (3: bytes per split in `dataset_info`; 4: topics).
+pub const VERSION: u32 = 4;
 
 /// The `card` step.
 #[derive(Debug, Default)]
@@ -96,12 +99,64 @@ fn remove_unlisted(dir: &Path, files: &BTreeMap<String, FileFacts>) -> Result<us
     Ok(removed)
 }
 
+/// Published pairs per (subset, split, outlet, topic).
+pub(crate) type Counts = BTreeMap<(String, String, String, String), u64>;
+
+/// The topic figure's file name, beside the card.
+pub const TOPICS_PNG: &str = "topics.png";
+
+/// The "Topics" section: published pairs per topic, by outlet and by subset.
+fn topics_table(body: &mut String, outlets: &BTreeSet<&str>, counts: &Counts) {
+    let total: u64 = counts.values().sum();
+    let _ = writeln!(
+        body,
+        "\n## Topics\n\nThe article's section, mapped to a fixed set of topics (`topic`; the \
+         mapping is documented with the `pairs_curated` table of the anchor repository). \
+         Published pairs per topic:\n\n![Published pairs per topic, by subset and outlet]({TOPICS_PNG})\n"
+    );
+    let _ = write!(body, "| topic |");
+    for o in outlets {
+        let _ = write!(body, " {o} |");
+    }
+    for subset in SUBSETS {
+        let _ = write!(body, " {subset} |");
+    }
+    let _ = writeln!(
+        body,
+        " total | share |\n|---|{}---|---|",
+        "---|".repeat(outlets.len() + SUBSETS.len())
+    );
+    for topic in Topic::ALL {
+        let of = |keep: &dyn Fn(&str, &str) -> bool| -> u64 {
+            counts
+                .iter()
+                .filter(|((su, _, o, t), _)| t == topic.as_str() && keep(su, o))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let row_total = of(&|_, _| true);
+        if row_total == 0 {
+            continue;
+        }
+        let _ = write!(body, "| {topic} |");
+        for outlet in outlets {
+            let _ = write!(body, " {} |", of(&|_, o| o == *outlet));
+        }
+        for subset in SUBSETS {
+            let _ = write!(body, " {} |", of(&|su, _| su == subset));
+        }
+        let share = 100.0 * row_total as f64 / total.max(1) as f64;
+        let _ = writeln!(body, " {row_total} | {share:.1}% |");
+    }
+}
+
 /// Per-pair facts the card counts.
 struct Counted {
     outlet: String,
     reason: String,
     split: Option<String>,
     subset: String,
+    topic: String,
     /// Has a CLIP-IQA score (curate ran with CLIP weights and decoded the image).
     clip: bool,
 }
@@ -121,6 +176,7 @@ fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
         pairs_curated::ID,
         pairs_curated::OUTLET,
         pairs_curated::SUBSET,
+        pairs_curated::TOPIC,
         pairs_curated::DROP_REASON,
         pairs_curated::CLIP_IQA,
     ];
@@ -130,6 +186,7 @@ fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
         let id = c.utf8(pairs_curated::ID)?;
         let outlet = c.utf8(pairs_curated::OUTLET)?;
         let subset = c.utf8(pairs_curated::SUBSET)?;
+        let topic = c.utf8(pairs_curated::TOPIC)?;
         let reason = c.utf8(pairs_curated::DROP_REASON)?;
         let clip = crate::export::float32(&batch, pairs_curated::CLIP_IQA)?;
         for r in 0..batch.num_rows() {
@@ -138,6 +195,7 @@ fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
                 reason: opt_str(reason, r).unwrap_or("kept").to_owned(),
                 split: split_of.get(id.value(r)).cloned(),
                 subset: subset.value(r).to_owned(),
+                topic: topic.value(r).to_owned(),
                 clip: !clip.is_null(r),
             });
         }
@@ -197,27 +255,31 @@ fn funnel_batch(funnel: &BTreeMap<(i32, String, String), u64>) -> Result<RecordB
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
-fn stats_batch(counts: &BTreeMap<(String, String, String), u64>) -> Result<RecordBatch> {
+fn stats_batch(counts: &Counts) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("subset", DataType::Utf8, false),
         Field::new("split", DataType::Utf8, false),
         Field::new("outlet", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, false),
         Field::new("pairs", DataType::Int64, false),
     ]));
     let mut subset = StringBuilder::new();
     let mut split = StringBuilder::new();
     let mut outlet = StringBuilder::new();
+    let mut topic = StringBuilder::new();
     let mut n = Int64Builder::new();
-    for ((su, sp, o), c) in counts {
+    for ((su, sp, o, t), c) in counts {
         subset.append_value(su);
         split.append_value(sp);
         outlet.append_value(o);
+        topic.append_value(t);
         n.append_value(i64::try_from(*c).unwrap_or(i64::MAX));
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(subset.finish()),
         Arc::new(split.finish()),
         Arc::new(outlet.finish()),
+        Arc::new(topic.finish()),
         Arc::new(n.finish()),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
@@ -228,7 +290,7 @@ fn render(
     files: &BTreeMap<String, FileFacts>,
     counted: &[Counted],
     funnel: &BTreeMap<(i32, String, String), u64>,
-    counts: &BTreeMap<(String, String, String), u64>,
+    counts: &Counts,
 ) -> String {
     let outlets: BTreeSet<&str> = counted.iter().map(|c| c.outlet.as_str()).collect();
     let mut yaml = String::new();
@@ -316,7 +378,7 @@ fn render(
             for split in SPLITS {
                 let n: u64 = counts
                     .iter()
-                    .filter(|((su, sp, o), _)| {
+                    .filter(|((su, sp, o, _), _)| {
                         su == subset && sp == split && (*outlet == "all" || o == outlet)
                     })
                     .map(|(_, n)| n)
@@ -352,6 +414,7 @@ fn render(
         }
         let _ = writeln!(body, " {sum} |");
     }
+    topics_table(&mut body, &outlets, counts);
     let clip = counted
         .iter()
         .filter(|c| c.reason == "kept" && c.clip)
@@ -372,7 +435,7 @@ fn render(
     let _ = writeln!(
         body,
         "\nThe columns are documented in `schemas/dataset.md` of the anchor repository; \
-         `funnel.parquet` and `stats.parquet` hold the two tables above."
+         `funnel.parquet` and `stats.parquet` hold the tables above."
     );
     format!("{yaml}{info}---\n\n{body}")
 }
@@ -409,14 +472,19 @@ impl Step for CardStep {
         let removed = remove_unlisted(&dir, &files)?;
         let counted = read_counted(ctx)?;
         let mut funnel: BTreeMap<(i32, String, String), u64> = BTreeMap::new();
-        let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        let mut counts = Counts::new();
         for c in &counted {
             *funnel
                 .entry((stage_of(&c.reason), c.reason.clone(), c.outlet.clone()))
                 .or_default() += 1;
             if let Some(split) = &c.split {
                 *counts
-                    .entry((c.subset.clone(), split.clone(), c.outlet.clone()))
+                    .entry((
+                        c.subset.clone(),
+                        split.clone(),
+                        c.outlet.clone(),
+                        c.topic.clone(),
+                    ))
                     .or_default() += 1;
             }
         }
@@ -431,6 +499,16 @@ impl Step for CardStep {
         }
         write_parquet(&dir.join("funnel.parquet"), &funnel_batch(&funnel)?)?;
         write_parquet(&dir.join("stats.parquet"), &stats_batch(&counts)?)?;
+        let png = dir.join(TOPICS_PNG);
+        let png_tmp = dir.join(".topics.png.tmp");
+        crate::topics::write_png(&png_tmp, &counts).map_err(|source| Error::Io {
+            path: png_tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&png_tmp, &png).map_err(|source| Error::Io {
+            path: png.clone(),
+            source,
+        })?;
         let card = render(&files, &counted, &funnel, &counts);
         let path = dir.join("README.md");
         let tmp = dir.join(".README.md.tmp");

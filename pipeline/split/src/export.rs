@@ -33,8 +33,8 @@ use crate::{Error, Result, hf};
 /// Step name.
 pub const NAME: &str = "export";
 /// Bump when output semantics change (2: the CLIP score columns; 3: contiguous file numbers;
-/// 4: `language_confidence`).
-pub const VERSION: u32 = 4;
+/// 4: `language_confidence`; 5: `topic`).
+pub const VERSION: u32 = 5;
 /// Prefix of the stats counters that list the files a part wrote, with their row counts.
 pub const FILE_COUNTER_PREFIX: &str = "file:";
 /// Prefix of the stats counters that give the size in bytes of each file a part wrote.
@@ -75,6 +75,7 @@ struct Meta {
     image_url: String,
     headline: Option<String>,
     published_at: Option<String>,
+    topic: String,
     language: Option<String>,
     language_confidence: Option<f32>,
     caption_tokens: i32,
@@ -159,11 +160,12 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
             c.utf8(pc::OUTLET)?,
             c.utf8(pc::SOURCE)?,
         );
-        let (article_url, image_url, headline, published) = (
+        let (article_url, image_url, headline, published, topic) = (
             c.utf8(pc::ARTICLE_URL)?,
             c.utf8(pc::IMAGE_URL)?,
             c.utf8(pc::HEADLINE)?,
             c.utf8(pc::PUBLISHED_AT)?,
+            c.utf8(pc::TOPIC)?,
         );
         let (subset, language, tokens) = (
             c.utf8(pc::SUBSET)?,
@@ -220,6 +222,7 @@ fn read_kept(ctx: &StepCtx) -> Result<HashMap<String, Meta>> {
                     image_url: image_url.value(r).to_owned(),
                     headline: opt_str(headline, r).map(str::to_owned),
                     published_at: opt_str(published, r).map(str::to_owned),
+                    topic: topic.value(r).to_owned(),
                     language: opt_str(language, r).map(str::to_owned),
                     language_confidence: (!language_confidence.is_null(r))
                         .then(|| language_confidence.value(r)),
@@ -440,6 +443,7 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
     let mut b_image_url = StringBuilder::new();
     let mut b_headline = StringBuilder::new();
     let mut b_published = StringBuilder::new();
+    let mut b_topic = StringBuilder::new();
     let mut b_subset = StringBuilder::new();
     let mut b_split = StringBuilder::new();
     let mut b_language = StringBuilder::new();
@@ -482,6 +486,7 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
         b_image_url.append_value(&m.image_url);
         b_headline.append_option(m.headline.as_deref());
         b_published.append_option(m.published_at.as_deref());
+        b_topic.append_value(&m.topic);
         b_subset.append_value(&m.subset);
         b_split.append_value(split);
         b_language.append_option(m.language.as_deref());
@@ -528,6 +533,7 @@ fn rows_batch(rows: &[Exported], kept: &HashMap<String, Meta>, split: &str) -> R
         Arc::new(b_image_url.finish()),
         Arc::new(b_headline.finish()),
         Arc::new(b_published.finish()),
+        Arc::new(b_topic.finish()),
         Arc::new(b_subset.finish()),
         Arc::new(b_split.finish()),
         Arc::new(b_language.finish()),

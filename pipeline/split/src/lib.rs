@@ -16,6 +16,7 @@ mod error;
 pub mod export;
 pub mod hf;
 pub mod split;
+mod topics;
 
 pub use error::{Error, Result};
 

@@ -5,6 +5,12 @@
 //! Capitalised calendar words ("Monday", "March", "Christmas") start sentences and follow
 //! prepositions in captions without being named entities; both the Entity rule and the
 //! heuristic annotator skip them.
+//!
+//! [`topic`] maps an article's URL and section to one of a fixed set of topics.
+
+pub mod topic;
+
+pub use topic::Topic;
 
 /// Weekdays, lowercase.
 pub const WEEKDAYS: [&str; 7] = [

@@ -32,6 +32,8 @@ pub const IMAGE_URL: &str = "image_url";
 pub const HEADLINE: &str = "headline";
 /// publication time (RFC 3339) as the page states it
 pub const PUBLISHED_AT: &str = "published_at";
+/// the article's topic (see `pairs_curated.topic`)
+pub const TOPIC: &str = "topic";
 /// `entity` or `non_entity` (the deterministic named-entity rule of `curate`)
 pub const SUBSET: &str = "subset";
 /// `train`, `val` or `test`
@@ -101,6 +103,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(IMAGE_URL, DataType::Utf8, false),
                 Field::new(HEADLINE, DataType::Utf8, true),
                 Field::new(PUBLISHED_AT, DataType::Utf8, true),
+                Field::new(TOPIC, DataType::Utf8, false),
                 Field::new(SUBSET, DataType::Utf8, false),
                 Field::new(SPLIT, DataType::Utf8, false),
                 Field::new(LANGUAGE, DataType::Utf8, true),

@@ -33,6 +33,8 @@ pub const IMAGE_URL: &str = "image_url";
 pub const HEADLINE: &str = "headline";
 /// the article's publication time (RFC 3339), as the page states it
 pub const PUBLISHED_AT: &str = "published_at";
+/// the article's topic, from its URL and section (`anchor_text::Topic`: `politics`, `world`, `national`, `business`, `technology`, `science`, `health`, `environment`, `sport`, `culture`, `lifestyle`, `opinion` or `other`)
+pub const TOPIC: &str = "topic";
 /// 0-based position of the image in the article
 pub const POSITION: &str = "position";
 /// whether the image is the article's lead image
@@ -120,6 +122,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(IMAGE_URL, DataType::Utf8, false),
                 Field::new(HEADLINE, DataType::Utf8, true),
                 Field::new(PUBLISHED_AT, DataType::Utf8, true),
+                Field::new(TOPIC, DataType::Utf8, false),
                 Field::new(POSITION, DataType::Int32, false),
                 Field::new(IS_LEAD, DataType::Boolean, false),
                 Field::new(CAPTION, DataType::Utf8, false),
