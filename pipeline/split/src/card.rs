@@ -99,6 +99,20 @@ fn remove_unlisted(dir: &Path, files: &BTreeMap<String, FileFacts>) -> Result<us
     Ok(removed)
 }
 
+/// Writes `path` whole or not at all: `write` fills a temporary file beside it, which then
+/// replaces it.
+fn replace_file(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
+    let tmp = ledger::unique_temporary(path);
+    write(&tmp).map_err(|source| Error::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Published pairs per (subset, split, outlet, topic).
 pub(crate) type Counts = BTreeMap<(String, String, String, String), u64>;
 
@@ -499,27 +513,11 @@ impl Step for CardStep {
         }
         write_parquet(&dir.join("funnel.parquet"), &funnel_batch(&funnel)?)?;
         write_parquet(&dir.join("stats.parquet"), &stats_batch(&counts)?)?;
-        let png = dir.join(TOPICS_PNG);
-        let png_tmp = dir.join(".topics.png.tmp");
-        crate::topics::write_png(&png_tmp, &counts).map_err(|source| Error::Io {
-            path: png_tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&png_tmp, &png).map_err(|source| Error::Io {
-            path: png.clone(),
-            source,
+        replace_file(&dir.join(TOPICS_PNG), |tmp| {
+            crate::topics::write_png(tmp, &counts)
         })?;
         let card = render(&files, &counted, &funnel, &counts);
-        let path = dir.join("README.md");
-        let tmp = dir.join(".README.md.tmp");
-        std::fs::write(&tmp, card).map_err(|source| Error::Io {
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, &path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        replace_file(&dir.join("README.md"), |tmp| std::fs::write(tmp, &card))?;
         let mut stats = PartStats::default();
         stats.count("files", files.len() as u64);
         stats.count("stale_files_removed", removed as u64);

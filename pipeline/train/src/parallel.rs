@@ -388,16 +388,8 @@ impl ProcessGroup {
         deadline: std::time::Instant,
     ) -> Result<Self> {
         let fail = group_error(rank, world_size);
-        let mut stream = loop {
-            match std::net::TcpStream::connect(master) {
-                Ok(s) => break s,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::debug!(error = %e, master, "waiting for rank 0");
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(e) => return Err(fail(format!("connecting to rank 0 at {master}: {e}"))),
-            }
-        };
+        let mut stream = agent_store::connect_until(master, deadline, "rank 0")
+            .map_err(|e| fail(format!("connecting to rank 0 at {master}: {e}")))?;
         write_u64(&mut stream, rank as u64).map_err(|e| fail(format!("greeting rank 0: {e}")))?;
         Self::configured(rank, world_size, vec![Mutex::new(stream)])
     }

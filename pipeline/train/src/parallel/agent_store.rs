@@ -68,16 +68,7 @@ impl AgentStore {
     /// Connects to the store at `address` (retrying until `deadline`, as the agent may still
     /// be starting), validates the connection and checks that the store answers a ping.
     pub fn connect(address: &str, deadline: Instant) -> std::io::Result<Self> {
-        let stream = loop {
-            match TcpStream::connect(address) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, address, "waiting for the agent's store");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let stream = connect_until(address, deadline, "the agent's store")?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         let mut store = AgentStore { stream };
@@ -155,6 +146,25 @@ impl AgentStore {
             std::thread::sleep(Duration::from_millis(100));
         }
         self.get(key)
+    }
+}
+
+/// Connects to `address`, retrying every 100 ms until `deadline` while the peer (`what`)
+/// may still be starting.
+pub(crate) fn connect_until(
+    address: &str,
+    deadline: Instant,
+    what: &str,
+) -> std::io::Result<TcpStream> {
+    loop {
+        match TcpStream::connect(address) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, address, "waiting for {what}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
