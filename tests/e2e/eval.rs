@@ -45,6 +45,16 @@ fn eval_writes_metrics_tables_and_grids_then_is_up_to_date() {
         md.contains("Real reference (test split): 8 images (all)"),
         "{md}"
     );
+    // FID per topic: the fixture's two topics, 4 test images each across both outlets.
+    let topics = md
+        .find("## FID by topic (all subsets)")
+        .expect("topic table");
+    let topic_table = &md[topics..];
+    assert!(
+        topic_table.contains("| configuration | sport | world |"),
+        "{md}"
+    );
+    assert!(topic_table.contains(" (n=4/4) | "), "{md}");
 
     let csv = std::fs::read_to_string(out.join("eval/tables.csv")).unwrap();
     let mut lines = csv.lines();

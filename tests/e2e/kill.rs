@@ -524,6 +524,7 @@ fn sample_resumes_byte_identical_after_kill_9() {
         }
         .into(),
         outlet: "bbc".into(),
+        topic: "world".into(),
         kept: true,
         subjects: Some(subjects.iter().map(|s| (s.to_string(), 1.21)).collect()),
     })

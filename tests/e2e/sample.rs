@@ -40,6 +40,12 @@ fn caption(id: &str, text: &str, split: &str, kept: bool, subjects: &[&str]) -> 
         }
         .into(),
         outlet: "bbc".into(),
+        topic: if subjects.is_empty() {
+            "environment"
+        } else {
+            "world"
+        }
+        .into(),
         kept,
         subjects: Some(subjects.iter().map(|s| (s.to_string(), 1.21)).collect()),
     }
@@ -92,6 +98,7 @@ struct Gen {
     configuration: String,
     seed: i64,
     prompt: String,
+    topic: String,
     model_id: String,
     png: Vec<u8>,
     path: String,
@@ -120,6 +127,7 @@ fn read_generations(out: &Path) -> Vec<Gen> {
             };
             let (id, conf, prompt, model) =
                 (s("id"), s("configuration"), s("prompt"), s("model_id"));
+            let topic = s("topic");
             let seed = b
                 .column_by_name("seed")
                 .expect("seed")
@@ -147,6 +155,7 @@ fn read_generations(out: &Path) -> Vec<Gen> {
                     configuration: conf.value(i).into(),
                     seed: seed.value(i),
                     prompt: prompt.value(i).into(),
+                    topic: topic.value(i).into(),
                     model_id: model.value(i).into(),
                     png: bytes.value(i).to_vec(),
                     path: paths.value(i).into(),
@@ -212,6 +221,8 @@ fn sample_writes_generations_reruns_and_weights_subjects() {
             format!("{}/{}-{}.png", r.configuration, r.id, r.seed)
         );
         assert_eq!(r.model_id.len(), 64, "base digest: {}", r.model_id);
+        let topic = if r.id == "a1" { "world" } else { "environment" };
+        assert_eq!(r.topic, topic, "the caption's topic, from pairs_curated");
     }
 
     // The prompt column: the caption, or the prefix form when there are subjects.

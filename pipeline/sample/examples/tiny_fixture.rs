@@ -50,6 +50,7 @@ fn main() -> anchor_sample::Result<()> {
                 }
                 .into(),
                 outlet: "bbc".into(),
+                topic: "world".into(),
                 kept: true,
                 subjects: Some(subjects.iter().map(|s| (s.to_string(), 1.21)).collect()),
             }

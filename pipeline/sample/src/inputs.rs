@@ -45,6 +45,8 @@ pub struct Caption {
     pub subset: String,
     /// Outlet name.
     pub outlet: String,
+    /// The article's topic.
+    pub topic: String,
     /// Subjects in caption order.
     pub subjects: Vec<Subject>,
     /// How the subjects were found.
@@ -64,6 +66,7 @@ pub fn load_captions(ctx: &StepCtx, split: &str, max: Option<usize>) -> Result<V
         split: split.to_owned(),
         subset: pair.subset,
         outlet: pair.outlet,
+        topic: pair.topic,
         subjects: Vec::new(),
         note: SubjectsNote::NoRow,
     });

@@ -26,8 +26,8 @@ use crate::png::encode_png;
 /// Step name (subcommand and state folder).
 pub const NAME: &str = "sample";
 
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
+/// Bump when output semantics change (2: the caption's topic).
+pub const VERSION: u32 = 2;
 
 /// Everything that shapes the output besides the weights.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -338,6 +338,7 @@ impl SampleStep {
                         split: c.split.clone(),
                         subset: c.subset.clone(),
                         outlet: c.outlet.clone(),
+                        topic: c.topic.clone(),
                         model_id: model_id.clone(),
                         truncated: fitted.truncated,
                         width: image.width as i32,

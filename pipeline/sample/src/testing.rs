@@ -189,6 +189,8 @@ pub struct FixtureCaption {
     pub subset: String,
     /// Outlet name.
     pub outlet: String,
+    /// The article's topic.
+    pub topic: String,
     /// Whether curation kept it (dropped rows get no `splits` row).
     pub kept: bool,
     /// Subject phrases (first occurrence in the caption) with weights; `None`: no
@@ -324,6 +326,10 @@ pub fn write_inputs(out: &Path, captions: &[FixtureCaption]) -> Result<()> {
             (
                 pairs_curated::OUTLET,
                 strings(sorted.iter().map(|c| c.outlet.as_str())),
+            ),
+            (
+                pairs_curated::TOPIC,
+                strings(sorted.iter().map(|c| c.topic.as_str())),
             ),
             (
                 pairs_curated::KEPT,

@@ -128,6 +128,7 @@ fn run(dir: &Path, vocab: &Path, weighting: WeightingKind) -> Images {
             split: "test".into(),
             subset: "entity".into(),
             outlet: "bbc".into(),
+            topic: "world".into(),
             kept: true,
             // Weight 1.0 from the annotator: `llm` leaves it as is, `fixed` raises it to 1.21.
             subjects: Some(vec![("Angela Merkel".into(), 1.0)]),
@@ -200,6 +201,7 @@ fn a_blocked_step_explains_itself_when_run() -> TestResult {
             split: "test".into(),
             subset: "non_entity".into(),
             outlet: "bbc".into(),
+            topic: "world".into(),
             kept: true,
             subjects: Some(vec![]),
         }],

@@ -75,17 +75,20 @@ fn exported_files(out: &Path) -> Result<BTreeMap<String, FileFacts>> {
     Ok(files)
 }
 
+/// Removes shard files the export no longer lists and the hidden temporaries that a killed
+/// run left, in the subset folders and beside the card (its README, figure and tables).
 fn remove_unlisted(dir: &Path, files: &BTreeMap<String, FileFacts>) -> Result<usize> {
     let mut removed = 0;
-    for subset in SUBSETS {
-        let sub = dir.join(subset);
+    for folder in std::iter::once(None).chain(SUBSETS.iter().map(Some)) {
+        let sub = folder.map_or_else(|| dir.to_path_buf(), |s| dir.join(s));
         let Ok(entries) = std::fs::read_dir(&sub) else {
             continue;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = format!("{subset}/{name}");
-            let stale = name.ends_with(".parquet") && !files.contains_key(&rel);
+            let stale = folder.is_some_and(|subset| {
+                name.ends_with(".parquet") && !files.contains_key(&format!("{subset}/{name}"))
+            });
             let temp = name.starts_with('.') && name.ends_with(".tmp");
             if stale || temp {
                 std::fs::remove_file(entry.path()).map_err(|source| Error::Io {
@@ -114,7 +117,7 @@ fn replace_file(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -
 }
 
 /// Published pairs per (subset, split, outlet, topic).
-pub(crate) type Counts = BTreeMap<(String, String, String, String), u64>;
+pub(crate) type Counts = BTreeMap<(String, String, String, Topic), u64>;
 
 /// The topic figure's file name, beside the card.
 pub const TOPICS_PNG: &str = "topics.png";
@@ -144,7 +147,7 @@ fn topics_table(body: &mut String, outlets: &BTreeSet<&str>, counts: &Counts) {
         let of = |keep: &dyn Fn(&str, &str) -> bool| -> u64 {
             counts
                 .iter()
-                .filter(|((su, _, o, t), _)| t == topic.as_str() && keep(su, o))
+                .filter(|((su, _, o, t), _)| *t == topic && keep(su, o))
                 .map(|(_, n)| n)
                 .sum()
         };
@@ -170,7 +173,7 @@ struct Counted {
     reason: String,
     split: Option<String>,
     subset: String,
-    topic: String,
+    topic: Topic,
     /// Has a CLIP-IQA score (curate ran with CLIP weights and decoded the image).
     clip: bool,
 }
@@ -209,12 +212,23 @@ fn read_counted(ctx: &StepCtx) -> Result<Vec<Counted>> {
                 reason: opt_str(reason, r).unwrap_or("kept").to_owned(),
                 split: split_of.get(id.value(r)).cloned(),
                 subset: subset.value(r).to_owned(),
-                topic: topic.value(r).to_owned(),
+                topic: topic_of(id.value(r), topic.value(r))?,
                 clip: !clip.is_null(r),
             });
         }
     }
     Ok(out)
+}
+
+/// A `pairs_curated` row's topic; a name outside [`Topic::ALL`] (a table curate did not
+/// write) is an error naming the row, not a count that no table row shows.
+fn topic_of(id: &str, name: &str) -> Result<Topic> {
+    Topic::parse(name).ok_or_else(|| {
+        Error::Inconsistent(format!(
+            "{} row {id}: topic {name:?} is not one of the topics; run `anchor curate --force`",
+            pairs_curated::NAME
+        ))
+    })
 }
 
 /// Funnel order: every drop reason in the order curate applies them, then `kept`.
@@ -282,11 +296,14 @@ fn stats_batch(counts: &Counts) -> Result<RecordBatch> {
     let mut outlet = StringBuilder::new();
     let mut topic = StringBuilder::new();
     let mut n = Int64Builder::new();
-    for ((su, sp, o, t), c) in counts {
+    // Rows by topic name, as the table's other columns sort.
+    let mut rows: Vec<_> = counts.iter().collect();
+    rows.sort_by_key(|((su, sp, o, t), _)| (su, sp, o, t.as_str()));
+    for ((su, sp, o, t), c) in rows {
         subset.append_value(su);
         split.append_value(sp);
         outlet.append_value(o);
-        topic.append_value(t);
+        topic.append_value(t.as_str());
         n.append_value(i64::try_from(*c).unwrap_or(i64::MAX));
     }
     let cols: Vec<ArrayRef> = vec![
@@ -493,12 +510,7 @@ impl Step for CardStep {
                 .or_default() += 1;
             if let Some(split) = &c.split {
                 *counts
-                    .entry((
-                        c.subset.clone(),
-                        split.clone(),
-                        c.outlet.clone(),
-                        c.topic.clone(),
-                    ))
+                    .entry((c.subset.clone(), split.clone(), c.outlet.clone(), c.topic))
                     .or_default() += 1;
             }
         }
@@ -523,5 +535,52 @@ impl Step for CardStep {
         stats.count("stale_files_removed", removed as u64);
         stats.count("rows", exported);
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_run_s_temporaries_and_unlisted_shards_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::create_dir_all(dir.join("entity")).unwrap();
+        let kept = [
+            "README.md",
+            "stats.parquet",
+            "entity/test-00000-of-00001.parquet",
+        ];
+        let leftovers = [
+            ".README.md.41.0.tmp",
+            ".topics.png.41.1.tmp",
+            "entity/.test-00000-of-00001.parquet.41.2.tmp",
+            "entity/train-00000-of-00001.parquet",
+        ];
+        for name in kept.iter().chain(&leftovers) {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        let listed = BTreeMap::from([(
+            "entity/test-00000-of-00001.parquet".to_owned(),
+            FileFacts { rows: 1, bytes: 1 },
+        )]);
+        assert_eq!(remove_unlisted(dir, &listed).unwrap(), leftovers.len());
+        for name in kept {
+            assert!(dir.join(name).exists(), "{name} was removed");
+        }
+        for name in leftovers {
+            assert!(!dir.join(name).exists(), "{name} was left");
+        }
+    }
+
+    #[test]
+    fn a_topic_outside_the_set_names_its_row() {
+        assert_eq!(topic_of("a1", "sport").ok(), Some(Topic::Sport));
+        let e = topic_of("a1", "Sports").unwrap_err().to_string();
+        assert!(
+            e.contains("pairs_curated row a1") && e.contains("\"Sports\" is not one of the topics"),
+            "{e}"
+        );
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn write_png(path: &Path, counts: &Counts) -> std::io::Result<()> {
     let count = |subset: &str, topic: Topic, outlet: &str| -> u64 {
         counts
             .iter()
-            .filter(|((su, _, o, t), _)| su == subset && o == outlet && t == topic.as_str())
+            .filter(|((su, _, o, t), _)| su == subset && o == outlet && *t == topic)
             .map(|(_, n)| n)
             .sum()
     };

@@ -335,6 +335,40 @@ fn section_topic(section: &str) -> Option<Topic> {
 mod tests {
     use super::*;
 
+    /// The section table in `schemas/pairs_curated.md` is the vocabulary users read: it must
+    /// be [`SECTIONS`], name for name, so that neither can change without the other.
+    #[test]
+    fn the_schema_lists_exactly_the_section_vocabulary() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../schemas/pairs_curated.md"
+        );
+        let doc = std::fs::read_to_string(path).expect("schemas/pairs_curated.md");
+        let table = doc
+            .split("| topic | section names (URL segments or page sections) |")
+            .nth(1)
+            .expect("the Topics table");
+        let mut documented = Vec::new();
+        let mut topics = Vec::new();
+        for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let [topic, names] = cells[..] else {
+                panic!("a row of two cells: {line}");
+            };
+            let topic = Topic::parse(topic).unwrap_or_else(|| panic!("not a topic: {topic}"));
+            topics.push(topic);
+            if topic != Topic::Other {
+                documented.extend(names.split(", ").map(|n| (n.to_owned(), topic)));
+            }
+        }
+        assert_eq!(topics, Topic::ALL, "one row per topic, in table order");
+        let code: Vec<(String, Topic)> = SECTIONS
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), *t))
+            .collect();
+        assert_eq!(documented, code);
+    }
+
     #[test]
     fn outlet_urls_name_their_sections() {
         let cases = [

@@ -36,10 +36,13 @@ pub struct EvalConfig {
     pub kid_subset_size: usize,
     /// KID: seed of the subset draw.
     pub kid_seed: u64,
-    /// Groups (subset × outlet) with fewer generated or real images get no rows.
+    /// Groups (subset × outlet, subset × topic) with fewer generated or real images get
+    /// no rows.
     pub min_images: usize,
     /// Report each outlet as well as `all`.
     pub per_outlet: bool,
+    /// Report each topic (over all outlets) as well as `all`.
+    pub per_topic: bool,
     /// Grid thumbnail side in pixels.
     pub grid_cell: u32,
     /// (caption, seed) rows per grid.
@@ -60,6 +63,7 @@ impl Default for EvalConfig {
             kid_seed: 0,
             min_images: 2,
             per_outlet: true,
+            per_topic: true,
             grid_cell: 160,
             grid_rows: 6,
             grids: 4,
@@ -178,6 +182,7 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.kid_seed = cfg.kid_seed;
     params.min_images = cfg.min_images.max(2);
     params.per_outlet = cfg.per_outlet;
+    params.per_topic = cfg.per_topic;
     params.clip = clip;
     params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
     Ok(EvalStep::new(params).with_device(app.device()?))
@@ -276,7 +281,11 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
         let value = |c: &str, m: &str| {
             rows.iter()
                 .find(|r| {
-                    r.configuration == c && r.metric == m && r.subset == "all" && r.outlet == "all"
+                    r.configuration == c
+                        && r.metric == m
+                        && r.subset == "all"
+                        && r.outlet == "all"
+                        && r.topic == "all"
                 })
                 .map_or("–".to_owned(), |r| format!("{:.4}", r.value))
         };

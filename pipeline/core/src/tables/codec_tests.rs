@@ -302,6 +302,7 @@ fn metrics_and_train_log_round_trip() {
             metric: "fid".into(),
             subset: "all".into(),
             outlet: "all".into(),
+            topic: "all".into(),
             value: 12.5,
             std: None,
             n_generated: 10,
@@ -311,7 +312,8 @@ fn metrics_and_train_log_round_trip() {
             configuration: "base".into(),
             metric: "kid".into(),
             subset: "entity".into(),
-            outlet: "bbc".into(),
+            outlet: "all".into(),
+            topic: "sport".into(),
             value: 0.01,
             std: Some(0.002),
             n_generated: 3,
@@ -362,6 +364,7 @@ fn generations_articles_and_pairs_round_trip() {
         split: "test".into(),
         subset: "entity".into(),
         outlet: "bbc".into(),
+        topic: "science".into(),
         model_id: "m".into(),
         truncated: true,
         width: 64,
@@ -475,6 +478,7 @@ fn kept_pairs_reads_the_wanted_kept_rows_and_refuses_the_rest() {
         ),
         (pc::SUBSET, strings(&["lead", "body", "lead"])),
         (pc::OUTLET, strings(&["bbc", "nyt", "bbc"])),
+        (pc::TOPIC, strings(&["world", "sport", "other"])),
         (
             pc::KEPT,
             Arc::new(BooleanArray::from(vec![true, true, false])),
@@ -495,6 +499,7 @@ fn kept_pairs_reads_the_wanted_kept_rows_and_refuses_the_rest() {
             caption: "B caption.".into(),
             subset: "body".into(),
             outlet: "nyt".into(),
+            topic: "sport".into(),
         }
     );
     let e = pc::kept_pairs(&r, &ids(&["a", "c"]))

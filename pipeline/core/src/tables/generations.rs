@@ -35,6 +35,8 @@ pub const SPLIT: &str = "split";
 pub const SUBSET: &str = "subset";
 /// outlet of the caption
 pub const OUTLET: &str = "outlet";
+/// topic of the caption's article (`pairs_curated.topic`)
+pub const TOPIC: &str = "topic";
 /// identity of the weights used: base model digest, plus the LoRA file's sha256 when one is applied
 pub const MODEL_ID: &str = "model_id";
 /// whether the prompt exceeded 77 CLIP tokens and was truncated
@@ -62,6 +64,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(SPLIT, DataType::Utf8, false),
                 Field::new(SUBSET, DataType::Utf8, false),
                 Field::new(OUTLET, DataType::Utf8, false),
+                Field::new(TOPIC, DataType::Utf8, false),
                 Field::new(MODEL_ID, DataType::Utf8, false),
                 Field::new(TRUNCATED, DataType::Boolean, false),
                 Field::new(WIDTH, DataType::Int32, false),
@@ -102,6 +105,8 @@ pub struct Row {
     pub subset: String,
     /// Outlet.
     pub outlet: String,
+    /// Topic of the caption's article.
+    pub topic: String,
     /// Identity of the weights.
     pub model_id: String,
     /// Whether the prompt was truncated.
@@ -134,6 +139,7 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
             strs(rows.iter().map(|r| r.split.as_str())),
             strs(rows.iter().map(|r| r.subset.as_str())),
             strs(rows.iter().map(|r| r.outlet.as_str())),
+            strs(rows.iter().map(|r| r.topic.as_str())),
             strs(rows.iter().map(|r| r.model_id.as_str())),
             Arc::new(
                 rows.iter()
@@ -162,10 +168,11 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
         c.strings(SCHEDULER)?,
         c.strings(PROMPT)?,
     );
-    let (split, subset, outlet, model_id) = (
+    let (split, subset, outlet, topic, model_id) = (
         c.strings(SPLIT)?,
         c.strings(SUBSET)?,
         c.strings(OUTLET)?,
+        c.strings(TOPIC)?,
         c.strings(MODEL_ID)?,
     );
     let (seed, steps, guidance, truncated) = (
@@ -191,6 +198,7 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
                 split: s(SPLIT, &split)?,
                 subset: s(SUBSET, &subset)?,
                 outlet: s(OUTLET, &outlet)?,
+                topic: s(TOPIC, &topic)?,
                 model_id: s(MODEL_ID, &model_id)?,
                 truncated: c.required(TRUNCATED, i, opt_bool(truncated, i))?,
                 width: c.required(WIDTH, i, opt_i32(width, i))?,

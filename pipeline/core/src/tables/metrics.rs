@@ -1,6 +1,7 @@
-//! Table `metrics`: evaluation results, one row per (configuration, metric, subset, outlet).
+//! Table `metrics`: evaluation results, one row per (configuration, metric, subset, outlet,
+//! topic).
 //!
-//! Written by `eval`. Sorted by (`configuration`, `metric`, `subset`, `outlet`).
+//! Written by `eval`. Sorted by (`configuration`, `metric`, `subset`, `outlet`, `topic`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -23,6 +24,8 @@ pub const METRIC: &str = "metric";
 pub const SUBSET: &str = "subset";
 /// `all` or an outlet name
 pub const OUTLET: &str = "outlet";
+/// `all` or a topic (`pairs_curated.topic`)
+pub const TOPIC: &str = "topic";
 /// the metric's value
 pub const VALUE: &str = "value";
 /// standard deviation where the metric has one (KID over subsets, CLIP score over images)
@@ -42,6 +45,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(METRIC, DataType::Utf8, false),
                 Field::new(SUBSET, DataType::Utf8, false),
                 Field::new(OUTLET, DataType::Utf8, false),
+                Field::new(TOPIC, DataType::Utf8, false),
                 Field::new(VALUE, DataType::Float64, false),
                 Field::new(STD, DataType::Float64, true),
                 Field::new(N_GENERATED, DataType::Int64, false),
@@ -69,6 +73,8 @@ pub struct Row {
     pub subset: String,
     /// `all` or an outlet.
     pub outlet: String,
+    /// `all` or a topic.
+    pub topic: String,
     /// The value.
     pub value: f64,
     /// Its standard deviation, where it has one.
@@ -89,6 +95,7 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
             strs(rows.iter().map(|r| r.metric.as_str())),
             strs(rows.iter().map(|r| r.subset.as_str())),
             strs(rows.iter().map(|r| r.outlet.as_str())),
+            strs(rows.iter().map(|r| r.topic.as_str())),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
             Arc::new(rows.iter().map(|r| r.std).collect::<Float64Array>()),
             Arc::new(Int64Array::from_iter_values(
@@ -104,11 +111,12 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
 /// Rows of a batch (any string layout); a null in a non-null column is an error naming it.
 pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
     let c = Columns::new(b, NAME);
-    let (configuration, metric, subset, outlet) = (
+    let (configuration, metric, subset, outlet, topic) = (
         c.strings(CONFIGURATION)?,
         c.strings(METRIC)?,
         c.strings(SUBSET)?,
         c.strings(OUTLET)?,
+        c.strings(TOPIC)?,
     );
     let (value, std) = (c.float64(VALUE)?, c.float64(STD)?);
     let (n_generated, n_reference) = (c.int64(N_GENERATED)?, c.int64(N_REFERENCE)?);
@@ -121,6 +129,7 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
                 metric: c.required(METRIC, i, metric.get(i))?.to_owned(),
                 subset: c.required(SUBSET, i, subset.get(i))?.to_owned(),
                 outlet: c.required(OUTLET, i, outlet.get(i))?.to_owned(),
+                topic: c.required(TOPIC, i, topic.get(i))?.to_owned(),
                 value: c.required(VALUE, i, opt_f64(value, i))?,
                 std: opt_f64(std, i),
                 n_generated: c.required(N_GENERATED, i, opt_i64(n_generated, i))?,

@@ -182,22 +182,25 @@ pub struct KeptPair {
     pub subset: String,
     /// Outlet key.
     pub outlet: String,
+    /// The article's topic (`anchor_text::Topic` names).
+    pub topic: String,
 }
 
 /// The kept pairs `ids` (typically a split's, from `splits::ids_in_split`), by id. Reads
-/// four columns besides `kept`. An id without a row, or whose row is not kept, is an
+/// five columns besides `kept`. An id without a row, or whose row is not kept, is an
 /// error: a split holds only kept pairs, so either means the tables are out of step.
 pub fn kept_pairs(
     reader: &TableReader,
     ids: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, KeptPair>> {
     let mut pairs = BTreeMap::new();
-    let cols = [ID, CAPTION, SUBSET, OUTLET, KEPT];
+    let cols = [ID, CAPTION, SUBSET, OUTLET, TOPIC, KEPT];
     for batch in reader.read_all(Some(&cols), 8192) {
         let batch = batch?;
         let c = Columns::new(&batch, NAME);
         let (id, caption) = (c.strings(ID)?, c.strings(CAPTION)?);
         let (subset, outlet) = (c.strings(SUBSET)?, c.strings(OUTLET)?);
+        let topic = c.strings(TOPIC)?;
         let kept = c.boolean(KEPT)?;
         for i in 0..batch.num_rows() {
             let pair_id = c.required(ID, i, id.get(i))?;
@@ -218,6 +221,7 @@ pub fn kept_pairs(
                     caption: c.required(CAPTION, i, caption.get(i))?.to_owned(),
                     subset: c.required(SUBSET, i, subset.get(i))?.to_owned(),
                     outlet: c.required(OUTLET, i, outlet.get(i))?.to_owned(),
+                    topic: c.required(TOPIC, i, topic.get(i))?.to_owned(),
                 },
             );
         }

@@ -10,7 +10,7 @@ use anchor_core::tables::{
     generations as gen_t, pairs as pairs_t, pairs_curated as cur_t, splits as splits_t,
 };
 
-use super::{CHUNK, EvalStep, Nets, SUBSETS, Scored, TEST_SPLIT};
+use super::{CHUNK, EvalStep, ImageGroup, Nets, SUBSETS, Scored, TEST_SPLIT};
 use crate::cache::EncodedImage;
 use crate::features::Features;
 use crate::inception::FEATURE_DIM;
@@ -26,10 +26,14 @@ impl EvalStep {
                 detail: "no pair is in the test split, so there is no real reference".into(),
             });
         }
-        let mut meta: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut meta: BTreeMap<String, ImageGroup> = BTreeMap::new();
         for (id, pair) in cur_t::kept_pairs(&ctx.reader(cur_t::NAME)?, &test)? {
-            let subset = checked_subset(&pair.subset, cur_t::NAME, &id)?;
-            meta.insert(id, (subset, pair.outlet));
+            let group = ImageGroup {
+                subset: checked_subset(&pair.subset, cur_t::NAME, &id)?,
+                outlet: pair.outlet,
+                topic: checked_topic(pair.topic, cur_t::NAME, &id)?,
+            };
+            meta.insert(id, group);
         }
 
         let out_dir = ctx.out();
@@ -122,6 +126,7 @@ impl EvalStep {
             gen_t::SEED,
             gen_t::SUBSET,
             gen_t::OUTLET,
+            gen_t::TOPIC,
             gen_t::IMAGE,
         ];
         let t = gen_t::NAME;
@@ -133,6 +138,7 @@ impl EvalStep {
             let seeds = c.int64(gen_t::SEED)?;
             let subset = c.strings(gen_t::SUBSET)?;
             let outlet = c.strings(gen_t::OUTLET)?;
+            let topic = c.strings(gen_t::TOPIC)?;
             let images = c.image(gen_t::IMAGE)?;
             for i in 0..batch.num_rows() {
                 if c.required(gen_t::CONFIGURATION, i, configs.get(i))? != configuration {
@@ -146,13 +152,20 @@ impl EvalStep {
                         detail: format!("{configuration}/{id}-{seed} has no image bytes"),
                     });
                 };
-                let subset = checked_subset(c.required(gen_t::SUBSET, i, subset.get(i))?, t, id)?;
-                let outlet = c.required(gen_t::OUTLET, i, outlet.get(i))?.to_owned();
+                let group = ImageGroup {
+                    subset: checked_subset(c.required(gen_t::SUBSET, i, subset.get(i))?, t, id)?,
+                    outlet: c.required(gen_t::OUTLET, i, outlet.get(i))?.to_owned(),
+                    topic: checked_topic(
+                        c.required(gen_t::TOPIC, i, topic.get(i))?.to_owned(),
+                        t,
+                        id,
+                    )?,
+                };
                 chunk.push(EncodedImage {
                     name: format!("generations/{configuration}/{id}-{seed}"),
                     bytes: bytes.to_vec(),
                 });
-                metas.push((subset, outlet));
+                metas.push(group);
                 row_ids.push(id.to_owned());
                 if chunk.len() == CHUNK {
                     self.score_chunk(
@@ -193,6 +206,18 @@ fn checked_subset(value: &str, table: &str, id: &str) -> Result<String> {
             table: table.into(),
             detail: format!("row {id}: subset {value:?} is neither entity nor non_entity"),
         })
+    }
+}
+
+/// A topic is a group key, so it may not be empty nor claim to be every topic.
+fn checked_topic(value: String, table: &str, id: &str) -> Result<String> {
+    if value.is_empty() || value == super::ALL {
+        Err(Error::Table {
+            table: table.into(),
+            detail: format!("row {id}: topic {value:?} is not a topic"),
+        })
+    } else {
+        Ok(value)
     }
 }
 
