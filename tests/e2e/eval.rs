@@ -62,11 +62,12 @@ fn eval_writes_metrics_tables_and_grids_then_is_up_to_date() {
         lines
             .next()
             .unwrap()
-            .starts_with("configuration,fid,fid_entity,fid_non_entity,kid,kid_std")
+            .starts_with("run,base,configuration,fid,fid_entity,fid_non_entity,kid,kid_std")
     );
+    let base_line = format!("default,{},base,", fixtures::BASE_DIGEST);
     let base_fid: f64 = lines
         .next()
-        .and_then(|l| l.strip_prefix("base,"))
+        .and_then(|l| l.strip_prefix(&base_line))
         .and_then(|l| l.split(',').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{csv}"));
@@ -99,6 +100,65 @@ fn eval_writes_metrics_tables_and_grids_then_is_up_to_date() {
     assert_eq!(
         std::fs::read_to_string(out.join("eval/tables.md")).unwrap(),
         md
+    );
+
+    // `anchor tables` stacks evaluations: a copy of this one, and this folder evaluated
+    // again under another label (from the feature cache), in one table.
+    let first = dir.path().join("first");
+    copy_dir(&out, &first);
+    let same = Run::of(dir.anchor().arg("tables").arg(&first).arg(&out));
+    assert_eq!(same.code(), Some(2), "{}", same.stderr());
+    assert!(
+        same.stderr()
+            .contains("both hold run \"default\", configuration \"base\""),
+        "{}",
+        same.stderr()
+    );
+    let relabelled = Run::of(eval(&dir, &model).args(["--run", "second look"])).success();
+    assert!(
+        relabelled.stdout().contains("eval: done, 2 parts computed"),
+        "{}",
+        relabelled.stdout()
+    );
+    let stacked = dir.path().join("stacked");
+    Run::of(
+        dir.anchor()
+            .arg("tables")
+            .arg(&first)
+            .arg(&out)
+            .arg("--to")
+            .arg(&stacked),
+    )
+    .success();
+    let both = std::fs::read_to_string(stacked.join("tables.md")).unwrap();
+    let short = &fixtures::BASE_DIGEST[..12];
+    for run in ["default", "second look"] {
+        for configuration in ["base", "safe"] {
+            let line = format!("| {run} | `{short}` | `{configuration}` | ");
+            assert_eq!(
+                both.matches(&line).count(),
+                3,
+                "main, outlet, topic: {line}\n{both}"
+            );
+        }
+    }
+    let csv = std::fs::read_to_string(stacked.join("tables.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let bad = Run::of(eval(&dir, &model).args(["--run", "a|b"]));
+    assert_eq!(bad.code(), Some(2), "{}", bad.stderr());
+    assert!(bad.stderr().contains("--run \"a|b\""), "{}", bad.stderr());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "cp -r {}",
+        from.display()
     );
 }
 

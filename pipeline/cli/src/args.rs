@@ -90,4 +90,6 @@ pub enum Command {
     Train(crate::commands::train::TrainArgs),
     /// Score the generations (FID, KID, CLIP-based metrics) into `metrics` and the paper's tables.
     Eval(crate::commands::eval::EvalArgs),
+    /// Stack the metrics of several output folders (bases, ablations) into one paper table.
+    Tables(crate::commands::eval::TablesArgs),
 }

@@ -58,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(args) => commands::sample::run(args, &app),
         Command::Train(args) => commands::train::run(args, &app),
         Command::Eval(args) => commands::eval::run(args, &app),
+        Command::Tables(args) => commands::eval::run_tables(args, &app),
     }
 }
 

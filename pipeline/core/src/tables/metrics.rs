@@ -1,7 +1,8 @@
-//! Table `metrics`: evaluation results, one row per (configuration, metric, subset, outlet,
-//! topic).
+//! Table `metrics`: evaluation results, one row per (run, base, configuration, metric,
+//! subset, outlet, topic).
 //!
-//! Written by `eval`. Sorted by (`configuration`, `metric`, `subset`, `outlet`, `topic`).
+//! Written by `eval`. Sorted by (`run`, `base`, `configuration`, `metric`, `subset`,
+//! `outlet`, `topic`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -16,6 +17,10 @@ use crate::store::TableReader;
 /// Table name.
 pub const NAME: &str = "metrics";
 
+/// the label of the evaluation run (`anchor eval --run`), so runs and ablations share a table
+pub const RUN: &str = "run";
+/// the base model the configuration was sampled from: its digest, the part of `generations.model_id` before any `+`
+pub const BASE: &str = "base";
 /// `base`, `weighting`, `lora`, `lora+weighting`, `safe` or `prefix`
 pub const CONFIGURATION: &str = "configuration";
 /// `fid`, `fid_clip`, `kid`, `clip_score`, `subject_similarity`, `subject_hit_rate`, ...
@@ -41,6 +46,8 @@ pub fn schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             Arc::new(Schema::new(vec![
+                Field::new(RUN, DataType::Utf8, false),
+                Field::new(BASE, DataType::Utf8, false),
                 Field::new(CONFIGURATION, DataType::Utf8, false),
                 Field::new(METRIC, DataType::Utf8, false),
                 Field::new(SUBSET, DataType::Utf8, false),
@@ -65,6 +72,10 @@ pub const DEF: TableDef = TableDef {
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The run's label.
+    pub run: String,
+    /// The base model's digest.
+    pub base: String,
     /// `base`, `weighting`, `lora`, `lora+weighting`, `safe` or `prefix`.
     pub configuration: String,
     /// `fid`, `kid`, ...
@@ -91,6 +102,8 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
         NAME,
         schema(),
         vec![
+            strs(rows.iter().map(|r| r.run.as_str())),
+            strs(rows.iter().map(|r| r.base.as_str())),
             strs(rows.iter().map(|r| r.configuration.as_str())),
             strs(rows.iter().map(|r| r.metric.as_str())),
             strs(rows.iter().map(|r| r.subset.as_str())),
@@ -111,6 +124,7 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
 /// Rows of a batch (any string layout); a null in a non-null column is an error naming it.
 pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
     let c = Columns::new(b, NAME);
+    let (run, base) = (c.strings(RUN)?, c.strings(BASE)?);
     let (configuration, metric, subset, outlet, topic) = (
         c.strings(CONFIGURATION)?,
         c.strings(METRIC)?,
@@ -123,6 +137,8 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
     (0..b.num_rows())
         .map(|i| {
             Ok(Row {
+                run: c.required(RUN, i, run.get(i))?.to_owned(),
+                base: c.required(BASE, i, base.get(i))?.to_owned(),
                 configuration: c
                     .required(CONFIGURATION, i, configuration.get(i))?
                     .to_owned(),

@@ -98,6 +98,7 @@ impl EvalStep {
         }
         stats.count("real_images", metas.len() as u64);
         Ok(Scored {
+            base: None,
             meta: metas,
             ids: row_ids,
             features,
@@ -127,8 +128,10 @@ impl EvalStep {
             gen_t::SUBSET,
             gen_t::OUTLET,
             gen_t::TOPIC,
+            gen_t::MODEL_ID,
             gen_t::IMAGE,
         ];
+        let mut bases = BTreeSet::new();
         let t = gen_t::NAME;
         for batch in reader.read_all(Some(&cols), 64) {
             let batch = batch?;
@@ -139,6 +142,7 @@ impl EvalStep {
             let subset = c.strings(gen_t::SUBSET)?;
             let outlet = c.strings(gen_t::OUTLET)?;
             let topic = c.strings(gen_t::TOPIC)?;
+            let model_id = c.strings(gen_t::MODEL_ID)?;
             let images = c.image(gen_t::IMAGE)?;
             for i in 0..batch.num_rows() {
                 if c.required(gen_t::CONFIGURATION, i, configs.get(i))? != configuration {
@@ -165,6 +169,8 @@ impl EvalStep {
                     name: format!("generations/{configuration}/{id}-{seed}"),
                     bytes: bytes.to_vec(),
                 });
+                let model = c.required(gen_t::MODEL_ID, i, model_id.get(i))?;
+                bases.insert(base_of(model).to_owned());
                 metas.push(group);
                 row_ids.push(id.to_owned());
                 if chunk.len() == CHUNK {
@@ -189,7 +195,19 @@ impl EvalStep {
             stats,
             "generated",
         )?;
+        if bases.len() > 1 {
+            return Err(Error::Table {
+                table: t.into(),
+                detail: format!(
+                    "configuration {configuration} was sampled from {} base models ({}); sample \
+                     and evaluate each base in its own --out, with its own --run",
+                    bases.len(),
+                    bases.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         Ok(Scored {
+            base: bases.pop_first(),
             meta: metas,
             ids: row_ids,
             features,
@@ -207,6 +225,11 @@ fn checked_subset(value: &str, table: &str, id: &str) -> Result<String> {
             detail: format!("row {id}: subset {value:?} is neither entity nor non_entity"),
         })
     }
+}
+
+/// The base model's digest in a `generations.model_id`: what precedes `+lora:`/`+unet:`.
+fn base_of(model_id: &str) -> &str {
+    model_id.split('+').next().unwrap_or(model_id)
 }
 
 /// A topic is a group key, so it may not be empty nor claim to be every topic.
