@@ -101,3 +101,50 @@ fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
         missing.stderr()
     );
 }
+
+/// The repository's `data/anchor.toml` at `--scale paper`: the paper's training recipe, and
+/// every step builds from it (a key a settings struct does not know would fail `status`).
+#[test]
+fn the_paper_scale_sets_the_paper_recipe() {
+    let dir = TestDir::new();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/anchor.toml");
+    let paper = |args: &[&str]| {
+        Run::of(
+            dir.anchor()
+                .arg("--config")
+                .arg(&file)
+                .args(["--scale", "paper", "--out", "out"])
+                .args(args),
+        )
+        .success()
+        .stdout()
+    };
+    let shown = paper(&["config"]);
+    let train = shown
+        .split("\n[train]\n")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .unwrap_or_else(|| panic!("no [train] section: {shown}"));
+    for line in [
+        "resolution = 512",
+        "precision = \"f16\"",
+        "lr = 0.0001",
+        "rank = 4",
+        "steps = 15000",
+        "checkpoint_every = 500",
+        "validation_every = 500",
+    ] {
+        assert!(train.contains(line), "{line} in\n{train}");
+    }
+    let sample = shown
+        .split("\n[sample]\n")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .unwrap_or_else(|| panic!("no [sample] section: {shown}"));
+    assert!(sample.contains("steps = 100"), "{sample}");
+    let status = paper(&["status"]);
+    assert!(
+        status.contains("train") && status.contains("eval"),
+        "{status}"
+    );
+}

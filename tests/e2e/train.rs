@@ -1,6 +1,6 @@
 //! `anchor train` on synthetic input tables (the demo base, then `lora` and `safe`): a
-//! real `kill -9` mid-training and resume equals an uninterrupted run (train_log and LoRA
-//! bytes), a second run is up to date, and `--plot` writes the loss curves.
+//! real `kill -9` mid-training and resume equals an uninterrupted run (train_log, LoRA and
+//! validation image bytes), a second run is up to date, and `--plot` writes the loss curves.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -26,6 +26,10 @@ const SMALL: &[&str] = &[
     "train.demo_unet_steps=6",
     "--set",
     "train.demo_batch_size=2",
+    "--set",
+    "train.validation_every=6",
+    "--set",
+    "train.validation_prompts=[\"Rain over London\"]",
 ];
 
 fn models_flag(dir: &TestDir) -> Vec<String> {
@@ -57,6 +61,12 @@ fn outputs(out: &Path) -> Vec<(String, Vec<u8>)> {
             "train/models/lora/{c}/pytorch_lora_weights.safetensors"
         ));
         files.push((c.to_string(), std::fs::read(&p).unwrap()));
+        // Validation images after steps 6 and 12, written before those checkpoints.
+        for step in [6, 12] {
+            let name = format!("train/models/lora/{c}/validation/step-{step:08}/00.png");
+            let bytes = std::fs::read(out.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            files.push((name, bytes));
+        }
     }
     files.sort();
     files

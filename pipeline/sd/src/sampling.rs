@@ -82,7 +82,9 @@ pub fn denoise(
         } else {
             out
         };
-        x = sampler.step(&out, i, &x)?;
+        // Detached, so that a UNet with trainable adapters (validation while training) does
+        // not keep every step's graph alive.
+        x = sampler.step(&out, i, &x)?.detach();
     }
     Ok(x)
 }

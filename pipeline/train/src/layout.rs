@@ -57,6 +57,16 @@ impl Layout {
             .join("unet")
             .join("diffusion_pytorch_model.safetensors")
     }
+    /// Configuration `c`'s validation images, beside its weights (the LoRA file, or the
+    /// fully fine-tuned `unet` folder).
+    pub fn validation_dir(&self, c: TrainedLora, full_finetune: bool) -> PathBuf {
+        let kind = if full_finetune { "full" } else { "lora" };
+        self.root
+            .join("models")
+            .join(kind)
+            .join(c.name())
+            .join("validation")
+    }
     /// Where configuration `c`'s trained weights go.
     pub fn weights_file(&self, c: TrainedLora, full_finetune: bool) -> PathBuf {
         if full_finetune {

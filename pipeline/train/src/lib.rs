@@ -15,6 +15,7 @@
 //!   seeded generator whose state checkpoints hold; [`precision`]: f16/bf16 compute with f32
 //!   master weights, and f16's loss scaling;
 //! - [`data`]: joining `splits`, `pairs_curated`, `pairs` and `subjects`; crop and flip;
+//! - [`validation`]: images sampled from fixed prompts while a LoRA trains;
 //! - [`folder`]: diffusers folder writing; [`st`]: deterministic safetensors files;
 //!   [`plot`]: the loss-curve PNG.
 
@@ -37,9 +38,12 @@ pub mod st;
 pub mod stages;
 pub mod step;
 pub mod trainer;
+pub mod validation;
 
 pub use anchor_sd::{FIXED_SUBJECT_WEIGHT, LoraConfig};
 pub use error::{Error, Result};
 pub use precision::Precision;
-pub use settings::{DemoSettings, SubjectWeighting, TrainSettings, TrainedLora};
+pub use settings::{
+    DemoSettings, SubjectWeighting, TrainSettings, TrainedLora, ValidationSettings,
+};
 pub use step::TrainStep;

@@ -205,7 +205,9 @@ mod tests {
             dir: tmp.path().join("ckpt"),
             run_key: "k".into(),
         };
-        let report = train(&cfg, &params, &Overflowing(w.clone()), &ckpt, None, |_| {})?;
+        let report = train(&cfg, &params, &Overflowing(w.clone()), &ckpt, None, |_| {
+            Ok(())
+        })?;
         assert_eq!(report.skipped_steps, 9);
         assert!(report.log[..9].iter().all(|r| !r.grad_norm.is_finite()));
         assert!(report.log[9..].iter().all(|r| r.grad_norm.is_finite()));
@@ -249,7 +251,7 @@ mod tests {
             &SqrtAtZero(zero),
             &ckpt2,
             None,
-            |_| {},
+            |_| Ok(()),
         ) {
             Err(crate::Error::NonFiniteGradient { step: 1, .. }) => {}
             other => panic!("expected a non-finite gradient error, got {other:?}"),

@@ -70,6 +70,23 @@ pub struct DemoSettings {
     pub batch_size: usize,
 }
 
+/// Images sampled from fixed prompts while a LoRA trains, to watch it learn (diffusers'
+/// `--validation_prompt`): see [`crate::validation`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationSettings {
+    /// The prompts, one image each; empty: no validation images.
+    pub prompts: Vec<String>,
+    /// Steps between validation images (0: after the last step only).
+    pub every: u64,
+}
+
+impl ValidationSettings {
+    /// Whether no images are asked for (settings keys then omit the field).
+    pub fn is_off(&self) -> bool {
+        self.prompts.is_empty()
+    }
+}
+
 /// Everything that shapes the training outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
@@ -113,4 +130,8 @@ pub struct TrainSettings {
     /// output is then a whole diffusers UNet. Omitted from keys when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full_finetune: bool,
+    /// Validation images while the LoRAs train. They do not shape the weights, so no stage
+    /// key holds them; omitted when off.
+    #[serde(default, skip_serializing_if = "ValidationSettings::is_off")]
+    pub validation: ValidationSettings,
 }

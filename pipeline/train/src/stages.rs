@@ -23,10 +23,11 @@ use crate::error::{Error, IoAt, Result};
 use crate::layout::{Layout, StageRecord, digest, read_record, to_json, write_record};
 use crate::objective::{DiffusionObjective, ImageSet, LatentSet, VaeObjective, reconstruction_mse};
 use crate::optim::{AdamWConfig, Params};
-use crate::settings::{SubjectWeighting, TrainSettings, TrainedLora};
+use crate::settings::{SubjectWeighting, TrainSettings, TrainedLora, ValidationSettings};
 use crate::trainer::{
     Checkpoints, GradientSync, LogRow, LoopConfig, SingleProcess, train_data_parallel,
 };
+use crate::validation::Validator;
 
 /// Shared state of a training run: the examples, the device, locks for stages that
 /// several parts need.
@@ -139,7 +140,7 @@ impl Trainer {
         objective: &dyn crate::trainer::Objective,
         ckpt: &Checkpoints,
         stop_after: Option<u64>,
-        on_step: impl FnMut(&LogRow),
+        on_step: impl FnMut(&LogRow) -> Result<()>,
     ) -> Result<crate::trainer::RunReport> {
         train_data_parallel(
             lc,
@@ -290,7 +291,10 @@ impl Trainer {
             images: &data.images,
             kl_weight: s.demo.vae_kl_weight,
         };
-        let report = self.train(&lc, &params, &objective, &ckpt, None, |r| on_step("vae", r))?;
+        let report = self.train(&lc, &params, &objective, &ckpt, None, |r| {
+            on_step("vae", r);
+            Ok(())
+        })?;
         let after = reconstruction_mse(&vae, &eval)?;
         // SD chose its scaling factor as 1 / std of the latents; do the same on our data.
         let mut sum = 0f64;
@@ -405,7 +409,8 @@ impl Trainer {
             cond_dropout: Some((text.empty(), 0.1)),
         };
         let report = self.train(&lc, &params, &objective, &ckpt, None, |r| {
-            on_step("unet", r)
+            on_step("unet", r);
+            Ok(())
         })?;
         if !self.writes() {
             self.written()?;
@@ -658,6 +663,7 @@ impl Trainer {
         let mut own = s.clone();
         own.configurations.clear();
         own.base = None;
+        own.validation = ValidationSettings::default();
         own.demo.batch_size = 0;
         own.demo.vae_steps = 0;
         own.demo.unet_steps = 0;
@@ -761,9 +767,46 @@ impl Trainer {
             min_snr_gamma: s.min_snr_gamma,
             cond_dropout: None,
         };
+        let validator = if self.writes() && !s.validation.is_off() {
+            let dir = self.layout.validation_dir(c, s.full_finetune);
+            // Images of an earlier run (other settings) would read as this run's; those of
+            // the run being resumed stay.
+            if !ckpt.resumable()? && dir.exists() {
+                std::fs::remove_dir_all(&dir).at(&dir)?;
+            }
+            let examples: Vec<Example> = s
+                .validation
+                .prompts
+                .iter()
+                .enumerate()
+                .map(|(i, prompt)| Example {
+                    id: format!("validation-{i}"),
+                    caption: prompt.clone(),
+                    image: Vec::new(),
+                    subjects: Vec::new(),
+                })
+                .collect();
+            let (prompts, _) = self.prompts(&examples, text.special_tokens(), None)?;
+            Some(Validator::new(
+                &s.validation,
+                &prompts,
+                &text,
+                &unet,
+                &vae,
+                schedule.clone(),
+                (s.resolution, s.seed, s.steps),
+                dir,
+            )?)
+        } else {
+            None
+        };
         let name = c.name();
         let report = self.train(&lc, &params, &objective, &ckpt, stop_after, |r| {
-            on_step(name, r)
+            on_step(name, r);
+            match &validator {
+                Some(v) if v.due(r.step) => v.write(r.step).map(|_| ()),
+                _ => Ok(()),
+            }
         })?;
         let finished = report.log.len() as u64 == s.steps;
         if !finished || !self.writes() {

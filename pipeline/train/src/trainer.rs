@@ -235,6 +235,11 @@ impl Checkpoints {
         Ok(out)
     }
 
+    /// Whether this run has a checkpoint to resume from (nothing is removed).
+    pub fn resumable(&self) -> Result<bool> {
+        Ok(self.latest(false)?.is_some())
+    }
+
     /// The latest checkpoint of this run, if any; checkpoints of other runs are removed
     /// when `writer` (the process that writes checkpoints) asks.
     fn latest(&self, writer: bool) -> Result<Option<(PathBuf, CheckpointState)>> {
@@ -284,14 +289,15 @@ pub struct RunReport {
 }
 
 /// Runs (or resumes) training of `params` on `objective`. `stop_after` ends the call after
-/// that step without finishing (tests simulate a kill with it); `on_step` sees each row.
+/// that step without finishing (tests simulate a kill with it); `on_step` sees each row before
+/// the step's checkpoint, and an error from it stops the run.
 pub fn train(
     cfg: &LoopConfig,
     params: &Params,
     objective: &dyn Objective,
     ckpt: &Checkpoints,
     stop_after: Option<u64>,
-    on_step: impl FnMut(&LogRow),
+    on_step: impl FnMut(&LogRow) -> Result<()>,
 ) -> Result<RunReport> {
     train_data_parallel(
         cfg,
@@ -314,7 +320,7 @@ pub fn train_data_parallel(
     ckpt: &Checkpoints,
     stop_after: Option<u64>,
     sync: &dyn GradientSync,
-    mut on_step: impl FnMut(&LogRow),
+    mut on_step: impl FnMut(&LogRow) -> Result<()>,
 ) -> Result<RunReport> {
     let n = objective.len();
     cfg.validate(n)?;
@@ -442,7 +448,7 @@ pub fn train_data_parallel(
             lr,
             grad_norm,
         };
-        on_step(&row);
+        on_step(&row)?;
         state.log.push(row);
         let boundary = cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every);
         if writer && (boundary || step == cfg.steps) {

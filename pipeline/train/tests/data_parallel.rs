@@ -98,7 +98,7 @@ fn run(
             &objective,
             &ckpt,
             None,
-            |_| {},
+            |_| Ok(()),
         ),
         Some(sync) => train_data_parallel(
             &config(batch_size),
@@ -107,7 +107,7 @@ fn run(
             &ckpt,
             None,
             sync,
-            |_| {},
+            |_| Ok(()),
         ),
     }
     .unwrap();

@@ -9,7 +9,7 @@ use anchor_train::data::{Example, Subject};
 use anchor_train::layout::Layout;
 use anchor_train::settings::TrainedLora;
 use anchor_train::stages::Trainer;
-use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings};
+use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings, ValidationSettings};
 use candle_core::{DType, Device, Tensor};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -70,6 +70,7 @@ fn settings(base: Option<PathBuf>) -> TrainSettings {
         vocab: vocab(),
         precision: Precision::F32,
         full_finetune: false,
+        validation: ValidationSettings::default(),
     }
 }
 
@@ -214,8 +215,111 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
             && manifest["loras"]["safe"]["path"].is_string()
     );
 
+    validation_images(&base_dir, &data, &lora_file, tmp.path())?;
     mixed_precision(&base_dir, &data, &full.log, &lora_file, tmp.path())?;
     full_finetune(&base_dir, &data, &full.log, tmp.path())?;
+    Ok(())
+}
+
+/// Validation images: written at every `every` steps and after the last, decodable, one per
+/// prompt; sampling them leaves the trained weights exactly as without them; a run stopped
+/// and resumed writes the same bytes; a fresh run clears an earlier run's images.
+fn validation_images(
+    base_dir: &Path,
+    data: &anchor_train::stages::Prepared,
+    lora_file: &Path,
+    tmp: &Path,
+) -> TestResult {
+    let dev = Device::Cpu;
+    let mut noop = |_: &str, _: &anchor_train::trainer::LogRow| {};
+    let mut s = settings(Some(base_dir.to_path_buf()));
+    s.validation = ValidationSettings {
+        prompts: vec![
+            "Angela Merkel in Brussels".into(),
+            "Rain over London".into(),
+        ],
+        every: 3,
+    };
+    let images = |root: &Path| -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
+        let dir = Layout {
+            root: root.to_path_buf(),
+        }
+        .validation_dir(TrainedLora::Safe, false);
+        let mut out = Vec::new();
+        for step in std::fs::read_dir(&dir)? {
+            let step = step?.path();
+            for file in std::fs::read_dir(&step)? {
+                let file = file?.path();
+                let name = file
+                    .strip_prefix(&dir)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
+                out.push((name, std::fs::read(&file)?));
+            }
+        }
+        out.sort();
+        Ok(out)
+    };
+
+    let root = tmp.join("validation");
+    let stale = Layout { root: root.clone() }
+        .validation_dir(TrainedLora::Safe, false)
+        .join("step-00000099");
+    std::fs::create_dir_all(&stale)?;
+    std::fs::write(stale.join("00.png"), b"old")?;
+    let trainer = || {
+        Trainer::new(
+            s.clone(),
+            Layout { root: root.clone() },
+            "fx".into(),
+            dev.clone(),
+        )
+    };
+    trainer().finetune(TrainedLora::Safe, data, &mut noop, None)?;
+    let written = images(&root)?;
+    let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "step-00000003/00.png",
+            "step-00000003/01.png",
+            "step-00000006/00.png",
+            "step-00000006/01.png",
+            "step-00000008/00.png",
+            "step-00000008/01.png",
+        ]
+    );
+    for (name, bytes) in &written {
+        let decoded = image::load_from_memory(bytes)?;
+        assert_eq!((decoded.width(), decoded.height()), (16, 16), "{name}");
+    }
+    assert_ne!(written[0].1, written[1].1, "two prompts, one image");
+    assert_ne!(
+        written[0].1, written[4].1,
+        "step 3 and step 8 sampled alike"
+    );
+    assert_eq!(
+        std::fs::read(Layout { root: root.clone() }.lora_file(TrainedLora::Safe))?,
+        std::fs::read(lora_file)?,
+        "sampling validation images changed the training"
+    );
+
+    // Stopped after step 5 (checkpoint at 3), then resumed: the same images.
+    let resumed_root = tmp.join("validation-resumed");
+    let resumed = || {
+        Trainer::new(
+            s.clone(),
+            Layout {
+                root: resumed_root.clone(),
+            },
+            "fx".into(),
+            dev.clone(),
+        )
+    };
+    resumed().finetune(TrainedLora::Safe, data, &mut noop, Some(5))?;
+    resumed().finetune(TrainedLora::Safe, data, &mut noop, None)?;
+    assert_eq!(images(&resumed_root)?, written);
     Ok(())
 }
 

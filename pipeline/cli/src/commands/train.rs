@@ -8,7 +8,7 @@ use anchor_core::step::Step;
 use anchor_train::parallel::ProcessGroup;
 use anchor_train::{
     DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting, TrainSettings,
-    TrainStep, TrainedLora,
+    TrainStep, TrainedLora, ValidationSettings,
 };
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,11 @@ pub struct TrainConfig {
     /// Train every UNet weight instead of LoRA adapters (f32); each configuration then
     /// writes a whole diffusers UNet.
     pub full_finetune: bool,
+    /// Prompts sampled while each LoRA trains (diffusers' `--validation_prompt`), written
+    /// to `validation/step-NNNNNNNN/NN.png` beside its weights; empty = none.
+    pub validation_prompts: Vec<String>,
+    /// Steps between validation images; 0 = after the last step only.
+    pub validation_every: u64,
 }
 
 impl Default for TrainConfig {
@@ -96,6 +101,8 @@ impl Default for TrainConfig {
             demo_batch_size: 8,
             precision: "f32".into(),
             full_finetune: false,
+            validation_prompts: Vec::new(),
+            validation_every: 0,
         }
     }
 }
@@ -132,6 +139,13 @@ pub struct TrainArgs {
     /// <out>/train/models/full/<configuration>/unet/.
     #[arg(long)]
     pub full: bool,
+    /// A prompt to sample while each LoRA trains (repeat for several); the images go to
+    /// <out>/train/models/<lora|full>/<configuration>/validation/step-NNNNNNNN/.
+    #[arg(long = "validation-prompt", value_name = "TEXT")]
+    pub validation_prompts: Vec<String>,
+    /// Steps between validation images (0 = after the last step only).
+    #[arg(long, value_name = "N")]
+    pub validation_every: Option<u64>,
     /// Write the loss curves of train_log to <out>/train/loss.png.
     #[arg(long)]
     pub plot: bool,
@@ -170,6 +184,12 @@ pub fn config(app: &App, args: Option<&TrainArgs>) -> anyhow::Result<TrainConfig
         }
         if a.full {
             cfg.full_finetune = true;
+        }
+        if !a.validation_prompts.is_empty() {
+            cfg.validation_prompts.clone_from(&a.validation_prompts);
+        }
+        if let Some(n) = a.validation_every {
+            cfg.validation_every = n;
         }
     }
     Ok(cfg)
@@ -226,6 +246,16 @@ pub fn settings(app: &App, cfg: &TrainConfig) -> anyhow::Result<TrainSettings> {
             .join("bpe_simple_vocab_16e6.txt.gz"),
         precision: Precision::parse(&cfg.precision)?,
         full_finetune: cfg.full_finetune,
+        validation: ValidationSettings {
+            prompts: cfg
+                .validation_prompts
+                .iter()
+                .map(|p| p.trim())
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            every: cfg.validation_every,
+        },
     })
 }
 
