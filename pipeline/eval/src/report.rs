@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anchor_core::store::TableReader;
-use anchor_core::tables::metrics as t;
+use anchor_core::tables::metrics::{self as t, ALL};
 use arrow_array::RecordBatch;
 
 use crate::{Error, Result};
@@ -166,8 +166,6 @@ impl<'a> Line<'a> {
         }
     }
 }
-
-const ALL: &str = "all";
 
 /// Characters of a base digest shown in Markdown (the CSV has it whole).
 const SHORT_BASE: usize = 12;
@@ -403,9 +401,7 @@ pub fn render_tables(
         }
         let n = by_key
             .iter()
-            .filter(|(k, _)| {
-                k.line == *line && k.subset == ALL && k.outlet == ALL && k.topic == ALL
-            })
+            .filter(|(k, r)| k.line == *line && r.subset == ALL && r.is_overall())
             .map(|(_, r)| r.n_generated)
             .max()
             .unwrap_or(0);
@@ -424,13 +420,7 @@ pub fn render_tables(
     for (run, base) in &runs {
         let references: BTreeMap<&str, i64> = rows
             .iter()
-            .filter(|r| {
-                r.run == *run
-                    && r.base == *base
-                    && r.metric == "fid"
-                    && r.outlet == ALL
-                    && r.topic == ALL
-            })
+            .filter(|r| r.run == *run && r.base == *base && r.metric == "fid" && r.is_overall())
             .map(|r| (r.subset.as_str(), r.n_reference))
             .collect();
         if references.is_empty() {

@@ -77,7 +77,7 @@ pub const DEFAULT_RUN: &str = "default";
 /// Images per feature-cache entry.
 pub const CHUNK: usize = 256;
 /// The subset, outlet or topic value meaning "every".
-pub const ALL: &str = "all";
+pub const ALL: &str = tables::metrics::ALL;
 /// The subsets every metric is reported for.
 pub const SUBSETS: [&str; 3] = [ALL, "entity", "non_entity"];
 /// The split whose images are the real reference.

@@ -311,11 +311,7 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
         let value = |c: &str, m: &str| {
             rows.iter()
                 .find(|r| {
-                    r.configuration == c
-                        && r.metric == m
-                        && r.subset == "all"
-                        && r.outlet == "all"
-                        && r.topic == "all"
+                    r.configuration == c && r.metric == m && r.subset == "all" && r.is_overall()
                 })
                 .map_or("–".to_owned(), |r| format!("{:.4}", r.value))
         };

@@ -96,6 +96,18 @@ pub struct Row {
     pub n_reference: i64,
 }
 
+/// The value of `subset`, `outlet` and `topic` meaning "every".
+pub const ALL: &str = "all";
+
+impl Row {
+    /// Whether the row covers every outlet and topic (a whole subset, or with `subset`
+    /// `all` the whole configuration): the rows of the overall table, which the per-outlet
+    /// and per-topic rows must not be mixed into.
+    pub fn is_overall(&self) -> bool {
+        self.outlet == ALL && self.topic == ALL
+    }
+}
+
 /// Rows to a batch of the declared schema (in the given order).
 pub fn to_batch(rows: &[Row]) -> Result<RecordBatch> {
     batch(
