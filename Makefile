@@ -16,6 +16,7 @@ ANCHOR := target/release/anchor
 ANCHOR_FLAGS ?=
 RUN := $(ANCHOR) --scale $(SCALE) $(ANCHOR_FLAGS)
 REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
+REQUIREMENTS_NO_DEPS := $(sort $(wildcard requirements/no-deps/*.txt))
 
 export SCALE
 
@@ -37,10 +38,11 @@ build:
 	$(CARGO) build --release -p anchor-cli $(CARGO_FEATURES)
 
 # The Python environment for interop/parity tests, benchmarks and notebooks.
-$(VENV)/.stamp: $(REQUIREMENTS)
+$(VENV)/.stamp: $(REQUIREMENTS) $(REQUIREMENTS_NO_DEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --no-cache-dir --upgrade pip
 	$(VENV)/bin/pip install --quiet --no-cache-dir $(foreach r,$(REQUIREMENTS),-r $(r))
+	$(VENV)/bin/pip install --quiet --no-cache-dir --no-deps $(foreach r,$(REQUIREMENTS_NO_DEPS),-r $(r))
 	touch $@
 
 python: $(VENV)/.stamp

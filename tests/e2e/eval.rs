@@ -5,6 +5,8 @@
 #[path = "../../pipeline/eval/tests/fixtures/mod.rs"]
 pub(crate) mod fixtures;
 
+use std::path::PathBuf;
+
 use crate::util::{Run, TestDir};
 
 fn eval(dir: &TestDir, model: &std::path::Path) -> std::process::Command {
@@ -193,19 +195,27 @@ fn clip_weights_this_build_cannot_load_are_refused_before_any_work() {
     );
 }
 
-#[test]
-fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
-    let Some(model) = fixtures::inception() else {
-        return;
-    };
+/// The Inception model and a run folder with the standard fixture dataset and the
+/// CLIP vocabulary where the CLI looks for it (its models folder).
+fn clip_eval_dir() -> Option<(PathBuf, TestDir, PathBuf, Vec<fixtures::Pair>)> {
+    let model = fixtures::inception()?;
     let vocab = fixtures::repo().join("data/models/open-clip/bpe_simple_vocab_16e6.txt.gz");
     if !vocab.exists() {
         eprintln!("skipping: {} absent (make models)", vocab.display());
-        return;
+        return None;
     }
     let dir = TestDir::new();
     let out = dir.path().join("data/out");
-    let Some((pairs, _)) = fixtures::standard(&out) else {
+    let (pairs, _) = fixtures::standard(&out)?;
+    let models = dir.path().join("data/models/open-clip");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(&vocab, models.join("bpe_simple_vocab_16e6.txt.gz")).unwrap();
+    Some((model, dir, out, pairs))
+}
+
+#[test]
+fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
+    let Some((model, dir, out, pairs)) = clip_eval_dir() else {
         return;
     };
     let subjects: Vec<(String, Vec<String>)> = pairs
@@ -219,10 +229,6 @@ fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
         })
         .collect();
     fixtures::write_subjects(&out, &subjects);
-    // The CLI looks for the vocabulary under its models folder.
-    let models = dir.path().join("data/models/open-clip");
-    std::fs::create_dir_all(&models).unwrap();
-    std::fs::copy(&vocab, models.join("bpe_simple_vocab_16e6.txt.gz")).unwrap();
     let clip = dir.path().join("clip");
     let small = |h: usize| (h, 2 * h, 1, 2);
     let (hidden, inter, layers, heads) = small(16);
@@ -265,5 +271,48 @@ fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
     );
     // Same inputs and weights: up to date.
     let again = Run::of(eval(&dir, &model).arg("--clip").arg(&clip)).success();
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+}
+
+#[test]
+fn eval_with_hps_weights_writes_hpsv2_and_refuses_a_wrong_checkpoint() {
+    let Some((model, dir, out, _)) = clip_eval_dir() else {
+        return;
+    };
+
+    // A lone file is read as HPSv2's ViT-H/14 checkpoint; one that is not is refused
+    // before any work, by name.
+    let bogus = dir.write("HPS_v2_compressed.pt", "not a checkpoint");
+    let refused = Run::of(eval(&dir, &model).arg("--hps").arg(&bogus));
+    assert_eq!(refused.code(), Some(2), "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("--hps") && refused.stderr().contains("HPS_v2_compressed.pt"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!out.join("eval/tables.md").exists());
+
+    let hps = dir.path().join("hps");
+    let config = serde_json::json!({
+        "embed_dim": 8,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 24, "head_width": 12, "patch_size": 16},
+        "text_cfg": {"width": 16, "heads": 2, "layers": 1}
+    });
+    let (config, _) =
+        anchor_clip::OpenClipConfig::from_json(&serde_json::to_vec(&config).unwrap(), "tiny")
+            .unwrap();
+    anchor_clip::open_clip::write_random_model(&hps, &config, 1).unwrap();
+    let run = Run::of(eval(&dir, &model).arg("--hps").arg(&hps)).success();
+    let stdout = run.stdout();
+    assert!(stdout.contains("HPSv2"), "{stdout}");
+    assert!(!stdout.contains("note: HPSv2"), "{stdout}");
+    assert!(stdout.contains("note: ImageReward is absent"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("eval/tables.md")).unwrap();
+    assert!(md.contains("| HPSv2 |") || md.contains("HPSv2 |"), "{md}");
+    assert!(md.contains("HPSv2: mean over generated images"), "{md}");
+    let csv = std::fs::read_to_string(out.join("eval/tables.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.contains("hpsv2"), "{header}");
+    let again = Run::of(eval(&dir, &model).arg("--hps").arg(&hps)).success();
     assert!(again.stdout().contains("up to date"), "{}", again.stdout());
 }

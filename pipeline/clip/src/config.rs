@@ -4,7 +4,7 @@
 //! `CLIPVisionConfig`, `CLIPConfig`, `CLIPImageProcessor`), since `save_pretrained`
 //! leaves out values equal to them.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `text_config` of `config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -136,7 +136,7 @@ impl HfClipConfig {
 }
 
 /// `{"shortest_edge": n}` or `{"height": h, "width": w}`, or a bare number.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SizeSpec {
     /// A bare side.
@@ -153,7 +153,7 @@ pub enum SizeSpec {
 }
 
 /// `preprocessor_config.json` (the fields this build reads; others are ignored).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PreprocessorConfig {
     /// Resize target.
@@ -182,6 +182,27 @@ pub struct PreprocessorConfig {
 pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's per-channel std.
 pub const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
+
+impl PreprocessorConfig {
+    /// The torchvision evaluation transform of OpenAI's CLIP and its descendants
+    /// (open_clip, ImageReward): shortest side to `side` with bicubic resampling, a
+    /// `side`-square centre crop, the OpenAI mean and std.
+    pub fn square_crop(side: u32) -> Self {
+        PreprocessorConfig {
+            size: SizeSpec::Dict {
+                shortest_edge: Some(side),
+                height: None,
+                width: None,
+            },
+            crop_size: SizeSpec::Dict {
+                shortest_edge: None,
+                height: Some(side),
+                width: Some(side),
+            },
+            ..PreprocessorConfig::default()
+        }
+    }
+}
 
 impl Default for PreprocessorConfig {
     fn default() -> Self {

@@ -15,6 +15,10 @@
 //!   activations, layer-norm eps other than 1e-5, fewer than 77 positions) are
 //!   refused by name.
 //!
+//! [`open_clip`] runs OpenCLIP checkpoints (open_clip's own state-dict naming, exact
+//! GELU or QuickGELU towers, argmax end-token pooling), such as the ViT-H/14 that
+//! HPSv2 fine-tunes, with open_clip's preprocessing.
+//!
 //! Embeddings are **projected and not normalised** (transformers'
 //! `get_image_features` / `get_text_features`): clean-fid's CLIP FID uses them as
 //! they are, and a cosine (CLIP score) normalises on its own.
@@ -32,9 +36,13 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod open_clip;
 use anchor_imaging as pil;
+mod checkpoint;
+pub mod image_reward;
 pub mod preprocess;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anchor_clip_tokenizer::{CONTEXT_LENGTH, ClipTokenizer};
@@ -48,6 +56,7 @@ use image::DynamicImage;
 use sha2::{Digest, Sha256};
 
 pub use config::{HfClipConfig, PreprocessorConfig, TextConfig, VisionConfig};
+pub use open_clip::{OpenClip, OpenClipConfig, OpenClipSource, OpenClipWeights};
 pub use preprocess::ImageProcessor;
 
 /// The weights file inside a CLIP folder.
@@ -59,7 +68,7 @@ pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
 /// The optional BPE merges inside a CLIP folder (transformers' `CLIPTokenizer`).
 pub const MERGES_FILE: &str = "merges.txt";
 
-/// Errors of the CLIP crate.
+/// Errors of the crate's models.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file of the folder could not be read.
@@ -71,7 +80,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A configuration file is malformed, or asks for something this build cannot run.
-    #[error("CLIP configuration {file}: {reason}")]
+    #[error("model configuration {file}: {reason}")]
     Config {
         /// The file.
         file: String,
@@ -81,11 +90,11 @@ pub enum Error {
     /// The tokenizer vocabulary could not be loaded.
     #[error(transparent)]
     Tokenizer(#[from] anchor_clip_tokenizer::Error),
-    /// An image could not be preprocessed.
-    #[error("CLIP image: {0}")]
+    /// An image could not be preprocessed, or inputs do not fit together.
+    #[error("model input: {0}")]
     Image(String),
     /// The weights do not fit the configuration, or a forward pass failed.
-    #[error("CLIP weights {path}: {source}")]
+    #[error("model weights {path}: {source}")]
     Weights {
         /// The safetensors file.
         path: PathBuf,
@@ -93,14 +102,14 @@ pub enum Error {
         source: candle_core::Error,
     },
     /// A candle operation failed.
-    #[error("CLIP forward: {0}")]
+    #[error("model forward pass: {0}")]
     Candle(#[from] candle_core::Error),
     /// The weights file is not the one that was hashed when the run was planned.
     #[error(
-        "CLIP weights in {dir} changed since the run was planned (sha256 {now} now, {planned} then); run again"
+        "model weights at {dir} changed since the run was planned (sha256 {now} now, {planned} then); run again"
     )]
     Changed {
-        /// The CLIP folder.
+        /// The weights folder or file.
         dir: PathBuf,
         /// The hash the run was planned with.
         planned: String,
@@ -135,6 +144,63 @@ impl std::fmt::Debug for Clip {
             .field("dim", &self.dim)
             .finish_non_exhaustive()
     }
+}
+
+/// Multi-head attention over the output of a fused q/k/v projection (B, N, 3·width),
+/// with `mask` added to the scores; returns (B, N, width) before the output projection.
+pub(crate) fn fused_attention(
+    qkv: &Tensor,
+    heads: usize,
+    mask: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let (b, n, three_width) = qkv.dims3()?;
+    let width = three_width / 3;
+    let head = width / heads;
+    let qkv = qkv
+        .reshape((b, n, 3, heads, head))?
+        .permute((2, 0, 3, 1, 4))?;
+    let q = (qkv.get(0)?.contiguous()? * (head as f64).powf(-0.5))?;
+    let k = qkv.get(1)?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    let mut scores = q.matmul(&k.t()?)?;
+    if let Some(mask) = mask {
+        scores = scores.broadcast_add(mask)?;
+    }
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    weights.matmul(&v)?.transpose(1, 2)?.reshape((b, n, width))
+}
+
+/// sha256 (hex) of `what` serialised: the identity of a model description, for the
+/// weights at `path` (named in the error).
+pub(crate) fn digest_of(what: &impl serde::Serialize, path: &Path) -> Result<String> {
+    let described = serde_json::to_vec(what).map_err(|e| Error::Config {
+        file: path.display().to_string(),
+        reason: format!("describing the model: {e}"),
+    })?;
+    Ok(hex::encode(Sha256::digest(&described)))
+}
+
+/// Preprocesses `images` in batches of [`BATCH`] and runs `tower` on each batch of
+/// pixels (N, 3, H, W), returning one embedding row per image.
+pub(crate) fn embed_images(
+    processor: &ImageProcessor,
+    device: &Device,
+    images: &[DynamicImage],
+    mut tower: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(images.len());
+    for batch in images.chunks(BATCH) {
+        let mut data = Vec::new();
+        let mut hw = (0, 0);
+        for img in batch {
+            let (v, size) = processor.process(img)?;
+            hw = size;
+            data.extend(v);
+        }
+        let pixels = Tensor::from_vec(data, (batch.len(), 3, hw.0, hw.1), device)?;
+        out.extend(tower(&pixels)?.to_vec2::<f32>()?);
+    }
+    Ok(out)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -460,21 +526,10 @@ impl Clip {
 
     /// Projected, unnormalised image embeddings, one per image.
     pub fn image_embeddings(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(images.len());
-        for batch in images.chunks(BATCH) {
-            let mut data = Vec::new();
-            let mut hw = (0, 0);
-            for img in batch {
-                let (v, size) = self.processor.process(img)?;
-                hw = size;
-                data.extend(v);
-            }
-            let pixels = Tensor::from_vec(data, (batch.len(), 3, hw.0, hw.1), &self.device)?;
-            let pooled = self.vision.forward(&pixels)?;
-            let emb = self.visual_projection.forward(&pooled)?;
-            out.extend(emb.to_vec2::<f32>()?);
-        }
-        Ok(out)
+        embed_images(&self.processor, &self.device, images, |pixels| {
+            let pooled = self.vision.forward(pixels)?;
+            Ok(self.visual_projection.forward(&pooled)?)
+        })
     }
 
     /// Projected, unnormalised text embeddings, one per text (77 tokens, truncated).
@@ -600,30 +655,13 @@ pub fn write_random_model(
         )
         .map_err(wrap)?;
     build(&vb, &cfg).map_err(wrap)?;
-    let data = varmap.data().lock().map_err(|_| Error::Config {
-        file: "write_random_model".into(),
-        reason: "variable map poisoned".into(),
-    })?;
-    // Sorted so the draw order, and with it every value, is independent of the
-    // map's iteration order.
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    let mut normal = SeededNormal::new(seed);
-    for name in names {
-        let var = &data[name];
-        let shape = var.as_tensor().shape().clone();
+    fill_seeded(&varmap, seed, |name, dims, shapes| {
         let weight_of_bias = name
             .strip_suffix(".bias")
-            .and_then(|stem| data.get(&format!("{stem}.weight")))
-            .map(|w| w.as_tensor().dims().to_vec());
-        let (mean, spread) = initial_distribution(name, shape.dims(), weight_of_bias.as_deref());
-        let drawn: Vec<f32> = (0..shape.elem_count())
-            .map(|_| (mean + spread * normal.next()) as f32)
-            .collect();
-        let drawn = Tensor::from_vec(drawn, shape, &Device::Cpu).map_err(wrap)?;
-        var.set(&drawn).map_err(wrap)?;
-    }
-    drop(data);
+            .and_then(|stem| shapes.get(&format!("{stem}.weight")));
+        initial_distribution(name, dims, weight_of_bias.map(Vec::as_slice))
+    })
+    .map_err(wrap)?;
     varmap.save(&weights).map_err(wrap)
 }
 
@@ -657,15 +695,44 @@ fn initial_distribution(
     }
 }
 
+/// Draws every variable of `varmap` (in name order, so the values do not depend on the
+/// map's iteration order) from a normal of the `(mean, spread)` that `distribution`
+/// gives for its name and shape (and every variable's shape, by name), seeded by `seed`.
+pub(crate) fn fill_seeded(
+    varmap: &candle_nn::VarMap,
+    seed: u64,
+    distribution: impl Fn(&str, &[usize], &BTreeMap<String, Vec<usize>>) -> (f64, f64),
+) -> candle_core::Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
+    let shapes: BTreeMap<String, Vec<usize>> = data
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().dims().to_vec()))
+        .collect();
+    let mut normal = SeededNormal::new(seed);
+    for name in shapes.keys() {
+        let var = &data[name];
+        let shape = var.as_tensor().shape().clone();
+        let (mean, spread) = distribution(name, shape.dims(), &shapes);
+        let drawn: Vec<f32> = (0..shape.elem_count())
+            .map(|_| (mean + spread * normal.next()) as f32)
+            .collect();
+        var.set(&Tensor::from_vec(drawn, shape, &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
 /// Standard normal draws from a fixed seed (splitmix64 and Box–Muller), so
 /// random test weights are the same on every machine and run.
-struct SeededNormal {
+pub(crate) struct SeededNormal {
     state: u64,
     spare: Option<f64>,
 }
 
 impl SeededNormal {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             state: seed,
             spare: None,
@@ -682,7 +749,7 @@ impl SeededNormal {
         ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
-    fn next(&mut self) -> f64 {
+    pub(crate) fn next(&mut self) -> f64 {
         if let Some(v) = self.spare.take() {
             return v;
         }

@@ -7,14 +7,16 @@
 //! `get_text_features`) computes. We load the same folder and compare. Needs
 //! `ANCHOR_PYTHON` (a python with torch and transformers) and skips without it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{PHOTOS, max_abs_diff, photos_checked, vocab};
 
 use anchor_clip::Clip;
 use serde::Deserialize;
 
 const TOL: f64 = 1e-4;
-const PHOTOS: [&str; 4] = ["astronaut.png", "chelsea.png", "camera.png", "coffee.png"];
 
 #[derive(Deserialize)]
 struct Reference {
@@ -25,43 +27,8 @@ struct Reference {
     text_embeddings: Vec<Vec<f64>>,
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - y).abs())
-        .fold(0.0, f64::max)
-}
-
 fn reference(dir: &Path) -> Option<Reference> {
-    let Some(python) = std::env::var_os("ANCHOR_PYTHON") else {
-        eprintln!("skipping: ANCHOR_PYTHON not set");
-        return None;
-    };
-    let vocab = repo().join("data/models/open-clip/bpe_simple_vocab_16e6.txt.gz");
-    let photos: Vec<PathBuf> = PHOTOS
-        .iter()
-        .map(|p| repo().join("data/models/photos").join(p))
-        .collect();
-    if let Some(missing) = std::iter::once(&vocab).chain(&photos).find(|p| !p.exists()) {
-        eprintln!("skipping: {} absent (make models)", missing.display());
-        return None;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/clip_reference.py");
-    let status = Command::new(python)
-        .arg(&script)
-        .arg(dir)
-        .arg(&vocab)
-        .args(&photos)
-        .status()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(status.success(), "{} failed: {status}", script.display());
-    let text = std::fs::read(dir.join("reference.json")).unwrap();
-    Some(serde_json::from_slice(&text).unwrap())
+    common::reference("clip_reference.py", dir, &[common::vocab()])
 }
 
 #[test]
@@ -70,7 +37,7 @@ fn tokens_pixels_and_embeddings_match_transformers() {
     let Some(r) = reference(tmp.path()) else {
         return;
     };
-    let vocab = repo().join("data/models/open-clip/bpe_simple_vocab_16e6.txt.gz");
+    let vocab = vocab();
     // The folder's merges.txt is what the model uses; the open_clip file must agree.
     let clip = Clip::load(tmp.path(), None).unwrap();
     let open_clip = anchor_clip_tokenizer::ClipTokenizer::from_file(&vocab).unwrap();
@@ -90,17 +57,8 @@ fn tokens_pixels_and_embeddings_match_transformers() {
         "the long caption exercises truncation only when it is long"
     );
 
-    let images: Vec<image::DynamicImage> = PHOTOS
-        .iter()
-        .map(|p| image::open(repo().join("data/models/photos").join(p)).unwrap())
-        .collect();
-    for (i, img) in images.iter().enumerate() {
-        let (pixels, hw) = clip.processor().process(img).unwrap();
-        assert_eq!(hw, (224, 224));
-        let d = max_abs_diff(&pixels, &r.pixel_values[i]);
-        // Bit-exact Pillow resampling: only f32 rounding of the normalisation remains.
-        assert!(d < 1e-5, "{}: pixel values differ by {d}", PHOTOS[i]);
-    }
+    // Bit-exact Pillow resampling: only f32 rounding of the normalisation remains.
+    let images = photos_checked(clip.processor(), &r.pixel_values, (224, 224), 1e-5);
 
     let got = clip.image_embeddings(&images).unwrap();
     assert_eq!(got.len(), images.len());

@@ -1,13 +1,15 @@
 //! CLIP score as torchmetrics defines it: `max(100 · cos(image, text), 0)` per pair,
-//! averaged over pairs. It works on embeddings, so any CLIP backbone can feed it.
+//! averaged over pairs, and the plain cosine HPSv2 reports. Both work on embeddings, so
+//! any CLIP backbone can feed them.
 
 use crate::{Error, Result};
 
-/// The CLIP score of one image embedding and one text embedding.
-pub fn clip_score(image: &[f32], text: &[f32]) -> Result<f64> {
+/// The cosine of an image embedding and a text embedding. HPSv2 scores an image by
+/// exactly this (both L2-normalised, then their dot product).
+pub fn cosine(image: &[f32], text: &[f32]) -> Result<f64> {
     if image.len() != text.len() || image.is_empty() {
         return Err(Error::Shape(format!(
-            "CLIP score of a {}-d image embedding and a {}-d text embedding",
+            "cosine of a {}-d image embedding and a {}-d text embedding",
             image.len(),
             text.len()
         )));
@@ -17,18 +19,18 @@ pub fn clip_score(image: &[f32], text: &[f32]) -> Result<f64> {
         .zip(text)
         .map(|(&a, &b)| f64::from(a) * f64::from(b))
         .sum();
-    let norm = |v: &[f32]| {
-        v.iter()
-            .map(|&x| f64::from(x) * f64::from(x))
-            .sum::<f64>()
-            .sqrt()
-    };
+    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
     let denom = norm(image) * norm(text);
     // torchmetrics normalises with an eps-free division; a zero embedding has no direction.
     if denom == 0.0 {
         return Ok(0.0);
     }
-    Ok((100.0 * dot / denom).max(0.0))
+    Ok(dot / denom)
+}
+
+/// The CLIP score of one image embedding and one text embedding.
+pub fn clip_score(image: &[f32], text: &[f32]) -> Result<f64> {
+    Ok((100.0 * cosine(image, text)?).max(0.0))
 }
 
 /// The mean CLIP score over `(image, text)` embedding pairs.
@@ -47,6 +49,13 @@ pub fn mean_clip_score<'a>(pairs: impl IntoIterator<Item = (&'a [f32], &'a [f32]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_is_hpsv2s_score() {
+        assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((cosine(&[1.0, 1.0], &[1.0, 0.0]).unwrap() - 0.5f64.sqrt()).abs() < 1e-12);
+        assert!(cosine(&[1.0], &[1.0, 0.0]).is_err());
+    }
 
     #[test]
     fn parallel_opposite_and_orthogonal() {

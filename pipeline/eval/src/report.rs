@@ -67,6 +67,7 @@ fn metric_label(metric: &str) -> String {
         "kid" => "KID".into(),
         "fid_clip" => "FID_CLIP".into(),
         "clip_score" => "CLIP score".into(),
+        "hpsv2" => "HPSv2".into(),
         other => other.to_owned(),
     }
 }
@@ -96,7 +97,12 @@ fn ordered_metrics(rows: &[MetricRow]) -> Vec<String> {
 }
 
 fn fmt_value(metric: &str, value: f64) -> String {
-    let decimals = if metric == "kid" { 5 } else { 3 };
+    // HPSv2 scores are cosines that differ between models in the third decimal.
+    let decimals = match metric {
+        "kid" => 5,
+        "hpsv2" => 4,
+        _ => 3,
+    };
     // Round-off leaves FID of a set against itself at ±1e-13; "-0.000" would
     // read as a sign that means something.
     let shown = if value.abs() < 0.5 * 10f64.powi(-decimals) {

@@ -31,9 +31,14 @@
 //! of each generated image with each annotated subject phrase of its caption) and
 //! `subject_hit_rate` (the fraction of those pairs at or above a threshold, given
 //! or [`calibrate_threshold`]ed on the real test images). CLIP image features go
-//! through the same feature cache, keyed by the CLIP weights' sha256. Without CLIP
-//! weights, and for ImageReward/HPSv2 always, those metrics have no rows, and
-//! [`absent_metric_notes`] says why.
+//! through the same feature cache, keyed by the CLIP weights' sha256.
+//!
+//! With the HPSv2 checkpoint ([`EvalParams::hps`], an OpenCLIP ViT-H/14 run by
+//! `anchor_clip::open_clip`) each group also gets `hpsv2`: the mean over its generated
+//! images of the cosine of the image and caption embeddings, as the `hpsv2` package
+//! scores an image and its prompt. Its image embeddings go through the feature cache
+//! too, keyed by the model's identity. Without the weights, and for ImageReward always,
+//! those metrics have no rows, and [`absent_metric_notes`] says why.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,10 +54,10 @@ use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use anchor_clip::{Clip, ClipWeights};
+use anchor_clip::{Clip, ClipWeights, OpenClip, OpenClipWeights};
 
 use crate::cache::{EncodedImage, FeatureCache};
-use crate::clip_score::clip_score;
+use crate::clip_score::{clip_score, cosine};
 use crate::features::Features;
 use crate::inception::FEATURE_DIM;
 use crate::inception::preprocess::RgbImage;
@@ -90,6 +95,8 @@ pub const KID: &str = "kid";
 pub const FID_CLIP: &str = "fid_clip";
 /// Metric name of the CLIP score of generated images and their captions.
 pub const CLIP_SCORE: &str = "clip_score";
+/// Metric name of the HPSv2 score (cosine of image and caption under the HPSv2 model).
+pub const HPSV2: &str = "hpsv2";
 /// Metric name of the mean CLIP score of generated images and their annotated subjects.
 pub const SUBJECT_SIMILARITY: &str = "subject_similarity";
 /// Metric name of the fraction of (image, subject) pairs at or above the threshold.
@@ -145,6 +152,10 @@ pub struct EvalParams {
     /// Absent from the fingerprint when `None`, so runs without CLIP keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip: Option<ClipWeights>,
+    /// The HPSv2 model for `hpsv2`; `None` leaves it out. Absent from the fingerprint
+    /// when `None`, so runs without it keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hps: Option<OpenClipWeights>,
     /// Subject hit-rate threshold (on the CLIP score scale, 0..100); `None` =
     /// calibrated on the real test images (see [`calibrate_threshold`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,13 +176,14 @@ impl EvalParams {
             per_outlet: true,
             per_topic: true,
             clip: None,
+            hps: None,
             subject_threshold: None,
         }
     }
 }
 
 /// Why metrics that need weights are absent from this run's tables.
-pub fn absent_metric_notes(clip: Option<&Path>) -> Vec<String> {
+pub fn absent_metric_notes(clip: Option<&Path>, hps: Option<&Path>) -> Vec<String> {
     let mut notes = Vec::new();
     if clip.is_none() {
         notes.push(
@@ -181,7 +193,11 @@ pub fn absent_metric_notes(clip: Option<&Path>) -> Vec<String> {
         );
     }
     notes.push("ImageReward is absent: anchor does not compute it.".to_owned());
-    notes.push("HPSv2 is absent: anchor does not compute it.".to_owned());
+    if hps.is_none() {
+        notes.push(
+            "HPSv2 is absent: it needs the HPSv2 checkpoint (`anchor eval --hps PATH`).".to_owned(),
+        );
+    }
     notes
 }
 
@@ -221,6 +237,8 @@ struct Scored {
     features: Features,
     /// CLIP image embeddings, when CLIP weights were given.
     clip: Option<Features>,
+    /// HPSv2 image embeddings, of generated images when its weights were given.
+    hps: Option<Features>,
 }
 
 impl Scored {
@@ -245,8 +263,11 @@ struct Shared {
     net: Option<Arc<FidInception>>,
     clip: Option<Arc<Clip>>,
     real: Option<Arc<Scored>>,
+    hps: Option<Arc<OpenClip>>,
     /// CLIP text embeddings of captions, by pair id.
     captions: HashMap<String, Vec<f32>>,
+    /// HPSv2 text embeddings of captions, by pair id.
+    hps_captions: HashMap<String, Vec<f32>>,
     /// Subject phrases of each pair (from `subjects`), with their embeddings.
     subjects: Option<Arc<Subjects>>,
 }
@@ -255,6 +276,28 @@ struct Shared {
 struct Nets {
     inception: Arc<FidInception>,
     clip: Option<Arc<Clip>>,
+    hps: Option<Arc<OpenClip>>,
+}
+
+/// The embeddings of a chunk's images besides Inception's, one per model given.
+#[derive(Debug)]
+struct TowerFeatures {
+    clip: Option<Features>,
+    /// Only generated images get these: HPSv2 needs no reference.
+    hps: Option<Features>,
+}
+
+impl TowerFeatures {
+    fn new(nets: &Nets, with_hps: bool) -> Result<Self> {
+        let empty = |dim: usize| Features::new(dim, Vec::new());
+        Ok(TowerFeatures {
+            clip: nets.clip.as_ref().map(|c| empty(c.dim())).transpose()?,
+            hps: match (&nets.hps, with_hps) {
+                (Some(h), true) => Some(empty(h.dim())?),
+                _ => None,
+            },
+        })
+    }
 }
 
 /// The `eval` step.
@@ -311,6 +354,37 @@ impl EvalStep {
         })
     }
 
+    /// The feature cache of this step's HPSv2 model under `out`, when given.
+    pub fn hps_cache(&self, out: &Path) -> Result<Option<FeatureCache>> {
+        self.params
+            .hps
+            .as_ref()
+            .map(|h| {
+                Ok(FeatureCache::new(
+                    &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                    "hps",
+                    &h.identity()?,
+                ))
+            })
+            .transpose()
+    }
+
+    fn hps(
+        shared: &mut Shared,
+        params: &EvalParams,
+        device: &Device,
+    ) -> Result<Option<Arc<OpenClip>>> {
+        let Some(weights) = &params.hps else {
+            return Ok(None);
+        };
+        if let Some(hps) = &shared.hps {
+            return Ok(Some(hps.clone()));
+        }
+        let hps = Arc::new(weights.load_on(device)?);
+        shared.hps = Some(hps.clone());
+        Ok(Some(hps))
+    }
+
     fn clip(
         shared: &mut Shared,
         params: &EvalParams,
@@ -343,7 +417,7 @@ impl EvalStep {
     }
 
     /// Scores `chunk` (through the caches) and appends its rows to `all` (and its
-    /// CLIP embeddings to `clip_all`).
+    /// CLIP and HPSv2 embeddings to `towers`).
     #[allow(clippy::too_many_arguments)]
     fn score_chunk(
         &self,
@@ -351,7 +425,7 @@ impl EvalStep {
         out_dir: &Path,
         chunk: &mut Vec<EncodedImage>,
         all: &mut Features,
-        clip_all: &mut Option<Features>,
+        towers: &mut TowerFeatures,
         stats: &mut PartStats,
         label: &str,
     ) -> Result<()> {
@@ -360,27 +434,22 @@ impl EvalStep {
         }
         let batch = self.params.batch_size;
         if let (Some(clip), Some(clip_all), Some(cache)) =
-            (&nets.clip, clip_all.as_mut(), self.clip_cache(out_dir))
+            (&nets.clip, towers.clip.as_mut(), self.clip_cache(out_dir))
         {
-            let (f, hit) = cache.get_or_compute(chunk, clip.dim(), |images| {
-                let mut out = Features::new(clip.dim(), Vec::new())?;
-                for b in images.chunks(batch) {
-                    let decoded: Vec<image::DynamicImage> = b
-                        .par_iter()
-                        .map(|e| {
-                            image::load_from_memory(&e.bytes).map_err(|source| Error::Image {
-                                path: PathBuf::from(&e.name),
-                                source,
-                            })
-                        })
-                        .collect::<Result<_>>()?;
-                    out.extend(&Features::from_rows(&clip.image_embeddings(&decoded)?)?)?;
-                }
-                Ok(out)
+            let hit = embed_chunk(&cache, chunk, clip.dim(), batch, clip_all, |images| {
+                Ok(clip.image_embeddings(images)?)
             })?;
             let kind = if hit { "cached" } else { "computed" };
             stats.count(&format!("{label}_clip_chunks_{kind}"), 1);
-            clip_all.extend(&f)?;
+        }
+        if let (Some(hps), Some(hps_all), Some(cache)) =
+            (&nets.hps, towers.hps.as_mut(), self.hps_cache(out_dir)?)
+        {
+            let hit = embed_chunk(&cache, chunk, hps.dim(), batch, hps_all, |images| {
+                Ok(hps.image_embeddings(images)?)
+            })?;
+            let kind = if hit { "cached" } else { "computed" };
+            stats.count(&format!("{label}_hps_chunks_{kind}"), 1);
         }
         let net = &nets.inception;
         let cache = self.cache(out_dir);
@@ -400,13 +469,6 @@ impl EvalStep {
         stats.count(&format!("{label}_images_{kind}"), chunk.len() as u64);
         chunk.clear();
         all.extend(&f)
-    }
-
-    fn empty_clip(nets: &Nets) -> Result<Option<Features>> {
-        nets.clip
-            .as_ref()
-            .map(|c| Features::new(c.dim(), Vec::new()))
-            .transpose()
     }
 
     /// The groups of a configuration's report: every subset × outlet (`all` and, with
@@ -447,10 +509,12 @@ impl EvalStep {
         configuration: &str,
         real: &Scored,
         generated: &Scored,
-        captions: &HashMap<String, Vec<f32>>,
+        captions: &CaptionEmbeddings,
         subjects: Option<&Subjects>,
         stats: &mut PartStats,
     ) -> Result<Vec<MetricRow>> {
+        let hps_captions = &captions.hps;
+        let captions = &captions.clip;
         let mut groups = Vec::new();
         for key in self.group_keys(generated) {
             let gi = generated.indices(&key);
@@ -483,6 +547,23 @@ impl EvalStep {
                     n_reference: ri.len() as i64,
                 };
                 let mut out = vec![row(FID, fid, None), row(KID, k.mean, Some(k.std))];
+                if let Some(gh) = &generated.hps {
+                    let scores = gi
+                        .iter()
+                        .map(|&i| {
+                            let id = &generated.ids[i];
+                            let text = hps_captions.get(id).ok_or_else(|| {
+                                Error::Shape(format!("no HPSv2 caption embedding for pair {id}"))
+                            })?;
+                            cosine(gh.row(i), text)
+                        })
+                        .collect::<Result<Vec<f64>>>()?;
+                    let (mean, std) = mean_std(&scores);
+                    out.push(MetricRow {
+                        n_reference: 0,
+                        ..row(HPSV2, mean, Some(std))
+                    });
+                }
                 if let (Some(gc), Some(rc)) = (&generated.clip, &real.clip) {
                     let fid_clip = fid_of_samples(&select_rows(rc, ri)?, &select_rows(gc, gi)?)?;
                     out.push(row(FID_CLIP, fid_clip, None));
@@ -548,6 +629,7 @@ impl EvalStep {
             let nets = Nets {
                 inception: Self::net(&mut shared, &self.params, &self.device)?,
                 clip: Self::clip(&mut shared, &self.params, &self.device)?,
+                hps: Self::hps(&mut shared, &self.params, &self.device)?,
             };
             // Held while scoring, so that a second part waits for these features
             // instead of computing them again.
@@ -573,33 +655,25 @@ impl EvalStep {
         ctx.progress().set_message(configuration.clone());
         let generated = self.generated(ctx, &configuration, &nets, &mut stats)?;
         stats.rows_in = generated.meta.len() as u64;
-        let mut captions = HashMap::new();
+        let wanted: BTreeSet<&str> = generated.ids.iter().map(String::as_str).collect();
+        let mut captions = CaptionEmbeddings::default();
         if let Some(clip) = &nets.clip {
-            let wanted: BTreeSet<&str> = generated.ids.iter().map(String::as_str).collect();
-            let cached = {
-                let shared = self.lock()?;
-                wanted
-                    .iter()
-                    .filter_map(|id| {
-                        shared
-                            .captions
-                            .get(*id)
-                            .map(|e| ((*id).to_owned(), e.clone()))
-                    })
-                    .collect::<HashMap<_, _>>()
-            };
-            let missing: BTreeSet<&str> = wanted
-                .iter()
-                .copied()
-                .filter(|id| !cached.contains_key(*id))
-                .collect();
-            let fresh = self.caption_embeddings(ctx, clip, &missing)?;
-            stats.count("captions_embedded", fresh.len() as u64);
-            self.lock()?
-                .captions
-                .extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
-            captions = cached;
-            captions.extend(fresh);
+            captions.clip = self.cached_caption_embeddings(
+                ctx,
+                &wanted,
+                |shared| &mut shared.captions,
+                |texts| Ok(clip.text_embeddings(texts)?),
+                &mut stats,
+            )?;
+        }
+        if let Some(hps) = &nets.hps {
+            captions.hps = self.cached_caption_embeddings(
+                ctx,
+                &wanted,
+                |shared| &mut shared.hps_captions,
+                |texts| Ok(hps.text_embeddings(texts)?),
+                &mut stats,
+            )?;
         }
         let rows = self.metric_rows(
             &configuration,
@@ -613,6 +687,76 @@ impl EvalStep {
         sink.write(tables::metrics::NAME, &metrics_batch(&rows)?)?;
         Ok(stats)
     }
+}
+
+/// Caption embeddings by pair id, per text tower.
+#[derive(Debug, Default)]
+struct CaptionEmbeddings {
+    clip: HashMap<String, Vec<f32>>,
+    hps: HashMap<String, Vec<f32>>,
+}
+
+impl EvalStep {
+    /// The embeddings of the captions of `wanted` pairs: those an earlier part embedded
+    /// (in the map `memo` picks from the shared state), the rest embedded now and kept.
+    fn cached_caption_embeddings(
+        &self,
+        ctx: &StepCtx,
+        wanted: &BTreeSet<&str>,
+        memo: impl Fn(&mut Shared) -> &mut HashMap<String, Vec<f32>>,
+        embed: impl Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
+        stats: &mut PartStats,
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let cached: HashMap<String, Vec<f32>> = {
+            let mut shared = self.lock()?;
+            let known = memo(&mut shared);
+            wanted
+                .iter()
+                .filter_map(|id| known.get(*id).map(|e| ((*id).to_owned(), e.clone())))
+                .collect()
+        };
+        let missing: BTreeSet<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|id| !cached.contains_key(*id))
+            .collect();
+        let fresh = self.caption_embeddings(ctx, &missing, embed)?;
+        stats.count("captions_embedded", fresh.len() as u64);
+        memo(&mut *self.lock()?).extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut all = cached;
+        all.extend(fresh);
+        Ok(all)
+    }
+}
+
+/// Embeds `chunk` with `embed` through `cache` (decoding the images in parallel, `batch`
+/// at a time) and appends the rows to `out`; true when the cache had them.
+fn embed_chunk(
+    cache: &FeatureCache,
+    chunk: &[EncodedImage],
+    dim: usize,
+    batch: usize,
+    out: &mut Features,
+    embed: impl Fn(&[image::DynamicImage]) -> Result<Vec<Vec<f32>>>,
+) -> Result<bool> {
+    let (features, hit) = cache.get_or_compute(chunk, dim, |images| {
+        let mut computed = Features::new(dim, Vec::new())?;
+        for b in images.chunks(batch) {
+            let decoded: Vec<image::DynamicImage> = b
+                .par_iter()
+                .map(|e| {
+                    image::load_from_memory(&e.bytes).map_err(|source| Error::Image {
+                        path: PathBuf::from(&e.name),
+                        source,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            computed.extend(&Features::from_rows(&embed(&decoded)?)?)?;
+        }
+        Ok(computed)
+    })?;
+    out.extend(&features)?;
+    Ok(hit)
 }
 
 impl Step for EvalStep {
@@ -655,6 +799,7 @@ impl Step for EvalStep {
         // and captions may be stale (the cache still spares the recomputation).
         shared.real = None;
         shared.captions.clear();
+        shared.hps_captions.clear();
         shared.subjects = None;
         Ok(n)
     }

@@ -2,14 +2,16 @@
 //! `anchor_clip::write_random_model`, the real FID Inception weights, and the
 //! photo fixtures. The step's `fid_clip` and `clip_score` rows must be the
 //! numbers computed directly through `anchor-clip` on the same images and
-//! captions.
+//! captions; likewise the `hpsv2` rows with a tiny random OpenCLIP written by
+//! `anchor_clip::open_clip::write_random_model`.
 
 mod fixtures;
 
-use anchor_clip::ClipWeights;
+use anchor_clip::open_clip::{OpenClipConfig, write_random_model};
 use anchor_clip::{Clip, TextConfig, VisionConfig};
+use anchor_clip::{ClipWeights, OpenClipWeights};
 use anchor_core::step::{self, Outcome, RunOptions};
-use anchor_eval::clip_score::mean_clip_score;
+use anchor_eval::clip_score::{cosine, mean_clip_score};
 use anchor_eval::report::{MetricRow, read_metrics};
 use anchor_eval::step::{EvalParams, EvalStep, Weights, absent_metric_notes, calibrate_threshold};
 use anchor_eval::{Features, fid};
@@ -222,9 +224,9 @@ fn clip_rows_are_the_library_numbers_and_the_real_features_are_cached() {
     assert!((0.0..=1.0).contains(&got.value));
 
     // Only what is still absent is named.
-    let notes = absent_metric_notes(Some(&clip_dir)).join("\n");
+    let notes = absent_metric_notes(Some(&clip_dir), None).join("\n");
     assert!(
-        !notes.contains("FID_CLIP") && !notes.contains("subject"),
+        !notes.contains("FID_CLIP") && !notes.contains("subject") && notes.contains("--hps"),
         "{notes}"
     );
 
@@ -242,5 +244,100 @@ fn clip_rows_are_the_library_numbers_and_the_real_features_are_cached() {
     };
     assert_eq!(stats.counters.get("real_clip_chunks_cached"), Some(&1));
     assert_eq!(stats.counters.get("real_clip_chunks_computed"), None);
+    assert_eq!(read_metrics(&out).unwrap(), rows);
+}
+
+fn tiny_open_clip() -> OpenClipConfig {
+    let json = serde_json::json!({
+        "embed_dim": 8,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 24, "head_width": 12, "patch_size": 16},
+        "text_cfg": {"width": 16, "heads": 2, "layers": 1}
+    });
+    OpenClipConfig::from_json(&serde_json::to_vec(&json).unwrap(), "tiny")
+        .unwrap()
+        .0
+}
+
+#[test]
+fn hpsv2_rows_are_the_library_cosines_of_each_image_and_its_caption() {
+    let (Some(model), Some(vocab)) = (fixtures::inception(), vocab()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let hps_dir = dir.path().join("hps");
+    write_random_model(&hps_dir, &tiny_open_clip(), 3).unwrap();
+    let Some((_, gens)) = fixtures::standard(&out) else {
+        return;
+    };
+    let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
+    params.kid_subsets = 2;
+    let weights = OpenClipWeights::hashed(&hps_dir, None, &vocab).unwrap();
+    params.hps = Some(weights.clone());
+    let first = step::run(&EvalStep::new(params.clone()), &out, &RunOptions::default()).unwrap();
+    let Outcome::Complete { stats, .. } = &first else {
+        panic!("{first:?}")
+    };
+    // Only generated images are embedded: HPSv2 needs no reference.
+    assert_eq!(stats.counters.get("real_hps_chunks_computed"), None);
+    assert!(stats.counters.contains_key("generated_hps_chunks_computed"));
+    let rows = read_metrics(&out).unwrap();
+    assert!(rows.iter().all(|r| r.metric != "clip_score"));
+
+    let hps = weights.load_on(&candle_core::Device::Cpu).unwrap();
+    let safe: Vec<&fixtures::Gen> = gens.iter().filter(|g| g.configuration == "safe").collect();
+    let images: Vec<image::DynamicImage> = safe
+        .iter()
+        .map(|g| image::load_from_memory(&g.image).unwrap())
+        .collect();
+    let image_embeddings = hps.image_embeddings(&images).unwrap();
+    let score = |captions: &[String]| {
+        let texts: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let t = hps.text_embeddings(&texts).unwrap();
+        let s: Vec<f64> = image_embeddings
+            .iter()
+            .zip(&t)
+            .map(|(i, t)| cosine(i, t).unwrap())
+            .collect();
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    let own: Vec<String> = safe.iter().map(|g| fixtures::caption(&g.id)).collect();
+    let shifted: Vec<String> = (0..safe.len())
+        .map(|i| fixtures::caption(&safe[(i + 1) % safe.len()].id))
+        .collect();
+    let (want, want_shifted) = (score(&own), score(&shifted));
+    let got = find(&rows, "safe", "hpsv2", "all", "all");
+    assert!(
+        (got.value - want).abs() < 1e-6,
+        "hpsv2: step {} vs library {want}",
+        got.value
+    );
+    assert!(
+        (got.value - want_shifted).abs() > 1e-6,
+        "a shuffled caption gives the same score: captions are not joined by id"
+    );
+    assert_eq!(got.n_reference, 0);
+    assert_eq!(got.n_generated, safe.len() as i64);
+    assert!(got.std.is_some_and(|s| s.is_finite() && s > 0.0));
+    for s in ["entity", "non_entity"] {
+        find(&rows, "base", "hpsv2", s, "all");
+    }
+    assert!(
+        !absent_metric_notes(None, Some(&hps_dir))
+            .join("\n")
+            .contains("HPSv2")
+    );
+
+    // A forced run reads the HPSv2 image features from the cache.
+    let forced = RunOptions {
+        force: true,
+        ..RunOptions::default()
+    };
+    let again = step::run(&EvalStep::new(params), &out, &forced).unwrap();
+    let Outcome::Complete { stats, .. } = &again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(stats.counters.get("generated_hps_chunks_computed"), None);
+    assert!(stats.counters.contains_key("generated_hps_chunks_cached"));
     assert_eq!(read_metrics(&out).unwrap(), rows);
 }

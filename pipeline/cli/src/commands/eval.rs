@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anchor_clip::ClipWeights;
+use anchor_clip::{ClipWeights, OpenClipConfig, OpenClipWeights};
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
 use anchor_eval::report::{MetricRow, read_metrics, write_tables};
@@ -31,6 +31,9 @@ pub struct EvalConfig {
     /// CLIP folder (transformers layout: config.json + model.safetensors) for
     /// FID_CLIP, CLIP score and the subject metrics; empty = none.
     pub clip: String,
+    /// HPSv2 checkpoint (`HPS_v2_compressed.pt`, an OpenCLIP ViT-H/14) or an open_clip
+    /// folder for the `hpsv2` metric; empty = none.
+    pub hps: String,
     /// Subject-similarity threshold of the hit rate; 0 = calibrated on the real test images.
     pub subset_threshold: f64,
     /// Images per Inception forward pass.
@@ -62,6 +65,7 @@ impl Default for EvalConfig {
             run: DEFAULT_RUN.to_owned(),
             inception: String::new(),
             clip: String::new(),
+            hps: String::new(),
             subset_threshold: 0.0,
             batch_size: 16,
             kid_subsets: anchor_eval::kid::DEFAULT_SUBSETS,
@@ -90,6 +94,13 @@ pub struct EvalArgs {
     /// Without it those metrics are left out of the tables with a note.
     #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
+    /// HPSv2 weights for the `hpsv2` metric (the cosine of each generated image and its
+    /// caption under the HPSv2 model, as the hpsv2 package scores): the HPSv2 checkpoint
+    /// file (HPS_v2_compressed.pt, an OpenCLIP ViT-H/14), or an open_clip folder
+    /// (open_clip_config.json with open_clip_model.safetensors). Without it HPSv2 is left
+    /// out of the tables with a note.
+    #[arg(long, value_name = "PATH")]
+    pub hps: Option<PathBuf>,
     /// Subject-similarity threshold for the hit rate (default: calibrated on the
     /// real test images); used by the CLIP subject metrics only.
     #[arg(long, value_name = "X")]
@@ -121,6 +132,7 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
             cfg.run.clone_from(run);
         }
         path(&args.clip, &mut cfg.clip);
+        path(&args.hps, &mut cfg.hps);
         path(&args.inception, &mut cfg.inception);
         if let Some(x) = args.subset_threshold {
             cfg.subset_threshold = x;
@@ -184,10 +196,26 @@ fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipWeight
         .map_err(|e| user_error(format!("--clip: {e}")))
 }
 
+/// The HPSv2 model, checked and hashed; `None` when `hps` is empty. A lone checkpoint is
+/// HPSv2's own architecture, open_clip's ViT-H-14.
+fn hps_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<OpenClipWeights>> {
+    if cfg.hps.is_empty() {
+        return Ok(None);
+    }
+    OpenClipWeights::hashed(
+        &PathBuf::from(&cfg.hps),
+        Some(&OpenClipConfig::vit_h_14()),
+        &clip_vocab(app),
+    )
+    .map(Some)
+    .map_err(|e| user_error(format!("--hps: {e}")))
+}
+
 /// Builds the step from resolved settings.
 pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalStep> {
     // The CLIP folder is the user's own and the likelier mistake: checked first.
     let clip = clip_weights(app, cfg)?;
+    let hps = hps_weights(app, cfg)?;
     let mut params = EvalParams::new(inception(app, cfg, verify)?);
     params.run = checked_run(&cfg.run)?;
     params.batch_size = cfg.batch_size.max(1);
@@ -198,6 +226,7 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.per_outlet = cfg.per_outlet;
     params.per_topic = cfg.per_topic;
     params.clip = clip;
+    params.hps = hps;
     params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
     Ok(EvalStep::new(params).with_device(app.device()?))
 }
@@ -279,8 +308,18 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
             }
         ));
     }
+    if let Some(hps) = &p.hps {
+        preamble.push(format!(
+            "HPSv2: mean over generated images of the cosine of the image and its caption under the \
+             HPSv2 model (as the hpsv2 package scores an image and its prompt), std over images; \
+             higher is better. Weights {} (sha256 `{}`).",
+            hps.source.weights.display(),
+            hps.sha256
+        ));
+    }
     let clip_dir = p.clip.as_ref().map(|c| c.dir.as_path());
-    let mut notes = absent_metric_notes(clip_dir);
+    let hps_path = p.hps.as_ref().map(|h| h.source.weights.as_path());
+    let mut notes = absent_metric_notes(clip_dir, hps_path);
     if cfg.subset_threshold != 0.0 && p.clip.is_none() {
         notes.push(format!(
             "--subset-threshold {} has no effect: the subject hit rate needs CLIP weights.",
@@ -330,6 +369,9 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
                     value(c, "fid_clip"),
                     value(c, "clip_score")
                 ));
+            }
+            if p.hps.is_some() {
+                line.push_str(&format!("  HPSv2 {:>8}", value(c, "hpsv2")));
             }
             println!("{line}");
         }

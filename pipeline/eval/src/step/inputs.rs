@@ -10,7 +10,7 @@ use anchor_core::tables::{
     generations as gen_t, pairs as pairs_t, pairs_curated as cur_t, splits as splits_t,
 };
 
-use super::{CHUNK, EvalStep, ImageGroup, Nets, SUBSETS, Scored, TEST_SPLIT};
+use super::{CHUNK, EvalStep, ImageGroup, Nets, SUBSETS, Scored, TEST_SPLIT, TowerFeatures};
 use crate::cache::EncodedImage;
 use crate::features::Features;
 use crate::inception::FEATURE_DIM;
@@ -38,7 +38,7 @@ impl EvalStep {
 
         let out_dir = ctx.out();
         let mut features = Features::new(FEATURE_DIM, Vec::new())?;
-        let mut clip = Self::empty_clip(nets)?;
+        let mut towers = TowerFeatures::new(nets, false)?;
         let mut row_ids = Vec::with_capacity(meta.len());
         let mut metas = Vec::with_capacity(meta.len());
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -70,7 +70,7 @@ impl EvalStep {
                         out_dir,
                         &mut chunk,
                         &mut features,
-                        &mut clip,
+                        &mut towers,
                         stats,
                         "real",
                     )?;
@@ -82,7 +82,7 @@ impl EvalStep {
             out_dir,
             &mut chunk,
             &mut features,
-            &mut clip,
+            &mut towers,
             stats,
             "real",
         )?;
@@ -102,7 +102,8 @@ impl EvalStep {
             meta: metas,
             ids: row_ids,
             features,
-            clip,
+            clip: towers.clip,
+            hps: towers.hps,
         })
     }
 
@@ -116,7 +117,7 @@ impl EvalStep {
     ) -> Result<Scored> {
         let out_dir = ctx.out();
         let mut features = Features::new(FEATURE_DIM, Vec::new())?;
-        let mut clip = Self::empty_clip(nets)?;
+        let mut towers = TowerFeatures::new(nets, true)?;
         let mut row_ids = Vec::new();
         let mut metas = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -179,7 +180,7 @@ impl EvalStep {
                         out_dir,
                         &mut chunk,
                         &mut features,
-                        &mut clip,
+                        &mut towers,
                         stats,
                         "generated",
                     )?;
@@ -191,7 +192,7 @@ impl EvalStep {
             out_dir,
             &mut chunk,
             &mut features,
-            &mut clip,
+            &mut towers,
             stats,
             "generated",
         )?;
@@ -211,7 +212,8 @@ impl EvalStep {
             meta: metas,
             ids: row_ids,
             features,
-            clip,
+            clip: towers.clip,
+            hps: towers.hps,
         })
     }
 }

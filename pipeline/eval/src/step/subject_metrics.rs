@@ -91,8 +91,8 @@ impl EvalStep {
     pub(super) fn caption_embeddings(
         &self,
         ctx: &StepCtx,
-        clip: &Clip,
         wanted: &BTreeSet<&str>,
+        embed: impl Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
     ) -> Result<HashMap<String, Vec<f32>>> {
         let t = pairs_t::NAME;
         let mut captions: Vec<(String, String)> = Vec::with_capacity(wanted.len());
@@ -120,7 +120,7 @@ impl EvalStep {
         let mut out = HashMap::with_capacity(captions.len());
         for chunk in captions.chunks(CHUNK) {
             let texts: Vec<&str> = chunk.iter().map(|(_, c)| c.as_str()).collect();
-            let emb = clip.text_embeddings(&texts)?;
+            let emb = embed(&texts)?;
             for ((id, _), e) in chunk.iter().zip(emb) {
                 out.insert(id.clone(), e);
             }
