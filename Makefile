@@ -20,7 +20,7 @@ REQUIREMENTS_NO_DEPS := $(sort $(wildcard requirements/no-deps/*.txt))
 
 export SCALE
 
-.PHONY: help setup build models dataset annotate train eval test bench notebooks fuzz lint python clean-out
+.PHONY: help setup build models dataset annotate train eval test bench notebooks fuzz lint python browser clean-out
 
 help:
 	@sed -n '2,8p' Makefile
@@ -78,7 +78,15 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	./scripts/check-deps.sh
 
-test: python models lint
+# Debian's Chromium and chromedriver, for the browser test of the study page (e2e `study::`).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
+
+test: python models lint browser
 	ANCHOR_PYTHON=$(VPY) $(CARGO) test --workspace
 	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
 		ANCHOR_BIN=$(abspath target/debug/anchor) $(VPY) -m pytest -q tests/python; \

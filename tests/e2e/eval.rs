@@ -316,3 +316,54 @@ fn eval_with_hps_weights_writes_hpsv2_and_refuses_a_wrong_checkpoint() {
     let again = Run::of(eval(&dir, &model).arg("--hps").arg(&hps)).success();
     assert!(again.stdout().contains("up to date"), "{}", again.stdout());
 }
+
+#[test]
+fn eval_with_an_image_reward_folder_writes_image_reward_and_refuses_an_incomplete_one() {
+    use anchor_clip::image_reward::{self, TextConfig, VisionShape};
+    let Some((model, dir, out, _)) = clip_eval_dir() else {
+        return;
+    };
+    let reward = dir.path().join("image-reward");
+    let vision = VisionShape {
+        image_size: 32,
+        patch_size: 16,
+        width: 64,
+        depth: 1,
+        mlp_width: 128,
+    };
+    let text = TextConfig::bert(32, 1, 2, 64);
+    image_reward::write_random_model(&reward, &vision, &text, &["the", "in"], 2).unwrap();
+
+    // Without the vocabulary the folder is refused before any work, naming the file.
+    let vocab = reward.join(image_reward::VOCAB_FILE);
+    let kept = std::fs::read(&vocab).unwrap();
+    std::fs::remove_file(&vocab).unwrap();
+    let refused = Run::of(eval(&dir, &model).arg("--image-reward").arg(&reward));
+    assert_eq!(refused.code(), Some(2), "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("--image-reward") && refused.stderr().contains("vocab.txt"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!out.join("eval/tables.md").exists());
+    std::fs::write(&vocab, kept).unwrap();
+
+    let run = Run::of(eval(&dir, &model).arg("--image-reward").arg(&reward)).success();
+    let stdout = run.stdout();
+    assert!(stdout.contains("ImageReward"), "{stdout}");
+    assert!(!stdout.contains("note: ImageReward"), "{stdout}");
+    assert!(stdout.contains("note: HPSv2 is absent"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("eval/tables.md")).unwrap();
+    assert!(md.contains("ImageReward |"), "{md}");
+    assert!(
+        md.contains("ImageReward: mean over generated images"),
+        "{md}"
+    );
+    let csv = std::fs::read_to_string(out.join("eval/tables.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().contains("image_reward"),
+        "{csv}"
+    );
+    let again = Run::of(eval(&dir, &model).arg("--image-reward").arg(&reward)).success();
+    assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+}

@@ -9,5 +9,6 @@ mod fid;
 mod kill;
 mod sample;
 mod scrape;
+mod study;
 mod train;
 mod util;

@@ -74,7 +74,7 @@ pub struct App {
 
 /// Top-level config sections the binary knows; anything else is a typo.
 pub const KNOWN_SECTIONS: &[&str] = &[
-    "paths", "run", "scrape", "curate", "split", "annotate", "sample", "train", "eval",
+    "paths", "run", "scrape", "curate", "split", "annotate", "sample", "train", "eval", "study",
 ];
 
 impl App {

@@ -92,4 +92,6 @@ pub enum Command {
     Eval(crate::commands::eval::EvalArgs),
     /// Stack the metrics of several output folders (bases, ablations) into one paper table.
     Tables(crate::commands::eval::TablesArgs),
+    /// A human preference study of the generations: make it, serve the rating page, report.
+    Study(crate::commands::study::StudyArgs),
 }

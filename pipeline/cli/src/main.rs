@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => commands::train::run(args, &app),
         Command::Eval(args) => commands::eval::run(args, &app),
         Command::Tables(args) => commands::eval::run_tables(args, &app),
+        Command::Study(args) => commands::study::run(args, &app),
     }
 }
 

@@ -101,6 +101,29 @@ fn default_position_embedding_type() -> String {
 }
 
 impl TextConfig {
+    /// BLIP's BERT of these sizes: GELU, absolute positions (512), cross-attention, the
+    /// vocabulary size left to the caller (0 here).
+    pub fn bert(
+        hidden_size: usize,
+        num_hidden_layers: usize,
+        num_attention_heads: usize,
+        intermediate_size: usize,
+    ) -> Self {
+        TextConfig {
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            max_position_embeddings: 512,
+            vocab_size: 0,
+            hidden_act: default_hidden_act(),
+            layer_norm_eps: default_text_eps(),
+            pad_token_id: 0,
+            add_cross_attention: true,
+            position_embedding_type: default_position_embedding_type(),
+        }
+    }
+
     /// Parses `med_config.json`, refusing settings this implementation does not run.
     pub fn from_json(text: &[u8], file: &str) -> Result<Self> {
         let cfg: TextConfig = serde_json::from_slice(text).map_err(|e| Error::Config {
@@ -794,19 +817,7 @@ mod tests {
     use super::*;
 
     fn tiny_text() -> TextConfig {
-        TextConfig {
-            hidden_size: 32,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            intermediate_size: 64,
-            max_position_embeddings: 40,
-            vocab_size: 0,
-            hidden_act: "gelu".into(),
-            layer_norm_eps: 1e-12,
-            pad_token_id: 0,
-            add_cross_attention: true,
-            position_embedding_type: "absolute".into(),
-        }
+        TextConfig::bert(32, 1, 2, 64)
     }
 
     const TINY_VIT: VisionShape = VisionShape {

@@ -33,6 +33,7 @@ pub mod ids;
 pub mod ledger;
 pub mod outlet;
 pub mod published;
+pub mod rng;
 pub mod shard;
 pub mod stats;
 pub mod step;

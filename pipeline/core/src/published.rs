@@ -18,7 +18,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::columns::Columns;
 use crate::error::{Error, IoContext, Result};
 use crate::ledger::{self, StepStatus};
-use crate::store::META_FINGERPRINT;
 use crate::tables::dataset;
 
 /// The step that publishes the dataset.
@@ -78,7 +77,8 @@ pub fn files(out: &Path, split: &str, fingerprint: &str) -> Result<Vec<PathBuf>>
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.starts_with(&prefix)
                 && name.ends_with(".parquet")
-                && file_fingerprint(&path)?.as_deref() == Some(fingerprint)
+                && crate::store::file_fingerprint(&path, dataset::NAME)?.as_deref()
+                    == Some(fingerprint)
             {
                 found.push(path);
             }
@@ -95,15 +95,6 @@ fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-fn file_fingerprint(path: &Path) -> Result<Option<String>> {
-    let b = builder(path)?;
-    Ok(b.metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == META_FINGERPRINT))
-        .and_then(|k| k.value.clone()))
 }
 
 /// The published rows of `split` from the export step's last complete run, by id.

@@ -37,6 +37,23 @@ pub const META_FINGERPRINT: &str = "anchor.fingerprint";
 /// Key/value metadata key holding the part index.
 pub const META_PART: &str = "anchor.part";
 
+/// The fingerprint a file of `table` was tagged with when written ([`PartWriter`]), if any.
+pub fn file_fingerprint(path: &Path, table: &str) -> Result<Option<String>> {
+    let file = File::open(path).at(path)?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
+            table: table.to_owned(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == META_FINGERPRINT))
+        .and_then(|k| k.value.clone()))
+}
+
 /// The file name of part `index`.
 pub fn part_file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")

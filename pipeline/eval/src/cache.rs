@@ -51,11 +51,21 @@ impl FeatureCache {
 
     /// The key of a chunk of images.
     pub fn key(&self, images: &[EncodedImage]) -> String {
+        self.key_of(images, None)
+    }
+
+    /// The key of a chunk of images, each scored with its caption when `captions` are
+    /// given (a caption-dependent score must not be shared across captions).
+    fn key_of(&self, images: &[EncodedImage], captions: Option<&[&str]>) -> String {
         let mut h = Sha256::new();
         h.update(self.weights_sha256.as_bytes());
-        for image in images {
+        for (i, image) in images.iter().enumerate() {
             h.update(b"\n");
             h.update(hex::encode(Sha256::digest(&image.bytes)).as_bytes());
+            if let Some(caption) = captions.and_then(|c| c.get(i)) {
+                h.update(b"\t");
+                h.update(hex::encode(Sha256::digest(caption.as_bytes())).as_bytes());
+            }
         }
         hex::encode(h.finalize())
     }
@@ -122,8 +132,37 @@ impl FeatureCache {
         dim: usize,
         compute: impl FnOnce(&[EncodedImage]) -> Result<Features>,
     ) -> Result<(Features, bool)> {
-        let key = self.key(images);
-        if let Some(f) = self.load(&key, images.len(), dim) {
+        self.fetch_or_compute(&self.key(images), images, dim, compute)
+    }
+
+    /// As [`Self::get_or_compute`] for scores of each image with its caption
+    /// (`captions[i]` for `images[i]`): the key covers the captions too.
+    pub fn get_or_compute_captioned(
+        &self,
+        images: &[EncodedImage],
+        captions: &[&str],
+        dim: usize,
+        compute: impl FnOnce(&[EncodedImage]) -> Result<Features>,
+    ) -> Result<(Features, bool)> {
+        if captions.len() != images.len() {
+            return Err(Error::Shape(format!(
+                "{} images with {} captions",
+                images.len(),
+                captions.len()
+            )));
+        }
+        let key = self.key_of(images, Some(captions));
+        self.fetch_or_compute(&key, images, dim, compute)
+    }
+
+    fn fetch_or_compute(
+        &self,
+        key: &str,
+        images: &[EncodedImage],
+        dim: usize,
+        compute: impl FnOnce(&[EncodedImage]) -> Result<Features>,
+    ) -> Result<(Features, bool)> {
+        if let Some(f) = self.load(key, images.len(), dim) {
             return Ok((f, true));
         }
         let f = compute(images)?;
@@ -135,7 +174,7 @@ impl FeatureCache {
                 f.dim()
             )));
         }
-        self.store(&key, &f)?;
+        self.store(key, &f)?;
         Ok((f, false))
     }
 }
@@ -176,6 +215,25 @@ mod tests {
         let key = cache.key(&chunk);
         std::fs::write(cache.dir().join(format!("{key}.f32")), b"ANCHORF1junk").unwrap();
         let (_, hit3) = cache.get_or_compute(&chunk, 3, compute).unwrap();
+        // Scores of an image with a caption are keyed by the caption too.
+        let one = &chunk[..1];
+        let (_, hit_a) = cache
+            .get_or_compute_captioned(one, &["a"], 3, |_| Features::new(3, vec![1.0, 2.0, 3.0]))
+            .unwrap();
+        let (_, hit_b) = cache
+            .get_or_compute_captioned(one, &["b"], 3, |_| Features::new(3, vec![4.0, 5.0, 6.0]))
+            .unwrap();
+        let (again, hit_a2) = cache
+            .get_or_compute_captioned(one, &["a"], 3, |_| panic!("must come from the cache"))
+            .unwrap();
+        assert!(!hit_a && !hit_b && hit_a2);
+        assert_eq!(again.row(0), [1.0, 2.0, 3.0]);
+        assert_ne!(cache.key(one), cache.key_of(one, Some(&["a"])));
+        assert!(
+            cache
+                .get_or_compute_captioned(one, &[], 3, |_| unreachable!())
+                .is_err()
+        );
         assert!(!hit3);
     }
 

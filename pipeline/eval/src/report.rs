@@ -68,6 +68,7 @@ fn metric_label(metric: &str) -> String {
         "fid_clip" => "FID_CLIP".into(),
         "clip_score" => "CLIP score".into(),
         "hpsv2" => "HPSv2".into(),
+        "image_reward" => "ImageReward".into(),
         other => other.to_owned(),
     }
 }
@@ -97,10 +98,11 @@ fn ordered_metrics(rows: &[MetricRow]) -> Vec<String> {
 }
 
 fn fmt_value(metric: &str, value: f64) -> String {
-    // HPSv2 scores are cosines that differ between models in the third decimal.
+    // HPSv2 scores are cosines that differ between models in the third decimal;
+    // ImageReward's are reported to four as its paper does.
     let decimals = match metric {
         "kid" => 5,
-        "hpsv2" => 4,
+        "hpsv2" | "image_reward" => 4,
         _ => 3,
     };
     // Round-off leaves FID of a set against itself at ±1e-13; "-0.000" would

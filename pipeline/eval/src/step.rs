@@ -37,8 +37,11 @@
 //! `anchor_clip::open_clip`) each group also gets `hpsv2`: the mean over its generated
 //! images of the cosine of the image and caption embeddings, as the `hpsv2` package
 //! scores an image and its prompt. Its image embeddings go through the feature cache
-//! too, keyed by the model's identity. Without the weights, and for ImageReward always,
-//! those metrics have no rows, and [`absent_metric_notes`] says why.
+//! too, keyed by the model's identity. With the ImageReward model
+//! ([`EvalParams::image_reward`], `anchor_clip::image_reward`) each group gets
+//! `image_reward`: the mean of the package's normalised reward of each generated image
+//! for its caption, cached per image and caption. Without their weights those metrics
+//! have no rows, and [`absent_metric_notes`] says why.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -54,6 +57,7 @@ use candle_core::Device;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use anchor_clip::image_reward::{ImageReward, ImageRewardWeights};
 use anchor_clip::{Clip, ClipWeights, OpenClip, OpenClipWeights};
 
 use crate::cache::{EncodedImage, FeatureCache};
@@ -97,6 +101,9 @@ pub const FID_CLIP: &str = "fid_clip";
 pub const CLIP_SCORE: &str = "clip_score";
 /// Metric name of the HPSv2 score (cosine of image and caption under the HPSv2 model).
 pub const HPSV2: &str = "hpsv2";
+/// Metric name of the ImageReward score (the reward model's normalised reward of an
+/// image for its caption).
+pub const IMAGE_REWARD: &str = "image_reward";
 /// Metric name of the mean CLIP score of generated images and their annotated subjects.
 pub const SUBJECT_SIMILARITY: &str = "subject_similarity";
 /// Metric name of the fraction of (image, subject) pairs at or above the threshold.
@@ -156,6 +163,10 @@ pub struct EvalParams {
     /// when `None`, so runs without it keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hps: Option<OpenClipWeights>,
+    /// The ImageReward model for `image_reward`; `None` leaves it out. Absent from the
+    /// fingerprint when `None`, so runs without it keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_reward: Option<ImageRewardWeights>,
     /// Subject hit-rate threshold (on the CLIP score scale, 0..100); `None` =
     /// calibrated on the real test images (see [`calibrate_threshold`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,23 +188,30 @@ impl EvalParams {
             per_topic: true,
             clip: None,
             hps: None,
+            image_reward: None,
             subject_threshold: None,
         }
     }
 }
 
-/// Why metrics that need weights are absent from this run's tables.
-pub fn absent_metric_notes(clip: Option<&Path>, hps: Option<&Path>) -> Vec<String> {
+/// Why metrics that need weights are absent from the tables of a run with `params`.
+pub fn absent_metric_notes(params: &EvalParams) -> Vec<String> {
     let mut notes = Vec::new();
-    if clip.is_none() {
+    if params.clip.is_none() {
         notes.push(
             "FID_CLIP, CLIP score and the subject metrics are absent: they need CLIP weights \
              (`anchor eval --clip PATH`)."
                 .to_owned(),
         );
     }
-    notes.push("ImageReward is absent: anchor does not compute it.".to_owned());
-    if hps.is_none() {
+    if params.image_reward.is_none() {
+        notes.push(
+            "ImageReward is absent: it needs the ImageReward model (`anchor eval --image-reward \
+             DIR`: ImageReward.pt, med_config.json and bert-base-uncased's vocab.txt)."
+                .to_owned(),
+        );
+    }
+    if params.hps.is_none() {
         notes.push(
             "HPSv2 is absent: it needs the HPSv2 checkpoint (`anchor eval --hps PATH`).".to_owned(),
         );
@@ -239,6 +257,8 @@ struct Scored {
     clip: Option<Features>,
     /// HPSv2 image embeddings, of generated images when its weights were given.
     hps: Option<Features>,
+    /// ImageReward rewards (one column), of generated images when its model was given.
+    image_reward: Option<Features>,
 }
 
 impl Scored {
@@ -264,6 +284,9 @@ struct Shared {
     clip: Option<Arc<Clip>>,
     real: Option<Arc<Scored>>,
     hps: Option<Arc<OpenClip>>,
+    image_reward: Option<Arc<ImageReward>>,
+    /// Every pair's caption, by pair id, read when a model scores images with them.
+    captions_by_id: Option<Arc<HashMap<String, String>>>,
     /// CLIP text embeddings of captions, by pair id.
     captions: HashMap<String, Vec<f32>>,
     /// HPSv2 text embeddings of captions, by pair id.
@@ -277,23 +300,37 @@ struct Nets {
     inception: Arc<FidInception>,
     clip: Option<Arc<Clip>>,
     hps: Option<Arc<OpenClip>>,
+    image_reward: Option<RewardModel>,
+}
+
+/// The reward model with every pair's caption, by pair id.
+#[derive(Clone)]
+struct RewardModel {
+    model: Arc<ImageReward>,
+    captions: Arc<HashMap<String, String>>,
 }
 
 /// The embeddings of a chunk's images besides Inception's, one per model given.
 #[derive(Debug)]
 struct TowerFeatures {
     clip: Option<Features>,
-    /// Only generated images get these: HPSv2 needs no reference.
+    /// Only generated images get these and the rewards: HPSv2 and ImageReward need no
+    /// reference.
     hps: Option<Features>,
+    image_reward: Option<Features>,
 }
 
 impl TowerFeatures {
-    fn new(nets: &Nets, with_hps: bool) -> Result<Self> {
+    fn new(nets: &Nets, generated: bool) -> Result<Self> {
         let empty = |dim: usize| Features::new(dim, Vec::new());
         Ok(TowerFeatures {
             clip: nets.clip.as_ref().map(|c| empty(c.dim())).transpose()?,
-            hps: match (&nets.hps, with_hps) {
+            hps: match (&nets.hps, generated) {
                 (Some(h), true) => Some(empty(h.dim())?),
+                _ => None,
+            },
+            image_reward: match (&nets.image_reward, generated) {
+                (Some(_), true) => Some(empty(1)?),
                 _ => None,
             },
         })
@@ -369,6 +406,45 @@ impl EvalStep {
             .transpose()
     }
 
+    /// The cache of this step's ImageReward rewards under `out`, when given.
+    pub fn image_reward_cache(&self, out: &Path) -> Result<Option<FeatureCache>> {
+        self.params
+            .image_reward
+            .as_ref()
+            .map(|r| {
+                Ok(FeatureCache::new(
+                    &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                    "image-reward",
+                    &r.identity()?,
+                ))
+            })
+            .transpose()
+    }
+
+    /// The ImageReward model and every pair's caption, loaded once per run.
+    fn image_reward(&self, shared: &mut Shared, ctx: &StepCtx) -> Result<Option<RewardModel>> {
+        let Some(weights) = &self.params.image_reward else {
+            return Ok(None);
+        };
+        let model = match &shared.image_reward {
+            Some(model) => model.clone(),
+            None => {
+                let model = Arc::new(weights.load_on(&self.device)?);
+                shared.image_reward = Some(model.clone());
+                model
+            }
+        };
+        let captions = match &shared.captions_by_id {
+            Some(captions) => captions.clone(),
+            None => {
+                let captions = Arc::new(self.captions_by_id(ctx)?);
+                shared.captions_by_id = Some(captions.clone());
+                captions
+            }
+        };
+        Ok(Some(RewardModel { model, captions }))
+    }
+
     fn hps(
         shared: &mut Shared,
         params: &EvalParams,
@@ -416,14 +492,15 @@ impl EvalStep {
         Ok(net)
     }
 
-    /// Scores `chunk` (through the caches) and appends its rows to `all` (and its
-    /// CLIP and HPSv2 embeddings to `towers`).
+    /// Scores `chunk` (the images of pairs `ids`, through the caches) and appends its
+    /// rows to `all` (and its CLIP and HPSv2 embeddings and rewards to `towers`).
     #[allow(clippy::too_many_arguments)]
     fn score_chunk(
         &self,
         nets: &Nets,
         out_dir: &Path,
         chunk: &mut Vec<EncodedImage>,
+        ids: &[String],
         all: &mut Features,
         towers: &mut TowerFeatures,
         stats: &mut PartStats,
@@ -450,6 +527,41 @@ impl EvalStep {
             })?;
             let kind = if hit { "cached" } else { "computed" };
             stats.count(&format!("{label}_hps_chunks_{kind}"), 1);
+        }
+        if let (Some(RewardModel { model, captions }), Some(rewards), Some(cache)) = (
+            &nets.image_reward,
+            towers.image_reward.as_mut(),
+            self.image_reward_cache(out_dir)?,
+        ) {
+            let texts = ids
+                .iter()
+                .map(|id| {
+                    captions
+                        .get(id)
+                        .map(String::as_str)
+                        .ok_or_else(|| Error::Table {
+                            table: pairs_t::NAME.into(),
+                            detail: format!(
+                                "generated image of pair {id} has no pair (and so no caption)"
+                            ),
+                        })
+                })
+                .collect::<Result<Vec<&str>>>()?;
+            let (scored, hit) = cache.get_or_compute_captioned(chunk, &texts, 1, |images| {
+                let mut computed = Features::new(1, Vec::new())?;
+                for (b, t) in images.chunks(batch).zip(texts.chunks(batch)) {
+                    let decoded = decode_all(b)?;
+                    let r = model.scores(&decoded, t)?;
+                    computed.extend(&Features::new(
+                        1,
+                        r.into_iter().map(|x| x as f32).collect(),
+                    )?)?;
+                }
+                Ok(computed)
+            })?;
+            rewards.extend(&scored)?;
+            let kind = if hit { "cached" } else { "computed" };
+            stats.count(&format!("{label}_image_reward_chunks_{kind}"), 1);
         }
         let net = &nets.inception;
         let cache = self.cache(out_dir);
@@ -564,6 +676,15 @@ impl EvalStep {
                         ..row(HPSV2, mean, Some(std))
                     });
                 }
+                if let Some(rewards) = &generated.image_reward {
+                    let scores: Vec<f64> =
+                        gi.iter().map(|&i| f64::from(rewards.row(i)[0])).collect();
+                    let (mean, std) = mean_std(&scores);
+                    out.push(MetricRow {
+                        n_reference: 0,
+                        ..row(IMAGE_REWARD, mean, Some(std))
+                    });
+                }
                 if let (Some(gc), Some(rc)) = (&generated.clip, &real.clip) {
                     let fid_clip = fid_of_samples(&select_rows(rc, ri)?, &select_rows(gc, gi)?)?;
                     out.push(row(FID_CLIP, fid_clip, None));
@@ -630,6 +751,7 @@ impl EvalStep {
                 inception: Self::net(&mut shared, &self.params, &self.device)?,
                 clip: Self::clip(&mut shared, &self.params, &self.device)?,
                 hps: Self::hps(&mut shared, &self.params, &self.device)?,
+                image_reward: self.image_reward(&mut shared, ctx)?,
             };
             // Held while scoring, so that a second part waits for these features
             // instead of computing them again.
@@ -742,21 +864,25 @@ fn embed_chunk(
     let (features, hit) = cache.get_or_compute(chunk, dim, |images| {
         let mut computed = Features::new(dim, Vec::new())?;
         for b in images.chunks(batch) {
-            let decoded: Vec<image::DynamicImage> = b
-                .par_iter()
-                .map(|e| {
-                    image::load_from_memory(&e.bytes).map_err(|source| Error::Image {
-                        path: PathBuf::from(&e.name),
-                        source,
-                    })
-                })
-                .collect::<Result<_>>()?;
-            computed.extend(&Features::from_rows(&embed(&decoded)?)?)?;
+            computed.extend(&Features::from_rows(&embed(&decode_all(b)?)?)?)?;
         }
         Ok(computed)
     })?;
     out.extend(&features)?;
     Ok(hit)
+}
+
+/// Decodes `images` in parallel.
+fn decode_all(images: &[EncodedImage]) -> Result<Vec<image::DynamicImage>> {
+    images
+        .par_iter()
+        .map(|e| {
+            image::load_from_memory(&e.bytes).map_err(|source| Error::Image {
+                path: PathBuf::from(&e.name),
+                source,
+            })
+        })
+        .collect()
 }
 
 impl Step for EvalStep {
@@ -800,6 +926,7 @@ impl Step for EvalStep {
         shared.real = None;
         shared.captions.clear();
         shared.hps_captions.clear();
+        shared.captions_by_id = None;
         shared.subjects = None;
         Ok(n)
     }

@@ -7,6 +7,7 @@
 
 mod fixtures;
 
+use anchor_clip::image_reward::{self, ImageRewardWeights, VisionShape};
 use anchor_clip::open_clip::{OpenClipConfig, write_random_model};
 use anchor_clip::{Clip, TextConfig, VisionConfig};
 use anchor_clip::{ClipWeights, OpenClipWeights};
@@ -224,7 +225,7 @@ fn clip_rows_are_the_library_numbers_and_the_real_features_are_cached() {
     assert!((0.0..=1.0).contains(&got.value));
 
     // Only what is still absent is named.
-    let notes = absent_metric_notes(Some(&clip_dir), None).join("\n");
+    let notes = absent_metric_notes(&params).join("\n");
     assert!(
         !notes.contains("FID_CLIP") && !notes.contains("subject") && notes.contains("--hps"),
         "{notes}"
@@ -301,43 +302,135 @@ fn hpsv2_rows_are_the_library_cosines_of_each_image_and_its_caption() {
             .collect();
         s.iter().sum::<f64>() / s.len() as f64
     };
+    check_caption_metric(&rows, "hpsv2", &safe, 1e-6, score);
+    assert!(!absent_metric_notes(&params).join("\n").contains("HPSv2"));
+    // A forced run reads the HPSv2 image features from the cache.
+    forced_rerun_reads_the_cache(params, &out, "hps", &rows);
+}
+
+/// Checks the `metric` rows of `safe` against `score` (the library's mean over `safe`'s
+/// images of the given captions): equal with the images' own captions within `tol`,
+/// different with the captions shifted by one image (so captions are joined by id),
+/// generated-only, and present for each subset.
+fn check_caption_metric(
+    rows: &[MetricRow],
+    metric: &str,
+    safe: &[&fixtures::Gen],
+    tol: f64,
+    score: impl Fn(&[String]) -> f64,
+) {
     let own: Vec<String> = safe.iter().map(|g| fixtures::caption(&g.id)).collect();
     let shifted: Vec<String> = (0..safe.len())
         .map(|i| fixtures::caption(&safe[(i + 1) % safe.len()].id))
         .collect();
     let (want, want_shifted) = (score(&own), score(&shifted));
-    let got = find(&rows, "safe", "hpsv2", "all", "all");
+    let got = find(rows, "safe", metric, "all", "all");
     assert!(
-        (got.value - want).abs() < 1e-6,
-        "hpsv2: step {} vs library {want}",
+        (got.value - want).abs() < tol,
+        "{metric}: step {} vs library {want}",
         got.value
     );
     assert!(
-        (got.value - want_shifted).abs() > 1e-6,
-        "a shuffled caption gives the same score: captions are not joined by id"
+        (got.value - want_shifted).abs() > tol,
+        "{metric}: a shuffled caption gives the same score: captions are not joined by id"
     );
     assert_eq!(got.n_reference, 0);
     assert_eq!(got.n_generated, safe.len() as i64);
     assert!(got.std.is_some_and(|s| s.is_finite() && s > 0.0));
     for s in ["entity", "non_entity"] {
-        find(&rows, "base", "hpsv2", s, "all");
+        find(rows, "base", metric, s, "all");
     }
-    assert!(
-        !absent_metric_notes(None, Some(&hps_dir))
-            .join("\n")
-            .contains("HPSv2")
-    );
+}
 
-    // A forced run reads the HPSv2 image features from the cache.
+/// Runs the step again, forced, and checks that the `counter` chunks come from the cache
+/// and the metrics are unchanged.
+fn forced_rerun_reads_the_cache(params: EvalParams, out: &Path, counter: &str, rows: &[MetricRow]) {
     let forced = RunOptions {
         force: true,
         ..RunOptions::default()
     };
-    let again = step::run(&EvalStep::new(params), &out, &forced).unwrap();
+    let again = step::run(&EvalStep::new(params), out, &forced).unwrap();
     let Outcome::Complete { stats, .. } = &again else {
         panic!("{again:?}")
     };
-    assert_eq!(stats.counters.get("generated_hps_chunks_computed"), None);
-    assert!(stats.counters.contains_key("generated_hps_chunks_cached"));
-    assert_eq!(read_metrics(&out).unwrap(), rows);
+    assert_eq!(
+        stats
+            .counters
+            .get(&format!("generated_{counter}_chunks_computed")),
+        None
+    );
+    assert!(
+        stats
+            .counters
+            .contains_key(&format!("generated_{counter}_chunks_cached"))
+    );
+    assert_eq!(read_metrics(out).unwrap(), rows);
+}
+
+fn tiny_image_reward(dir: &Path) {
+    let vision = VisionShape {
+        image_size: 32,
+        patch_size: 16,
+        width: 64,
+        depth: 1,
+        mlp_width: 128,
+    };
+    let text = image_reward::TextConfig::bert(32, 1, 2, 64);
+    let words = [
+        "the", "in", "of", "and", "a", "on", "at", "for", "with", "##s",
+    ];
+    image_reward::write_random_model(dir, &vision, &text, &words, 5).unwrap();
+}
+
+#[test]
+fn image_reward_rows_are_the_library_rewards_of_each_image_and_its_caption() {
+    let Some(model) = fixtures::inception() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let reward_dir = dir.path().join("image-reward");
+    tiny_image_reward(&reward_dir);
+    let Some((_, gens)) = fixtures::standard(&out) else {
+        return;
+    };
+    let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
+    params.kid_subsets = 2;
+    let weights = ImageRewardWeights::hashed(&reward_dir).unwrap();
+    params.image_reward = Some(weights.clone());
+    let first = step::run(&EvalStep::new(params.clone()), &out, &RunOptions::default()).unwrap();
+    let Outcome::Complete { stats, .. } = &first else {
+        panic!("{first:?}")
+    };
+    // Only generated images are scored: ImageReward needs no reference.
+    assert_eq!(
+        stats.counters.get("real_image_reward_chunks_computed"),
+        None
+    );
+    assert!(
+        stats
+            .counters
+            .contains_key("generated_image_reward_chunks_computed")
+    );
+    let rows = read_metrics(&out).unwrap();
+
+    let reward = weights.load_on(&candle_core::Device::Cpu).unwrap();
+    let safe: Vec<&fixtures::Gen> = gens.iter().filter(|g| g.configuration == "safe").collect();
+    let images: Vec<image::DynamicImage> = safe
+        .iter()
+        .map(|g| image::load_from_memory(&g.image).unwrap())
+        .collect();
+    let mean_reward = |captions: &[String]| {
+        let texts: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let s = reward.scores(&images, &texts).unwrap();
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    check_caption_metric(&rows, "image_reward", &safe, 1e-5, mean_reward);
+    let notes = absent_metric_notes(&params).join("\n");
+    assert!(
+        !notes.contains("ImageReward") && notes.contains("HPSv2"),
+        "{notes}"
+    );
+    // A forced run reads the rewards from the cache.
+    forced_rerun_reads_the_cache(params, &out, "image_reward", &rows);
 }

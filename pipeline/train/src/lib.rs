@@ -32,7 +32,7 @@ pub mod optim;
 pub mod parallel;
 pub mod plot;
 pub mod precision;
-pub mod rng;
+pub use anchor_core::rng;
 pub mod settings;
 pub mod st;
 pub mod stages;

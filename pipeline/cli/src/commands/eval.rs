@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anchor_clip::image_reward::ImageRewardWeights;
 use anchor_clip::{ClipWeights, OpenClipConfig, OpenClipWeights};
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
@@ -34,6 +35,9 @@ pub struct EvalConfig {
     /// HPSv2 checkpoint (`HPS_v2_compressed.pt`, an OpenCLIP ViT-H/14) or an open_clip
     /// folder for the `hpsv2` metric; empty = none.
     pub hps: String,
+    /// ImageReward folder (ImageReward.pt, med_config.json, bert-base-uncased's
+    /// vocab.txt) for the `image_reward` metric; empty = none.
+    pub image_reward: String,
     /// Subject-similarity threshold of the hit rate; 0 = calibrated on the real test images.
     pub subset_threshold: f64,
     /// Images per Inception forward pass.
@@ -66,6 +70,7 @@ impl Default for EvalConfig {
             inception: String::new(),
             clip: String::new(),
             hps: String::new(),
+            image_reward: String::new(),
             subset_threshold: 0.0,
             batch_size: 16,
             kid_subsets: anchor_eval::kid::DEFAULT_SUBSETS,
@@ -101,6 +106,12 @@ pub struct EvalArgs {
     /// out of the tables with a note.
     #[arg(long, value_name = "PATH")]
     pub hps: Option<PathBuf>,
+    /// ImageReward folder for the `image_reward` metric (the reward of each generated
+    /// image for its caption, as the image-reward package's ImageReward.score gives it):
+    /// ImageReward.pt and med_config.json (THUDM/ImageReward) with vocab.txt of
+    /// bert-base-uncased. Without it ImageReward is left out of the tables with a note.
+    #[arg(long, value_name = "DIR")]
+    pub image_reward: Option<PathBuf>,
     /// Subject-similarity threshold for the hit rate (default: calibrated on the
     /// real test images); used by the CLIP subject metrics only.
     #[arg(long, value_name = "X")]
@@ -133,6 +144,7 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
         }
         path(&args.clip, &mut cfg.clip);
         path(&args.hps, &mut cfg.hps);
+        path(&args.image_reward, &mut cfg.image_reward);
         path(&args.inception, &mut cfg.inception);
         if let Some(x) = args.subset_threshold {
             cfg.subset_threshold = x;
@@ -211,11 +223,22 @@ fn hps_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<OpenClipWei
     .map_err(|e| user_error(format!("--hps: {e}")))
 }
 
+/// The ImageReward model, checked and hashed; `None` when `image_reward` is empty.
+fn image_reward_weights(cfg: &EvalConfig) -> anyhow::Result<Option<ImageRewardWeights>> {
+    if cfg.image_reward.is_empty() {
+        return Ok(None);
+    }
+    ImageRewardWeights::hashed(&PathBuf::from(&cfg.image_reward))
+        .map(Some)
+        .map_err(|e| user_error(format!("--image-reward: {e}")))
+}
+
 /// Builds the step from resolved settings.
 pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalStep> {
     // The CLIP folder is the user's own and the likelier mistake: checked first.
     let clip = clip_weights(app, cfg)?;
     let hps = hps_weights(app, cfg)?;
+    let image_reward = image_reward_weights(cfg)?;
     let mut params = EvalParams::new(inception(app, cfg, verify)?);
     params.run = checked_run(&cfg.run)?;
     params.batch_size = cfg.batch_size.max(1);
@@ -227,6 +250,7 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     params.per_topic = cfg.per_topic;
     params.clip = clip;
     params.hps = hps;
+    params.image_reward = image_reward;
     params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
     Ok(EvalStep::new(params).with_device(app.device()?))
 }
@@ -317,9 +341,16 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
             hps.sha256
         ));
     }
-    let clip_dir = p.clip.as_ref().map(|c| c.dir.as_path());
-    let hps_path = p.hps.as_ref().map(|h| h.source.weights.as_path());
-    let mut notes = absent_metric_notes(clip_dir, hps_path);
+    if let Some(reward) = &p.image_reward {
+        preamble.push(format!(
+            "ImageReward: mean over generated images of the reward model's normalised reward of the \
+             image for its caption (as the image-reward package's ImageReward.score gives it), std \
+             over images; higher is better. Model {} (sha256 `{}`).",
+            reward.dir.display(),
+            reward.sha256
+        ));
+    }
+    let mut notes = absent_metric_notes(p);
     if cfg.subset_threshold != 0.0 && p.clip.is_none() {
         notes.push(format!(
             "--subset-threshold {} has no effect: the subject hit rate needs CLIP weights.",
@@ -369,6 +400,9 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
                     value(c, "fid_clip"),
                     value(c, "clip_score")
                 ));
+            }
+            if p.image_reward.is_some() {
+                line.push_str(&format!("  ImageReward {:>8}", value(c, "image_reward")));
             }
             if p.hps.is_some() {
                 line.push_str(&format!("  HPSv2 {:>8}", value(c, "hpsv2")));

@@ -13,6 +13,7 @@ pub mod sample;
 pub mod scrape;
 pub mod split;
 pub mod status;
+pub mod study;
 pub mod train;
 
 use anchor_core::step::Step;
@@ -83,6 +84,11 @@ pub const STEPS: &[StepEntry] = &[
         build: eval::build_from_config,
         run: eval::run_configured,
     },
+    StepEntry {
+        name: "study",
+        build: study::build_from_config,
+        run: study::run_configured,
+    },
 ];
 
 /// Config sections of the steps, with their effective values.
@@ -98,5 +104,6 @@ pub fn effective_sections(app: &App) -> anyhow::Result<Vec<(&'static str, toml::
         ("train", toml::Value::try_from(train::config(app, None)?)?),
         ("sample", toml::Value::try_from(sample::config(app, None)?)?),
         ("eval", toml::Value::try_from(eval::config(app, None)?)?),
+        ("study", toml::Value::try_from(study::config(app, None)?)?),
     ])
 }

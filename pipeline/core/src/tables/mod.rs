@@ -23,8 +23,10 @@ pub mod pairs;
 pub mod pairs_curated;
 pub mod pairs_scored;
 pub mod splits;
+pub mod study_pairs;
 pub mod subjects;
 pub mod train_log;
+pub mod votes;
 
 /// A table's declaration: its name, schema and the row-group size its writer
 /// uses (fixed so that reruns are byte-identical).
@@ -50,6 +52,8 @@ pub const ALL: &[TableDef] = &[
     generations::DEF,
     train_log::DEF,
     metrics::DEF,
+    study_pairs::DEF,
+    votes::DEF,
     dataset::DEF,
 ];
 

@@ -65,10 +65,12 @@ impl EvalStep {
                 metas.push(m.clone());
                 row_ids.push(id.to_owned());
                 if chunk.len() == CHUNK {
+                    let ids = &row_ids[row_ids.len() - chunk.len()..];
                     self.score_chunk(
                         nets,
                         out_dir,
                         &mut chunk,
+                        ids,
                         &mut features,
                         &mut towers,
                         stats,
@@ -77,10 +79,12 @@ impl EvalStep {
                 }
             }
         }
+        let ids = &row_ids[row_ids.len() - chunk.len()..];
         self.score_chunk(
             nets,
             out_dir,
             &mut chunk,
+            ids,
             &mut features,
             &mut towers,
             stats,
@@ -104,6 +108,7 @@ impl EvalStep {
             features,
             clip: towers.clip,
             hps: towers.hps,
+            image_reward: towers.image_reward,
         })
     }
 
@@ -175,10 +180,12 @@ impl EvalStep {
                 metas.push(group);
                 row_ids.push(id.to_owned());
                 if chunk.len() == CHUNK {
+                    let ids = &row_ids[row_ids.len() - chunk.len()..];
                     self.score_chunk(
                         nets,
                         out_dir,
                         &mut chunk,
+                        ids,
                         &mut features,
                         &mut towers,
                         stats,
@@ -187,10 +194,12 @@ impl EvalStep {
                 }
             }
         }
+        let ids = &row_ids[row_ids.len() - chunk.len()..];
         self.score_chunk(
             nets,
             out_dir,
             &mut chunk,
+            ids,
             &mut features,
             &mut towers,
             stats,
@@ -214,6 +223,7 @@ impl EvalStep {
             features,
             clip: towers.clip,
             hps: towers.hps,
+            image_reward: towers.image_reward,
         })
     }
 }

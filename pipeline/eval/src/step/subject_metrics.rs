@@ -94,26 +94,16 @@ impl EvalStep {
         wanted: &BTreeSet<&str>,
         embed: impl Fn(&[&str]) -> Result<Vec<Vec<f32>>>,
     ) -> Result<HashMap<String, Vec<f32>>> {
-        let t = pairs_t::NAME;
         let mut captions: Vec<(String, String)> = Vec::with_capacity(wanted.len());
-        let reader = ctx.reader(t)?;
-        for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::CAPTION]), 8192) {
-            let batch = batch?;
-            let c = Columns::new(&batch, t);
-            let ids = c.strings(pairs_t::ID)?;
-            let caption = c.strings(pairs_t::CAPTION)?;
-            for i in 0..batch.num_rows() {
-                let id = c.required(pairs_t::ID, i, ids.get(i))?;
-                if wanted.contains(id) {
-                    let text = c.required(pairs_t::CAPTION, i, caption.get(i))?;
-                    captions.push((id.to_owned(), text.to_owned()));
-                }
+        self.each_caption(ctx, |id, text| {
+            if wanted.contains(id) {
+                captions.push((id.to_owned(), text.to_owned()));
             }
-        }
+        })?;
         let found: BTreeSet<&str> = captions.iter().map(|(id, _)| id.as_str()).collect();
         if let Some(id) = wanted.iter().find(|id| !found.contains(*id)) {
             return Err(Error::Table {
-                table: t.into(),
+                table: pairs_t::NAME.into(),
                 detail: format!("generated image of pair {id} has no pair (and so no caption)"),
             });
         }
@@ -126,6 +116,34 @@ impl EvalStep {
             }
         }
         Ok(out)
+    }
+}
+
+impl EvalStep {
+    /// Every pair's caption, by pair id.
+    pub(super) fn captions_by_id(&self, ctx: &StepCtx) -> Result<HashMap<String, String>> {
+        let mut captions = HashMap::new();
+        self.each_caption(ctx, |id, text| {
+            captions.insert(id.to_owned(), text.to_owned());
+        })?;
+        Ok(captions)
+    }
+
+    /// Calls `visit` with each pair's id and caption.
+    fn each_caption(&self, ctx: &StepCtx, mut visit: impl FnMut(&str, &str)) -> Result<()> {
+        let t = pairs_t::NAME;
+        let reader = ctx.reader(t)?;
+        for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::CAPTION]), 8192) {
+            let batch = batch?;
+            let c = Columns::new(&batch, t);
+            let ids = c.strings(pairs_t::ID)?;
+            let caption = c.strings(pairs_t::CAPTION)?;
+            for i in 0..batch.num_rows() {
+                let id = c.required(pairs_t::ID, i, ids.get(i))?;
+                visit(id, c.required(pairs_t::CAPTION, i, caption.get(i))?);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! A small counter-based random generator (SplitMix64) whose whole state is one `u64`, so a
 //! checkpoint can store it and a resumed run draws exactly the numbers the uninterrupted run
-//! would have drawn. candle's CPU RNG cannot be seeded, so nothing here uses it.
+//! would have drawn. Training, sampling and studies draw from it; candle's CPU RNG cannot be
+//! seeded.
 
 /// SplitMix64: passes BigCrush, one word of state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
