@@ -272,6 +272,29 @@ fn eval_with_a_clip_folder_writes_fid_clip_and_clip_score() {
     // Same inputs and weights: up to date.
     let again = Run::of(eval(&dir, &model).arg("--clip").arg(&clip)).success();
     assert!(again.stdout().contains("up to date"), "{}", again.stdout());
+
+    // An open_clip folder serves the same metrics (the ViT-L/14 clean-fid uses comes so).
+    let open_clip = dir.path().join("open-clip");
+    anchor_clip::open_clip::write_random_model(&open_clip, &tiny_open_clip(), 4).unwrap();
+    let run = Run::of(eval(&dir, &model).arg("--clip").arg(&open_clip)).success();
+    assert!(!run.stdout().contains("up to date"), "{}", run.stdout());
+    let md = std::fs::read_to_string(out.join("eval/tables.md")).unwrap();
+    assert!(md.contains("FID_CLIP") && md.contains("CLIP score"), "{md}");
+    assert!(md.contains("open_clip's evaluation transform"), "{md}");
+    let csv = std::fs::read_to_string(out.join("eval/tables.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains("fid_clip"), "{csv}");
+}
+
+/// A tiny OpenCLIP of the ViT-H/14 kind (exact GELU).
+fn tiny_open_clip() -> anchor_clip::OpenClipConfig {
+    let config = serde_json::json!({
+        "embed_dim": 8,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 24, "head_width": 12, "patch_size": 16},
+        "text_cfg": {"width": 16, "heads": 2, "layers": 1}
+    });
+    anchor_clip::OpenClipConfig::from_json(&serde_json::to_vec(&config).unwrap(), "tiny")
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -293,15 +316,7 @@ fn eval_with_hps_weights_writes_hpsv2_and_refuses_a_wrong_checkpoint() {
     assert!(!out.join("eval/tables.md").exists());
 
     let hps = dir.path().join("hps");
-    let config = serde_json::json!({
-        "embed_dim": 8,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 24, "head_width": 12, "patch_size": 16},
-        "text_cfg": {"width": 16, "heads": 2, "layers": 1}
-    });
-    let (config, _) =
-        anchor_clip::OpenClipConfig::from_json(&serde_json::to_vec(&config).unwrap(), "tiny")
-            .unwrap();
-    anchor_clip::open_clip::write_random_model(&hps, &config, 1).unwrap();
+    anchor_clip::open_clip::write_random_model(&hps, &tiny_open_clip(), 1).unwrap();
     let run = Run::of(eval(&dir, &model).arg("--hps").arg(&hps)).success();
     let stdout = run.stdout();
     assert!(stdout.contains("HPSv2"), "{stdout}");

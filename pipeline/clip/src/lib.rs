@@ -39,6 +39,7 @@ pub mod config;
 pub mod open_clip;
 use anchor_imaging as pil;
 mod checkpoint;
+pub mod either;
 pub mod image_reward;
 pub mod preprocess;
 
@@ -56,6 +57,7 @@ use image::DynamicImage;
 use sha2::{Digest, Sha256};
 
 pub use config::{HfClipConfig, PreprocessorConfig, TextConfig, VisionConfig};
+pub use either::{ClipModel, ClipModelWeights};
 pub use open_clip::{OpenClip, OpenClipConfig, OpenClipSource, OpenClipWeights};
 pub use preprocess::ImageProcessor;
 

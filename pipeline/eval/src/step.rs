@@ -58,7 +58,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use anchor_clip::image_reward::{ImageReward, ImageRewardWeights};
-use anchor_clip::{Clip, ClipWeights, OpenClip, OpenClipWeights};
+use anchor_clip::{ClipModel, ClipModelWeights, OpenClip, OpenClipWeights};
 
 use crate::cache::{EncodedImage, FeatureCache};
 use crate::clip_score::{clip_score, cosine};
@@ -158,7 +158,7 @@ pub struct EvalParams {
     /// CLIP weights for `fid_clip` and `clip_score`; `None` leaves them out.
     /// Absent from the fingerprint when `None`, so runs without CLIP keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub clip: Option<ClipWeights>,
+    pub clip: Option<ClipModelWeights>,
     /// The HPSv2 model for `hpsv2`; `None` leaves it out. Absent from the fingerprint
     /// when `None`, so runs without it keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -281,7 +281,7 @@ impl Scored {
 struct Shared {
     configurations: Vec<String>,
     net: Option<Arc<FidInception>>,
-    clip: Option<Arc<Clip>>,
+    clip: Option<Arc<ClipModel>>,
     real: Option<Arc<Scored>>,
     hps: Option<Arc<OpenClip>>,
     image_reward: Option<Arc<ImageReward>>,
@@ -298,7 +298,7 @@ struct Shared {
 /// The feature extractors of a run.
 struct Nets {
     inception: Arc<FidInception>,
-    clip: Option<Arc<Clip>>,
+    clip: Option<Arc<ClipModel>>,
     hps: Option<Arc<OpenClip>>,
     image_reward: Option<RewardModel>,
 }
@@ -381,14 +381,18 @@ impl EvalStep {
     }
 
     /// The feature cache of this step's CLIP weights under `out`, when given.
-    pub fn clip_cache(&self, out: &Path) -> Option<FeatureCache> {
-        self.params.clip.as_ref().map(|c| {
-            FeatureCache::new(
-                &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
-                "clip",
-                &c.sha256,
-            )
-        })
+    pub fn clip_cache(&self, out: &Path) -> Result<Option<FeatureCache>> {
+        self.params
+            .clip
+            .as_ref()
+            .map(|c| {
+                Ok(FeatureCache::new(
+                    &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                    "clip",
+                    &c.cache_key()?,
+                ))
+            })
+            .transpose()
     }
 
     /// The feature cache of this step's HPSv2 model under `out`, when given.
@@ -465,7 +469,7 @@ impl EvalStep {
         shared: &mut Shared,
         params: &EvalParams,
         device: &Device,
-    ) -> Result<Option<Arc<Clip>>> {
+    ) -> Result<Option<Arc<ClipModel>>> {
         let Some(weights) = &params.clip else {
             return Ok(None);
         };
@@ -511,7 +515,7 @@ impl EvalStep {
         }
         let batch = self.params.batch_size;
         if let (Some(clip), Some(clip_all), Some(cache)) =
-            (&nets.clip, towers.clip.as_mut(), self.clip_cache(out_dir))
+            (&nets.clip, towers.clip.as_mut(), self.clip_cache(out_dir)?)
         {
             let hit = embed_chunk(&cache, chunk, clip.dim(), batch, clip_all, |images| {
                 Ok(clip.image_embeddings(images)?)

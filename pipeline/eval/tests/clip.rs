@@ -10,7 +10,7 @@ mod fixtures;
 use anchor_clip::image_reward::{self, ImageRewardWeights, VisionShape};
 use anchor_clip::open_clip::{OpenClipConfig, write_random_model};
 use anchor_clip::{Clip, TextConfig, VisionConfig};
-use anchor_clip::{ClipWeights, OpenClipWeights};
+use anchor_clip::{ClipModelWeights, OpenClipWeights};
 use anchor_core::step::{self, Outcome, RunOptions};
 use anchor_eval::clip_score::{cosine, mean_clip_score};
 use anchor_eval::report::{MetricRow, read_metrics};
@@ -107,7 +107,7 @@ fn clip_rows_are_the_library_numbers_and_the_real_features_are_cached() {
     fixtures::write_subjects(&out, &subject_rows);
     let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
     params.kid_subsets = 2;
-    params.clip = Some(ClipWeights::hashed(&clip_dir, &vocab).unwrap());
+    params.clip = Some(ClipModelWeights::hashed(&clip_dir, &vocab).unwrap());
     let step = EvalStep::new(params.clone());
     let first = step::run(&step, &out, &RunOptions::default()).unwrap();
     let Outcome::Complete { stats, .. } = &first else {

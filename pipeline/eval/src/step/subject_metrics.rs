@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use anchor_clip::Clip;
+use anchor_clip::ClipModel;
 use anchor_core::columns::Columns;
 use anchor_core::step::StepCtx;
 use anchor_core::tables::{pairs as pairs_t, subjects as subj_t};
@@ -24,7 +24,12 @@ pub(super) struct Subjects {
 
 impl EvalStep {
     /// Reads `subjects`, embeds every distinct phrase and fixes the threshold.
-    pub(super) fn subjects(&self, ctx: &StepCtx, clip: &Clip, real: &Scored) -> Result<Subjects> {
+    pub(super) fn subjects(
+        &self,
+        ctx: &StepCtx,
+        clip: &ClipModel,
+        real: &Scored,
+    ) -> Result<Subjects> {
         let t = subj_t::NAME;
         let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
         // The codec checks every span; eval uses the phrases only.
