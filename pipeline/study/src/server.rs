@@ -27,6 +27,7 @@ use crate::{Error, Result};
 const PAGE: &str = include_str!("page.html");
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 16 * 1024;
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longer than a day is a rater who left the page open: the time is kept as a day.
 const MAX_MILLIS: u64 = 24 * 3600 * 1000;
 
@@ -168,6 +169,8 @@ impl Server {
     }
 
     fn handle(&self, stream: TcpStream) {
+        // A client that opens a connection and sends nothing must not hold a thread forever.
+        let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
         let response = match read_request(&stream) {
             Ok((method, target, body)) => self.route(&method, &target, &body),
             Err(r) => r,
