@@ -204,6 +204,12 @@ pub fn read_record(out: &Path, step: &str) -> Result<Option<StepRecord>> {
     read_json(&record_path(out, step))
 }
 
+/// A step's record when its last run completed; `None` when it never ran or stopped
+/// part-way (each caller says what to run).
+pub fn complete_record(out: &Path, step: &str) -> Result<Option<StepRecord>> {
+    Ok(read_record(out, step)?.filter(|r| r.status == StepStatus::Complete))
+}
+
 /// Every marker of a step, by part index (whatever their fingerprint).
 pub fn read_markers(out: &Path, step: &str) -> Result<BTreeMap<usize, PartMarker>> {
     let dir = markers_dir(out, step);

@@ -107,18 +107,26 @@ impl Canvas {
         }
     }
 
-    /// Writes the canvas as a PNG at `path`, creating its folder.
+    /// Writes the canvas as a PNG at `path` ([`save_png`]).
     pub fn save_png(&self, path: &Path) -> Result<(), std::io::Error> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        self.img
-            .save_with_format(path, image::ImageFormat::Png)
-            .map_err(|e| match e {
-                image::ImageError::IoError(e) => e,
-                other => std::io::Error::other(other),
-            })
+        save_png(&self.img, path)
     }
+}
+
+/// Writes `image` as a PNG at `path`, creating its folder: to a temporary file beside it,
+/// then renamed into place, so a stopped run never leaves a half-written image there.
+pub fn save_png(image: &image::RgbImage, path: &Path) -> Result<(), std::io::Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = anchor_core::ledger::unique_temporary(path);
+    image
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|e| match e {
+            image::ImageError::IoError(e) => e,
+            other => std::io::Error::other(other),
+        })?;
+    std::fs::rename(&tmp, path)
 }
 
 /// 3x5 glyphs, one row per entry (bit 2 = left column).

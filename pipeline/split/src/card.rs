@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_str};
-use anchor_core::ledger::{self, StepStatus};
+use anchor_core::ledger;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use anchor_filters::DropReason;
@@ -49,8 +49,7 @@ struct FileFacts {
 
 /// Reads the files the complete `export` run wrote, from its part markers.
 fn exported_files(out: &Path) -> Result<BTreeMap<String, FileFacts>> {
-    let record = ledger::read_record(out, export::NAME)?;
-    if record.as_ref().map(|r| &r.status) != Some(&StepStatus::Complete) {
+    if ledger::complete_record(out, export::NAME)?.is_none() {
         return Err(Error::Inconsistent(
             "the export step has not completed; run `anchor split` (it runs split, export, card)"
                 .to_owned(),

@@ -45,10 +45,7 @@ impl Study {
             ))
         };
         let record =
-            anchor_core::ledger::read_record(out, crate::make::NAME)?.ok_or_else(not_made)?;
-        if record.status != anchor_core::ledger::StepStatus::Complete {
-            return Err(not_made());
-        }
+            anchor_core::ledger::complete_record(out, crate::make::NAME)?.ok_or_else(not_made)?;
         let reader = TableReader::open(out, study_pairs::NAME, Some(study_pairs::schema()))?;
         let mut pairs = study_pairs::read(&reader)?;
         pairs.sort_by(|a, b| a.pair_id.cmp(&b.pair_id));

@@ -142,12 +142,5 @@ fn write_png(path: &Path, width: usize, height: usize, rgb: Vec<u8>) -> Result<(
         rgb,
     )
     .ok_or_else(|| bad(format!("{width}x{height} RGB does not match its bytes")))?;
-    let tmp = anchor_core::ledger::unique_temporary(path);
-    image
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| match e {
-            image::ImageError::IoError(e) => Error::io(&tmp, e),
-            other => bad(other.to_string()),
-        })?;
-    std::fs::rename(&tmp, path).at(path)
+    anchor_plot::save_png(&image, path).at(path)
 }

@@ -440,9 +440,9 @@ pub fn run_tables(args: &TablesArgs, app: &App) -> anyhow::Result<()> {
     let mut first_seen: BTreeMap<(String, String, String), PathBuf> = BTreeMap::new();
     let mut sources = Vec::new();
     for out in &args.outs {
-        let record = anchor_core::ledger::read_record(out, anchor_eval::step::NAME)
+        let record = anchor_core::ledger::complete_record(out, anchor_eval::step::NAME)
             .with_context(|| format!("reading the eval record under {}", out.display()))?;
-        if record.map(|r| r.status) != Some(anchor_core::ledger::StepStatus::Complete) {
+        if record.is_none() {
             return Err(user_error(format!(
                 "{} holds no complete evaluation: run `anchor --out {} eval` first",
                 out.display(),
