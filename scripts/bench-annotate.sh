@@ -48,7 +48,7 @@ fi
 if "$PY" -c 'import llama_cpp' 2>/dev/null; then
     echo "bench-annotate: llama.cpp parity tests" >&2
     ANCHOR_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" \
-        cargo test --quiet -p anchor-annotate --lib -- --ignored llama_cpp >&2
+        cargo test --quiet -p anchor-llm -p anchor-annotate --lib -- --ignored llama_cpp >&2
 fi
 
 ours=$(mktemp)

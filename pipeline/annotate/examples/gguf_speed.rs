@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use anchor_annotate::Requant;
 use anchor_annotate::eval::builtin_labelled;
-use anchor_annotate::weights::Requant;
 use anchor_annotate::{Backend, GenStats, GgufBackend, GgufOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

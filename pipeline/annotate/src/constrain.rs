@@ -506,14 +506,6 @@ impl TokenBytes {
     }
 }
 
-/// Decodes a byte-level BPE token string to its bytes; `None` if a char is not in the table.
-pub fn gpt2_token_bytes(
-    token: &str,
-    table: &std::collections::HashMap<char, u8>,
-) -> Option<Vec<u8>> {
-    token.chars().map(|c| table.get(&c).copied()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,8 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// A GGUF file is unreadable, corrupt or of an unsupported architecture.
+    /// A GGUF model cannot be prompted: no chat template this crate renders, or a prompt
+    /// its vocabulary does not tokenize.
     #[error("GGUF {}: {detail}", path.display())]
     Gguf {
         /// The model file.
@@ -23,14 +24,9 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
-    /// The model failed while running (shape error, out of memory, ...).
-    #[error("model {}: {source}", path.display())]
-    Model {
-        /// The model file.
-        path: PathBuf,
-        /// The candle error.
-        source: candle_core::Error,
-    },
+    /// The model file did not load or failed while running.
+    #[error(transparent)]
+    Llm(#[from] anchor_llm::Error),
     /// A prompt file is invalid.
     #[error("prompt {origin}: {detail}")]
     Prompt {

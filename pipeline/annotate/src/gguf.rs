@@ -1,36 +1,26 @@
-//! The `gguf` backend: a local quantized llama-family model (llama, qwen2, phi3; see
-//! [`crate::llama`]) run with candle, greedy constrained decoding.
+//! The `gguf` backend: a local quantized llama-family model (llama, qwen2, phi3) run by
+//! [`anchor_llm`], greedy constrained decoding.
 //!
-//! - Tokenizer and chat template come from the GGUF metadata (no side files): byte-level
-//!   BPE through candle's `TokenizerFromGguf`, SentencePiece (Phi-3) through [`spm`]; ChatML,
+//! - Tokenizer and chat template come from the GGUF metadata (no side files); ChatML,
 //!   Llama 3 and Phi-3 templates.
-//! - Low-bit weights are requantised to Q8_0 once at load (see [`crate::weights`]).
+//! - Low-bit weights are requantised to Q8_0 once at load ([`anchor_llm::requant`]).
 //! - The prompt's shared prefix (system + few-shot turns) is run once at load into the
-//!   in-place KV cache of [`crate::llama`]; each caption truncates the cache back to the
+//!   in-place KV cache of [`anchor_llm::llama`]; each caption truncates the cache back to the
 //!   prefix and writes only its own positions (no per-caption copy, no re-encoding).
 //! - Every generated token is picked under [`crate::constrain::Grammar`], so the answer is
 //!   always valid JSON whose subjects are spans of the caption, even from random weights.
 
-use std::fs::File;
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Device;
-use candle_core::quantized::gguf_file;
-use candle_core::quantized::tokenizer::TokenizerFromGguf;
-use tokenizers::Tokenizer;
+use anchor_llm::{GgufModel, KvCache, Requant};
 
 use crate::backend::{Annotation, Backend, GenStats};
-use crate::constrain::{ANSWER_PREFIX, Grammar, TokenBytes, gpt2_token_bytes};
-use crate::llama::{KvCache, Llama};
+use crate::constrain::{ANSWER_PREFIX, Grammar, TokenBytes};
 use crate::parse::{ErrorClass, ParseError, parse_answer, render_answer};
 use crate::prompt::{ChatFormat, Mode, Prompt};
 use crate::subject::weight_for_pluses;
-use crate::weights::{Requant, requantise, sha256_file};
 use crate::{Error, Result};
-
-mod spm;
 
 /// Options of the `gguf` backend.
 #[derive(Debug, Clone)]
@@ -71,14 +61,11 @@ pub struct LoadInfo {
 
 /// The `gguf` backend.
 pub struct GgufBackend {
-    path: PathBuf,
-    sha256: String,
     prompt: Prompt,
     format: Chat,
-    tokenizer: Tok,
     token_bytes: TokenBytes,
-    /// The model weights.
-    model: Llama,
+    /// The model: weights, vocabulary, provenance.
+    model: GgufModel,
     /// The KV cache; its first `prefix_len` positions hold the shared prefix.
     cache: KvCache,
     prefix_len: usize,
@@ -90,17 +77,13 @@ pub struct GgufBackend {
 impl std::fmt::Debug for GgufBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GgufBackend")
-            .field("path", &self.path)
-            .field("sha256", &self.sha256)
+            .field("path", &self.model.path())
+            .field("sha256", &self.model.sha256())
             .field("prompt", &self.prompt.version)
             .field("format", &self.format)
             .field("load_info", &self.load_info)
             .finish_non_exhaustive()
     }
-}
-
-fn md_str<'a>(ct: &'a gguf_file::Content, key: &str) -> Option<&'a str> {
-    ct.metadata.get(key)?.to_string().ok().map(String::as_str)
 }
 
 /// The chat formats the backend renders: [`ChatFormat`]'s, plus Phi-3's (kept here because
@@ -154,217 +137,48 @@ impl Chat {
     }
 }
 
-/// The vocabulary's tokenizer.
-enum Tok {
-    /// Byte-level BPE (`tokenizer.ggml.model = "gpt2"`).
-    Bpe(Box<Tokenizer>),
-    /// SentencePiece (`"llama"`).
-    Spm(Box<spm::Spm>),
-}
-
-impl Tok {
-    /// Prompt text, special tokens included.
-    fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
-        match self {
-            Tok::Bpe(t) => encode(t, text),
-            Tok::Spm(s) => s.encode(text),
-        }
-    }
-
-    /// Answer text that continues a sequence.
-    fn encode_continuation(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
-        match self {
-            Tok::Bpe(t) => encode(t, text),
-            Tok::Spm(s) => s.encode_continuation(text),
-        }
-    }
-}
-
-/// Fixes candle's pre-tokenizer for pre-types it does not know: its fallback adds a prefix
-/// space (GPT-2's `add_prefix_space = true`), which SmolLM2's own tokenizer.json does not;
-/// `smollm` also splits digits one by one (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_SMOLLM`).
-fn fix_pre_tokenizer(tok: &mut Tokenizer, pre: &str) {
-    use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    use tokenizers::pre_tokenizers::digits::Digits;
-    use tokenizers::pre_tokenizers::sequence::Sequence;
-    if matches!(pre, "qwen2" | "smaug-bpe" | "lfm2" | "llama3") {
-        return;
-    }
-    let byte_level: PreTokenizerWrapper = ByteLevel::new(false, true, true).into();
-    let pt: PreTokenizerWrapper = if pre == "smollm" {
-        Sequence::new(vec![Digits::new(true).into(), byte_level]).into()
-    } else {
-        byte_level
-    };
-    tok.with_pre_tokenizer(Some(pt));
-}
-
-/// Each token's bytes (for the grammar), `None` for control/special tokens.
-fn token_bytes(ct: &gguf_file::Content, path: &Path, spm: bool) -> Result<TokenBytes> {
-    let bad = |detail: String| Error::Gguf {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let tokens = ct
-        .metadata
-        .get("tokenizer.ggml.tokens")
-        .and_then(|v| v.to_vec().ok())
-        .ok_or_else(|| bad("no tokenizer.ggml.tokens array".into()))?;
-    let types = ct
-        .metadata
-        .get("tokenizer.ggml.token_type")
-        .and_then(|v| v.to_vec().ok());
-    let table = anchor_clip_tokenizer::unicode_to_bytes();
-    let mut out = Vec::with_capacity(tokens.len());
-    for (i, t) in tokens.iter().enumerate() {
-        let s = t
-            .to_string()
-            .map_err(|_| bad(format!("token {i} is not a string")))?;
-        // llama.cpp token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
-        // 6 byte. Only normal tokens (and SentencePiece's byte fallbacks) may appear inside
-        // an answer.
-        let ty = types
-            .and_then(|ts| ts.get(i))
-            .and_then(|v| v.to_i32().or_else(|_| v.to_u32().map(|u| u as i32)).ok())
-            .unwrap_or(1);
-        out.push(if spm {
-            spm::spm_token_bytes(s, ty)
-        } else if ty == 1 {
-            gpt2_token_bytes(s, &table)
-        } else {
-            None
-        });
-    }
-    Ok(TokenBytes::new(out))
-}
-
 impl GgufBackend {
     /// Loads a GGUF model file for CPU inference.
     pub fn load(path: &Path, opts: GgufOptions) -> Result<Self> {
-        let device = Device::Cpu;
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let gguf_err = |e: candle_core::Error| Error::Gguf {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        };
-        let t0 = Instant::now();
-        let sha256 = sha256_file(path)?;
-        let mut file = File::open(path).map_err(io)?;
-        let content = gguf_file::Content::read(&mut file).map_err(gguf_err)?;
-
-        let arch = md_str(&content, "general.architecture").unwrap_or("");
-        if !crate::llama::SUPPORTED_ARCHITECTURES.contains(&arch) {
-            return Err(Error::Gguf {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "architecture {arch:?} is not supported (supported: {})",
-                    crate::llama::SUPPORTED_ARCHITECTURES.join(", ")
-                ),
-            });
-        }
         let bad = |detail: String| Error::Gguf {
             path: path.to_path_buf(),
             detail,
         };
-        let model_kind = md_str(&content, "tokenizer.ggml.model").unwrap_or("");
-        let tokenizer = match model_kind {
-            "gpt2" => {
-                let mut t = Tokenizer::from_gguf(&content).map_err(gguf_err)?;
-                fix_pre_tokenizer(
-                    &mut t,
-                    md_str(&content, "tokenizer.ggml.pre").unwrap_or("gpt2"),
-                );
-                Tok::Bpe(Box::new(t))
-            }
-            "llama" => Tok::Spm(Box::new(
-                spm::Spm::from_gguf(&content)
-                    .map_err(|e| bad(format!("SentencePiece vocabulary: {e}")))?,
-            )),
-            _ => {
-                return Err(bad(format!(
-                    "tokenizer {model_kind:?} is not supported (supported: gpt2 byte-level BPE, \
-                     llama SentencePiece)"
-                )));
-            }
-        };
-        // llama.cpp's default: SentencePiece vocabularies add BOS, BPE ones do not.
-        let add_bos = content
-            .metadata
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.to_bool().ok())
-            .unwrap_or(model_kind == "llama");
-        let bos_text = content
-            .metadata
-            .get("tokenizer.ggml.bos_token_id")
-            .and_then(|v| v.to_u32().ok())
-            .zip(
-                content
-                    .metadata
-                    .get("tokenizer.ggml.tokens")
-                    .and_then(|v| v.to_vec().ok()),
-            )
-            .and_then(|(id, toks)| toks.get(id as usize)?.to_string().ok().cloned())
-            .filter(|_| add_bos)
-            .unwrap_or_default();
-        let template = md_str(&content, "tokenizer.chat_template").unwrap_or("");
-        let format = Chat::detect(template, bos_text).ok_or_else(|| {
-            bad(
-                "chat template missing or not recognised (supported: ChatML, Llama 3, Phi-3)"
-                    .into(),
-            )
-        })?;
-        let token_bytes = token_bytes(&content, path, model_kind == "llama")?;
-
-        let (model, requantised) = match opts.requant.target() {
-            None => (
-                Llama::from_gguf(&content, &mut file, &device).map_err(gguf_err)?,
-                0,
-            ),
-            Some(target) => {
-                let (ct, bytes, n) = requantise(&content, &mut file, path, target)?;
-                let m =
-                    Llama::from_gguf(&ct, &mut Cursor::new(bytes), &device).map_err(gguf_err)?;
-                (m, n)
-            }
-        };
-        let load_secs = t0.elapsed().as_secs_f64();
+        let model = GgufModel::open(path, opts.requant)?;
+        let format =
+            Chat::detect(model.chat_template(), model.bos_text().to_string()).ok_or_else(|| {
+                bad(
+                    "chat template missing or not recognised (supported: ChatML, Llama 3, Phi-3)"
+                        .into(),
+                )
+            })?;
+        let token_bytes = TokenBytes::new(model.token_bytes().to_vec());
 
         let t1 = Instant::now();
         let prefix = format.prefix(&opts.prompt);
-        let ids = tokenizer.encode(&prefix).map_err(|detail| Error::Gguf {
-            path: path.to_path_buf(),
-            detail: format!("tokenizing the prompt prefix: {detail}"),
-        })?;
-        let model_err = |source| Error::Model {
-            path: path.to_path_buf(),
-            source,
-        };
+        let ids = model
+            .vocab()
+            .encode(&prefix)
+            .map_err(|detail| bad(format!("tokenizing the prompt prefix: {detail}")))?;
         // Room for the prefix plus a typical caption and answer; it grows when needed.
-        let mut cache = model.cache(ids.len() + 512).map_err(model_err)?;
-        model.forward(&mut cache, &ids).map_err(model_err)?;
+        let mut cache = model.cache(ids.len() + 512)?;
+        model.logits(&mut cache, &ids)?;
         let load_info = LoadInfo {
-            requantised,
-            load_secs,
+            requantised: model.requantised(),
+            load_secs: model.load_secs(),
             prefix_tokens: ids.len(),
             prefix_secs: t1.elapsed().as_secs_f64(),
         };
         tracing::info!(
             path = %path.display(),
-            requantised,
-            load_secs,
+            requantised = load_info.requantised,
+            load_secs = load_info.load_secs,
             prefix_tokens = ids.len(),
             "gguf model loaded"
         );
         Ok(GgufBackend {
-            path: path.to_path_buf(),
-            sha256,
             prompt: opts.prompt,
             format,
-            tokenizer,
             token_bytes,
             model,
             cache,
@@ -391,22 +205,11 @@ impl GgufBackend {
 
     /// The model file's sha256.
     pub fn sha256(&self) -> &str {
-        &self.sha256
-    }
-
-    fn model_err(&self, source: candle_core::Error) -> Error {
-        Error::Model {
-            path: self.path.clone(),
-            source,
-        }
+        self.model.sha256()
     }
 
     fn logits(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        let r = self
-            .model
-            .forward(&mut self.cache, ids)
-            .and_then(|l| l.to_vec1::<f32>());
-        r.map_err(|e| self.model_err(e))
+        Ok(self.model.logits(&mut self.cache, ids)?)
     }
 }
 
@@ -426,7 +229,7 @@ impl GgufBackend {
             return None;
         }
         let text = std::str::from_utf8(&bytes).ok()?;
-        let ids = self.tokenizer.encode_continuation(text).ok()?;
+        let ids = self.model.vocab().encode_continuation(text).ok()?;
         let spelled: Vec<u8> = ids
             .iter()
             .flat_map(|&i| self.token_bytes.get(i).iter().copied())
@@ -461,7 +264,7 @@ impl GgufBackend {
             let mut text = self.format.suffix(&self.prompt, caption);
             // The grammar's forced opening of the first subject.
             text.push_str("{\"text\":\"");
-            let ids = match self.tokenizer.encode(&text) {
+            let ids = match self.model.vocab().encode(&text) {
                 Ok(ids) => ids,
                 Err(e) => return Ok(failed(String::new(), ErrorClass::Generation, e, stats)),
             };
@@ -480,7 +283,7 @@ impl GgufBackend {
                 let quoted = serde_json::Value::String(s.text.clone()).to_string();
                 // Without the opening quote: it is part of the shared text above.
                 let cont = &quoted[1..];
-                let Ok(tokens) = self.tokenizer.encode_continuation(cont) else {
+                let Ok(tokens) = self.model.vocab().encode_continuation(cont) else {
                     continue;
                 };
                 let Some((&head, rest)) = tokens.split_first() else {
@@ -517,12 +320,6 @@ impl GgufBackend {
     }
 }
 
-fn encode(tok: &Tokenizer, text: &str) -> std::result::Result<Vec<u32>, String> {
-    tok.encode(text, false)
-        .map(|e| e.get_ids().to_vec())
-        .map_err(|e| e.to_string())
-}
-
 fn failed(raw: String, class: ErrorClass, detail: String, stats: GenStats) -> Annotation {
     Annotation {
         subjects: Vec::new(),
@@ -538,7 +335,7 @@ impl Backend for GgufBackend {
     }
 
     fn model_id(&self) -> String {
-        self.sha256.clone()
+        self.model.sha256().to_string()
     }
 
     fn prompt_version(&self) -> Option<String> {
@@ -554,7 +351,7 @@ impl Backend for GgufBackend {
             ..GenStats::default()
         };
         let suffix = self.format.suffix(&self.prompt, caption);
-        let ids = match self.tokenizer.encode(&suffix) {
+        let ids = match self.model.vocab().encode(&suffix) {
             Ok(ids) => ids,
             Err(e) => return Ok(failed(String::new(), ErrorClass::Generation, e, stats)),
         };
@@ -635,362 +432,9 @@ impl Backend for GgufBackend {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use candle_core::Tensor;
-    use candle_core::quantized::{GgmlDType, QTensor};
-    use gguf_file::Value;
-
-    /// Deterministic pseudo-random floats (candle's CPU `randn` is not seedable).
-    fn lcg(n: usize, seed: &mut u64, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (((*seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5) * 2.0 * scale
-            })
-            .collect()
-    }
-
-    /// Writes a tiny random llama GGUF with a byte-level BPE vocabulary (256 byte tokens,
-    /// ChatML specials and a few merges) and a ChatML template.
-    pub(crate) fn write_tiny_gguf(path: &Path, seed: u64) {
-        write_tiny_gguf_arch(path, seed, "llama");
-    }
-
-    /// [`write_tiny_gguf`] for architecture `arch`: `qwen2` adds q/k/v biases and a context
-    /// length, as candle's `quantized_qwen2` requires; `phi3` is laid out as llama.cpp writes
-    /// Phi-3-mini (fused `attn_qkv`, gate|up `ffn_up`, an `output` matrix, a sliding window,
-    /// a SentencePiece vocabulary and the Phi-3 chat template).
-    pub(crate) fn write_tiny_gguf_arch(path: &Path, seed: u64, arch: &str) {
-        write_tiny_gguf_with(path, seed, arch, &[], &[]);
-    }
-
-    /// [`write_tiny_gguf_arch`] with extra metadata and F32 vectors (RoPE factors); an extra
-    /// key replaces a default one of the same name.
-    pub(crate) fn write_tiny_gguf_with(
-        path: &Path,
-        seed: u64,
-        arch: &str,
-        extra_md: &[(String, Value)],
-        extra_tensors: &[(&str, Vec<f32>)],
-    ) {
-        let (hidden, ff, heads, kv_heads, layers) = (64usize, 128usize, 2u32, 1u32, 2u32);
-        let head_dim = hidden / heads as usize;
-        let phi3 = arch == "phi3";
-        let s = |x: &str| Value::String(x.to_string());
-        let mut md: Vec<(String, Value)> = if phi3 {
-            spm_vocab_metadata()
-        } else {
-            bpe_vocab_metadata()
-        };
-        md.push(("general.architecture".into(), s(arch)));
-        let keyed = |k: &str| format!("{arch}.{k}");
-        md.extend([
-            (keyed("attention.head_count"), Value::U32(heads)),
-            (keyed("attention.head_count_kv"), Value::U32(kv_heads)),
-            (keyed("block_count"), Value::U32(layers)),
-            (keyed("embedding_length"), Value::U32(hidden as u32)),
-            (keyed("feed_forward_length"), Value::U32(ff as u32)),
-            (keyed("rope.dimension_count"), Value::U32(head_dim as u32)),
-            (keyed("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
-            (keyed("rope.freq_base"), Value::F32(10000.0)),
-            (keyed("context_length"), Value::U32(4096)),
-        ]);
-        if phi3 {
-            md.push((keyed("attention.sliding_window"), Value::U32(2047)));
-        }
-        for (k, v) in extra_md {
-            md.retain(|(mk, _)| mk != k);
-            md.push((k.clone(), v.clone()));
-        }
-        let vocab = md
-            .iter()
-            .find(|(k, _)| k == "tokenizer.ggml.tokens")
-            .and_then(|(_, v)| v.to_vec().ok())
-            .map_or(0, Vec::len);
-        let mut seed = seed;
-        let mut tensors: Vec<(String, QTensor)> = Vec::new();
-        let mut add =
-            |name: String, dims: &[usize], dtype: GgmlDType, scale: f32, seed: &mut u64| {
-                let n: usize = dims.iter().product();
-                let data = if scale == 0.0 {
-                    vec![1.0f32; n]
-                } else {
-                    lcg(n, seed, scale)
-                };
-                let t = Tensor::from_vec(data, dims, &Device::Cpu).unwrap();
-                tensors.push((name, QTensor::quantize(&t, dtype).unwrap()));
-            };
-        use GgmlDType::{F32, Q4_1};
-        add(
-            "token_embd.weight".into(),
-            &[vocab, hidden],
-            F32,
-            1.0,
-            &mut seed,
-        );
-        add("output_norm.weight".into(), &[hidden], F32, 0.0, &mut seed);
-        if phi3 {
-            add(
-                "output.weight".into(),
-                &[vocab, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            );
-        }
-        let kv = kv_heads as usize * head_dim;
-        for l in 0..layers {
-            let p = format!("blk.{l}");
-            add(
-                format!("{p}.attn_norm.weight"),
-                &[hidden],
-                F32,
-                0.0,
-                &mut seed,
-            );
-            add(
-                format!("{p}.ffn_norm.weight"),
-                &[hidden],
-                F32,
-                0.0,
-                &mut seed,
-            );
-            if phi3 {
-                let qkv = [hidden + 2 * kv, hidden];
-                add(format!("{p}.attn_qkv.weight"), &qkv, Q4_1, 0.2, &mut seed);
-                add(
-                    format!("{p}.ffn_up.weight"),
-                    &[2 * ff, hidden],
-                    Q4_1,
-                    0.2,
-                    &mut seed,
-                );
-            } else {
-                add(
-                    format!("{p}.attn_q.weight"),
-                    &[hidden, hidden],
-                    Q4_1,
-                    0.2,
-                    &mut seed,
-                );
-                add(
-                    format!("{p}.attn_k.weight"),
-                    &[kv, hidden],
-                    Q4_1,
-                    0.2,
-                    &mut seed,
-                );
-                add(
-                    format!("{p}.attn_v.weight"),
-                    &[kv, hidden],
-                    Q4_1,
-                    0.2,
-                    &mut seed,
-                );
-                add(
-                    format!("{p}.ffn_gate.weight"),
-                    &[ff, hidden],
-                    Q4_1,
-                    0.2,
-                    &mut seed,
-                );
-                add(
-                    format!("{p}.ffn_up.weight"),
-                    &[ff, hidden],
-                    Q4_1,
-                    0.2,
-                    &mut seed,
-                );
-            }
-            if arch == "qwen2" {
-                for (name, rows) in [("attn_q", hidden), ("attn_k", kv), ("attn_v", kv)] {
-                    add(format!("{p}.{name}.bias"), &[rows], F32, 0.5, &mut seed);
-                }
-            }
-            add(
-                format!("{p}.attn_output.weight"),
-                &[hidden, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            );
-            add(
-                format!("{p}.ffn_down.weight"),
-                &[hidden, ff],
-                Q4_1,
-                0.2,
-                &mut seed,
-            );
-        }
-        for (name, v) in extra_tensors {
-            let t = Tensor::new(v.as_slice(), &Device::Cpu).unwrap();
-            tensors.push((name.to_string(), QTensor::quantize(&t, F32).unwrap()));
-        }
-        let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let mut f = File::create(path).unwrap();
-        gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
-    }
-
-    /// A byte-level BPE vocabulary (256 byte tokens, ChatML specials and a few merges) with a
-    /// ChatML template.
-    fn bpe_vocab_metadata() -> Vec<(String, Value)> {
-        let table = anchor_clip_tokenizer::unicode_to_bytes();
-        let mut byte_to_char = vec![' '; 256];
-        for (c, b) in &table {
-            byte_to_char[*b as usize] = *c;
-        }
-        let mut tokens: Vec<String> = vec![
-            "<|endoftext|>".into(),
-            "<|im_start|>".into(),
-            "<|im_end|>".into(),
-        ];
-        let mut types: Vec<Value> = vec![Value::I32(3); 3];
-        for c in &byte_to_char {
-            tokens.push(c.to_string());
-            types.push(Value::I32(1));
-        }
-        let merges = [
-            ("Ġ", "t"),
-            ("Ġt", "h"),
-            ("Ġth", "e"),
-            ("{", "\""),
-            ("\"", ":"),
-            ("e", "r"),
-        ];
-        for (a, b) in merges {
-            tokens.push(format!("{a}{b}"));
-            types.push(Value::I32(1));
-        }
-        let s = |x: &str| Value::String(x.to_string());
-        vec![
-            ("tokenizer.ggml.model".into(), s("gpt2")),
-            ("tokenizer.ggml.pre".into(), s("smollm")),
-            (
-                "tokenizer.ggml.tokens".into(),
-                Value::Array(tokens.iter().map(|t| s(t)).collect()),
-            ),
-            ("tokenizer.ggml.token_type".into(), Value::Array(types)),
-            (
-                "tokenizer.ggml.merges".into(),
-                Value::Array(merges.iter().map(|(a, b)| s(&format!("{a} {b}"))).collect()),
-            ),
-            ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
-            ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
-            (
-                "tokenizer.chat_template".into(),
-                s(
-                    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
-                ),
-            ),
-        ]
-    }
-
-    /// Phi-3's chat template as its GGUFs carry it.
-    pub(crate) const PHI3_TEMPLATE: &str = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}";
-
-    /// A SentencePiece vocabulary laid out like Phi-3's (`<unk>`, `<s>`, `</s>`, 256 byte
-    /// tokens, `▁`-spelled pieces with merge scores, then the chat specials), with the Phi-3
-    /// chat template.
-    pub(crate) fn spm_vocab_metadata() -> Vec<(String, Value)> {
-        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
-        let mut types: Vec<Value> = vec![Value::I32(2), Value::I32(3), Value::I32(3)];
-        let mut scores: Vec<Value> = vec![Value::F32(0.0); 3];
-        for b in 0..=255u8 {
-            tokens.push(format!("<0x{b:02X}>"));
-            types.push(Value::I32(6));
-            scores.push(Value::F32(0.0));
-        }
-        // Single characters first, then every prefix of some frequent words as merges: a
-        // longer piece scores lower, like SentencePiece's rank order.
-        let mut pieces: Vec<String> = vec!["▁".into()];
-        pieces.extend((b'!'..=b'~').map(|b| (b as char).to_string()));
-        let words = [
-            "▁the",
-            "▁in",
-            "▁a",
-            "▁of",
-            "▁and",
-            "er",
-            "on",
-            "{\"",
-            "\":",
-            "\",\"",
-            "▁text",
-            "▁subjects",
-            "▁kind",
-            "▁weight",
-            "▁person",
-            "▁place",
-            "▁Caption:",
-            "▁news",
-            "▁caption",
-            "▁photo",
-            "▁subject",
-            "ing",
-            "▁name",
-            "▁JSON",
-            "▁object",
-            "▁event",
-            "▁organisation",
-            "▁other",
-            "▁You",
-            "▁read",
-            "▁For",
-            "▁each",
-            "▁with",
-        ];
-        for w in words {
-            let chars: Vec<char> = w.chars().collect();
-            for n in 2..=chars.len() {
-                let p: String = chars[..n].iter().collect();
-                if !pieces.contains(&p) {
-                    pieces.push(p);
-                }
-            }
-        }
-        for (i, p) in pieces.iter().enumerate() {
-            tokens.push(p.clone());
-            types.push(Value::I32(1));
-            scores.push(Value::F32(-(i as f32)));
-        }
-        for special in [
-            "<|endoftext|>",
-            "<|assistant|>",
-            "<|system|>",
-            "<|end|>",
-            "<|user|>",
-        ] {
-            tokens.push(special.into());
-            types.push(Value::I32(3));
-            scores.push(Value::F32(0.0));
-        }
-        let eos = tokens
-            .iter()
-            .position(|t| t == "<|endoftext|>")
-            .unwrap_or(2) as u32;
-        let s = |x: &str| Value::String(x.to_string());
-        vec![
-            ("general.name".into(), s("Phi3 tiny")),
-            ("tokenizer.ggml.model".into(), s("llama")),
-            ("tokenizer.ggml.pre".into(), s("default")),
-            (
-                "tokenizer.ggml.tokens".into(),
-                Value::Array(tokens.iter().map(|t| s(t)).collect()),
-            ),
-            ("tokenizer.ggml.scores".into(), Value::Array(scores)),
-            ("tokenizer.ggml.token_type".into(), Value::Array(types)),
-            ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
-            ("tokenizer.ggml.eos_token_id".into(), Value::U32(eos)),
-            ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
-            ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
-            ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(true)),
-            ("tokenizer.chat_template".into(), s(PHI3_TEMPLATE)),
-        ]
-    }
+    use anchor_llm::testing::{write_tiny_gguf, write_tiny_gguf_arch};
 
     const CAPTIONS: &[&str] = &[
         "Pope Francis greets \"pilgrims\" in St Peter's Square on Sunday.",
@@ -1009,7 +453,7 @@ pub(crate) mod tests {
             (4, Requant::Keep, true),
         ] {
             let path = dir.path().join(format!("tiny-{seed}.gguf"));
-            write_tiny_gguf(&path, seed);
+            write_tiny_gguf(&path, seed).unwrap();
             let opts = GgufOptions {
                 requant,
                 jump_forward,
@@ -1022,7 +466,7 @@ pub(crate) mod tests {
                 if requant == Requant::Q8_0 { 14 } else { 0 }
             );
             assert!(info.prefix_tokens > 100, "{info:?}");
-            assert_eq!(b.sha256(), sha256_file(&path).unwrap());
+            assert_eq!(b.sha256(), anchor_digest::sha256_file(&path).unwrap());
             for c in CAPTIONS {
                 let a = b.annotate(c).unwrap();
                 assert!(a.error.is_none(), "{c}: {:?} raw {}", a.error, a.raw);
@@ -1052,7 +496,7 @@ pub(crate) mod tests {
     fn a_qwen2_file_annotates_through_the_whole_backend() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny-qwen2.gguf");
-        write_tiny_gguf_arch(&path, 5, "qwen2");
+        write_tiny_gguf_arch(&path, 5, "qwen2").unwrap();
         let mut b = GgufBackend::load(&path, GgufOptions::default()).unwrap();
         for c in CAPTIONS {
             let a = b.annotate(c).unwrap();
@@ -1062,7 +506,7 @@ pub(crate) mod tests {
             }
         }
         let gemma = dir.path().join("tiny-gemma.gguf");
-        write_tiny_gguf_arch(&gemma, 5, "gemma");
+        write_tiny_gguf_arch(&gemma, 5, "gemma").unwrap();
         let e = GgufBackend::load(&gemma, GgufOptions::default()).unwrap_err();
         assert!(
             e.to_string().contains("supported: llama, qwen2, phi3"),
@@ -1074,7 +518,7 @@ pub(crate) mod tests {
     fn a_phi3_file_annotates_through_the_whole_backend() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny-phi3.gguf");
-        write_tiny_gguf_arch(&path, 6, "phi3");
+        write_tiny_gguf_arch(&path, 6, "phi3").unwrap();
         for jump_forward in [true, false] {
             let opts = GgufOptions {
                 jump_forward,
@@ -1092,12 +536,14 @@ pub(crate) mod tests {
                 suffix,
                 "<|user|>\nCaption: Rain in Spain<|end|>\n<|assistant|>\n{\"subjects\":["
             );
-            let Tok::Spm(spm) = &b.tokenizer else {
-                panic!("phi3's vocabulary is SentencePiece");
-            };
-            let ids = b.tokenizer.encode(&suffix).unwrap();
-            assert_eq!(ids[0], spm.token("<|user|>").unwrap());
-            assert!(ids.contains(&spm.token("<|assistant|>").unwrap()));
+            let vocab = b.model.vocab();
+            assert!(
+                vocab.is_sentencepiece(),
+                "phi3's vocabulary is SentencePiece"
+            );
+            let ids = vocab.encode(&suffix).unwrap();
+            assert_eq!(ids[0], vocab.token("<|user|>").unwrap());
+            assert!(ids.contains(&vocab.token("<|assistant|>").unwrap()));
             assert_eq!(
                 b.model.max_context(),
                 2047,
@@ -1124,15 +570,75 @@ pub(crate) mod tests {
         let path = dir.path().join("bad.gguf");
         std::fs::write(&path, b"GGUF\x03\x00\x00\x00garbage").unwrap();
         let e = GgufBackend::load(&path, GgufOptions::default()).unwrap_err();
-        assert!(matches!(e, Error::Gguf { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Llm(anchor_llm::Error::Gguf { .. })),
+            "{e}"
+        );
         let e = GgufBackend::load(&dir.path().join("missing.gguf"), GgufOptions::default())
             .unwrap_err();
-        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(matches!(e, Error::Llm(anchor_llm::Error::Io { .. })), "{e}");
         // Truncated real image: header parses, tensor data does not.
         let good = dir.path().join("good.gguf");
-        write_tiny_gguf(&good, 9);
+        write_tiny_gguf(&good, 9).unwrap();
         let bytes = std::fs::read(&good).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(GgufBackend::load(&path, GgufOptions::default()).is_err());
+    }
+
+    /// Token ids from llama.cpp (llama-cpp-python) for the same file and texts; `None` when
+    /// `ANCHOR_PYTHON` is unset or has no `llama_cpp` (requirements/annotate.txt).
+    fn llama_cpp_tokens(gguf: &std::path::Path, texts: &[String]) -> Option<Vec<Vec<u32>>> {
+        let python = std::env::var_os("ANCHOR_PYTHON")?;
+        let script = "import json, sys, llama_cpp\n\
+            m = llama_cpp.Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)\n\
+            texts = json.load(sys.stdin)\n\
+            print(json.dumps([m.tokenize(t.encode(), add_bos=False, special=True) for t in texts]))\n";
+        let mut child = std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(gguf)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        serde_json::to_writer(stdin, texts).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && err.contains("No module named 'llama_cpp'") {
+            return None;
+        }
+        assert!(out.status.success(), "llama_cpp failed: {err}");
+        Some(serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    // Needs llama-cpp-python, which compiles llama.cpp on install: `make bench`
+    // (scripts/bench-annotate.sh) installs it and runs this test with `--ignored`.
+    #[test]
+    #[ignore = "needs llama-cpp-python; scripts/bench-annotate.sh runs it"]
+    fn prompts_tokenize_as_llama_cpp_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny-phi3.gguf");
+        write_tiny_gguf_arch(&path, 1, "phi3").unwrap();
+        let b = GgufBackend::load(&path, GgufOptions::default()).unwrap();
+        assert_eq!(b.name(), "gguf");
+        let mut texts = vec![b.prompt_texts("").0];
+        for c in [
+            "Fans of Atlético Madrid cheer in Zürich.",
+            "Pope Francis greets \"pilgrims\" in St Peter's Square   on Sunday.",
+            "The  caption of the news\tphoto, 2024 — «quoted»",
+        ] {
+            texts.push(b.prompt_texts(c).1);
+            texts.push(c.to_string());
+        }
+        let ours: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| b.model.vocab().encode(t).unwrap())
+            .collect();
+        let theirs = llama_cpp_tokens(&path, &texts)
+            .expect("ANCHOR_PYTHON must name a Python with llama_cpp (llama-cpp-python)");
+        for ((t, o), w) in texts.iter().zip(&ours).zip(&theirs) {
+            assert_eq!(o, w, "{t:?}");
+        }
     }
 }

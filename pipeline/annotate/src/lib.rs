@@ -10,8 +10,8 @@
 //! - [`parse`]: model answers to subjects, with stable [`ErrorClass`]es.
 //! - [`prompt`]: versioned prompts from `data/annotate/prompts/`, chat-template rendering.
 //! - [`backend`]: the [`Backend`] trait; implementations [`heuristic`] (no model) and
-//!   [`gguf`] (local quantized llama via candle, constrained greedy decoding in
-//!   [`constrain`], weights requantised at load in [`weights`]) and [`openai`]
+//!   [`gguf`] (a local quantized llama run by [`anchor_llm`], constrained greedy decoding
+//!   in [`constrain`]) and [`openai`]
 //!   (OpenAI-compatible HTTP servers: concurrency, retries, timeouts).
 //! - [`candidates`]: rule-based candidate spans; with a `rank` prompt (`rank-v2`, `rank-v1`)
 //!   the gguf backend scores them and the best becomes the main subject instead of writing
@@ -45,14 +45,13 @@ mod error;
 pub mod eval;
 pub mod gguf;
 pub mod heuristic;
-pub mod llama;
 pub mod openai;
 pub mod parse;
 pub mod prompt;
 pub mod step;
 pub mod subject;
-pub mod weights;
 
+pub use anchor_llm::Requant;
 pub use backend::{Annotation, Backend, GenStats};
 pub use error::{Error, Result};
 pub use gguf::{GgufBackend, GgufOptions};

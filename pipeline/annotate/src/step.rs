@@ -34,7 +34,7 @@ use crate::heuristic::{HEURISTIC_VERSION, HeuristicBackend};
 use crate::openai::{OpenAiBackend, OpenAiOptions};
 use crate::prompt::Prompt;
 use crate::subject::{Kind, Subject};
-use crate::weights::{Requant, sha256_file};
+use anchor_llm::Requant;
 
 /// The step's name: its subcommand and its state folder.
 pub const NAME: &str = "annotate";
@@ -92,7 +92,12 @@ impl BackendSpec {
                 check_model(path)?;
                 Identity {
                     backend: "gguf".into(),
-                    model_id: sha256_file(path)?,
+                    model_id: anchor_digest::sha256_file(path).map_err(|source| {
+                        crate::Error::Io {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?,
                     prompt_version: Some(prompt.version.clone()),
                     variant: format!(
                         "requant={};max_subjects={max_subjects};prompt_sha256={}",

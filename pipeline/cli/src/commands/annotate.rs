@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anchor_annotate::Requant;
 use anchor_annotate::eval::{builtin_labelled, evaluate_detailed, markdown_table, select};
 use anchor_annotate::step::{AnnotateParams, AnnotateStep, BackendSpec, summary};
-use anchor_annotate::weights::Requant;
 use anchor_annotate::{OpenAiOptions, Prompt};
 use anchor_core::step::{Outcome, Step};
 use anyhow::Context;

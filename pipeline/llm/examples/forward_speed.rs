@@ -1,15 +1,15 @@
-//! Forward-pass speed of [`anchor_annotate::llama::Llama`] against candle's
+//! Forward-pass speed of [`anchor_llm::llama::Llama`] against candle's
 //! `quantized_llama::ModelWeights` on the same requantised weights, interleaved in one
 //! process so both see the same machine load:
-//! `cargo run --release -p anchor-annotate --example forward_speed [-- MODEL.gguf [PREFIX [STEPS]]]`.
+//! `cargo run --release -p anchor-llm --example forward_speed [-- MODEL.gguf [PREFIX [STEPS]]]`.
 
 use std::fs::File;
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anchor_annotate::llama::Llama;
-use anchor_annotate::weights::requantise;
+use anchor_llm::llama::Llama;
+use anchor_llm::requant::requantise;
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;

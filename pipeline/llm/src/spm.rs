@@ -151,7 +151,6 @@ impl Spm {
     }
 
     /// The token whose text is exactly `text`.
-    #[cfg(test)]
     pub(crate) fn token(&self, text: &str) -> Option<u32> {
         self.lookup.get(text).copied()
     }
@@ -305,7 +304,7 @@ pub(crate) fn spm_token_bytes(text: &str, ty: i32) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::tests::spm_vocab_metadata;
+    use crate::testing::spm_vocab_metadata;
 
     fn vocab() -> (Spm, Vec<String>) {
         let md = spm_vocab_metadata();
@@ -385,62 +384,6 @@ mod tests {
         // `<s>` keeps what follows (llama.cpp clears its rstrip).
         assert_eq!(pieces(&spm, &tokens, "<s> the"), ["<s>", "▁", "▁the"]);
         assert_eq!(spm.token("<|end|>"), Some(tokens.len() as u32 - 2));
-    }
-
-    /// Token ids from llama.cpp (llama-cpp-python) for the same file and texts; `None` when
-    /// `ANCHOR_PYTHON` is unset or has no `llama_cpp` (requirements/annotate.txt).
-    fn llama_cpp_tokens(gguf: &std::path::Path, texts: &[String]) -> Option<Vec<Vec<u32>>> {
-        let python = std::env::var_os("ANCHOR_PYTHON")?;
-        let script = "import json, sys, llama_cpp\n\
-            m = llama_cpp.Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)\n\
-            texts = json.load(sys.stdin)\n\
-            print(json.dumps([m.tokenize(t.encode(), add_bos=False, special=True) for t in texts]))\n";
-        let mut child = std::process::Command::new(python)
-            .args(["-c", script])
-            .arg(gguf)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        serde_json::to_writer(stdin, texts).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && err.contains("No module named 'llama_cpp'") {
-            return None;
-        }
-        assert!(out.status.success(), "llama_cpp failed: {err}");
-        Some(serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    // Needs llama-cpp-python, which compiles llama.cpp on install: `make bench`
-    // (scripts/bench-annotate.sh) installs it and runs this test with `--ignored`.
-    #[test]
-    #[ignore = "needs llama-cpp-python; scripts/bench-annotate.sh runs it"]
-    fn prompts_tokenize_as_llama_cpp_does() {
-        use crate::backend::Backend as _;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tiny-phi3.gguf");
-        crate::gguf::tests::write_tiny_gguf_arch(&path, 1, "phi3");
-        let b = crate::gguf::GgufBackend::load(&path, crate::gguf::GgufOptions::default()).unwrap();
-        assert_eq!(b.name(), "gguf");
-        let mut texts = vec![b.prompt_texts("").0];
-        for c in [
-            "Fans of Atlético Madrid cheer in Zürich.",
-            "Pope Francis greets \"pilgrims\" in St Peter's Square   on Sunday.",
-            "The  caption of the news\tphoto, 2024 — «quoted»",
-        ] {
-            texts.push(b.prompt_texts(c).1);
-            texts.push(c.to_string());
-        }
-        let (spm, _) = vocab();
-        let ours: Vec<Vec<u32>> = texts.iter().map(|t| spm.encode(t).unwrap()).collect();
-        let theirs = llama_cpp_tokens(&path, &texts)
-            .expect("ANCHOR_PYTHON must name a Python with llama_cpp (llama-cpp-python)");
-        for ((t, o), w) in texts.iter().zip(&ours).zip(&theirs) {
-            assert_eq!(o, w, "{t:?}");
-        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Model files: sha256 provenance and requantisation of GGUF weights at load.
+//! Requantisation of GGUF weights at load.
 //!
 //! candle 0.11.1's CPU matmul for Q4_1 runs a scalar path; Q8_0 has a vectorised one.
 //! Requantising Q4_1 to Q8_0 once at load took SmolLM2-135M on 2 cores from 29 to 169
@@ -13,20 +13,13 @@ use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 
 use crate::{Error, Result};
 
-/// sha256 of a file, hex-encoded, streamed.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    anchor_digest::sha256_file(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Which dtype to requantise weight matrices to at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requant {
     /// Keep the file's own quantisation.
     Keep,
-    /// Requantise 4/5-bit and k-quant matrices to Q8_0 (the default; fastest on CPU here).
+    /// Requantise 4/5-bit and k-quant matrices to Q8_0 (the default: candle's CPU matmul
+    /// has vectorised kernels for Q8_0).
     Q8_0,
 }
 

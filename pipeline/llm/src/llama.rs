@@ -833,7 +833,7 @@ mod tests {
     fn matches_candle_quantized_llama_with_a_reused_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.gguf");
-        crate::gguf::tests::write_tiny_gguf(&path, 7);
+        crate::testing::write_tiny_gguf(&path, 7).unwrap();
         let dev = Device::Cpu;
         let mut f = File::open(&path).unwrap();
         let ct = gguf_file::Content::read(&mut f).unwrap();
@@ -883,7 +883,7 @@ mod tests {
         use candle_transformers::models::quantized_qwen2::ModelWeights as Qwen2;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny-qwen2.gguf");
-        crate::gguf::tests::write_tiny_gguf_arch(&path, 11, "qwen2");
+        crate::testing::write_tiny_gguf_arch(&path, 11, "qwen2").unwrap();
         let dev = Device::Cpu;
         let mut f = File::open(&path).unwrap();
         let ct = gguf_file::Content::read(&mut f).unwrap();
@@ -969,7 +969,7 @@ mod tests {
     fn other_architectures_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny-gemma.gguf");
-        crate::gguf::tests::write_tiny_gguf_arch(&path, 3, "gemma");
+        crate::testing::write_tiny_gguf_arch(&path, 3, "gemma").unwrap();
         let err = load(&path).err().expect("gemma must be refused");
         assert!(
             err.to_string().contains("\"gemma\" is not supported"),
@@ -996,7 +996,7 @@ mod tests {
         use candle_transformers::models::quantized_phi3::ModelWeights as Phi3;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny-phi3.gguf");
-        crate::gguf::tests::write_tiny_gguf_arch(&path, 13, "phi3");
+        crate::testing::write_tiny_gguf_arch(&path, 13, "phi3").unwrap();
         let dev = Device::Cpu;
         let ours = load(&path).unwrap();
         let mut f2 = File::open(&path).unwrap();
@@ -1034,7 +1034,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, md: Vec<(String, Value)>, tensors: &[(&str, Vec<f32>)]| {
             let p = dir.path().join(name);
-            crate::gguf::tests::write_tiny_gguf_with(&p, 17, "phi3", &md, tensors);
+            crate::testing::write_tiny_gguf_with(&p, 17, "phi3", &md, tensors).unwrap();
             p
         };
         let prompt: Vec<u32> = (3..30).collect();
@@ -1167,7 +1167,7 @@ mod tests {
         let mut plain: Option<Tensor> = None;
         for (name, md, tensors) in cases {
             let path = dir.path().join(format!("{name}.gguf"));
-            crate::gguf::tests::write_tiny_gguf_with(&path, 23, "phi3", &md, tensors);
+            crate::testing::write_tiny_gguf_with(&path, 23, "phi3", &md, tensors).unwrap();
             let ours = load(&path).unwrap();
             let mut cache = ours.cache(64).unwrap();
             let mine = ours.forward(&mut cache, &ids).unwrap();
@@ -1203,7 +1203,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("partial.gguf");
         let md = vec![("phi3.rope.dimension_count".to_string(), Value::U32(24))];
-        crate::gguf::tests::write_tiny_gguf_with(&p, 19, "phi3", &md, &[]);
+        crate::testing::write_tiny_gguf_with(&p, 19, "phi3", &md, &[]).unwrap();
         let m = load(&p).unwrap();
         assert_eq!(m.cos.dims(), &[MAX_SEQ_LEN, 12]);
         // (1, 1 head, 2 positions, 32): the last 8 dims pass through unchanged.
@@ -1224,7 +1224,7 @@ mod tests {
         let (a, b) = two_steps(&m, &[5, 6, 7], 8);
         assert!(max_diff(&a, &b) > 1e-4);
         let bad = vec![("phi3.rope.dimension_count".to_string(), Value::U32(40))];
-        crate::gguf::tests::write_tiny_gguf_with(&p, 19, "phi3", &bad, &[]);
+        crate::testing::write_tiny_gguf_with(&p, 19, "phi3", &bad, &[]).unwrap();
         assert!(
             load(&p)
                 .err()
