@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steps="anchor-scrape anchor-curate anchor-split anchor-annotate anchor-sample anchor-train anchor-eval anchor-study"
-libraries="anchor-core anchor-digest anchor-text anchor-plot anchor-extract anchor-imaging anchor-filters anchor-clip anchor-clip-tokenizer anchor-sd anchor-llm"
+libraries="anchor-core anchor-digest anchor-text anchor-plot anchor-extract anchor-imaging anchor-filters anchor-clip anchor-clip-config anchor-clip-tokenizer anchor-sd anchor-llm"
 members=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
 

@@ -35,7 +35,7 @@
 
 #![warn(missing_docs)]
 
-pub mod config;
+pub use anchor_clip_config as config;
 pub mod open_clip;
 use anchor_imaging as pil;
 mod checkpoint;
@@ -56,7 +56,7 @@ use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisi
 use image::DynamicImage;
 use sha2::{Digest, Sha256};
 
-pub use config::{HfClipConfig, PreprocessorConfig, TextConfig, VisionConfig};
+pub use config::{ClipActivation, HfClipConfig, PreprocessorConfig, TextConfig, VisionConfig};
 pub use either::{ClipModel, ClipModelWeights};
 pub use open_clip::{OpenClip, OpenClipConfig, OpenClipSource, OpenClipWeights};
 pub use preprocess::ImageProcessor;
@@ -345,9 +345,10 @@ fn check_config(cfg: &HfClipConfig, file: &str) -> Result<()> {
             v.num_attention_heads,
         ),
     ] {
-        if act != "quick_gelu" {
+        if *act != ClipActivation::QuickGelu {
             return bad(format!(
-                "{tower}.hidden_act {act:?}: this build runs quick_gelu CLIPs only (the OpenAI ones)"
+                "{tower}.hidden_act {:?}: this build runs quick_gelu CLIPs only (the OpenAI ones)",
+                act.as_str()
             ));
         }
         if (eps - 1e-5).abs() > 1e-12 {
@@ -791,7 +792,7 @@ mod tests {
     fn gelu_and_odd_eps_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let (mut t, v) = tiny();
-        t.hidden_act = "gelu".into();
+        t.hidden_act = ClipActivation::Gelu;
         let e = write_random_model(dir.path(), &t, &v, 8, 0)
             .unwrap_err()
             .to_string();

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use anchor_core::Outlet;
+use anchor_core::{Outlet, time};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -68,31 +68,20 @@ impl Day {
 
     /// Days since 1970-01-01.
     pub fn to_days(self) -> i64 {
-        // Howard Hinnant's days_from_civil.
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(self.month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        time::days_from_civil(
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        )
     }
 
     /// The day `days` after 1970-01-01.
     pub fn from_days(days: i64) -> Day {
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
+        let (year, month, day) = time::civil_from_days(days);
         Day {
-            year: i32::try_from(y).unwrap_or(i32::MAX),
-            month: u32::try_from(m).unwrap_or(1),
-            day: u32::try_from(d).unwrap_or(1),
+            year: i32::try_from(year).unwrap_or(i32::MAX),
+            month,
+            day,
         }
     }
 }

@@ -12,110 +12,29 @@ use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
 use crate::linear::Linear;
-use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::norm::LayerNorm;
 
-/// The MLP activation of the encoder layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClipActivation {
-    /// `x * sigmoid(1.702 x)` (OpenAI CLIP, SD 1.x).
-    QuickGelu,
-    /// Exact erf GELU (OpenCLIP ViT-H, SD 2.x).
-    Gelu,
-}
+/// Configuration of a [`ClipTextModel`]: transformers' `CLIPTextConfig`, as every CLIP in
+/// the project reads it.
+pub use anchor_clip_config::{ClipActivation, TextConfig as ClipTextConfig};
 
-/// Configuration of a [`ClipTextModel`], mirroring transformers' `CLIPTextConfig`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ClipTextConfig {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Width of the hidden states.
-    pub hidden_size: usize,
-    /// Width of the MLP.
-    pub intermediate_size: usize,
-    /// Encoder layers.
-    pub num_hidden_layers: usize,
-    /// Attention heads.
-    pub num_attention_heads: usize,
-    /// Positions (77 for SD).
-    pub max_position_embeddings: usize,
-    /// MLP activation.
-    pub hidden_act: ClipActivation,
-    /// Layer norm epsilon.
-    #[serde(default = "ln_eps")]
-    pub layer_norm_eps: f64,
-}
-
-fn ln_eps() -> f64 {
-    1e-5
-}
-
-impl ClipTextConfig {
-    /// OpenAI CLIP ViT-L/14's text tower (SD 1.x).
-    pub fn sd15() -> Self {
-        Self {
-            vocab_size: 49408,
-            hidden_size: 768,
-            intermediate_size: 3072,
-            num_hidden_layers: 12,
-            num_attention_heads: 12,
-            max_position_embeddings: 77,
-            hidden_act: ClipActivation::QuickGelu,
-            layer_norm_eps: 1e-5,
-        }
-    }
-
-    /// OpenCLIP ViT-H/14's text tower as shipped with SD 2.x (23 of 24 layers kept).
-    pub fn sd21() -> Self {
-        Self {
-            hidden_size: 1024,
-            intermediate_size: 4096,
-            num_hidden_layers: 23,
-            num_attention_heads: 16,
-            hidden_act: ClipActivation::Gelu,
-            ..Self::sd15()
-        }
-    }
-
-    /// A tiny text encoder for tests (width 32, matching [`crate::UNetConfig::tiny`]).
-    pub fn tiny() -> Self {
-        Self {
-            vocab_size: 1000,
-            hidden_size: 32,
-            intermediate_size: 37,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            max_position_embeddings: 77,
-            hidden_act: ClipActivation::QuickGelu,
-            layer_norm_eps: 1e-5,
-        }
-    }
-
-    /// Reads a transformers `text_encoder/config.json`.
-    pub fn from_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|source| Error::ConfigJson {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
-        {
-            return Err(Error::Config {
-                what: "CLIP text encoder",
-                reason: format!(
-                    "hidden_size {} not divisible by {} heads",
-                    cfg.hidden_size, cfg.num_attention_heads
-                ),
-            });
-        }
-        Ok(cfg)
-    }
+/// Reads a transformers `text_encoder/config.json`.
+pub fn read_text_config(path: &Path) -> Result<ClipTextConfig> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cfg: ClipTextConfig = serde_json::from_str(&text).map_err(|source| Error::ConfigJson {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    cfg.check().map_err(|reason| Error::Config {
+        what: "CLIP text encoder",
+        reason,
+    })?;
+    Ok(cfg)
 }
 
 #[derive(Debug, Clone)]
@@ -249,7 +168,7 @@ impl ClipTextModel {
 
     /// Loads `config.json` and `model.safetensors` from a diffusers `text_encoder/` folder.
     pub fn from_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let cfg = ClipTextConfig::from_json(&dir.join("config.json"))?;
+        let cfg = read_text_config(&dir.join("config.json"))?;
         let path = dir.join("model.safetensors");
         let vb = crate::weights::load_safetensors(&path, dtype, device)?;
         Self::new(vb, cfg).map_err(|e| crate::weights::locate(e, &path))

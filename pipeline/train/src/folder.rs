@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use anchor_sd::{BlockKind, ClipActivation, ClipTextConfig, UNetConfig, VaeConfig};
+use anchor_sd::{BlockKind, ClipTextConfig, UNetConfig, VaeConfig};
 use candle_core::Tensor;
 use serde_json::json;
 
@@ -87,30 +87,27 @@ pub fn vae_config_json(cfg: &VaeConfig, sample_size: usize) -> serde_json::Value
     })
 }
 
-/// transformers' `text_encoder/config.json`.
-pub fn clip_config_json(cfg: &ClipTextConfig) -> serde_json::Value {
-    json!({
-        "architectures": ["CLIPTextModel"],
-        "model_type": "clip_text_model",
-        "bos_token_id": 49406,
-        "eos_token_id": 49407,
-        "pad_token_id": 1,
-        "hidden_act": match cfg.hidden_act {
-            ClipActivation::QuickGelu => "quick_gelu",
-            ClipActivation::Gelu => "gelu",
-        },
-        "hidden_size": cfg.hidden_size,
-        "initializer_factor": 1.0,
-        "initializer_range": 0.02,
-        "intermediate_size": cfg.intermediate_size,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "num_attention_heads": cfg.num_attention_heads,
-        "num_hidden_layers": cfg.num_hidden_layers,
-        "projection_dim": cfg.hidden_size,
-        "torch_dtype": "float32",
-        "vocab_size": cfg.vocab_size,
-    })
+/// transformers' `text_encoder/config.json`: the tower's settings and the `CLIPTextModel`
+/// fields transformers writes beside them.
+pub fn clip_config_json(cfg: &ClipTextConfig) -> serde_json::Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(cfg)?;
+    if let (Some(doc), serde_json::Value::Object(model)) = (
+        doc.as_object_mut(),
+        json!({
+            "architectures": ["CLIPTextModel"],
+            "model_type": "clip_text_model",
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 1,
+            "initializer_factor": 1.0,
+            "initializer_range": 0.02,
+            "projection_dim": cfg.hidden_size,
+            "torch_dtype": "float32",
+        }),
+    ) {
+        doc.extend(model);
+    }
+    Ok(doc)
 }
 
 /// Writes `unet/` (config + weights named as diffusers names them).
@@ -148,7 +145,12 @@ pub fn write_vae(
 
 /// Writes `text_encoder/`.
 pub fn write_text_encoder(dir: &Path, cfg: &ClipTextConfig, w: &[(String, Tensor)]) -> Result<()> {
-    write_json(&dir.join("config.json"), &clip_config_json(cfg))?;
+    let path = dir.join("config.json");
+    let doc = clip_config_json(cfg).map_err(|e| Error::Input {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    write_json(&path, &doc)?;
     crate::st::write(&dir.join("model.safetensors"), w, &pt_meta())
 }
 

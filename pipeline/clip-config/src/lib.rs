@@ -1,4 +1,6 @@
-//! The Hugging Face `config.json` and `preprocessor_config.json` of a CLIP folder.
+//! The transformers configuration files of CLIP, declared once for every model that reads
+//! them: `config.json` of a `CLIPModel` (both towers), of a `CLIPTextModel` (Stable
+//! Diffusion's `text_encoder/`), and `preprocessor_config.json`.
 //!
 //! Fields absent from the file take transformers' class defaults (`CLIPTextConfig`,
 //! `CLIPVisionConfig`, `CLIPConfig`, `CLIPImageProcessor`), since `save_pretrained`
@@ -6,8 +8,29 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `text_config` of `config.json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The MLP activation of a tower (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipActivation {
+    /// `x * sigmoid(1.702 x)` (OpenAI CLIP, SD 1.x).
+    QuickGelu,
+    /// Exact erf GELU (OpenCLIP ViT-H, SD 2.x).
+    Gelu,
+}
+
+impl ClipActivation {
+    /// The name transformers writes in `hidden_act`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClipActivation::QuickGelu => "quick_gelu",
+            ClipActivation::Gelu => "gelu",
+        }
+    }
+}
+
+/// A text tower: `text_config` of a `CLIPModel`'s `config.json`, or the whole `config.json`
+/// of a `CLIPTextModel` (transformers' `CLIPTextConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TextConfig {
     /// Vocabulary size.
@@ -22,8 +45,8 @@ pub struct TextConfig {
     pub num_attention_heads: usize,
     /// Positions (77 for every released CLIP).
     pub max_position_embeddings: usize,
-    /// `quick_gelu` (the only one this build runs).
-    pub hidden_act: String,
+    /// MLP activation.
+    pub hidden_act: ClipActivation,
     /// Layer-norm epsilon.
     pub layer_norm_eps: f64,
 }
@@ -37,9 +60,65 @@ impl Default for TextConfig {
             num_hidden_layers: 12,
             num_attention_heads: 8,
             max_position_embeddings: 77,
-            hidden_act: "quick_gelu".into(),
+            hidden_act: ClipActivation::QuickGelu,
             layer_norm_eps: 1e-5,
         }
+    }
+}
+
+impl TextConfig {
+    /// OpenAI CLIP ViT-L/14's text tower (Stable Diffusion 1.x).
+    pub fn sd15() -> Self {
+        TextConfig {
+            vocab_size: 49408,
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            max_position_embeddings: 77,
+            hidden_act: ClipActivation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// OpenCLIP ViT-H/14's text tower as shipped with Stable Diffusion 2.x (23 of 24 layers
+    /// kept).
+    pub fn sd21() -> Self {
+        TextConfig {
+            hidden_size: 1024,
+            intermediate_size: 4096,
+            num_hidden_layers: 23,
+            num_attention_heads: 16,
+            hidden_act: ClipActivation::Gelu,
+            ..Self::sd15()
+        }
+    }
+
+    /// A tiny text tower for tests: width 32, two layers, a 1,000-token vocabulary.
+    pub fn tiny() -> Self {
+        TextConfig {
+            vocab_size: 1000,
+            hidden_size: 32,
+            intermediate_size: 37,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            max_position_embeddings: 77,
+            hidden_act: ClipActivation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// Why the tower cannot be built, if it cannot: its width must split into its heads.
+    pub fn check(&self) -> Result<(), String> {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(format!(
+                "hidden_size {} does not split into {} heads",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -61,8 +140,8 @@ pub struct VisionConfig {
     pub image_size: usize,
     /// Patch side in pixels.
     pub patch_size: usize,
-    /// `quick_gelu` (the only one this build runs).
-    pub hidden_act: String,
+    /// MLP activation.
+    pub hidden_act: ClipActivation,
     /// Layer-norm epsilon.
     pub layer_norm_eps: f64,
 }
@@ -77,7 +156,7 @@ impl Default for VisionConfig {
             num_channels: 3,
             image_size: 224,
             patch_size: 32,
-            hidden_act: "quick_gelu".into(),
+            hidden_act: ClipActivation::QuickGelu,
             layer_norm_eps: 1e-5,
         }
     }
@@ -226,5 +305,30 @@ impl Default for PreprocessorConfig {
             do_rescale: true,
             do_normalize: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_encoder_config_reads_with_transformers_defaults() {
+        // A `text_encoder/config.json` as `save_pretrained` writes it, shortened.
+        let json = r#"{"architectures": ["CLIPTextModel"], "hidden_act": "gelu",
+            "hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
+            "num_hidden_layers": 23, "projection_dim": 512, "torch_dtype": "float32"}"#;
+        let cfg: TextConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg, TextConfig::sd21());
+        let round: TextConfig =
+            serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert_eq!(round, cfg);
+        let bad: Result<TextConfig, _> = serde_json::from_str(r#"{"hidden_act": "relu"}"#);
+        assert!(bad.is_err());
+        let odd = TextConfig {
+            num_attention_heads: 5,
+            ..TextConfig::tiny()
+        };
+        assert!(odd.check().unwrap_err().contains("5 heads"));
     }
 }
