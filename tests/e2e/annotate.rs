@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anchor_annotate::step::{SubjectRow, read_subjects};
 use anchor_core::PartStats;
-use anchor_core::step::{self, BoxError, PartSink, RunOptions, Step, StepCtx};
+use anchor_core::step::{self, BoxError, PartSink, RunOptions, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, SchemaRef};
@@ -119,13 +119,12 @@ impl Fixture {
 
 struct FixtureSplit<'a>(&'a Fixture);
 
+impl StepId for Fixture {
+    const NAME: &'static str = "fixture_curate";
+    const VERSION: u32 = 1;
+}
+
 impl Step for Fixture {
-    fn name(&self) -> &'static str {
-        "fixture_curate"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(serde_json::json!({ "kept_every_row_below": self.kept_every_row_below }))
     }
@@ -168,13 +167,12 @@ impl Step for Fixture {
     }
 }
 
+impl StepId for FixtureSplit<'_> {
+    const NAME: &'static str = "fixture_split";
+    const VERSION: u32 = 1;
+}
+
 impl Step for FixtureSplit<'_> {
-    fn name(&self) -> &'static str {
-        "fixture_split"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         self.0.params()
     }

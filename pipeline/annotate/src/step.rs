@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use anchor_core::PartStats;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, pairs_curated, splits, subjects};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
@@ -36,10 +36,6 @@ use crate::prompt::Prompt;
 use crate::subject::{Kind, Subject};
 use anchor_llm::Requant;
 
-/// The step's name: its subcommand and its state folder.
-pub const NAME: &str = "annotate";
-/// Bump when the output semantics change.
-pub const VERSION: u32 = 1;
 /// Default captions per part (the resume and shard unit).
 pub const DEFAULT_CAPTIONS_PER_PART: usize = 64;
 
@@ -396,7 +392,7 @@ impl AnnotateStep {
 
 /// `<out>/annotate/cache`.
 pub fn cache_dir(out: &Path) -> PathBuf {
-    out.join(NAME).join("cache")
+    out.join(AnnotateStep::NAME).join("cache")
 }
 
 fn str_values(
@@ -473,15 +469,14 @@ fn read_inputs(ctx: &StepCtx) -> Result<Vec<Input>, StepError> {
     Ok(rows)
 }
 
+impl StepId for AnnotateStep {
+    /// The step's name: its subcommand and its state folder.
+    const NAME: &'static str = "annotate";
+    /// Bump when the output semantics change.
+    const VERSION: u32 = 1;
+}
+
 impl Step for AnnotateStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         let ident = match &self.identity {
             Ok(i) => json!(i),

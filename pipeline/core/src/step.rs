@@ -37,12 +37,36 @@ use crate::tables::{self, TableDef};
 /// A step's own error type, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// One stage of the pipeline.
-pub trait Step: Sync {
+/// A step's identity, fixed at compile time: the name of its subcommand and state folder,
+/// and the version of its output semantics. Both enter every run's fingerprint.
+pub trait StepId {
     /// The step's name: its subcommand and its state folder.
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
     /// Bump when the step's output semantics change.
+    const VERSION: u32;
+}
+
+/// [`StepId`] for a step behind `dyn Step`, where associated constants cannot be read.
+/// Implemented for every [`StepId`]; only a test double that stands in for several named
+/// steps implements it by hand.
+pub trait Identity {
+    /// [`StepId::NAME`].
+    fn name(&self) -> &'static str;
+    /// [`StepId::VERSION`].
     fn version(&self) -> u32;
+}
+
+impl<T: StepId> Identity for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+    fn version(&self) -> u32 {
+        T::VERSION
+    }
+}
+
+/// One stage of the pipeline. Its name and version come from its [`StepId`].
+pub trait Step: Identity + Sync {
     /// Canonical parameters; everything that changes the output must be here.
     /// An error here stops the run: a run without its parameters has no
     /// fingerprint to be told apart by.

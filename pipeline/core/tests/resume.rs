@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anchor_core::PartStats;
 use anchor_core::shard::Shard;
-use anchor_core::step::{self, BoxError, Outcome, PartSink, RunOptions, Step, StepCtx, StepState};
+use anchor_core::step::{
+    self, BoxError, Outcome, PartSink, RunOptions, Step, StepCtx, StepId, StepState,
+};
 use anchor_core::tables::TableDef;
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -58,13 +60,12 @@ impl HashFiles {
     }
 }
 
+impl StepId for HashFiles {
+    const NAME: &'static str = "hash_files";
+    const VERSION: u32 = 1;
+}
+
 impl Step for HashFiles {
-    fn name(&self) -> &'static str {
-        "hash_files"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(serde_json::json!({ "input": self.input, "salt": self.salt }))
     }
@@ -309,13 +310,12 @@ fn changed_parameter_makes_the_step_stale_and_force_recomputes() {
 /// A step whose parameters cannot be written down: a map keyed by pairs.
 struct UnwritableParams(HashFiles);
 
+impl StepId for UnwritableParams {
+    const NAME: &'static str = "hash_files";
+    const VERSION: u32 = 1;
+}
+
 impl Step for UnwritableParams {
-    fn name(&self) -> &'static str {
-        "hash_files"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         let keyed_by_pairs: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
         serde_json::to_value(keyed_by_pairs)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anchor_clip_tokenizer::ClipTokenizer;
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_bool, opt_f64, opt_i32, opt_i64, opt_str};
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, articles, pairs, pairs_curated, pairs_scored};
 use arrow_array::builder::{
     BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
@@ -32,13 +32,6 @@ use anchor_text::Topic;
 
 use crate::Error;
 use crate::clip::{float32_column, opt_f32};
-
-/// Step name.
-pub const NAME: &str = "curate";
-/// Bump when output semantics change (2: the CLIP columns and filters; 3: a language and
-/// `language_confidence` for every caption, `non_english` only at high confidence; 4: credits split
-/// once, `caption_raw` raw; 5: `topic`).
-pub const VERSION: u32 = 5;
 
 /// Parameters of the `curate` step.
 #[derive(Debug, Clone, Serialize)]
@@ -141,13 +134,16 @@ struct Row {
     drop: Option<(DropReason, String)>,
 }
 
+impl StepId for CurateStep {
+    /// Step name.
+    const NAME: &'static str = "curate";
+    /// Bump when output semantics change (2: the CLIP columns and filters; 3: a language and
+    /// `language_confidence` for every caption, `non_english` only at high confidence; 4: credits split
+    /// once, `caption_raw` raw; 5: `topic`).
+    const VERSION: u32 = 5;
+}
+
 impl Step for CurateStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> u32 {
-        VERSION
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(&self.params)
     }

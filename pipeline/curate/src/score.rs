@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_str};
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{self, TableDef, pairs, pairs_scored};
 use arrow_array::builder::{
     BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
@@ -33,11 +33,6 @@ use anchor_filters::quality;
 use crate::Error;
 use crate::clip::{ClipScorer, ClipScores, ClipScoring, IMAGE_BATCH, similarity_caption};
 
-/// Step name.
-pub const NAME: &str = "score";
-/// Bump when output semantics change (2: the CLIP columns; 3: JPEGs decoded and the NSFW
-/// round trip encoded by libjpeg-turbo, as Pillow does, which moves `nsfw` and JPEG hashes).
-pub const VERSION: u32 = 3;
 /// Rows decoded per batch (each row holds one image's bytes).
 const READ_BATCH: usize = 32;
 
@@ -193,13 +188,15 @@ impl ClipQueue {
     }
 }
 
+impl StepId for ScoreStep {
+    /// Step name.
+    const NAME: &'static str = "score";
+    /// Bump when output semantics change (2: the CLIP columns; 3: JPEGs decoded and the NSFW
+    /// round trip encoded by libjpeg-turbo, as Pillow does, which moves `nsfw` and JPEG hashes).
+    const VERSION: u32 = 3;
+}
+
 impl Step for ScoreStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> u32 {
-        VERSION
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(&self.params)
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anchor_clip::ClipWeights;
 use anchor_clip::{TextConfig, VisionConfig};
 use anchor_core::PartStats;
-use anchor_core::step::{self, BoxError, Outcome, PartSink, RunOptions, Step, StepCtx};
+use anchor_core::step::{self, BoxError, Outcome, PartSink, RunOptions, Step, StepCtx, StepId};
 use anchor_core::store::TableReader;
 use anchor_core::tables::{TableDef, articles, image_fields, pairs, pairs_curated, pairs_scored};
 use anchor_curate::clip::{ClipScoring, float32_column, opt_f32};
@@ -129,13 +129,12 @@ struct Inputs {
     photos: Vec<Vec<u8>>,
 }
 
+impl StepId for Inputs {
+    const NAME: &'static str = "scrape";
+    const VERSION: u32 = 1;
+}
+
 impl Step for Inputs {
-    fn name(&self) -> &'static str {
-        "scrape"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(serde_json::json!({"photos": self.photos.len()}))
     }

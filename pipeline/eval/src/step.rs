@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anchor_core::PartStats;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{
     self, TableDef, generations as gen_t, pairs as pairs_t, pairs_curated as cur_t,
     splits as splits_t, subjects as subj_t,
@@ -76,11 +76,6 @@ pub use inputs::configurations;
 pub use subject_metrics::calibrate_threshold;
 use subject_metrics::{Subjects, mean_std};
 
-/// Step name (subcommand and output folder).
-pub const NAME: &str = "eval";
-/// Bump when output semantics change (2: per-topic rows and the `topic` column; 3: the
-/// `run` and `base` columns).
-pub const VERSION: u32 = 3;
 /// The run label when none is given.
 pub const DEFAULT_RUN: &str = "default";
 /// Images per feature-cache entry.
@@ -374,7 +369,7 @@ impl EvalStep {
     /// The feature cache of this step's Inception weights under `out`.
     pub fn cache(&self, out: &Path) -> FeatureCache {
         FeatureCache::new(
-            &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+            &anchor_core::ledger::step_dir(out, EvalStep::NAME).join(CACHE_DIR),
             "inception",
             &self.params.inception.sha256,
         )
@@ -387,7 +382,7 @@ impl EvalStep {
             .as_ref()
             .map(|c| {
                 Ok(FeatureCache::new(
-                    &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                    &anchor_core::ledger::step_dir(out, EvalStep::NAME).join(CACHE_DIR),
                     "clip",
                     &c.cache_key()?,
                 ))
@@ -402,7 +397,7 @@ impl EvalStep {
             .as_ref()
             .map(|h| {
                 Ok(FeatureCache::new(
-                    &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                    &anchor_core::ledger::step_dir(out, EvalStep::NAME).join(CACHE_DIR),
                     "hps",
                     &h.identity()?,
                 ))
@@ -417,7 +412,7 @@ impl EvalStep {
             .as_ref()
             .map(|r| {
                 Ok(FeatureCache::new(
-                    &anchor_core::ledger::step_dir(out, NAME).join(CACHE_DIR),
+                    &anchor_core::ledger::step_dir(out, EvalStep::NAME).join(CACHE_DIR),
                     "image-reward",
                     &r.identity()?,
                 ))
@@ -889,15 +884,15 @@ fn decode_all(images: &[EncodedImage]) -> Result<Vec<image::DynamicImage>> {
         .collect()
 }
 
+impl StepId for EvalStep {
+    /// Step name (subcommand and output folder).
+    const NAME: &'static str = "eval";
+    /// Bump when output semantics change (2: per-topic rows and the `topic` column; 3: the
+    /// `run` and `base` columns).
+    const VERSION: u32 = 3;
+}
+
 impl Step for EvalStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(&self.params)
     }

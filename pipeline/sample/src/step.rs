@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anchor_core::PartStats;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{self, TableDef, generations};
 use anchor_sd::SubjectSpan;
 use candle_core::Device;
@@ -22,12 +22,6 @@ use crate::error::{Error, Result};
 use crate::inputs::{Caption, SubjectsNote, load_captions};
 use crate::model::{ModelSet, Pipeline, SamplerSettings, sha256_file};
 use crate::png::encode_png;
-
-/// Step name (subcommand and state folder).
-pub const NAME: &str = "sample";
-
-/// Bump when output semantics change (2: the caption's topic).
-pub const VERSION: u32 = 2;
 
 /// Everything that shapes the output besides the weights.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -370,15 +364,14 @@ fn count_subjects(stats: &mut PartStats, configuration: Configuration, c: &Capti
     }
 }
 
+impl StepId for SampleStep {
+    /// Step name (subcommand and state folder).
+    const NAME: &'static str = "sample";
+    /// Bump when output semantics change (2: the caption's topic).
+    const VERSION: u32 = 2;
+}
+
 impl Step for SampleStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(match &self.ready {
             Ok(r) => {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anchor_core::PartStats;
-use anchor_core::step::{BoxError, PartSink, RunOptions, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, RunOptions, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, pairs_curated, splits, subjects};
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
@@ -378,13 +378,12 @@ struct Fixture {
     tables: Vec<(&'static TableDef, RecordBatch)>,
 }
 
+impl StepId for Fixture {
+    const NAME: &'static str = "fixture";
+    const VERSION: u32 = 1;
+}
+
 impl Step for Fixture {
-    fn name(&self) -> &'static str {
-        "fixture"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         // The content is the parameter: new rows make a new fingerprint.
         let rows: Vec<String> = self

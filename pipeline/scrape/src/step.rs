@@ -35,7 +35,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anchor_core::ledger;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::store;
 use anchor_core::tables::{self, TableDef};
 use anchor_core::{Outlet, PartStats};
@@ -58,12 +58,6 @@ mod article;
 mod retry;
 
 use article::scrape_article;
-
-/// Step name (subcommand and output folder).
-pub const NAME: &str = "scrape";
-
-/// Bump when output semantics change.
-pub const VERSION: u32 = 2;
 
 /// Where the articles come from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -485,15 +479,14 @@ impl ScrapeStep {
     }
 }
 
+impl StepId for ScrapeStep {
+    /// Step name (subcommand and output folder).
+    const NAME: &'static str = "scrape";
+    /// Bump when output semantics change.
+    const VERSION: u32 = 2;
+}
+
 impl Step for ScrapeStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(self.clone_params_for_fingerprint())
     }
@@ -526,7 +519,7 @@ impl Step for ScrapeStep {
             // Checked here, before the runner records the retry as the
             // step's current run: a retry of settings that were never
             // scraped must fail without touching the ledger.
-            let markers = ledger::read_markers(ctx.out(), NAME)?;
+            let markers = ledger::read_markers(ctx.out(), ScrapeStep::NAME)?;
             let base = self.base_fingerprint()?;
             for part in 0..n_parts {
                 let usable = markers

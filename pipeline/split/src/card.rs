@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_str};
 use anchor_core::ledger;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use anchor_filters::DropReason;
 use anchor_text::Topic;
@@ -28,13 +28,8 @@ use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::export::{self, FILE_BYTES_PREFIX, FILE_COUNTER_PREFIX};
+use crate::export::{self, ExportStep, FILE_BYTES_PREFIX, FILE_COUNTER_PREFIX};
 use crate::{Error, Result, SPLITS, SUBSETS};
-
-/// Step name.
-pub const NAME: &str = "card";
-/// Bump when output semantics change (3: bytes per split in `dataset_info`; 4: topics).
-pub const VERSION: u32 = 4;
 
 /// The `card` step.
 #[derive(Debug, Default)]
@@ -49,14 +44,14 @@ struct FileFacts {
 
 /// Reads the files the complete `export` run wrote, from its part markers.
 fn exported_files(out: &Path) -> Result<BTreeMap<String, FileFacts>> {
-    if ledger::complete_record(out, export::NAME)?.is_none() {
+    if ledger::complete_record(out, ExportStep::NAME)?.is_none() {
         return Err(Error::Inconsistent(
             "the export step has not completed; run `anchor split` (it runs split, export, card)"
                 .to_owned(),
         ));
     }
     let mut files = BTreeMap::new();
-    for marker in ledger::read_markers(out, export::NAME)?.values() {
+    for marker in ledger::read_markers(out, ExportStep::NAME)?.values() {
         for (name, rows) in &marker.stats.counters {
             if let Some(file) = name.strip_prefix(FILE_COUNTER_PREFIX) {
                 files
@@ -470,13 +465,14 @@ fn render(
     format!("{yaml}{info}---\n\n{body}")
 }
 
+impl StepId for CardStep {
+    /// Step name.
+    const NAME: &'static str = "card";
+    /// Bump when output semantics change (3: bytes per split in `dataset_info`; 4: topics).
+    const VERSION: u32 = 4;
+}
+
 impl Step for CardStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> u32 {
-        VERSION
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(serde_json::json!({}))
     }

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_f64, opt_i64, opt_str, str_list};
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::store::PartWriter;
 use anchor_core::tables::{self, TableDef, dataset, pairs, pairs_curated, splits};
 use anchor_filters::crop::{self, CropParams};
@@ -30,11 +30,6 @@ use serde::Serialize;
 
 use crate::{Error, Result, hf};
 
-/// Step name.
-pub const NAME: &str = "export";
-/// Bump when output semantics change (2: the CLIP score columns; 3: contiguous file numbers;
-/// 4: `language_confidence`; 5: `topic`).
-pub const VERSION: u32 = 5;
 /// Prefix of the stats counters that list the files a part wrote, with their row counts.
 pub const FILE_COUNTER_PREFIX: &str = "file:";
 /// Prefix of the stats counters that give the size in bytes of each file a part wrote.
@@ -306,13 +301,15 @@ struct Exported {
     crop: Option<crop::Square>,
 }
 
+impl StepId for ExportStep {
+    /// Step name.
+    const NAME: &'static str = "export";
+    /// Bump when output semantics change (2: the CLIP score columns; 3: contiguous file numbers;
+    /// 4: `language_confidence`; 5: `topic`).
+    const VERSION: u32 = 5;
+}
+
 impl Step for ExportStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> u32 {
-        VERSION
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(&self.params)
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_str};
 use anchor_core::ledger;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, pairs_curated, splits};
 use anchor_core::time::unix_seconds;
 use anchor_filters::dedup::UnionFind;
@@ -29,11 +29,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result, SPLITS};
-
-/// Step name.
-pub const NAME: &str = "split";
-/// Bump when output semantics change.
-pub const VERSION: u32 = 1;
 
 /// How groups are assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -88,7 +83,7 @@ impl SplitStep {
 
 /// Where the remembered assignment lives.
 pub fn assignments_path(out: &Path) -> PathBuf {
-    ledger::step_dir(out, NAME).join("assignments.json")
+    ledger::step_dir(out, SplitStep::NAME).join("assignments.json")
 }
 
 #[derive(Debug, Clone)]
@@ -285,13 +280,14 @@ fn read_kept(ctx: &StepCtx) -> Result<Vec<Kept>> {
     Ok(kept)
 }
 
+impl StepId for SplitStep {
+    /// Step name.
+    const NAME: &'static str = "split";
+    /// Bump when output semantics change.
+    const VERSION: u32 = 1;
+}
+
 impl Step for SplitStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> u32 {
-        VERSION
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(&self.params)
     }

@@ -13,16 +13,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use anchor_core::PartStats;
 use anchor_core::columns::{Columns, opt_i64};
 use anchor_core::rng::Rng;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{self, TableDef, generations as gen_t, pairs as pairs_t, study_pairs};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
-
-/// Step name.
-pub const NAME: &str = "study";
-/// Bump when the output semantics change.
-pub const VERSION: u32 = 1;
 
 /// What the study holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -414,15 +409,14 @@ impl StudyStep {
     }
 }
 
+impl StepId for StudyStep {
+    /// Step name.
+    const NAME: &'static str = "study";
+    /// Bump when the output semantics change.
+    const VERSION: u32 = 1;
+}
+
 impl Step for StudyStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::to_value(&self.params)
     }

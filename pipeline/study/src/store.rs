@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use anchor_core::step::StepId;
 use anchor_core::store::{PartWriter, TableReader, file_fingerprint, part_file_name, table_dir};
 use anchor_core::tables::{study_pairs, votes};
 
@@ -44,8 +45,8 @@ impl Study {
                 out.display()
             ))
         };
-        let record =
-            anchor_core::ledger::complete_record(out, crate::make::NAME)?.ok_or_else(not_made)?;
+        let record = anchor_core::ledger::complete_record(out, crate::make::StudyStep::NAME)?
+            .ok_or_else(not_made)?;
         let reader = TableReader::open(out, study_pairs::NAME, Some(study_pairs::schema()))?;
         let mut pairs = study_pairs::read(&reader)?;
         pairs.sort_by(|a, b| a.pair_id.cmp(&b.pair_id));

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use anchor_core::PartStats;
-use anchor_core::step::{BoxError, PartSink, RunOptions, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, RunOptions, Step, StepCtx, StepId};
 use anchor_core::store::PartWriter;
 use anchor_core::tables::{self, TableDef, dataset, pairs, pairs_curated, splits, subjects};
 use arrow_array::builder::{ListBuilder, StringBuilder};
@@ -156,13 +156,12 @@ pub struct FixtureStep {
     pub seed: u64,
 }
 
+impl StepId for FixtureStep {
+    const NAME: &'static str = "fixture";
+    const VERSION: u32 = 1;
+}
+
 impl Step for FixtureStep {
-    fn name(&self) -> &'static str {
-        "fixture"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(serde_json::json!({"n": self.n, "seed": self.seed}))
     }
@@ -312,13 +311,12 @@ pub struct PublishStep {
     pub seed: u64,
 }
 
+impl StepId for PublishStep {
+    const NAME: &'static str = anchor_core::published::EXPORT_STEP;
+    const VERSION: u32 = 1;
+}
+
 impl Step for PublishStep {
-    fn name(&self) -> &'static str {
-        anchor_core::published::EXPORT_STEP
-    }
-    fn version(&self) -> u32 {
-        1
-    }
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         Ok(serde_json::json!({"fixture": {"n": self.n, "seed": self.seed}}))
     }

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anchor_core::PartStats;
-use anchor_core::step::{BoxError, PartSink, Step, StepCtx};
+use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{self, TableDef, pairs, pairs_curated, splits, subjects, train_log};
 use arrow_array::RecordBatch;
 use candle_core::Device;
@@ -32,11 +32,6 @@ use crate::layout::{Layout, StageRecord};
 use crate::settings::{TrainSettings, TrainedLora};
 use crate::stages::{Prepared, Trainer};
 use crate::trainer::{GradientSync, LogRow, SingleProcess};
-
-/// Step name (subcommand and state folder).
-pub const NAME: &str = "train";
-/// Bump when output semantics change (2: trains on the published images).
-pub const VERSION: u32 = 2;
 
 /// What one part trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +256,7 @@ impl TrainStep {
                     Trainer::new(
                         self.settings.clone(),
                         Layout {
-                            root: anchor_core::ledger::step_dir(ctx.out(), NAME),
+                            root: anchor_core::ledger::step_dir(ctx.out(), TrainStep::NAME),
                         },
                         fps.join(";"),
                         self.device.clone(),
@@ -368,15 +363,14 @@ pub fn log_batch(configuration: &str, rows: &[LogRow]) -> Result<RecordBatch> {
     Ok(train_log::to_batch(&rows)?)
 }
 
+impl StepId for TrainStep {
+    /// Step name (subcommand and state folder).
+    const NAME: &'static str = "train";
+    /// Bump when output semantics change (2: trains on the published images).
+    const VERSION: u32 = 2;
+}
+
 impl Step for TrainStep {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
     fn params(&self) -> serde_json::Result<serde_json::Value> {
         let mut v = serde_json::to_value(&self.settings)?;
         if let Some(obj) = v.as_object_mut() {

@@ -9,7 +9,7 @@ use anchor_annotate::Requant;
 use anchor_annotate::eval::{builtin_labelled, evaluate_detailed, markdown_table, select};
 use anchor_annotate::step::{AnnotateParams, AnnotateStep, BackendSpec, summary};
 use anchor_annotate::{OpenAiOptions, Prompt};
-use anchor_core::step::{Outcome, Step};
+use anchor_core::step::{Outcome, Step, StepId};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -337,7 +337,7 @@ fn report(
         return Err(user_error("--backends lists no backend"));
     }
     let set = select(&builtin_labelled()?, subset);
-    let dir = app.out().join(anchor_annotate::step::NAME);
+    let dir = app.out().join(anchor_annotate::step::AnnotateStep::NAME);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut rows = Vec::new();
     let mut speed = Vec::new();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anchor_clip::image_reward::ImageRewardWeights;
 use anchor_clip::{ClipModelWeights, OpenClipConfig, OpenClipWeights};
-use anchor_core::step::Step;
+use anchor_core::step::{Step, StepId};
 use anchor_eval::grid::{GridOptions, write_grids};
 use anchor_eval::report::{MetricRow, read_metrics, write_tables};
 use anchor_eval::step::{DEFAULT_RUN, EvalParams, EvalStep, Weights, absent_metric_notes};
@@ -299,7 +299,7 @@ fn run_with(app: &App, cfg: &EvalConfig, step_args: &StepArgs) -> anyhow::Result
 /// They are derived files, rewritten whole on every run (byte-identical when
 /// the tables did not change).
 fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result<()> {
-    let dir = anchor_core::ledger::step_dir(app.out(), anchor_eval::step::NAME);
+    let dir = anchor_core::ledger::step_dir(app.out(), anchor_eval::step::EvalStep::NAME);
     let rows = read_metrics(app.out()).context("reading the metrics table")?;
     let p = step.params();
     let preamble = vec![
@@ -440,7 +440,7 @@ pub fn run_tables(args: &TablesArgs, app: &App) -> anyhow::Result<()> {
     let mut first_seen: BTreeMap<(String, String, String), PathBuf> = BTreeMap::new();
     let mut sources = Vec::new();
     for out in &args.outs {
-        let record = anchor_core::ledger::complete_record(out, anchor_eval::step::NAME)
+        let record = anchor_core::ledger::complete_record(out, anchor_eval::step::EvalStep::NAME)
             .with_context(|| format!("reading the eval record under {}", out.display()))?;
         if record.is_none() {
             return Err(user_error(format!(
@@ -472,7 +472,7 @@ pub fn run_tables(args: &TablesArgs, app: &App) -> anyhow::Result<()> {
         rows.extend(found);
     }
     let dir = args.to.clone().unwrap_or_else(|| {
-        anchor_core::ledger::step_dir(app.out(), anchor_eval::step::NAME).join("stacked")
+        anchor_core::ledger::step_dir(app.out(), anchor_eval::step::EvalStep::NAME).join("stacked")
     });
     let preamble = vec![format!(
         "Metrics stacked from {}; each folder's own `eval/tables.md` describes its settings.",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anchor_core::step::Step;
+use anchor_core::step::{Step, StepId};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -223,7 +223,8 @@ fn live_spec(cfg: &ScrapeConfig) -> anyhow::Result<LiveSpec> {
 /// fingerprint would do) would throw the retried rows away. `--force`
 /// skips this and starts afresh.
 fn adopt_completed_retry(app: &App, step: &mut ScrapeStep) -> anyhow::Result<()> {
-    let Some(record) = anchor_core::ledger::read_record(app.out(), anchor_scrape::step::NAME)?
+    let Some(record) =
+        anchor_core::ledger::read_record(app.out(), anchor_scrape::step::ScrapeStep::NAME)?
     else {
         return Ok(());
     };

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anchor_core::step::Step;
+use anchor_core::step::{Step, StepId};
 use anchor_train::parallel::ProcessGroup;
 use anchor_train::{
     DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting, TrainSettings,
@@ -302,7 +302,7 @@ fn run_step(app: &App, cfg: &TrainConfig, step_args: &StepArgs, plot: bool) -> a
     }
     app.run_step(&step, step_args)?;
     step.release_followers()?;
-    let root = anchor_core::ledger::step_dir(app.out(), anchor_train::step::NAME);
+    let root = anchor_core::ledger::step_dir(app.out(), anchor_train::step::TrainStep::NAME);
     if !app.quiet {
         for (part, seconds, steps) in step.timings() {
             if steps > 0 && seconds > 0.0 {

@@ -11,11 +11,12 @@ use anchor_core::{store, tables};
 use url::Url;
 
 use super::article::apply_fetch;
-use super::{Listed, NAME, ScrapeParams, ScrapeStep, VERSION};
+use super::{Listed, ScrapeParams, ScrapeStep};
 use crate::error::{Error, Result};
 use crate::fetch::Expect;
 use crate::outcome::ErrorClass;
 use crate::rows::{ArticleRow, PairRow, articles_from_batch, pairs_from_batch};
+use anchor_core::step::StepId;
 
 /// Whether a row's recorded error class may succeed on a later run.
 fn is_transient(error_class: Option<&str>) -> bool {
@@ -32,13 +33,13 @@ impl ScrapeStep {
         plain.retry_failed = false;
         let params = serde_json::to_value(&plain).map_err(|source| {
             Error::Core(anchor_core::Error::Params {
-                step: NAME.to_owned(),
+                step: ScrapeStep::NAME.to_owned(),
                 source,
             })
         })?;
         Ok(ledger::fingerprint(
-            NAME,
-            VERSION,
+            ScrapeStep::NAME,
+            ScrapeStep::VERSION,
             &params,
             &BTreeMap::new(),
         ))
@@ -62,8 +63,9 @@ impl ScrapeStep {
         part: usize,
     ) -> Result<(Vec<ArticleRow>, Vec<PairRow>)> {
         let unusable = |detail: String| Error::NothingToRetry { part, detail };
-        let marker: PartMarker = ledger::read_json(&ledger::marker_path(ctx.out(), NAME, part))?
-            .ok_or_else(|| unusable("no completion marker".to_owned()))?;
+        let marker: PartMarker =
+            ledger::read_json(&ledger::marker_path(ctx.out(), ScrapeStep::NAME, part))?
+                .ok_or_else(|| unusable("no completion marker".to_owned()))?;
         if marker.fingerprint != self.base_fingerprint()? && marker.fingerprint != ctx.fingerprint()
         {
             return Err(unusable(
