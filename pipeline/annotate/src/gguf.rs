@@ -588,28 +588,13 @@ mod tests {
     /// Token ids from llama.cpp (llama-cpp-python) for the same file and texts; `None` when
     /// `ANCHOR_PYTHON` is unset or has no `llama_cpp` (requirements/annotate.txt).
     fn llama_cpp_tokens(gguf: &std::path::Path, texts: &[String]) -> Option<Vec<Vec<u32>>> {
-        let python = std::env::var_os("ANCHOR_PYTHON")?;
         let script = "import json, sys, llama_cpp\n\
             m = llama_cpp.Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)\n\
             texts = json.load(sys.stdin)\n\
             print(json.dumps([m.tokenize(t.encode(), add_bos=False, special=True) for t in texts]))\n";
-        let mut child = std::process::Command::new(python)
-            .args(["-c", script])
-            .arg(gguf)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        serde_json::to_writer(stdin, texts).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && err.contains("No module named 'llama_cpp'") {
-            return None;
-        }
-        assert!(out.status.success(), "llama_cpp failed: {err}");
-        Some(serde_json::from_slice(&out.stdout).unwrap())
+        let texts = serde_json::to_vec(texts).unwrap();
+        let out = anchor_llm::testing::llama_cpp_output(script, &[gguf.as_os_str()], &texts);
+        Some(serde_json::from_slice(&out.unwrap()?).unwrap())
     }
 
     // Needs llama-cpp-python, which compiles llama.cpp on install: `make bench`

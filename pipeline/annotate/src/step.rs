@@ -23,8 +23,7 @@ use std::time::Instant;
 use anchor_core::PartStats;
 use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{TableDef, pairs_curated, splits, subjects};
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use serde_json::json;
 
 use crate::backend::{Annotation, Backend, GenStats};
@@ -395,78 +394,19 @@ pub fn cache_dir(out: &Path) -> PathBuf {
     out.join(AnnotateStep::NAME).join("cache")
 }
 
-fn str_values(
-    batch: &RecordBatch,
-    table: &'static str,
-    col: &str,
-) -> Result<Vec<Option<String>>, StepError> {
-    let values = anchor_core::columns::Columns::new(batch, table).strings(col)?;
-    Ok((0..values.len())
-        .map(|i| values.get(i).map(str::to_owned))
-        .collect())
-}
-
 fn read_inputs(ctx: &StepCtx) -> Result<Vec<Input>, StepError> {
-    let mut split_of: HashMap<String, String> = HashMap::new();
-    let reader = ctx.reader(splits::NAME)?;
-    for batch in reader.read_all(Some(&[splits::ID, splits::SPLIT]), 8192) {
-        let batch = batch?;
-        let ids = str_values(&batch, splits::NAME, splits::ID)?;
-        let sp = str_values(&batch, splits::NAME, splits::SPLIT)?;
-        for (id, s) in ids.into_iter().zip(sp) {
-            if let (Some(id), Some(s)) = (id, s) {
-                split_of.insert(id, s);
-            }
-        }
-    }
-    let mut rows = Vec::new();
-    let reader = ctx.reader(pairs_curated::NAME)?;
-    let cols = [
-        pairs_curated::ID,
-        pairs_curated::CAPTION,
-        pairs_curated::SUBSET,
-        pairs_curated::KEPT,
-    ];
-    for batch in reader.read_all(Some(&cols), 8192) {
-        let batch = batch?;
-        let t = pairs_curated::NAME;
-        let ids = str_values(&batch, t, pairs_curated::ID)?;
-        let caps = str_values(&batch, t, pairs_curated::CAPTION)?;
-        let subsets = str_values(&batch, t, pairs_curated::SUBSET)?;
-        let kept = batch
-            .column_by_name(pairs_curated::KEPT)
-            .and_then(|a| a.as_boolean_opt())
-            .ok_or_else(|| StepError::Input {
-                table: t,
-                detail: "column kept is missing or not boolean".into(),
-            })?;
-        for i in 0..batch.num_rows() {
-            if kept.is_null(i) || !kept.value(i) {
-                continue;
-            }
-            let (Some(id), Some(caption)) = (ids[i].clone(), caps[i].clone()) else {
-                return Err(StepError::Input {
-                    table: t,
-                    detail: format!("kept row {i} has a null id or caption"),
-                });
-            };
-            let split = split_of.get(&id).cloned();
-            rows.push(Input {
-                id,
-                caption,
-                subset: subsets[i].clone().unwrap_or_default(),
-                split,
-            });
-        }
-    }
-    rows.sort_by(|a, b| a.id.cmp(&b.id));
-    if let Some(w) = rows.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(StepError::Input {
-            table: pairs_curated::NAME,
-            detail: format!("id {} occurs twice among kept rows", w[0].id),
-        });
-    }
-    Ok(rows)
+    let split_of = splits::split_of(&ctx.reader(splits::NAME)?)?;
+    let kept = pairs_curated::all_kept(&ctx.reader(pairs_curated::NAME)?)?;
+    // By id, as the map holds them: parts are cut from this order.
+    Ok(kept
+        .into_values()
+        .map(|pair| Input {
+            split: split_of.get(&pair.id).cloned(),
+            id: pair.id,
+            caption: pair.caption,
+            subset: pair.subset,
+        })
+        .collect())
 }
 
 impl StepId for AnnotateStep {

@@ -8,7 +8,8 @@
 //! - [`vocab`]: the vocabulary from GGUF metadata alone, byte-level BPE or SentencePiece
 //!   (a port of llama.cpp's tokenizer), and each token's bytes for constrained decoding.
 //! - [`requant`]: low-bit weights requantised to Q8_0 at load, for candle's faster kernels.
-//! - `testing` (feature `testing`): tiny random GGUF files of each architecture.
+//! - `testing` (feature `testing`): tiny random GGUF files of each architecture, and the
+//!   llama.cpp side of the parity tests.
 //!
 //! ```no_run
 //! use anchor_llm::{GgufModel, Requant};

@@ -1105,25 +1105,16 @@ mod tests {
     /// path; single tokens avoid that path whatever the build); `None` when
     /// `ANCHOR_PYTHON` is unset or has no `llama_cpp` (requirements/annotate.txt).
     fn llama_cpp_logits(gguf: &std::path::Path, ids: &[u32]) -> Option<Vec<f32>> {
-        let python = std::env::var_os("ANCHOR_PYTHON")?;
         let script = "import json, sys, llama_cpp\n\
             m = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, n_batch=1, logits_all=True, \
             n_threads=1, type_k=0, type_v=0, verbose=False)\n\
             ids = json.loads(sys.argv[2])\n\
             m.eval(ids)\n\
             print(json.dumps([float(x) for x in m.scores[len(ids) - 1]]))\n";
-        let out = std::process::Command::new(python)
-            .args(["-c", script])
-            .arg(gguf)
-            .arg(serde_json::to_string(ids).unwrap())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && err.contains("No module named 'llama_cpp'") {
-            return None;
-        }
-        assert!(out.status.success(), "llama_cpp failed: {err}");
-        Some(serde_json::from_slice(&out.stdout).unwrap())
+        let ids = serde_json::to_string(ids).unwrap();
+        let args = [gguf.as_os_str(), std::ffi::OsStr::new(&ids)];
+        let out = crate::testing::llama_cpp_output(script, &args, &[]);
+        Some(serde_json::from_slice(&out.unwrap()?).unwrap())
     }
 
     // Needs llama-cpp-python, which compiles llama.cpp on install: `make bench`

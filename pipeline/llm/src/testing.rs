@@ -2,8 +2,11 @@
 //! models of width 64 with a byte-level BPE or a SentencePiece vocabulary and a chat template,
 //! laid out as llama.cpp writes them, so every loader path runs without a real model.
 
+use std::ffi::OsStr;
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -358,4 +361,43 @@ pub fn spm_vocab_metadata() -> Vec<(String, Value)> {
         ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(true)),
         ("tokenizer.chat_template".into(), s(PHI3_TEMPLATE)),
     ]
+}
+
+/// Runs `script` under the Python that `ANCHOR_PYTHON` names, with `args` after it and `stdin`
+/// on its standard input, and returns its standard output: the reference side of the parity
+/// tests against llama.cpp (llama-cpp-python). `Ok(None)` when `ANCHOR_PYTHON` is unset or
+/// that Python has no `llama_cpp` (requirements/annotate.txt); an error names any other
+/// failure with the script's standard error.
+pub fn llama_cpp_output(
+    script: &str,
+    args: &[&OsStr],
+    stdin: &[u8],
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    let Some(python) = std::env::var_os("ANCHOR_PYTHON") else {
+        return Ok(None);
+    };
+    let mut child = Command::new(&python)
+        .args([OsStr::new("-c"), OsStr::new(script)])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", python.to_string_lossy()))?;
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin)
+            .map_err(|e| format!("writing to llama_cpp: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for llama_cpp: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(Some(out.stdout))
+    } else if err.contains("No module named 'llama_cpp'") {
+        Ok(None)
+    } else {
+        Err(format!("llama_cpp failed: {err}"))
+    }
 }

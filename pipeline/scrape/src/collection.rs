@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 
 use anchor_core::Outlet;
 use anchor_core::ids::{article_id, pair_id, sha256_hex};
+use anchor_core::tables;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::image_check::{ImageLimits, check_image};
 use crate::outcome::{ErrorClass, FetchStatus};
-use crate::rows::{ArticleRow, PairRow};
 
 /// Which collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,10 +305,10 @@ pub fn rows(
     a: &CollectionArticle,
     limits: &ImageLimits,
     max_bytes: u64,
-) -> (ArticleRow, Vec<PairRow>) {
+) -> (tables::articles::Row, Vec<tables::pairs::Row>) {
     let source = kind.source();
     let aid = article_id(&a.url);
-    let mut article = ArticleRow {
+    let mut article = tables::articles::Row {
         id: aid.clone(),
         outlet: a.outlet.clone(),
         source: source.to_owned(),
@@ -332,7 +332,7 @@ pub fn rows(
     }
     let mut pairs = Vec::with_capacity(a.images.len());
     for (pos, img) in a.images.iter().enumerate() {
-        let mut p = PairRow {
+        let mut p = tables::pairs::Row {
             id: pair_id(&a.url, &img.image_url),
             article_id: aid.clone(),
             outlet: a.outlet.clone(),

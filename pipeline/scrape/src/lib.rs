@@ -53,7 +53,6 @@ pub mod local_server;
 pub mod outcome;
 pub mod outlets;
 pub mod robots;
-pub mod rows;
 pub mod sitemap;
 pub mod sniff;
 pub mod step;

@@ -50,7 +50,6 @@ use crate::demo::truth_table;
 use crate::discover::{self, LiveSpec};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchConfig, Fetcher, HostReport};
-use crate::rows::{ArticleRow, PairRow, articles_batch, pairs_batch};
 use crate::url_list::{UrlRow, read_url_list};
 use crate::warc::{WarcArchive, WarcWriter};
 
@@ -455,7 +454,10 @@ impl ScrapeStep {
         Ok(())
     }
 
-    async fn scrape_chunk(&self, chunk: Vec<Listed>) -> (Vec<ArticleRow>, Vec<PairRow>) {
+    async fn scrape_chunk(
+        &self,
+        chunk: Vec<Listed>,
+    ) -> (Vec<tables::articles::Row>, Vec<tables::pairs::Row>) {
         let mut set = tokio::task::JoinSet::new();
         for item in chunk {
             let fetcher = Arc::clone(&self.fetcher);
@@ -634,8 +636,11 @@ impl Step for ScrapeStep {
         for (k, v) in by_class {
             stats.count(&k, v);
         }
-        sink.write(tables::articles::NAME, &articles_batch(&articles)?)?;
-        sink.write(tables::pairs::NAME, &pairs_batch(&pairs)?)?;
+        sink.write(
+            tables::articles::NAME,
+            &tables::articles::to_batch(&articles)?,
+        )?;
+        sink.write(tables::pairs::NAME, &tables::pairs::to_batch(&pairs)?)?;
         Ok(stats)
     }
 }

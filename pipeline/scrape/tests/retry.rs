@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anchor_core::Outlet;
 use anchor_core::step::{self, Outcome, RunOptions};
 use anchor_core::store::TableReader;
+use anchor_core::tables;
 use anchor_core::tables::{articles, pairs};
 use anchor_scrape::ErrorClass;
-use anchor_scrape::rows::{ArticleRow, PairRow, articles_from_batch, pairs_from_batch};
 use anchor_scrape::step::{ScrapeParams, ScrapeStep};
 
 const N_ARTICLES: usize = 60;
@@ -20,19 +20,19 @@ fn photos_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-fn read_pairs(out: &Path) -> Vec<PairRow> {
+fn read_pairs(out: &Path) -> Vec<tables::pairs::Row> {
     let reader = TableReader::open(out, pairs::NAME, None).unwrap();
     reader
         .read_all(None, 4096)
-        .flat_map(|b| pairs_from_batch(&b.unwrap()).unwrap())
+        .flat_map(|b| tables::pairs::from_batch(&b.unwrap()).unwrap())
         .collect()
 }
 
-fn read_articles(out: &Path) -> Vec<ArticleRow> {
+fn read_articles(out: &Path) -> Vec<tables::articles::Row> {
     let reader = TableReader::open(out, articles::NAME, None).unwrap();
     reader
         .read_all(None, 4096)
-        .flat_map(|b| articles_from_batch(&b.unwrap()).unwrap())
+        .flat_map(|b| tables::articles::from_batch(&b.unwrap()).unwrap())
         .collect()
 }
 
@@ -59,13 +59,13 @@ fn parts_sorted_by_id(out: &Path, table: &str) -> bool {
             .iter()
             .flat_map(|b| {
                 if table == pairs::NAME {
-                    pairs_from_batch(b)
+                    tables::pairs::from_batch(b)
                         .unwrap()
                         .into_iter()
                         .map(|p| p.id)
                         .collect::<Vec<_>>()
                 } else {
-                    articles_from_batch(b)
+                    tables::articles::from_batch(b)
                         .unwrap()
                         .into_iter()
                         .map(|a| a.id)
@@ -124,7 +124,8 @@ fn retry_failed_refetches_only_transient_rows() {
     assert!(parts_sorted_by_id(out, pairs::NAME));
     assert!(parts_sorted_by_id(out, articles::NAME));
 
-    let after: BTreeMap<&str, &PairRow> = pairs2.iter().map(|p| (p.id.as_str(), p)).collect();
+    let after: BTreeMap<&str, &tables::pairs::Row> =
+        pairs2.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut recovered = 0;
     let mut still_failing = 0;
     for p in &pairs1 {
@@ -156,7 +157,7 @@ fn retry_failed_refetches_only_transient_rows() {
     // Articles: final ones untouched and not requested; the transient
     // "503 once" page recovers and brings its pairs.
     let mut recovered_articles = 0;
-    let after_articles: BTreeMap<&str, &ArticleRow> =
+    let after_articles: BTreeMap<&str, &tables::articles::Row> =
         articles2.iter().map(|a| (a.url.as_str(), a)).collect();
     for a in &articles1 {
         let delta = hits(&step, &a.outlet, &a.url) - article_hits1[&a.url];
@@ -241,7 +242,7 @@ fn retry_failed_on_a_url_list_refetches_only_the_transient_image() {
     let out = dir.path().join("out");
     let first = ScrapeStep::new(params.clone(), None).unwrap();
     step::run(&first, &out, &RunOptions::default()).unwrap();
-    let status = |rows: &[PairRow], name: &str| -> String {
+    let status = |rows: &[tables::pairs::Row], name: &str| -> String {
         rows.iter()
             .find(|p| p.image_url.ends_with(name))
             .map(|p| p.status.clone())

@@ -512,4 +512,47 @@ fn kept_pairs_reads_the_wanted_kept_rows_and_refuses_the_rest() {
     assert!(e.contains("row c") && e.contains("not kept"), "{e}");
     let e = pc::kept_pairs(&r, &ids(&["z"])).unwrap_err().to_string();
     assert!(e.contains("row z") && e.contains("has no row"), "{e}");
+
+    // Every kept row, the unkept one left out.
+    let all = pc::all_kept(&r).unwrap();
+    assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(all["b"], got["b"]);
+
+    // An id on two kept rows is an error, not a silent overwrite.
+    let twice = RecordBatch::try_from_iter(vec![
+        (pc::ID, strings(&["a", "a"])),
+        (pc::CAPTION, strings(&["One.", "Two."])),
+        (pc::SUBSET, strings(&["lead", "lead"])),
+        (pc::OUTLET, strings(&["bbc", "bbc"])),
+        (pc::TOPIC, strings(&["world", "world"])),
+        (pc::KEPT, Arc::new(BooleanArray::from(vec![true, true]))),
+    ])
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write_foreign(tmp.path(), pc::NAME, &twice);
+    let r = TableReader::open(tmp.path(), pc::NAME, None).unwrap();
+    let e = pc::all_kept(&r).unwrap_err().to_string();
+    assert!(e.contains("row a") && e.contains("two kept rows"), "{e}");
+}
+
+#[test]
+fn split_of_maps_every_id_to_its_split() {
+    use super::splits;
+    let strings = |v: &[&str]| -> ArrayRef { Arc::new(StringViewArray::from(v.to_vec())) };
+    let batch = RecordBatch::try_from_iter(vec![
+        (splits::ID, strings(&["b", "a", "c"])),
+        (splits::SPLIT, strings(&["test", "train", "test"])),
+    ])
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write_foreign(tmp.path(), splits::NAME, &batch);
+    let r = TableReader::open(tmp.path(), splits::NAME, None).unwrap();
+    let of = splits::split_of(&r).unwrap();
+    assert_eq!(of["a"], "train");
+    assert_eq!(of["b"], "test");
+    let test: Vec<String> = splits::ids_in_split(&r, "test")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(test, ["b", "c"]);
 }

@@ -193,6 +193,29 @@ pub fn kept_pairs(
     reader: &TableReader,
     ids: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, KeptPair>> {
+    let pairs = scan_kept(reader, Some(ids))?;
+    if let Some(missing) = ids.iter().find(|id| !pairs.contains_key(*id)) {
+        return Err(Error::Row {
+            table: NAME.to_owned(),
+            id: missing.clone(),
+            detail: "the pair is in a split but has no row".to_owned(),
+        });
+    }
+    Ok(pairs)
+}
+
+/// Every kept pair, by id (the rows a step after curate works on). An id on two rows is an
+/// error.
+pub fn all_kept(reader: &TableReader) -> Result<BTreeMap<String, KeptPair>> {
+    scan_kept(reader, None)
+}
+
+/// The kept rows among `only` (every row when `None`); a row of `only` that is not kept is
+/// an error.
+fn scan_kept(
+    reader: &TableReader,
+    only: Option<&BTreeSet<String>>,
+) -> Result<BTreeMap<String, KeptPair>> {
     let mut pairs = BTreeMap::new();
     let cols = [ID, CAPTION, SUBSET, OUTLET, TOPIC, KEPT];
     for batch in reader.read_all(Some(&cols), 8192) {
@@ -204,34 +227,34 @@ pub fn kept_pairs(
         let kept = c.boolean(KEPT)?;
         for i in 0..batch.num_rows() {
             let pair_id = c.required(ID, i, id.get(i))?;
-            if !ids.contains(pair_id) {
-                continue;
+            let is_kept = kept.is_valid(i) && kept.value(i);
+            match only {
+                Some(ids) if !ids.contains(pair_id) => continue,
+                Some(_) if !is_kept => {
+                    return Err(Error::Row {
+                        table: NAME.to_owned(),
+                        id: pair_id.to_owned(),
+                        detail: "the pair is in a split but is not kept".to_owned(),
+                    });
+                }
+                None if !is_kept => continue,
+                _ => {}
             }
-            if !kept.is_valid(i) || !kept.value(i) {
+            let pair = KeptPair {
+                id: pair_id.to_owned(),
+                caption: c.required(CAPTION, i, caption.get(i))?.to_owned(),
+                subset: c.required(SUBSET, i, subset.get(i))?.to_owned(),
+                outlet: c.required(OUTLET, i, outlet.get(i))?.to_owned(),
+                topic: c.required(TOPIC, i, topic.get(i))?.to_owned(),
+            };
+            if pairs.insert(pair_id.to_owned(), pair).is_some() {
                 return Err(Error::Row {
                     table: NAME.to_owned(),
                     id: pair_id.to_owned(),
-                    detail: "the pair is in a split but is not kept".to_owned(),
+                    detail: "the id is on two kept rows".to_owned(),
                 });
             }
-            pairs.insert(
-                pair_id.to_owned(),
-                KeptPair {
-                    id: pair_id.to_owned(),
-                    caption: c.required(CAPTION, i, caption.get(i))?.to_owned(),
-                    subset: c.required(SUBSET, i, subset.get(i))?.to_owned(),
-                    outlet: c.required(OUTLET, i, outlet.get(i))?.to_owned(),
-                    topic: c.required(TOPIC, i, topic.get(i))?.to_owned(),
-                },
-            );
         }
-    }
-    if let Some(missing) = ids.iter().find(|id| !pairs.contains_key(*id)) {
-        return Err(Error::Row {
-            table: NAME.to_owned(),
-            id: missing.clone(),
-            detail: "the pair is in a split but has no row".to_owned(),
-        });
     }
     Ok(pairs)
 }

@@ -2,7 +2,7 @@
 //!
 //! Written by `split`, read by `export`, `annotate`, `sample` and `eval`. Sorted by `id`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
@@ -106,19 +106,28 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// The ids assigned to split `split` (every id in the table is a kept pair), sorted. Reads
-/// only the `id` and `split` columns.
-pub fn ids_in_split(reader: &TableReader, split: &str) -> Result<BTreeSet<String>> {
-    let mut ids = BTreeSet::new();
+/// Each id's split (`train`, `val` or `test`). Reads only the `id` and `split` columns.
+pub fn split_of(reader: &TableReader) -> Result<BTreeMap<String, String>> {
+    let mut splits = BTreeMap::new();
     for b in reader.read_all(Some(&[ID, SPLIT]), 8192) {
         let b = b?;
         let c = Columns::new(&b, NAME);
         let (id, sp) = (c.strings(ID)?, c.strings(SPLIT)?);
         for i in 0..b.num_rows() {
-            if c.required(SPLIT, i, sp.get(i))? == split {
-                ids.insert(c.required(ID, i, id.get(i))?.to_owned());
-            }
+            splits.insert(
+                c.required(ID, i, id.get(i))?.to_owned(),
+                c.required(SPLIT, i, sp.get(i))?.to_owned(),
+            );
         }
     }
-    Ok(ids)
+    Ok(splits)
+}
+
+/// The ids assigned to split `split` (every id in the table is a kept pair), sorted. Reads
+/// only the `id` and `split` columns.
+pub fn ids_in_split(reader: &TableReader, split: &str) -> Result<BTreeSet<String>> {
+    Ok(split_of(reader)?
+        .into_iter()
+        .filter_map(|(id, s)| (s == split).then_some(id))
+        .collect())
 }

@@ -2,6 +2,7 @@
 //! with their subset and outlet, scored by the feature extractors.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use anchor_core::PartStats;
 use anchor_core::columns::Columns;
@@ -36,12 +37,7 @@ impl EvalStep {
             meta.insert(id, group);
         }
 
-        let out_dir = ctx.out();
-        let mut features = Features::new(FEATURE_DIM, Vec::new())?;
-        let mut towers = TowerFeatures::new(nets, false)?;
-        let mut row_ids = Vec::with_capacity(meta.len());
-        let mut metas = Vec::with_capacity(meta.len());
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut scoring = Scoring::new(self, nets, ctx.out(), "real", false)?;
         let reader = ctx.reader(pairs_t::NAME)?;
         for batch in reader.read_all(Some(&[pairs_t::ID, pairs_t::IMAGE]), 64) {
             let batch = batch?;
@@ -58,58 +54,26 @@ impl EvalStep {
                         detail: format!("test pair {id} has no image bytes"),
                     });
                 };
-                chunk.push(EncodedImage {
+                let image = EncodedImage {
                     name: format!("pairs/{id}"),
                     bytes: bytes.to_vec(),
-                });
-                metas.push(m.clone());
-                row_ids.push(id.to_owned());
-                if chunk.len() == CHUNK {
-                    let ids = &row_ids[row_ids.len() - chunk.len()..];
-                    self.score_chunk(
-                        nets,
-                        out_dir,
-                        &mut chunk,
-                        ids,
-                        &mut features,
-                        &mut towers,
-                        stats,
-                        "real",
-                    )?;
-                }
+                };
+                scoring.push(id, m.clone(), image, stats)?;
             }
         }
-        let ids = &row_ids[row_ids.len() - chunk.len()..];
-        self.score_chunk(
-            nets,
-            out_dir,
-            &mut chunk,
-            ids,
-            &mut features,
-            &mut towers,
-            stats,
-            "real",
-        )?;
-        if metas.len() != meta.len() {
+        let scored = scoring.finish(None, stats)?;
+        if scored.meta.len() != meta.len() {
             return Err(Error::Table {
                 table: pairs_t::NAME.into(),
                 detail: format!(
                     "{} test pairs found for {} test ids (missing or duplicated ids)",
-                    metas.len(),
+                    scored.meta.len(),
                     meta.len()
                 ),
             });
         }
-        stats.count("real_images", metas.len() as u64);
-        Ok(Scored {
-            base: None,
-            meta: metas,
-            ids: row_ids,
-            features,
-            clip: towers.clip,
-            hps: towers.hps,
-            image_reward: towers.image_reward,
-        })
+        stats.count("real_images", scored.meta.len() as u64);
+        Ok(scored)
     }
 
     /// Every generated image of `configuration`, scored.
@@ -120,12 +84,7 @@ impl EvalStep {
         nets: &Nets,
         stats: &mut PartStats,
     ) -> Result<Scored> {
-        let out_dir = ctx.out();
-        let mut features = Features::new(FEATURE_DIM, Vec::new())?;
-        let mut towers = TowerFeatures::new(nets, true)?;
-        let mut row_ids = Vec::new();
-        let mut metas = Vec::new();
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut scoring = Scoring::new(self, nets, ctx.out(), "generated", true)?;
         let reader = ctx.reader(gen_t::NAME)?;
         let cols = [
             gen_t::ID,
@@ -171,40 +130,15 @@ impl EvalStep {
                         id,
                     )?,
                 };
-                chunk.push(EncodedImage {
-                    name: format!("generations/{configuration}/{id}-{seed}"),
-                    bytes: bytes.to_vec(),
-                });
                 let model = c.required(gen_t::MODEL_ID, i, model_id.get(i))?;
                 bases.insert(base_of(model).to_owned());
-                metas.push(group);
-                row_ids.push(id.to_owned());
-                if chunk.len() == CHUNK {
-                    let ids = &row_ids[row_ids.len() - chunk.len()..];
-                    self.score_chunk(
-                        nets,
-                        out_dir,
-                        &mut chunk,
-                        ids,
-                        &mut features,
-                        &mut towers,
-                        stats,
-                        "generated",
-                    )?;
-                }
+                let image = EncodedImage {
+                    name: format!("generations/{configuration}/{id}-{seed}"),
+                    bytes: bytes.to_vec(),
+                };
+                scoring.push(id, group, image, stats)?;
             }
         }
-        let ids = &row_ids[row_ids.len() - chunk.len()..];
-        self.score_chunk(
-            nets,
-            out_dir,
-            &mut chunk,
-            ids,
-            &mut features,
-            &mut towers,
-            stats,
-            "generated",
-        )?;
         if bases.len() > 1 {
             return Err(Error::Table {
                 table: t.into(),
@@ -216,14 +150,86 @@ impl EvalStep {
                 ),
             });
         }
+        scoring.finish(bases.pop_first(), stats)
+    }
+}
+
+/// Images on their way through the feature extractors, `CHUNK` at a time, with each one's
+/// id and group in the order they were pushed.
+struct Scoring<'a> {
+    step: &'a EvalStep,
+    nets: &'a Nets,
+    out_dir: &'a Path,
+    /// `real` or `generated`: names the cache counters in the stats.
+    label: &'static str,
+    chunk: Vec<EncodedImage>,
+    features: Features,
+    towers: TowerFeatures,
+    ids: Vec<String>,
+    meta: Vec<ImageGroup>,
+}
+
+impl<'a> Scoring<'a> {
+    fn new(
+        step: &'a EvalStep,
+        nets: &'a Nets,
+        out_dir: &'a Path,
+        label: &'static str,
+        generated: bool,
+    ) -> Result<Self> {
+        Ok(Scoring {
+            step,
+            nets,
+            out_dir,
+            label,
+            chunk: Vec::with_capacity(CHUNK),
+            features: Features::new(FEATURE_DIM, Vec::new())?,
+            towers: TowerFeatures::new(nets, generated)?,
+            ids: Vec::new(),
+            meta: Vec::new(),
+        })
+    }
+
+    fn push(
+        &mut self,
+        id: &str,
+        group: ImageGroup,
+        image: EncodedImage,
+        stats: &mut PartStats,
+    ) -> Result<()> {
+        self.chunk.push(image);
+        self.ids.push(id.to_owned());
+        self.meta.push(group);
+        if self.chunk.len() == CHUNK {
+            self.flush(stats)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, stats: &mut PartStats) -> Result<()> {
+        let ids = &self.ids[self.ids.len() - self.chunk.len()..];
+        self.step.score_chunk(
+            self.nets,
+            self.out_dir,
+            &mut self.chunk,
+            ids,
+            &mut self.features,
+            &mut self.towers,
+            stats,
+            self.label,
+        )
+    }
+
+    fn finish(mut self, base: Option<String>, stats: &mut PartStats) -> Result<Scored> {
+        self.flush(stats)?;
         Ok(Scored {
-            base: bases.pop_first(),
-            meta: metas,
-            ids: row_ids,
-            features,
-            clip: towers.clip,
-            hps: towers.hps,
-            image_reward: towers.image_reward,
+            base,
+            meta: self.meta,
+            ids: self.ids,
+            features: self.features,
+            clip: self.towers.clip,
+            hps: self.towers.hps,
+            image_reward: self.towers.image_reward,
         })
     }
 }

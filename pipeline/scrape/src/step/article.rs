@@ -5,17 +5,17 @@
 use std::sync::Arc;
 
 use anchor_core::ids::{article_id, pair_id, sha256_hex};
+use anchor_core::tables;
 use url::Url;
 
 use super::{Listed, ScrapeStep};
 use crate::fetch::{Expect, Fetched, Fetcher};
-use crate::rows::{ArticleRow, PairRow};
 use crate::url_list::UrlRow;
 
 impl ScrapeStep {
     /// The `urls` source: each listed image becomes a pair row; no article
     /// pages are fetched (the article URL, when given, only names the pair).
-    pub(super) async fn fetch_listed_images(&self, chunk: Vec<UrlRow>) -> Vec<PairRow> {
+    pub(super) async fn fetch_listed_images(&self, chunk: Vec<UrlRow>) -> Vec<tables::pairs::Row> {
         let mut set = tokio::task::JoinSet::new();
         for row in chunk {
             let fetcher = Arc::clone(&self.fetcher);
@@ -27,7 +27,7 @@ impl ScrapeStep {
                 (row, fetched)
             });
         }
-        let mut pairs: Vec<PairRow> = Vec::new();
+        let mut pairs: Vec<tables::pairs::Row> = Vec::new();
         while let Some(joined) = set.join_next().await {
             let Ok((row, fetched)) = joined else { continue };
             let article_url = row
@@ -62,13 +62,13 @@ pub(super) async fn scrape_article(
     fetcher: Arc<Fetcher>,
     item: Listed,
     source: String,
-) -> (ArticleRow, Vec<PairRow>) {
+) -> (tables::articles::Row, Vec<tables::pairs::Row>) {
     let page = fetcher.fetch(&item.url, Expect::Page).await;
     let outlet_name = item
         .outlet
         .or_else(|| anchor_extract::detect_outlet(&item.url))
         .map_or_else(|| "unknown".to_owned(), |o| o.as_str().to_owned());
-    let mut row = ArticleRow {
+    let mut row = tables::articles::Row {
         id: article_id(item.url.as_str()),
         outlet: outlet_name.clone(),
         source: source.to_owned(),
@@ -137,8 +137,8 @@ fn pair_row(
     article_url: &str,
     outlet: &str,
     source: &str,
-) -> PairRow {
-    let mut p = PairRow {
+) -> tables::pairs::Row {
+    let mut p = tables::pairs::Row {
         id: pair_id(article_url, &img.image_url),
         article_id: article_id(article_url),
         outlet: outlet.to_owned(),
@@ -169,7 +169,7 @@ fn pair_row(
 
 /// Overwrites the fetch-derived fields of `p` with the result of `f` (the
 /// caption, position and ids stay as the page gave them).
-pub(super) fn apply_fetch(p: &mut PairRow, f: &Fetched) {
+pub(super) fn apply_fetch(p: &mut tables::pairs::Row, f: &Fetched) {
     p.status = f.status.as_str().to_owned();
     p.error_class = f.error_class.map(|c| c.as_str().to_owned());
     p.error_message = f.error_message.clone();

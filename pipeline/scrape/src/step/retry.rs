@@ -15,7 +15,6 @@ use super::{Listed, ScrapeParams, ScrapeStep};
 use crate::error::{Error, Result};
 use crate::fetch::Expect;
 use crate::outcome::ErrorClass;
-use crate::rows::{ArticleRow, PairRow, articles_from_batch, pairs_from_batch};
 use anchor_core::step::StepId;
 
 /// Whether a row's recorded error class may succeed on a later run.
@@ -61,7 +60,7 @@ impl ScrapeStep {
         &self,
         ctx: &StepCtx,
         part: usize,
-    ) -> Result<(Vec<ArticleRow>, Vec<PairRow>)> {
+    ) -> Result<(Vec<tables::articles::Row>, Vec<tables::pairs::Row>)> {
         let unusable = |detail: String| Error::NothingToRetry { part, detail };
         let marker: PartMarker =
             ledger::read_json(&ledger::marker_path(ctx.out(), ScrapeStep::NAME, part))?
@@ -83,18 +82,21 @@ impl ScrapeStep {
         };
         let mut articles = Vec::new();
         for batch in read(tables::articles::NAME)? {
-            articles.extend(articles_from_batch(&batch)?);
+            articles.extend(tables::articles::from_batch(&batch)?);
         }
         let mut pairs = Vec::new();
         for batch in read(tables::pairs::NAME)? {
-            pairs.extend(pairs_from_batch(&batch)?);
+            pairs.extend(tables::pairs::from_batch(&batch)?);
         }
         Ok((articles, pairs))
     }
 
     /// Re-fetches the images of `pairs` whose class is transient; every
     /// other row is returned untouched. Attempts add up over runs.
-    pub(super) async fn retry_pairs(&self, pairs: Vec<PairRow>) -> Vec<PairRow> {
+    pub(super) async fn retry_pairs(
+        &self,
+        pairs: Vec<tables::pairs::Row>,
+    ) -> Vec<tables::pairs::Row> {
         let mut set = tokio::task::JoinSet::new();
         let mut kept = Vec::with_capacity(pairs.len());
         for p in pairs {
@@ -133,9 +135,9 @@ impl ScrapeStep {
     pub(super) async fn retry_chunk(
         &self,
         chunk: Vec<Listed>,
-        articles: Vec<ArticleRow>,
-        pairs: Vec<PairRow>,
-    ) -> (Vec<ArticleRow>, Vec<PairRow>) {
+        articles: Vec<tables::articles::Row>,
+        pairs: Vec<tables::pairs::Row>,
+    ) -> (Vec<tables::articles::Row>, Vec<tables::pairs::Row>) {
         let by_url: BTreeMap<String, Listed> =
             chunk.into_iter().map(|l| (l.url.to_string(), l)).collect();
         let mut again = Vec::new();
@@ -150,7 +152,7 @@ impl ScrapeStep {
                 _ => kept_articles.push(a),
             }
         }
-        let old_pairs: Vec<PairRow> = pairs
+        let old_pairs: Vec<tables::pairs::Row> = pairs
             .into_iter()
             .filter(|p| !dropped_ids.contains(&p.article_id))
             .collect();
