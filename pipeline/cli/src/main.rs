@@ -22,6 +22,7 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     // SAFETY: first statement of main; no other thread has started.
     unsafe { anchor_sd::pin_cpu_thread_count() };
+    anchor_train::allocator::keep_freed_pages();
     let cli = Cli::parse();
     app::init_logging(cli.global.quiet, cli.global.verbose);
     match run(cli) {
@@ -72,6 +73,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// A training step frees and reallocates every activation; mimalloc reuses those blocks
-/// where glibc's allocator hands large ones back to the kernel and faults them in again.
+/// where glibc's allocator hands large ones back to the kernel and faults them in again
+/// (see [`anchor_train::allocator::keep_freed_pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -3,9 +3,8 @@
 //! (`BasicTransformerBlock`, `FeedForward`, `GEGLU`) and
 //! `models/transformers/transformer_2d.py` (`Transformer2DModel`).
 //!
-//! Softmax is `candle_nn::ops::softmax` (max/exp/sum, all differentiable), never
-//! `softmax_last_dim`, which has no backward in candle 0.11.1; layer norms come from
-//! [`crate::norm::LayerNorm`].
+//! Softmax is [`crate::softmax::scaled_softmax_last_dim`] (fused on the CPU, with its
+//! backward); layer norms come from [`crate::norm::LayerNorm`].
 
 use candle_core::{D, DType, Module, Tensor};
 use candle_nn::Conv2dConfig;
@@ -94,8 +93,8 @@ pub(crate) fn attention_probs(q: &Tensor, k: &Tensor, scale: f64) -> candle_core
         DType::F16 | DType::BF16 => (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?),
         _ => (q.clone(), k.clone()),
     };
-    let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
-    candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(dtype)
+    let scores = q.matmul(&k.t()?.contiguous()?)?;
+    crate::softmax::scaled_softmax_last_dim(&scores, scale)?.to_dtype(dtype)
 }
 
 /// diffusers' `FeedForward` with the GEGLU activation: `ff.net.0.proj` then `ff.net.2`.

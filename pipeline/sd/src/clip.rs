@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
 use crate::linear::Linear;
@@ -73,7 +73,7 @@ impl ClipAttention {
         let k = split(self.k_proj.forward(x)?)?;
         let v = split(self.v_proj.forward(x)?)?;
         let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = crate::softmax::scaled_softmax_last_dim(&scores, 1.0)?;
         let out = probs
             .matmul(&v)?
             .reshape((b, self.heads, l, hd))?

@@ -70,6 +70,7 @@ pub mod norm;
 pub mod resnet;
 pub mod sampling;
 pub mod scheduler;
+pub mod softmax;
 pub mod unet;
 pub mod vae;
 pub mod weights;

@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod data;
 pub mod demo;
 mod error;

@@ -1,0 +1,194 @@
+//! `softmax(scale · x)` over the last axis, with a fused CPU forward and backward.
+//!
+//! `candle_nn::ops::softmax` is five ops (max, subtract, exp, sum, divide), and with the
+//! scale six, each with its own backward, two of them broadcast reductions; candle's
+//! `softmax_last_dim` has no backward in 0.11.1. Every attention map of a training step
+//! went through them. Here one pass per row makes the probabilities, and one more makes the
+//! input gradient, `dx = scale · y ⊙ (dy − Σ dy ⊙ y)`. Other devices and dtypes take
+//! candle's composed ops.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu_op::f32_operand;
+
+/// `softmax(scale · x)` over the last axis of `x`.
+pub fn scaled_softmax_last_dim(x: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    let fused = x.device().is_cpu() && x.dtype() == DType::F32 && x.elem_count() > 0;
+    if !fused || x.rank() == 0 {
+        let scaled = if scale == 1.0 {
+            x.clone()
+        } else {
+            (x * scale)?
+        };
+        return candle_nn::ops::softmax(&scaled, D::Minus1);
+    }
+    x.contiguous()?.apply_op1(ScaledSoftmax {
+        scale: scale as f32,
+    })
+}
+
+/// The length of the last axis of `layout`, the row each softmax runs over.
+fn row_len(layout: &Layout) -> usize {
+    layout.dims().last().copied().unwrap_or(1).max(1)
+}
+
+struct ScaledSoftmax {
+    scale: f32,
+}
+
+impl CustomOp1 for ScaledSoftmax {
+    fn name(&self) -> &'static str {
+        "fused-scaled-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_operand(self.name(), storage, layout)?;
+        let n = row_len(layout);
+        let scale = self.scale;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(n)
+            .zip(x.par_chunks(n))
+            .for_each(|(out, row)| {
+                let max = row
+                    .iter()
+                    .map(|&v| v * scale)
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (o, &v) in out.iter_mut().zip(row) {
+                    let e = (v * scale - max).exp();
+                    *o = e;
+                    sum += e;
+                }
+                for o in out.iter_mut() {
+                    *o /= sum;
+                }
+            });
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad_y: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = y.contiguous()?.apply_op2_no_bwd(
+            &grad_y.contiguous()?,
+            &ScaledSoftmaxGrad { scale: self.scale },
+        )?;
+        Ok(Some(grad))
+    }
+}
+
+/// The input gradient from the probabilities `y` and their gradient `dy`.
+struct ScaledSoftmaxGrad {
+    scale: f32,
+}
+
+impl CustomOp2 for ScaledSoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "fused-scaled-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        y_layout: &Layout,
+        grad_y: &CpuStorage,
+        g_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = f32_operand(self.name(), y, y_layout)?;
+        let grad_y = f32_operand(self.name(), grad_y, g_layout)?;
+        if y.len() != grad_y.len() {
+            candle_core::bail!(
+                "{}: {} probabilities but {} gradients",
+                self.name(),
+                y.len(),
+                grad_y.len()
+            );
+        }
+        let n = row_len(y_layout);
+        let scale = self.scale;
+        let mut grad_x = vec![0f32; y.len()];
+        grad_x
+            .par_chunks_mut(n)
+            .zip(y.par_chunks(n).zip(grad_y.par_chunks(n)))
+            .for_each(|(out, (y, dy))| {
+                let dot: f32 = y.iter().zip(dy).map(|(&p, &d)| p * d).sum();
+                for ((o, &p), &d) in out.iter_mut().zip(y).zip(dy) {
+                    *o = scale * p * (d - dot);
+                }
+            });
+        Ok((CpuStorage::F32(grad_x), y_layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn composed(x: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+        candle_nn::ops::softmax(&(x * scale)?, D::Minus1)
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (a, b) = (values(a), values(b));
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn matches_candles_softmax_and_its_gradient() {
+        let dev = Device::Cpu;
+        // Attention-map shapes: [batch·heads, queries, keys], keys of several lengths.
+        for (shape, scale) in [((6, 5, 7), 0.35), ((2, 64, 77), 0.125), ((1, 3, 1), 1.0)] {
+            let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, shape, &dev).unwrap())).unwrap();
+            let weights = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+
+            let ours = scaled_softmax_last_dim(x.as_tensor(), scale).unwrap();
+            let theirs = composed(x.as_tensor(), scale).unwrap();
+            assert!(max_abs_diff(&ours, &theirs) < 1e-6, "{shape:?}");
+
+            let ours_grad = (ours * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let theirs_grad = (theirs * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let (a, b) = (
+                ours_grad.get(x.as_tensor()).unwrap(),
+                theirs_grad.get(x.as_tensor()).unwrap(),
+            );
+            assert!(
+                max_abs_diff(a, b) < 1e-5,
+                "{shape:?}: {}",
+                max_abs_diff(a, b)
+            );
+        }
+    }
+
+    #[test]
+    fn a_causal_mask_keeps_rows_finite() {
+        let dev = Device::Cpu;
+        let mask = Tensor::new(&[[0f32, f32::NEG_INFINITY], [0.0, 0.0]], &dev).unwrap();
+        let x = Tensor::new(&[[1f32, 2.0], [3.0, 5.0]], &dev)
+            .unwrap()
+            .add(&mask)
+            .unwrap();
+        let y = scaled_softmax_last_dim(&x, 1.0).unwrap();
+        let rows = y.to_vec2::<f32>().unwrap();
+        assert_eq!(rows[0], [1.0, 0.0]);
+        assert!((rows[1][1] - 1.0 / (1.0 + (-2f32).exp())).abs() < 1e-6);
+    }
+}
