@@ -15,16 +15,8 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// A GGUF model cannot be prompted: no chat template this crate renders, or a prompt
-    /// its vocabulary does not tokenize.
-    #[error("GGUF {}: {detail}", path.display())]
-    Gguf {
-        /// The model file.
-        path: PathBuf,
-        /// What went wrong.
-        detail: String,
-    },
-    /// The model file did not load or failed while running.
+    /// The model file did not load, failed while running, or cannot be prompted (no chat
+    /// template this crate renders, or a prompt its vocabulary does not tokenize).
     #[error(transparent)]
     Llm(#[from] anchor_llm::Error),
     /// A prompt file is invalid.

@@ -140,9 +140,11 @@ impl Chat {
 impl GgufBackend {
     /// Loads a GGUF model file for CPU inference.
     pub fn load(path: &Path, opts: GgufOptions) -> Result<Self> {
-        let bad = |detail: String| Error::Gguf {
-            path: path.to_path_buf(),
-            detail,
+        let bad = |detail: String| {
+            Error::Llm(anchor_llm::Error::Gguf {
+                path: path.to_path_buf(),
+                detail,
+            })
         };
         let model = GgufModel::open(path, opts.requant)?;
         let format =

@@ -43,14 +43,11 @@ impl GgufModel {
     /// vocabulary, then loads the weights, requantised as `requant` asks.
     pub fn open(path: &Path, requant: Requant) -> Result<Self> {
         let device = Device::Cpu;
-        let gguf_err = |e: candle_core::Error| Error::Gguf {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        };
         let bad = |detail: String| Error::Gguf {
             path: path.to_path_buf(),
             detail,
         };
+        let gguf_err = |e: candle_core::Error| bad(e.to_string());
         let t0 = Instant::now();
         let sha256 = anchor_digest::sha256_file(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),

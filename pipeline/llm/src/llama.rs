@@ -835,12 +835,9 @@ mod tests {
         let path = dir.path().join("tiny.gguf");
         crate::testing::write_tiny_gguf(&path, 7).unwrap();
         let dev = Device::Cpu;
-        let mut f = File::open(&path).unwrap();
-        let ct = gguf_file::Content::read(&mut f).unwrap();
-        let ours = Llama::from_gguf(&ct, &mut f, &dev).unwrap();
-        let mut f2 = File::open(&path).unwrap();
-        let ct2 = gguf_file::Content::read(&mut f2).unwrap();
-        let mut theirs = ModelWeights::from_gguf(ct2, &mut f2, &dev).unwrap();
+        let ours = load(&path).unwrap();
+        let (ct, mut f) = open_gguf(&path);
+        let mut theirs = ModelWeights::from_gguf(ct, &mut f, &dev).unwrap();
 
         let prefix: Vec<u32> = (3..40).collect();
         let a: Vec<u32> = vec![50, 61, 72, 83, 94];
@@ -885,12 +882,9 @@ mod tests {
         let path = dir.path().join("tiny-qwen2.gguf");
         crate::testing::write_tiny_gguf_arch(&path, 11, "qwen2").unwrap();
         let dev = Device::Cpu;
-        let mut f = File::open(&path).unwrap();
-        let ct = gguf_file::Content::read(&mut f).unwrap();
-        let ours = Llama::from_gguf(&ct, &mut f, &dev).unwrap();
-        let mut f2 = File::open(&path).unwrap();
-        let ct2 = gguf_file::Content::read(&mut f2).unwrap();
-        let mut theirs = Qwen2::from_gguf(ct2, &mut f2, &dev).unwrap();
+        let ours = load(&path).unwrap();
+        let (ct, mut f) = open_gguf(&path);
+        let mut theirs = Qwen2::from_gguf(ct, &mut f, &dev).unwrap();
 
         let prompt: Vec<u32> = (3..30).collect();
         let mut cache = ours.cache(8).unwrap();
@@ -912,7 +906,7 @@ mod tests {
             .unwrap();
         assert!(max_diff(&mine, &want) < 1e-3, "{}", max_diff(&mine, &want));
         // The biases are real: dropping them changes the logits.
-        let mut no_bias = Llama::from_gguf(&ct, &mut File::open(&path).unwrap(), &dev).unwrap();
+        let mut no_bias = load(&path).unwrap();
         for layer in &mut no_bias.layers {
             layer.qkv.drop_biases();
         }
@@ -977,9 +971,15 @@ mod tests {
         );
     }
 
-    fn load(path: &std::path::Path) -> Result<Llama> {
+    /// The GGUF header of `path` and the file it was read from, as candle's loaders take them.
+    fn open_gguf(path: &std::path::Path) -> (gguf_file::Content, File) {
         let mut f = File::open(path).unwrap();
         let ct = gguf_file::Content::read(&mut f).unwrap();
+        (ct, f)
+    }
+
+    fn load(path: &std::path::Path) -> Result<Llama> {
+        let (ct, mut f) = open_gguf(path);
         Llama::from_gguf(&ct, &mut f, &Device::Cpu)
     }
 
@@ -999,9 +999,8 @@ mod tests {
         crate::testing::write_tiny_gguf_arch(&path, 13, "phi3").unwrap();
         let dev = Device::Cpu;
         let ours = load(&path).unwrap();
-        let mut f2 = File::open(&path).unwrap();
-        let ct2 = gguf_file::Content::read(&mut f2).unwrap();
-        let mut theirs = Phi3::from_gguf(false, ct2, &mut f2, &dev).unwrap();
+        let (ct, mut f) = open_gguf(&path);
+        let mut theirs = Phi3::from_gguf(false, ct, &mut f, &dev).unwrap();
 
         let prompt: Vec<u32> = (3..40).collect();
         let (mine, mine_next) = two_steps(&ours, &prompt, 77);
@@ -1226,8 +1225,7 @@ mod tests {
     }
 
     fn mine_vocab(path: &std::path::Path) -> usize {
-        let mut f = File::open(path).unwrap();
-        let ct = gguf_file::Content::read(&mut f).unwrap();
+        let (ct, _) = open_gguf(path);
         ct.metadata["tokenizer.ggml.tokens"].to_vec().unwrap().len()
     }
 }

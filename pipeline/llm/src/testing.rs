@@ -115,86 +115,38 @@ pub fn write_tiny_gguf_with(
     let kv = kv_heads as usize * head_dim;
     for l in 0..layers {
         let p = format!("blk.{l}");
-        add(
-            format!("{p}.attn_norm.weight"),
-            &[hidden],
-            F32,
-            0.0,
-            &mut seed,
-        )?;
-        add(
-            format!("{p}.ffn_norm.weight"),
-            &[hidden],
-            F32,
-            0.0,
-            &mut seed,
-        )?;
-        if phi3 {
-            let qkv = [hidden + 2 * kv, hidden];
-            add(format!("{p}.attn_qkv.weight"), &qkv, Q4_1, 0.2, &mut seed)?;
-            add(
-                format!("{p}.ffn_up.weight"),
-                &[2 * ff, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            )?;
+        for name in ["attn_norm", "ffn_norm"] {
+            add(format!("{p}.{name}.weight"), &[hidden], F32, 0.0, &mut seed)?;
+        }
+        // phi3 fuses q, k and v, and gate and up.
+        let projections: &[(&str, [usize; 2])] = if phi3 {
+            &[
+                ("attn_qkv", [hidden + 2 * kv, hidden]),
+                ("ffn_up", [2 * ff, hidden]),
+            ]
         } else {
-            add(
-                format!("{p}.attn_q.weight"),
-                &[hidden, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            )?;
-            add(
-                format!("{p}.attn_k.weight"),
-                &[kv, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            )?;
-            add(
-                format!("{p}.attn_v.weight"),
-                &[kv, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            )?;
-            add(
-                format!("{p}.ffn_gate.weight"),
-                &[ff, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            )?;
-            add(
-                format!("{p}.ffn_up.weight"),
-                &[ff, hidden],
-                Q4_1,
-                0.2,
-                &mut seed,
-            )?;
+            &[
+                ("attn_q", [hidden, hidden]),
+                ("attn_k", [kv, hidden]),
+                ("attn_v", [kv, hidden]),
+                ("ffn_gate", [ff, hidden]),
+                ("ffn_up", [ff, hidden]),
+            ]
+        };
+        for (name, shape) in projections {
+            add(format!("{p}.{name}.weight"), shape, Q4_1, 0.2, &mut seed)?;
         }
         if arch == "qwen2" {
             for (name, rows) in [("attn_q", hidden), ("attn_k", kv), ("attn_v", kv)] {
                 add(format!("{p}.{name}.bias"), &[rows], F32, 0.5, &mut seed)?;
             }
         }
-        add(
-            format!("{p}.attn_output.weight"),
-            &[hidden, hidden],
-            Q4_1,
-            0.2,
-            &mut seed,
-        )?;
-        add(
-            format!("{p}.ffn_down.weight"),
-            &[hidden, ff],
-            Q4_1,
-            0.2,
-            &mut seed,
-        )?;
+        for (name, shape) in [
+            ("attn_output", [hidden, hidden]),
+            ("ffn_down", [hidden, ff]),
+        ] {
+            add(format!("{p}.{name}.weight"), &shape, Q4_1, 0.2, &mut seed)?;
+        }
     }
     for (name, v) in extra_tensors {
         let t = Tensor::new(v.as_slice(), &Device::Cpu)?;
