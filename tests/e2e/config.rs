@@ -68,6 +68,15 @@ fn defaults_apply_without_a_config_file() {
     let dir = TestDir::new();
     let out = Run::of(dir.anchor().arg("config")).success().stdout();
     assert!(out.contains("built-in defaults"), "{out}");
+    // Library settings print with the tool's keys of their section.
+    for key in [
+        "min_blur = 20.0",
+        "languages = [\"eng\"]",
+        "kid_subsets = 100",
+        "grids = 4",
+    ] {
+        assert!(out.contains(key), "{key}: {out}");
+    }
     assert!(out.contains("out = \"data/out\""), "{out}");
 }
 
@@ -83,6 +92,21 @@ fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
             "unknown section [bogus]",
         ),
         (&["--scale", "huge", "config"], "unknown scale \"huge\""),
+        // [curate] and [eval] are read as the library's settings plus the tool's own keys:
+        // a misspelt key or a wrong type in either part is named.
+        (
+            &["--set", "curate.min_blr=3", "config"],
+            "[curate]: unknown key `min_blr`",
+        ),
+        (
+            &["--set", "curate.min_words=many", "config"],
+            "in `min_words`",
+        ),
+        (
+            &["--set", "eval.kid_subset=3", "config"],
+            "[eval]: unknown key `kid_subset`",
+        ),
+        (&["--set", "eval.grids=-1", "config"], "in `grids`"),
     ];
     for (args, needle) in cases {
         let run = Run::of(dir.anchor().arg("--config").arg(&file).args(*args));

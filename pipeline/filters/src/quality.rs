@@ -202,8 +202,10 @@ fn is_grayscale(img: &DynamicImage) -> bool {
 
 /// Filter thresholds: shortest side ≥ 256 and aspect ≤ 3 (a 512 px training crop), and
 /// cleanvision's published defaults for dark/light; `schemas/pairs_curated.md` says how the
-/// blur and entropy floors were chosen.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// blur and entropy floors were chosen. A config section reads them by these names,
+/// absent keys keeping the defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct QualityThresholds {
     /// Minimum shortest side in pixels.
     pub min_shortest_side: u32,

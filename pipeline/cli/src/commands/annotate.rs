@@ -21,7 +21,7 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// `[annotate]` in the config file; every key is also a flag of `anchor annotate`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct AnnotateConfig {
     /// `gguf`, `openai` or `heuristic`.
     pub backend: String,

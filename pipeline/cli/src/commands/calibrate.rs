@@ -107,7 +107,9 @@ pub fn report_if_demo(app: &App) -> anyhow::Result<()> {
             }
         }
     }
-    let chosen = crate::commands::curate::config(app, None)?.near_duplicate_radius as usize;
+    let chosen = crate::commands::curate::config(app, None)?
+        .tool
+        .near_duplicate_radius as usize;
     let mut md = String::new();
     let _ = writeln!(
         md,

@@ -18,10 +18,25 @@ use serde::{Deserialize, Serialize};
 use crate::app::{App, user_error};
 use crate::args::StepArgs;
 
-/// `[curate]` in the config file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// `[curate]` in the config file: the keys of this tool, then the quality thresholds and
+/// caption rules of the curate step under their library names.
+#[derive(Debug, Clone, Serialize)]
 pub struct CurateConfig {
+    /// Model files and the NSFW and CLIP settings.
+    #[serde(flatten)]
+    pub tool: CurateToolConfig,
+    /// Image quality thresholds.
+    #[serde(flatten)]
+    pub quality: QualityThresholds,
+    /// Caption length and language rules.
+    #[serde(flatten)]
+    pub caption: CaptionRules,
+}
+
+/// The keys of `[curate]` that are not a library's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CurateToolConfig {
     /// open_nsfw ONNX file; empty = `<paths.models>/open-nsfw.onnx`.
     pub nsfw_model: String,
     /// Drop at NSFW score ≥ this.
@@ -31,26 +46,6 @@ pub struct CurateConfig {
     /// ONNX Runtime library; empty = `<paths.models>/onnxruntime/libonnxruntime.so.<version>`
     /// as `scripts/fetch-models.sh onnxruntime` caches it.
     pub onnxruntime_lib: String,
-    /// Minimum shortest side in pixels.
-    pub min_shortest_side: u32,
-    /// Maximum long/short side ratio.
-    pub max_aspect_ratio: f64,
-    /// Minimum variance of the Laplacian.
-    pub min_blur: f64,
-    /// Minimum grayscale entropy in bits.
-    pub min_entropy: f64,
-    /// Minimum cleanvision dark score.
-    pub min_dark: f64,
-    /// Minimum cleanvision light score.
-    pub min_light: f64,
-    /// Drop grayscale photos stored as RGB.
-    pub drop_grayscale: bool,
-    /// Caption word bounds.
-    pub min_words: usize,
-    /// Caption word bounds.
-    pub max_words: usize,
-    /// Accepted caption languages (ISO 639-3); empty accepts all.
-    pub languages: Vec<String>,
     /// pHash Hamming radius of near duplicates.
     pub near_duplicate_radius: u32,
     /// CLIP BPE vocabulary; empty = `<paths.models>/open-clip/bpe_simple_vocab_16e6.txt.gz`.
@@ -64,25 +59,13 @@ pub struct CurateConfig {
     pub min_clip_similarity: f64,
 }
 
-impl Default for CurateConfig {
+impl Default for CurateToolConfig {
     fn default() -> Self {
-        let q = QualityThresholds::default();
-        let c = CaptionRules::default();
-        CurateConfig {
+        CurateToolConfig {
             nsfw_model: String::new(),
             max_nsfw: f64::from(anchor_filters::nsfw::DEFAULT_THRESHOLD),
             nsfw_runtime: "ort".into(),
             onnxruntime_lib: String::new(),
-            min_shortest_side: q.min_shortest_side,
-            max_aspect_ratio: q.max_aspect_ratio,
-            min_blur: q.min_blur,
-            min_entropy: q.min_entropy,
-            min_dark: q.min_dark,
-            min_light: q.min_light,
-            drop_grayscale: q.drop_grayscale,
-            min_words: c.min_words,
-            max_words: c.max_words,
-            languages: c.languages,
             near_duplicate_radius: anchor_filters::dedup::DEFAULT_RADIUS,
             clip_vocab: String::new(),
             clip: String::new(),
@@ -126,28 +109,34 @@ pub struct CurateArgs {
 
 /// The effective `[curate]` settings.
 pub fn config(app: &App, args: Option<&CurateArgs>) -> anyhow::Result<CurateConfig> {
-    let mut cfg: CurateConfig = app.doc.section("curate")?;
+    let mut section = app.doc.section_parts("curate")?;
+    let mut cfg = CurateConfig {
+        tool: section.part()?,
+        quality: section.part()?,
+        caption: section.part()?,
+    };
+    section.finish()?;
     if let Some(a) = args {
         if let Some(v) = a.max_nsfw {
-            cfg.max_nsfw = v;
+            cfg.tool.max_nsfw = v;
         }
         if let Some(v) = &a.nsfw_runtime {
-            cfg.nsfw_runtime.clone_from(v);
+            cfg.tool.nsfw_runtime.clone_from(v);
         }
         if let Some(v) = a.near_duplicate_radius {
-            cfg.near_duplicate_radius = v;
+            cfg.tool.near_duplicate_radius = v;
         }
         if let Some(v) = a.min_shortest_side {
-            cfg.min_shortest_side = v;
+            cfg.quality.min_shortest_side = v;
         }
         if let Some(v) = &a.clip {
-            cfg.clip = v.display().to_string();
+            cfg.tool.clip = v.display().to_string();
         }
         if let Some(v) = a.min_clip_iqa {
-            cfg.min_clip_iqa = v;
+            cfg.tool.min_clip_iqa = v;
         }
         if let Some(v) = a.min_clip_similarity {
-            cfg.min_clip_similarity = v;
+            cfg.tool.min_clip_similarity = v;
         }
     }
     Ok(cfg)
@@ -157,7 +146,7 @@ pub fn config(app: &App, args: Option<&CurateArgs>) -> anyhow::Result<CurateConf
 pub(crate) fn clip_vocab(app: &App, cfg: &CurateConfig) -> PathBuf {
     path_or(
         app,
-        &cfg.clip_vocab,
+        &cfg.tool.clip_vocab,
         "open-clip/bpe_simple_vocab_16e6.txt.gz",
     )
 }
@@ -165,10 +154,10 @@ pub(crate) fn clip_vocab(app: &App, cfg: &CurateConfig) -> PathBuf {
 /// The CLIP weights as configured, checked and hashed; `None` when `clip` is empty. CLIP
 /// thresholds without weights are refused rather than silently ignored.
 fn clip_scoring(app: &App, cfg: &CurateConfig) -> anyhow::Result<Option<ClipScoring>> {
-    if cfg.clip.is_empty() {
+    if cfg.tool.clip.is_empty() {
         for (key, v) in [
-            ("min_clip_iqa", cfg.min_clip_iqa),
-            ("min_clip_similarity", cfg.min_clip_similarity),
+            ("min_clip_iqa", cfg.tool.min_clip_iqa),
+            ("min_clip_similarity", cfg.tool.min_clip_similarity),
         ] {
             if v != 0.0 {
                 return Err(user_error(format!(
@@ -179,7 +168,7 @@ fn clip_scoring(app: &App, cfg: &CurateConfig) -> anyhow::Result<Option<ClipScor
         }
         return Ok(None);
     }
-    ClipWeights::hashed(Path::new(&cfg.clip), &clip_vocab(app, cfg))
+    ClipWeights::hashed(Path::new(&cfg.tool.clip), &clip_vocab(app, cfg))
         .map(|weights| Some(ClipScoring::new(weights)))
         .map_err(|e| user_error(format!("--clip: {e}")))
 }
@@ -220,10 +209,10 @@ const ONNXRUNTIME_LIB: &str = "onnxruntime/libonnxruntime.so.1.32.0";
 
 /// The NSFW runtime as configured.
 pub(crate) fn nsfw_runtime(app: &App, cfg: &CurateConfig) -> anyhow::Result<NsfwRuntime> {
-    match cfg.nsfw_runtime.as_str() {
+    match cfg.tool.nsfw_runtime.as_str() {
         "tract" => Ok(NsfwRuntime::Tract),
         "ort" => Ok(NsfwRuntime::Ort {
-            library: path_or(app, &cfg.onnxruntime_lib, ONNXRUNTIME_LIB),
+            library: path_or(app, &cfg.tool.onnxruntime_lib, ONNXRUNTIME_LIB),
             // One session serves every part (its run is exclusive), so it gets every core.
             threads: std::thread::available_parallelism().map_or(1, usize::from),
         }),
@@ -234,7 +223,7 @@ pub(crate) fn nsfw_runtime(app: &App, cfg: &CurateConfig) -> anyhow::Result<Nsfw
 /// The `score` step as configured.
 pub fn build_score(app: &App, cfg: &CurateConfig) -> anyhow::Result<ScoreStep> {
     let mut params = ScoreParams::new(
-        path_or(app, &cfg.nsfw_model, "open-nsfw.onnx"),
+        path_or(app, &cfg.tool.nsfw_model, "open-nsfw.onnx"),
         nsfw_runtime(app, cfg)?,
     );
     params.clip = clip_scoring(app, cfg)?;
@@ -244,24 +233,12 @@ pub fn build_score(app: &App, cfg: &CurateConfig) -> anyhow::Result<ScoreStep> {
 /// The `curate` step as configured.
 pub fn build_curate(app: &App, cfg: &CurateConfig) -> anyhow::Result<CurateStep> {
     let mut params = CurateParams::new(clip_vocab(app, cfg));
-    params.quality = QualityThresholds {
-        min_shortest_side: cfg.min_shortest_side,
-        max_aspect_ratio: cfg.max_aspect_ratio,
-        min_blur: cfg.min_blur,
-        min_entropy: cfg.min_entropy,
-        min_dark: cfg.min_dark,
-        min_light: cfg.min_light,
-        drop_grayscale: cfg.drop_grayscale,
-    };
-    params.max_nsfw = cfg.max_nsfw;
-    params.caption = CaptionRules {
-        min_words: cfg.min_words,
-        max_words: cfg.max_words,
-        languages: cfg.languages.clone(),
-    };
-    params.near_duplicate_radius = cfg.near_duplicate_radius;
-    params.min_clip_iqa = cfg.min_clip_iqa;
-    params.min_clip_similarity = cfg.min_clip_similarity;
+    params.quality = cfg.quality.clone();
+    params.max_nsfw = cfg.tool.max_nsfw;
+    params.caption = cfg.caption.clone();
+    params.near_duplicate_radius = cfg.tool.near_duplicate_radius;
+    params.min_clip_iqa = cfg.tool.min_clip_iqa;
+    params.min_clip_similarity = cfg.tool.min_clip_similarity;
     Ok(CurateStep::new(params))
 }
 

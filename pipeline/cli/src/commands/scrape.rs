@@ -16,7 +16,7 @@ use crate::args::StepArgs;
 
 /// `[scrape]` in the config file; every key is also a flag of `anchor scrape`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ScrapeConfig {
     /// `demo`, `live`, `warc:PATH`, `urls:PATH`, `visualnews:PATH` or `nytimes800k:PATH`.
     pub source: String,

@@ -13,7 +13,7 @@ use crate::args::StepArgs;
 
 /// `[split]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SplitConfig {
     /// Fractions of train, val and test.
     pub ratios: [f64; 3],

@@ -16,7 +16,7 @@ use crate::args::StepArgs;
 
 /// `[study]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct StudyConfig {
     /// Configurations compared; empty = every configuration in `generations`.
     pub configurations: Vec<String>,

@@ -18,7 +18,7 @@ use crate::args::StepArgs;
 
 /// `[train]` in the config file; most keys are also flags of `anchor train`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TrainConfig {
     /// Configurations to train: `lora`, `safe`.
     pub configurations: Vec<String>,
