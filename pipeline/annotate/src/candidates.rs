@@ -72,6 +72,105 @@ const ABBREV: &[&str] = &[
     "mr", "mrs", "ms", "dr", "st", "jr", "sr", "mt", "gen", "sen", "rep",
 ];
 
+/// Office titles the third rules also cut off a name ("PM Liz Truss", "Senators John Kerry").
+const TITLES_V3: &[&str] = &[
+    "pm",
+    "senators",
+    "sens",
+    "reps",
+    "representatives",
+    "governors",
+    "presidents",
+    "ministers",
+    "mayors",
+];
+
+/// Lower-case roles between an organisation or field and a person's name ("Nato chief Jens
+/// Stoltenberg", "Whale expert Hori Parata"), besides the office titles.
+const ROLES: &[&str] = &[
+    "expert",
+    "official",
+    "boss",
+    "head",
+    "spokesperson",
+    "correspondent",
+    "editor",
+    "analyst",
+    "adviser",
+    "advisor",
+    "lawyer",
+    "activist",
+    "candidate",
+    "nominee",
+    "executive",
+];
+
+/// Sentence-initial words of a quantity ("About 40 bodies"), not a name.
+const QUANTITY_STARTS: &[&str] = &[
+    "about", "around", "nearly", "almost", "some", "over", "more",
+];
+
+/// Whether `w` is an office title under rules `rules`.
+fn is_title(w: &str, rules: u32) -> bool {
+    let l = lc(w);
+    TITLES.contains(&l.as_str()) || rules >= 3 && TITLES_V3.contains(&l.as_str())
+}
+
+/// Where a headline-style kicker of `head` ends: the text before a spaced ellipsis ("Loyal in
+/// love … Debbi Morgan") or before the colon of a short lead-in ("Clockwise from top: Te
+/// Kaurinui Parata"). Outlets put a pun or a pointer there, not what the photo shows.
+fn kicker_end(head: &str) -> Option<usize> {
+    let ellipsis = ["… ", "... "]
+        .iter()
+        .filter_map(|e| head.find(e))
+        .min()
+        .filter(|&i| i > 0);
+    // "Kristen Wiig: 'Bridesmaids was ...'" names the speaker: a lead-in has a
+    // lower-case word.
+    let colon = head.find(": ").filter(|&i| {
+        let lead = words(&head[..i]);
+        (1..=4).contains(&lead.len()) && lead.iter().any(|w| !is_cap(w.text))
+    });
+    let end = match (ellipsis, colon) {
+        (Some(e), Some(c)) => e.min(c),
+        (e, c) => e.or(c)?,
+    };
+    // Something must follow it.
+    head[end..].chars().any(char::is_alphabetic).then_some(end)
+}
+
+/// "Donald J" and "Trump" of "Donald J. Trump": a candidate ending in a middle initial and
+/// the one right after its period are one name.
+fn join_initials(head: &str, mut cands: Vec<Subject>) -> Vec<Subject> {
+    cands.sort_by_key(|c| c.start);
+    let mut out: Vec<Subject> = Vec::with_capacity(cands.len());
+    for c in cands {
+        if let Some(prev) = out.last_mut() {
+            let initial = prev
+                .text
+                .rsplit(' ')
+                .next()
+                .is_some_and(|w| w.chars().count() == 1 && w.chars().all(char::is_uppercase));
+            let gap = head.get(prev.end as usize..c.start as usize);
+            if initial
+                && prev.text.contains(' ')
+                && gap == Some(". ")
+                && let Ok(joined) = Subject::locate(
+                    head,
+                    &head[prev.start as usize..c.end as usize],
+                    prev.weight.max(c.weight),
+                    Kind::Person,
+                )
+            {
+                *prev = joined;
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The caption up to the end of its first sentence (a `.`, `!` or `?` followed by a space
 /// and an upper-case letter, not after an initial or a title abbreviation).
 pub fn first_sentence(caption: &str) -> &str {
@@ -272,9 +371,15 @@ fn possessor(w: &str) -> Option<&str> {
 /// modifier ("3rd-century Roman room"), "a member of X" → X, possessors cut ("Tunis’s Bardo
 /// museum" → "Bardo museum"; "Tunisia’s president, Beji Caid Essebsi" → no "Tunisia"), a
 /// lower-case title as a noun ("The judge"), "the new federal budget" → "federal budget", and
-/// no lone quantifier, number, adverb or participle ("many", "four", "famed").
+/// no lone quantifier, number, adverb or participle ("many", "four", "famed"). 3 adds: no
+/// candidate in a headline kicker ([`kicker_end`]), middle initials inside a name ("Donald J.
+/// Trump"), an organisation or place joined to the group after it ("United Nations
+/// peacekeepers"), a title that names a group kept ("Police"), plural and short titles cut
+/// ("Senators", "PM"), no organisation before a role and a name ("Nato chief Jens
+/// Stoltenberg"), and the counted noun after a sentence-initial quantity ("About 40 bodies").
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
+    let v3 = rules >= 3;
     let head = sentence_end(caption, rules);
     let ws = words(head);
     let mut out: Vec<Subject> = Vec::new();
@@ -288,12 +393,18 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         let text_lc = lc(&s.text);
         // A title alone ("Mr.", "Former") is not a subject; a lower-case one after a
         // determiner is a noun ("The judge").
-        if a == b && TITLES.contains(&text_lc.as_str()) && !(v2 && !is_cap(ws[a].text) && a > 0) {
+        // From rules 3 on, a title that names a group is one ("Police stand guard").
+        if a == b
+            && TITLES.contains(&text_lc.as_str())
+            && !(v2 && !is_cap(ws[a].text) && a > 0)
+            && !(v3 && is_group_noun(ws[a].text))
+        {
             continue;
         }
         if v2 && a == b {
             let quantity = DETERMINERS.contains(&text_lc.as_str())
                 || NUMBERS.contains(&text_lc.as_str())
+                || v3 && a == 0 && QUANTITY_STARTS.contains(&text_lc.as_str())
                 || ws[a].text.contains("’ve")
                 || ws[a].text.contains("'ve");
             // "the famed Bardo": a participle before a name modifies it.
@@ -351,10 +462,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if is_cap(ws[a].text) {
             // Cut up to an office title inside the run.
-            if let Some(t) = (a..b)
-                .rev()
-                .find(|&i| TITLES.contains(&lc(ws[i].text).as_str()))
-            {
+            if let Some(t) = (a..b).rev().find(|&i| is_title(ws[i].text, rules)) {
                 a = t + 1;
                 kind = Kind::Person;
             }
@@ -379,7 +487,13 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 a -= 1;
             }
             if demonym || (sentence_initial && (is_group_noun(last) || lc(last) == "police")) {
-                let j = noun_tail(head, &ws, b, 3);
+                let mut j = noun_tail(head, &ws, b, 3);
+                // From rules 3 on the tail stops at a verb ("Police stand guard").
+                if v3
+                    && let Some(v) = (b + 1..j).find(|&i| VERBS.contains(&lc(ws[i].text).as_str()))
+                {
+                    j = v;
+                }
                 if j > b + 1 {
                     b = j - 1;
                     kind = noun_kind(ws[b].text);
@@ -394,6 +508,25 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             {
                 b += 1;
                 kind = Kind::Place;
+            } else if v3
+                && !is_cap(ws.get(b + 1).map_or("", |w| w.text))
+                && ws.get(b + 1).is_some_and(|w| {
+                    is_group_noun(w.text) && w.text.ends_with('s') && adjacent(head, &ws[b], w)
+                })
+            {
+                // "United Nations peacekeepers", "Standing Rock protesters": the group.
+                b += 1;
+                kind = Kind::Person;
+            }
+            // "Former Nato chief Jens Stoltenberg": the organisation only says whose chief
+            // the person is.
+            if v3
+                && ws.get(b + 1).is_some_and(|w| {
+                    !is_cap(w.text) && (is_title(w.text, rules) || ROLES.contains(&w.text))
+                })
+                && ws.get(b + 2).is_some_and(|w| is_cap(w.text))
+            {
+                continue;
             }
         } else if let Some(p) =
             (a..b).find(|&i| ws[i].text.ends_with("’s") || ws[i].text.ends_with("'s"))
@@ -507,6 +640,37 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             out.push(sub);
         }
     }
+    if v3 {
+        // "About 40 bodies were buried": the counted noun.
+        if ws.len() > 2
+            && QUANTITY_STARTS.contains(&lc(ws[0].text).as_str())
+            && (ws[1].text.chars().all(|c| c.is_ascii_digit())
+                || NUMBERS.contains(&lc(ws[1].text).as_str()))
+            && !is_cap(ws[2].text)
+            && !STOP.contains(&ws[2].text)
+        {
+            let j = noun_tail(head, &ws, 2, 1);
+            if let Some(sub) = make(
+                head,
+                &ws[2..j.max(3)],
+                noun_kind(ws[j.max(3) - 1].text),
+                weight_for_pluses(0),
+            ) {
+                out.push(sub);
+            }
+        }
+        out = join_initials(head, out);
+        if let Some(end) = kicker_end(head) {
+            let after: Vec<Subject> = out
+                .iter()
+                .filter(|c| c.start as usize >= end)
+                .cloned()
+                .collect();
+            if !after.is_empty() {
+                out = after;
+            }
+        }
+    }
     // Overlapping candidates: keep the longer one.
     let mut subs = canonicalise(out);
     let mut kept: Vec<Subject> = Vec::with_capacity(subs.len());
@@ -591,6 +755,57 @@ mod tests {
         );
     }
 
+    fn texts3(c: &str) -> Vec<String> {
+        candidates_with(c, 3).into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn third_rules_drop_kickers_and_keep_groups_initials_and_titles_apart() {
+        // A headline kicker before an ellipsis or a short lead-in colon is no subject.
+        assert_eq!(
+            texts3("Sunny spells … Maria Lopez at the harbour in Valletta."),
+            ["Maria Lopez", "harbour", "Valletta"]
+        );
+        assert_eq!(texts2("Sunny spells … Maria Lopez.")[0], "Sunny");
+        assert_eq!(
+            texts3("From left to right: Maria Lopez and Ana Ruiz."),
+            ["Maria Lopez", "Ana Ruiz"]
+        );
+        // A speaker before a colon stays.
+        assert_eq!(texts3("Maria Lopez: 'It was cold.'")[0], "Maria Lopez");
+        // A middle initial does not split a name.
+        assert_eq!(texts2("Peter K. Olsen in Oslo.")[..2], ["Peter K", "Olsen"]);
+        assert_eq!(
+            texts3("Peter K. Olsen in Oslo."),
+            ["Peter K. Olsen", "Oslo"]
+        );
+        // An organisation and its group are one subject; a title naming a group is one.
+        assert_eq!(
+            texts3("European Union observers at a polling station in Tbilisi."),
+            ["European Union observers", "polling station", "Tbilisi"]
+        );
+        assert_eq!(
+            texts3("Police stand guard outside the court."),
+            ["Police", "court"]
+        );
+        assert!(!texts2("Police stand guard outside the court.").contains(&"Police".to_string()));
+        // Plural and short titles are cut; an organisation before a role and a name only
+        // says whose the person is.
+        assert_eq!(
+            texts3("Senators Ana Ruiz and Peter Olsen vote."),
+            ["Ana Ruiz", "Peter Olsen"]
+        );
+        assert_eq!(texts3("Former PM Peter Olsen waves."), ["Peter Olsen"]);
+        assert_eq!(
+            texts3("Unesco chief Ana Ruiz visits Petra."),
+            ["Ana Ruiz", "Petra"]
+        );
+        assert_eq!(texts3("Volcano expert Ana Ruiz."), ["Ana Ruiz"]);
+        // A sentence-initial quantity is no name; the counted noun is the subject.
+        assert_eq!(texts3("About 30 cars were damaged on Friday"), ["cars"]);
+        assert_eq!(texts2("About 30 cars were damaged on Friday"), ["About"]);
+    }
+
     #[test]
     fn subject_order_puts_a_leading_phrase_last() {
         let c = "Escorted by security forces, rescue workers pull an empty stretcher.";
@@ -622,8 +837,10 @@ mod tests {
             "Zürich’s old town at dawn",
             "Tunisia’s president, Beji Caid Essebsi, center, visited the injured.",
             "One of the many mosaics for which the Bardo’s “Hall.” Later, “Quote.”",
+            "Calm seas … Peter K. Olsen and Senators Ana Ruiz: in Oslo.",
+            "About 30 cars … were damaged",
         ] {
-            for rules in [1, 2] {
+            for rules in [1, 2, 3] {
                 let cands = candidates_with(c, rules);
                 for w in cands.windows(2) {
                     assert!(w[0].end <= w[1].start, "{c}: {cands:?}");

@@ -15,12 +15,14 @@ use crate::constrain::ANSWER_PREFIX;
 
 /// The zero-shot prompt shipped with the crate.
 pub const ZERO_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/zero-shot-v1.toml");
-/// The few-shot prompt shipped with the crate (the default).
+/// The few-shot prompt shipped with the crate.
 pub const FEW_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/few-shot-v1.toml");
 /// Candidate ranking with few-shot examples from real captions.
 pub const RANK_V1: &str = include_str!("../../../data/annotate/prompts/rank-v1.toml");
 /// Candidate ranking under the second candidate rules ([`crate::candidates::candidates_with`]).
 pub const RANK_V2: &str = include_str!("../../../data/annotate/prompts/rank-v2.toml");
+/// Candidate ranking under the third candidate rules (the default).
+pub const RANK_V3: &str = include_str!("../../../data/annotate/prompts/rank-v3.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -105,10 +107,11 @@ impl Prompt {
             "few-shot-v1" => FEW_SHOT_V1,
             "rank-v1" => RANK_V1,
             "rank-v2" => RANK_V2,
+            "rank-v3" => RANK_V3,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3)"
                         .into(),
                 });
             }
@@ -226,7 +229,13 @@ mod tests {
 
     #[test]
     fn builtins_load_and_examples_are_canonical() {
-        for v in ["zero-shot-v1", "few-shot-v1", "rank-v1", "rank-v2"] {
+        for v in [
+            "zero-shot-v1",
+            "few-shot-v1",
+            "rank-v1",
+            "rank-v2",
+            "rank-v3",
+        ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
             for ex in &p.examples {
@@ -243,6 +252,7 @@ mod tests {
         assert_eq!(Prompt::builtin("few-shot-v1").unwrap().examples.len(), 3);
         assert_eq!(Prompt::builtin("rank-v1").unwrap().rules, 1);
         assert_eq!(Prompt::builtin("rank-v2").unwrap().rules, 2);
+        assert_eq!(Prompt::builtin("rank-v3").unwrap().rules, 3);
         assert!(Prompt::builtin("v0").is_err());
     }
 
