@@ -107,6 +107,11 @@ fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
             "[eval]: unknown key `kid_subset`",
         ),
         (&["--set", "eval.grids=-1", "config"], "in `grids`"),
+        (
+            &["--set", "train.stpes=3", "config"],
+            "[train]: unknown key `stpes`",
+        ),
+        (&["--set", "train.lr=fast", "config"], "in `lr`"),
     ];
     for (args, needle) in cases {
         let run = Run::of(dir.anchor().arg("--config").arg(&file).args(*args));

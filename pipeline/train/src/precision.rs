@@ -160,7 +160,7 @@ mod tests {
     fn f16_overflow_skips_steps_and_halves_the_scale() -> crate::Result<()> {
         use crate::optim::{AdamWConfig, Params};
         use crate::rng::Rng;
-        use crate::trainer::{Checkpoints, LoopConfig, Objective, train};
+        use crate::trainer::{Checkpoints, LoopConfig, Objective, Schedule, train};
         use candle_core::{Device, Tensor};
         use candle_nn::{Init, VarBuilder, VarMap};
 
@@ -190,12 +190,14 @@ mod tests {
         let params = Params::from_varmap(&vm, |_| true)?;
         let tmp = tempfile::tempdir().map_err(|e| crate::Error::io(std::env::temp_dir(), e))?;
         let cfg = LoopConfig {
-            steps: 12,
-            batch_size: 1,
-            grad_accum: 1,
-            lr: 1e-2,
-            warmup: 0,
-            max_grad_norm: 0.0,
+            schedule: Schedule {
+                steps: 12,
+                batch_size: 1,
+                grad_accum: 1,
+                lr: 1e-2,
+                warmup: 0,
+                max_grad_norm: 0.0,
+            },
             adamw: AdamWConfig::default(),
             seed: 1,
             checkpoint_every: 0,

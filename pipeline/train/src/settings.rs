@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::precision::Precision;
+use crate::trainer::Schedule;
 
 /// The LoRA a configuration of the paper trains (the others reuse these at sampling time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,18 +99,11 @@ pub struct TrainSettings {
     pub resolution: usize,
     /// LoRA rank and alpha.
     pub lora: LoraConfig,
-    /// Optimiser steps per LoRA.
-    pub steps: u64,
-    /// Samples per micro-batch.
-    pub batch_size: usize,
-    /// Micro-batches per step.
-    pub grad_accum: usize,
-    /// Peak learning rate of the LoRAs.
-    pub lr: f64,
-    /// Warm-up steps.
-    pub warmup: u64,
-    /// Grad-norm clip.
-    pub max_grad_norm: f64,
+    /// Optimiser steps per LoRA, samples per micro-batch, micro-batches per step, the LoRAs'
+    /// peak learning rate, warm-up steps and grad-norm clip. Flattened: a stage key lists
+    /// these keys in this place, as before they were grouped.
+    #[serde(flatten)]
+    pub schedule: Schedule,
     /// Min-SNR-gamma (none = plain MSE).
     pub min_snr_gamma: Option<f32>,
     /// Seed of everything random.

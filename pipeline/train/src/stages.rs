@@ -25,7 +25,7 @@ use crate::objective::{DiffusionObjective, ImageSet, LatentSet, VaeObjective, re
 use crate::optim::{AdamWConfig, Params};
 use crate::settings::{SubjectWeighting, TrainSettings, TrainedLora, ValidationSettings};
 use crate::trainer::{
-    Checkpoints, GradientSync, LogRow, LoopConfig, SingleProcess, train_data_parallel,
+    Checkpoints, GradientSync, LogRow, LoopConfig, Schedule, SingleProcess, train_data_parallel,
 };
 use crate::validation::Validator;
 
@@ -200,12 +200,14 @@ impl Trainer {
     ) -> LoopConfig {
         let s = &self.settings;
         LoopConfig {
-            steps,
-            batch_size: batch,
-            grad_accum: accum,
-            lr,
-            warmup: s.warmup.min(steps / 2),
-            max_grad_norm: s.max_grad_norm,
+            schedule: Schedule {
+                steps,
+                batch_size: batch,
+                grad_accum: accum,
+                lr,
+                warmup: s.schedule.warmup.min(steps / 2),
+                max_grad_norm: s.schedule.max_grad_norm,
+            },
             adamw: AdamWConfig::default(),
             seed: s.seed.wrapping_add(stream),
             checkpoint_every: s.checkpoint_every,
@@ -753,7 +755,13 @@ impl Trainer {
             params.reinit(s.seed ^ stream)?;
             (unet, params)
         };
-        let mut lc = self.loop_config(s.steps, s.lr, s.batch_size, s.grad_accum, stream);
+        let mut lc = self.loop_config(
+            s.schedule.steps,
+            s.schedule.lr,
+            s.schedule.batch_size,
+            s.schedule.grad_accum,
+            stream,
+        );
         lc.loss_scaling = s.precision.scales_loss();
         let ckpt = Checkpoints {
             dir: work.join("checkpoints"),
@@ -794,7 +802,7 @@ impl Trainer {
                 &unet,
                 &vae,
                 schedule.clone(),
-                (s.resolution, s.seed, s.steps),
+                (s.resolution, s.seed, s.schedule.steps),
                 dir,
             )?)
         } else {
@@ -808,7 +816,7 @@ impl Trainer {
                 _ => Ok(()),
             }
         })?;
-        let finished = report.log.len() as u64 == s.steps;
+        let finished = report.log.len() as u64 == s.schedule.steps;
         if !finished || !self.writes() {
             // Stopped early on request (tests): the checkpoint stays for the resume. A
             // finished rank other than 0 waits for rank 0's files and writes none.

@@ -22,9 +22,13 @@ use crate::optim::{AdamW, AdamWConfig, Params, accumulate, clip_grad_norm, cosin
 use crate::precision::LossScaler;
 use crate::rng::Rng;
 
-/// Settings of one training run.
+/// How long a run trains, on what batches and at what learning rate. The training
+/// settings, the config file's `[train]` section and each run's [`LoopConfig`] share it, so
+/// these keys are declared once; absent keys take the defaults of a LoRA run on the demo
+/// base.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LoopConfig {
+#[serde(default)]
+pub struct Schedule {
     /// Optimiser steps.
     pub steps: u64,
     /// Samples per micro-batch (per process in a data-parallel run).
@@ -33,10 +37,31 @@ pub struct LoopConfig {
     pub grad_accum: usize,
     /// Peak learning rate.
     pub lr: f64,
-    /// Linear warm-up steps.
+    /// Linear warm-up steps of the cosine schedule.
     pub warmup: u64,
     /// Global grad-norm clip (0 = off).
     pub max_grad_norm: f64,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            steps: 200,
+            batch_size: 4,
+            grad_accum: 1,
+            lr: 1e-4,
+            warmup: 20,
+            max_grad_norm: 1.0,
+        }
+    }
+}
+
+/// Settings of one training run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoopConfig {
+    /// Steps, batches and learning rate.
+    #[serde(flatten)]
+    pub schedule: Schedule,
     /// AdamW settings.
     pub adamw: AdamWConfig,
     /// Seed of the data order and of every random draw.
@@ -51,14 +76,15 @@ pub struct LoopConfig {
 impl LoopConfig {
     fn validate(&self, n: usize) -> Result<()> {
         let bad = |what, reason: String| Err(Error::Config { what, reason });
-        if self.steps == 0 {
+        let s = &self.schedule;
+        if s.steps == 0 {
             return bad("steps", "must be at least 1".into());
         }
-        if self.batch_size == 0 || self.grad_accum == 0 {
+        if s.batch_size == 0 || s.grad_accum == 0 {
             return bad("batch_size/grad_accum", "must be at least 1".into());
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("lr", format!("{} is not a positive number", self.lr));
+        if !(s.lr.is_finite() && s.lr > 0.0) {
+            return bad("lr", format!("{} is not a positive number", s.lr));
         }
         if n == 0 {
             return bad("data", "the training set is empty".into());
@@ -332,7 +358,7 @@ pub fn train_data_parallel(
         });
     }
     let writer = rank == 0;
-    let local_rows = rank * cfg.batch_size..(rank + 1) * cfg.batch_size;
+    let local_rows = rank * cfg.schedule.batch_size..(rank + 1) * cfg.schedule.batch_size;
     if params.is_empty() {
         return Err(Error::Config {
             what: "trainable variables",
@@ -376,14 +402,19 @@ pub fn train_data_parallel(
         *cursor += 1;
         (epoch, perm[pos])
     };
-    while state.step < cfg.steps {
+    while state.step < cfg.schedule.steps {
         let step = state.step + 1;
-        let lr = cosine_lr(cfg.lr, step, cfg.warmup, cfg.steps);
+        let lr = cosine_lr(
+            cfg.schedule.lr,
+            step,
+            cfg.schedule.warmup,
+            cfg.schedule.steps,
+        );
         let epoch = state.cursor / n as u64;
         let mut acc = None;
         let mut loss_sum = 0f64;
-        for _ in 0..cfg.grad_accum {
-            let indices: Vec<usize> = (0..cfg.batch_size * world)
+        for _ in 0..cfg.schedule.grad_accum {
+            let indices: Vec<usize> = (0..cfg.schedule.batch_size * world)
                 .map(|_| next_sample(&mut state.cursor).1)
                 .collect();
             let loss = objective.loss(&indices, local_rows.clone(), &mut state.rng)?;
@@ -399,7 +430,7 @@ pub fn train_data_parallel(
             }
             loss_sum += value;
             let scale = state.scaler.map_or(1.0, |s| s.scale);
-            let grads = (loss * (scale / cfg.grad_accum as f64))?.backward()?;
+            let grads = (loss * (scale / cfg.schedule.grad_accum as f64))?.backward()?;
             accumulate(params, &mut acc, &grads)?;
         }
         let grads = acc.ok_or_else(|| Error::Config {
@@ -421,7 +452,7 @@ pub fn train_data_parallel(
                 .map(|g| g * unscale)
                 .collect::<candle_core::Result<_>>()?;
         }
-        let (grad_norm, grads) = clip_grad_norm(&grads, cfg.max_grad_norm)?;
+        let (grad_norm, grads) = clip_grad_norm(&grads, cfg.schedule.max_grad_norm)?;
         let finite = grad_norm.is_finite();
         match state.scaler.as_mut() {
             // GradScaler's rule: an overflowed step is skipped, not applied; the schedule
@@ -444,17 +475,17 @@ pub fn train_data_parallel(
         let row = LogRow {
             step,
             epoch,
-            loss: loss_sum / cfg.grad_accum as f64,
+            loss: loss_sum / cfg.schedule.grad_accum as f64,
             lr,
             grad_norm,
         };
         on_step(&row)?;
         state.log.push(row);
         let boundary = cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every);
-        if writer && (boundary || step == cfg.steps) {
+        if writer && (boundary || step == cfg.schedule.steps) {
             ckpt.save(params, &opt, &state)?;
         }
-        if stop_after == Some(step) && step < cfg.steps {
+        if stop_after == Some(step) && step < cfg.schedule.steps {
             break;
         }
     }

@@ -8,7 +8,9 @@ use anchor_train::optim::{AdamWConfig, Params};
 use anchor_train::parallel::{ProcessGroup, ThreadGroup};
 use anchor_train::rng::Rng;
 use anchor_train::trainer::GradientSync;
-use anchor_train::trainer::{Checkpoints, LogRow, LoopConfig, train, train_data_parallel};
+use anchor_train::trainer::{
+    Checkpoints, LogRow, LoopConfig, Schedule, train, train_data_parallel,
+};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -57,12 +59,14 @@ fn unet() -> (UNet2DConditionModel, Params) {
 
 fn config(batch_size: usize) -> LoopConfig {
     LoopConfig {
-        steps: 3,
-        batch_size,
-        grad_accum: 2,
-        lr: 1e-3,
-        warmup: 1,
-        max_grad_norm: 1.0,
+        schedule: Schedule {
+            steps: 3,
+            batch_size,
+            grad_accum: 2,
+            lr: 1e-3,
+            warmup: 1,
+            max_grad_norm: 1.0,
+        },
         adamw: AdamWConfig::default(),
         seed: 5,
         checkpoint_every: 0,

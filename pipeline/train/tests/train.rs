@@ -9,6 +9,7 @@ use anchor_train::data::{Example, Subject};
 use anchor_train::layout::Layout;
 use anchor_train::settings::TrainedLora;
 use anchor_train::stages::Trainer;
+use anchor_train::trainer::Schedule;
 use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings, ValidationSettings};
 use candle_core::{DType, Device, Tensor};
 
@@ -49,12 +50,14 @@ fn settings(base: Option<PathBuf>) -> TrainSettings {
             rank: 4,
             alpha: 4.0,
         },
-        steps: 8,
-        batch_size: 2,
-        grad_accum: 2,
-        lr: 1e-3,
-        warmup: 2,
-        max_grad_norm: 1.0,
+        schedule: Schedule {
+            steps: 8,
+            batch_size: 2,
+            grad_accum: 2,
+            lr: 1e-3,
+            warmup: 2,
+            max_grad_norm: 1.0,
+        },
         min_snr_gamma: Some(5.0),
         seed: 11,
         checkpoint_every: 3,
@@ -338,7 +341,7 @@ fn full_finetune(
     let base_bytes = std::fs::read(&base_file)?;
     let mut s = settings(Some(base_dir.to_path_buf()));
     s.full_finetune = true;
-    s.steps = 3;
+    s.schedule.steps = 3;
     let root = tmp.join("full");
     let layout = Layout { root: root.clone() };
     let rec = Trainer::new(s.clone(), layout.clone(), "fx".into(), dev.clone()).finetune(
@@ -501,7 +504,7 @@ fn mixed_precision(
             .collect::<candle_core::Result<_>>()?;
     candle_core::safetensors::save(&tensors, &unet)?;
     let mut s = settings(Some(half));
-    s.steps = 2;
+    s.schedule.steps = 2;
     let rec = Trainer::new(
         s,
         Layout {

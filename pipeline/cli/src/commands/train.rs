@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anchor_core::step::{Step, StepId};
 use anchor_train::parallel::ProcessGroup;
+use anchor_train::trainer::Schedule;
 use anchor_train::{
     DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting, TrainSettings,
     TrainStep, TrainedLora, ValidationSettings,
@@ -16,10 +17,22 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::args::StepArgs;
 
-/// `[train]` in the config file; most keys are also flags of `anchor train`.
+/// `[train]` in the config file: the training schedule under its library names, then this
+/// tool's keys; most keys are also flags of `anchor train`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    /// Steps, batches, learning rate, warm-up and grad-norm clip.
+    #[serde(flatten)]
+    pub schedule: Schedule,
+    /// The other keys.
+    #[serde(flatten)]
+    pub tool: TrainToolConfig,
+}
+
+/// The keys of `[train]` besides the schedule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct TrainConfig {
+pub struct TrainToolConfig {
     /// Configurations to train: `lora`, `safe`.
     pub configurations: Vec<String>,
     /// A diffusers folder (SD 1.5/2.1); empty = train the demo base.
@@ -30,18 +43,6 @@ pub struct TrainConfig {
     pub rank: usize,
     /// LoRA alpha; 0 = the rank (scale 1).
     pub alpha: f64,
-    /// Optimiser steps per LoRA.
-    pub steps: u64,
-    /// Samples per micro-batch.
-    pub batch_size: usize,
-    /// Micro-batches per optimiser step.
-    pub grad_accum: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Linear warm-up steps of the cosine schedule.
-    pub warmup: u64,
-    /// Global grad-norm clip.
-    pub max_grad_norm: f64,
     /// Min-SNR-gamma; 0 = plain MSE.
     pub min_snr_gamma: f32,
     /// Seed.
@@ -75,20 +76,14 @@ pub struct TrainConfig {
     pub validation_every: u64,
 }
 
-impl Default for TrainConfig {
+impl Default for TrainToolConfig {
     fn default() -> Self {
-        TrainConfig {
+        TrainToolConfig {
             configurations: vec!["lora".into(), "safe".into()],
             base: String::new(),
             resolution: 64,
             rank: 4,
             alpha: 0.0,
-            steps: 200,
-            batch_size: 4,
-            grad_accum: 1,
-            lr: 1e-4,
-            warmup: 20,
-            max_grad_norm: 1.0,
             min_snr_gamma: 0.0,
             seed: 42,
             checkpoint_every: 25,
@@ -156,40 +151,47 @@ pub struct TrainArgs {
 
 /// The effective `[train]` settings: config file, scale, `--set`, then flags.
 pub fn config(app: &App, args: Option<&TrainArgs>) -> anyhow::Result<TrainConfig> {
-    let mut cfg: TrainConfig = app.doc.section("train")?;
+    let mut section = app.doc.section_parts("train")?;
+    let mut cfg = TrainConfig {
+        schedule: section.part()?,
+        tool: section.part()?,
+    };
+    section.finish()?;
     if let Some(a) = args {
         if let Some(c) = &a.configurations {
-            cfg.configurations = c.clone();
+            cfg.tool.configurations = c.clone();
         }
         if let Some(b) = &a.base {
-            cfg.base = b.display().to_string();
+            cfg.tool.base = b.display().to_string();
         }
         if let Some(r) = a.rank {
-            cfg.rank = r;
+            cfg.tool.rank = r;
         }
         if let Some(s) = a.steps {
-            cfg.steps = s;
+            cfg.schedule.steps = s;
         }
         if let Some(lr) = a.lr {
-            cfg.lr = lr;
+            cfg.schedule.lr = lr;
         }
         if let Some(r) = a.resolution {
-            cfg.resolution = r;
+            cfg.tool.resolution = r;
         }
         if let Some(w) = &a.weighting {
-            cfg.weighting = w.clone();
+            cfg.tool.weighting = w.clone();
         }
         if let Some(p) = &a.precision {
-            cfg.precision = p.clone();
+            cfg.tool.precision = p.clone();
         }
         if a.full {
-            cfg.full_finetune = true;
+            cfg.tool.full_finetune = true;
         }
         if !a.validation_prompts.is_empty() {
-            cfg.validation_prompts.clone_from(&a.validation_prompts);
+            cfg.tool
+                .validation_prompts
+                .clone_from(&a.validation_prompts);
         }
         if let Some(n) = a.validation_every {
-            cfg.validation_every = n;
+            cfg.tool.validation_every = n;
         }
     }
     Ok(cfg)
@@ -198,63 +200,60 @@ pub fn config(app: &App, args: Option<&TrainArgs>) -> anyhow::Result<TrainConfig
 /// Resolves the config into the library's settings.
 pub fn settings(app: &App, cfg: &TrainConfig) -> anyhow::Result<TrainSettings> {
     let configurations = cfg
+        .tool
         .configurations
         .iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| TrainedLora::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let weighting = match cfg.weighting.as_str() {
-        "fixed" => SubjectWeighting::Fixed(cfg.fixed_weight),
+    let weighting = match cfg.tool.weighting.as_str() {
+        "fixed" => SubjectWeighting::Fixed(cfg.tool.fixed_weight),
         "llm" => SubjectWeighting::Llm,
         other => anyhow::bail!("train.weighting {other:?}: expected fixed or llm"),
     };
-    let alpha = if cfg.alpha > 0.0 {
-        cfg.alpha
+    let alpha = if cfg.tool.alpha > 0.0 {
+        cfg.tool.alpha
     } else {
-        cfg.rank as f64
+        cfg.tool.rank as f64
     };
     Ok(TrainSettings {
         configurations,
-        base: (!cfg.base.is_empty()).then(|| PathBuf::from(&cfg.base)),
-        resolution: cfg.resolution,
+        base: (!cfg.tool.base.is_empty()).then(|| PathBuf::from(&cfg.tool.base)),
+        resolution: cfg.tool.resolution,
         lora: LoraConfig {
-            rank: cfg.rank,
+            rank: cfg.tool.rank,
             alpha,
         },
-        steps: cfg.steps,
-        batch_size: cfg.batch_size,
-        grad_accum: cfg.grad_accum,
-        lr: cfg.lr,
-        warmup: cfg.warmup,
-        max_grad_norm: cfg.max_grad_norm,
-        min_snr_gamma: (cfg.min_snr_gamma > 0.0).then_some(cfg.min_snr_gamma),
-        seed: cfg.seed,
-        checkpoint_every: cfg.checkpoint_every,
+        schedule: cfg.schedule.clone(),
+        min_snr_gamma: (cfg.tool.min_snr_gamma > 0.0).then_some(cfg.tool.min_snr_gamma),
+        seed: cfg.tool.seed,
+        checkpoint_every: cfg.tool.checkpoint_every,
         weighting,
         demo: DemoSettings {
-            vae_steps: cfg.demo_vae_steps,
-            vae_lr: cfg.demo_vae_lr,
+            vae_steps: cfg.tool.demo_vae_steps,
+            vae_lr: cfg.tool.demo_vae_lr,
             vae_kl_weight: 1e-3,
-            unet_steps: cfg.demo_unet_steps,
-            unet_lr: cfg.demo_unet_lr,
-            batch_size: cfg.demo_batch_size,
+            unet_steps: cfg.tool.demo_unet_steps,
+            unet_lr: cfg.tool.demo_unet_lr,
+            batch_size: cfg.tool.demo_batch_size,
         },
         vocab: app
             .paths
             .models
             .join("open-clip")
             .join("bpe_simple_vocab_16e6.txt.gz"),
-        precision: Precision::parse(&cfg.precision)?,
-        full_finetune: cfg.full_finetune,
+        precision: Precision::parse(&cfg.tool.precision)?,
+        full_finetune: cfg.tool.full_finetune,
         validation: ValidationSettings {
             prompts: cfg
+                .tool
                 .validation_prompts
                 .iter()
                 .map(|p| p.trim())
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            every: cfg.validation_every,
+            every: cfg.tool.validation_every,
         },
     })
 }
