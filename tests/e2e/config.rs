@@ -112,6 +112,10 @@ fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
             "[train]: unknown key `stpes`",
         ),
         (&["--set", "train.lr=fast", "config"], "in `lr`"),
+        (
+            &["--set", "sample.seed=3", "config"],
+            "[sample]: unknown key `seed`",
+        ),
     ];
     for (args, needle) in cases {
         let run = Run::of(dir.anchor().arg("--config").arg(&file).args(*args));

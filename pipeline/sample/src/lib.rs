@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use model::{
     Manifest, ModelChoice, ModelSet, Pipeline, RgbImage, SamplerSettings, needed_loras,
 };
-pub use step::{SampleParams, SampleStep};
+pub use step::{SampleParams, SamplePlan, SampleStep};
 
 /// One image for a free prompt (`anchor sample --prompt`) under `configuration`: its LoRA
 /// (which the pipeline's models must hold), its subject weighting (the fixed weight, on

@@ -15,7 +15,7 @@ use anchor_core::step::{BoxError, PartSink, Step, StepCtx, StepId};
 use anchor_core::tables::{self, TableDef, generations};
 use anchor_sd::SubjectSpan;
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::configuration::{Configuration, SchedulerKind, WeightingKind};
 use crate::error::{Error, Result};
@@ -23,32 +23,57 @@ use crate::inputs::{Caption, SubjectsNote, load_captions};
 use crate::model::{ModelSet, Pipeline, SamplerSettings, sha256_file};
 use crate::png::encode_png;
 
-/// Everything that shapes the output besides the weights.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SampleParams {
-    /// Configurations to sample (sorted, no duplicates after [`SampleParams::normalize`]).
-    pub configurations: Vec<Configuration>,
+/// The settings of a sampling run that are plain values, shared by [`SampleParams`] and a
+/// config section, which gives them by these names (absent keys: the paper's settings, the
+/// test split, 100 steps, guidance 7.5, seeds 42 and 371, 8 images per part, one at a time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplePlan {
     /// The `splits` split whose captions are sampled.
     pub split: String,
-    /// At most this many captions (the first by id); `None`: all.
-    pub max_captions: Option<usize>,
-    /// Noise seeds (sorted, no duplicates after normalising).
+    /// Noise seeds (sorted, no duplicates after [`SampleParams::normalize`]).
     pub seeds: Vec<u64>,
     /// Denoising steps.
     pub steps: usize,
     /// Classifier-free guidance scale.
     pub guidance: f64,
+    /// Images per part (the resume unit).
+    pub images_per_part: usize,
+    /// Images denoised together; part of the fingerprint because batching may change the
+    /// last bits of float sums.
+    pub batch_size: usize,
+}
+
+impl Default for SamplePlan {
+    fn default() -> Self {
+        SamplePlan {
+            split: "test".into(),
+            seeds: vec![42, 371],
+            steps: 100,
+            guidance: 7.5,
+            images_per_part: 8,
+            batch_size: 1,
+        }
+    }
+}
+
+/// Everything that shapes the output besides the weights.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleParams {
+    /// Configurations to sample (sorted, no duplicates after [`SampleParams::normalize`]).
+    pub configurations: Vec<Configuration>,
+    /// Split, seeds, steps, guidance, part and batch sizes; their keys sit beside the
+    /// others' in the fingerprint.
+    #[serde(flatten)]
+    pub plan: SamplePlan,
+    /// At most this many captions (the first by id); `None`: all.
+    pub max_captions: Option<usize>,
     /// The sampler.
     pub scheduler: SchedulerKind,
     /// Where subject weights come from.
     pub weighting: WeightingKind,
     /// Image side in pixels.
     pub resolution: usize,
-    /// Images per part (the resume unit).
-    pub images_per_part: usize,
-    /// Images denoised together; part of the fingerprint because batching may change the
-    /// last bits of float sums.
-    pub batch_size: usize,
 }
 
 impl SampleParams {
@@ -57,16 +82,11 @@ impl SampleParams {
     pub fn paper() -> Self {
         SampleParams {
             configurations: Configuration::ALL.to_vec(),
-            split: "test".into(),
+            plan: SamplePlan::default(),
             max_captions: None,
-            seeds: vec![42, 371],
-            steps: 100,
-            guidance: 7.5,
             scheduler: SchedulerKind::Ddim,
             weighting: WeightingKind::Fixed,
             resolution: crate::model::DEFAULT_RESOLUTION,
-            images_per_part: 8,
-            batch_size: 1,
         }
     }
 
@@ -74,31 +94,31 @@ impl SampleParams {
     pub fn normalize(mut self) -> Result<Self> {
         self.configurations.sort_by_key(|c| c.as_str());
         self.configurations.dedup();
-        self.seeds.sort_unstable();
-        self.seeds.dedup();
+        self.plan.seeds.sort_unstable();
+        self.plan.seeds.dedup();
         let bad = |m: String| Err(Error::Config(m));
         if self.configurations.is_empty() {
             return bad("no configurations to sample".into());
         }
-        if self.seeds.is_empty() {
+        if self.plan.seeds.is_empty() {
             return bad("no seeds".into());
         }
-        if let Some(s) = self.seeds.iter().find(|&&s| i64::try_from(s).is_err()) {
+        if let Some(s) = self.plan.seeds.iter().find(|&&s| i64::try_from(s).is_err()) {
             return bad(format!("seed {s} does not fit the table's Int64 column"));
         }
-        if self.steps == 0 || self.steps > 1000 {
-            return bad(format!("steps {} outside 1..=1000", self.steps));
+        if self.plan.steps == 0 || self.plan.steps > 1000 {
+            return bad(format!("steps {} outside 1..=1000", self.plan.steps));
         }
-        if !self.guidance.is_finite() || self.guidance < 1.0 {
+        if !self.plan.guidance.is_finite() || self.plan.guidance < 1.0 {
             return bad(format!(
                 "guidance {} must be finite and >= 1",
-                self.guidance
+                self.plan.guidance
             ));
         }
-        if self.images_per_part == 0 || self.batch_size == 0 {
+        if self.plan.images_per_part == 0 || self.plan.batch_size == 0 {
             return bad("images_per_part and batch_size must be positive".into());
         }
-        if self.split.is_empty() {
+        if self.plan.split.is_empty() {
             return bad("empty split name".into());
         }
         Ok(self)
@@ -107,8 +127,8 @@ impl SampleParams {
     /// The sampler settings of every image.
     pub fn sampler(&self) -> SamplerSettings {
         SamplerSettings {
-            steps: self.steps,
-            guidance: self.guidance,
+            steps: self.plan.steps,
+            guidance: self.plan.guidance,
             scheduler: self.scheduler,
             resolution: self.resolution,
         }
@@ -220,7 +240,7 @@ impl SampleStep {
         }
         let c = Arc::new(load_captions(
             ctx,
-            &self.params.split,
+            &self.params.plan.split,
             self.params.max_captions,
         )?);
         *slot = Some((ctx.fingerprint().to_owned(), Arc::clone(&c)));
@@ -245,7 +265,7 @@ impl SampleStep {
         let mut items = Vec::new();
         for &configuration in &self.params.configurations {
             for caption in 0..n_captions {
-                for &seed in &self.params.seeds {
+                for &seed in &self.params.plan.seeds {
                     items.push(Item {
                         configuration,
                         caption,
@@ -260,7 +280,7 @@ impl SampleStep {
     fn part(&self, part: usize, ctx: &StepCtx, sink: &mut PartSink) -> Result<PartStats> {
         let captions = self.captions(ctx)?;
         let items = self.items(captions.len());
-        let per = self.params.images_per_part;
+        let per = self.params.plan.images_per_part;
         let slice = items
             .get(part * per..((part + 1) * per).min(items.len()))
             .ok_or_else(|| {
@@ -282,7 +302,7 @@ impl SampleStep {
             let lora = configuration.lora();
             let unet = pipeline.unet(lora)?;
             let model_id = pipeline.models().model_id(lora);
-            for chunk in group.chunks(self.params.batch_size) {
+            for chunk in group.chunks(self.params.plan.batch_size) {
                 let mut prompts = Vec::with_capacity(chunk.len());
                 let mut texts = Vec::with_capacity(chunk.len());
                 for item in chunk {
@@ -325,8 +345,8 @@ impl SampleStep {
                         id: c.id.clone(),
                         configuration: configuration.as_str().to_owned(),
                         seed: item.seed as i64,
-                        steps: self.params.steps as i32,
-                        guidance: self.params.guidance,
+                        steps: self.params.plan.steps as i32,
+                        guidance: self.params.plan.guidance,
                         scheduler: self.params.scheduler.as_str().to_owned(),
                         prompt,
                         split: c.split.clone(),
@@ -414,11 +434,11 @@ impl Step for SampleStep {
         if n == 0 {
             return Err(Box::new(Error::Config(format!(
                 "split `{}` has no kept captions in pairs_curated",
-                self.params.split
+                self.params.plan.split
             ))));
         }
-        let items = n * self.params.configurations.len() * self.params.seeds.len();
-        Ok(items.div_ceil(self.params.images_per_part))
+        let items = n * self.params.configurations.len() * self.params.plan.seeds.len();
+        Ok(items.div_ceil(self.params.plan.images_per_part))
     }
 
     fn run_part(

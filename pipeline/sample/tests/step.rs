@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anchor_core::step::{self, Outcome, RunOptions};
 use anchor_sample::testing::{FixtureCaption, write_inputs, write_random_base};
 use anchor_sample::{
-    Configuration, Error, ModelChoice, ModelSet, SampleParams, SampleStep, WeightingKind,
-    needed_loras,
+    Configuration, Error, ModelChoice, ModelSet, SampleParams, SamplePlan, SampleStep,
+    WeightingKind, needed_loras,
 };
 use arrow_array::cast::AsArray;
 
@@ -136,8 +136,11 @@ fn run(dir: &Path, vocab: &Path, weighting: WeightingKind) -> Images {
     )?;
     let params = SampleParams {
         configurations: vec![Configuration::Weighting, Configuration::Base],
-        seeds: vec![7],
-        steps: 2,
+        plan: SamplePlan {
+            seeds: vec![7],
+            steps: 2,
+            ..SamplePlan::default()
+        },
         resolution: 16,
         weighting,
         ..SampleParams::paper()

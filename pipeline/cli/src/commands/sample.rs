@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anchor_core::step::{Outcome, Step};
 use anchor_sample::{
-    Configuration, ModelChoice, ModelSet, SampleParams, SampleStep, SamplerSettings, SchedulerKind,
-    WeightingKind, needed_loras,
+    Configuration, ModelChoice, ModelSet, SampleParams, SamplePlan, SampleStep, SamplerSettings,
+    SchedulerKind, WeightingKind, needed_loras,
 };
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -15,32 +15,32 @@ use serde::{Deserialize, Serialize};
 use crate::app::{App, user_error};
 use crate::args::StepArgs;
 
-/// `[sample]` in the config file; every key is also a flag of `anchor sample`.
+/// `[sample]` in the config file: the sample step's plain settings under their library
+/// names, then this tool's keys; every key is also a flag of `anchor sample`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleConfig {
+    /// Split, seeds, steps, guidance, images per part and per batch.
+    #[serde(flatten)]
+    pub plan: SamplePlan,
+    /// The other keys.
+    #[serde(flatten)]
+    pub tool: SampleToolConfig,
+}
+
+/// The keys of `[sample]` besides the plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct SampleConfig {
+pub struct SampleToolConfig {
     /// Configurations: base, weighting, lora, lora+weighting, safe, prefix.
     pub configurations: Vec<String>,
-    /// The split whose captions are sampled.
-    pub split: String,
     /// At most this many captions (the first by id); 0 = all.
     pub max_captions: usize,
-    /// Noise seeds; each caption gets one image per seed and configuration.
-    pub seeds: Vec<u64>,
-    /// Denoising steps.
-    pub steps: usize,
-    /// Classifier-free guidance scale.
-    pub guidance: f64,
     /// `ddim` or `euler`.
     pub scheduler: String,
     /// `fixed` (every subject at 1.21) or `llm` (the annotator's weights).
     pub weighting: String,
     /// Image side in pixels; 0 = the train manifest's resolution, else 512.
     pub resolution: usize,
-    /// Images per part (the resume unit).
-    pub images_per_part: usize,
-    /// Images denoised together.
-    pub batch_size: usize,
     /// Base diffusers folder; empty = the one in the train manifest.
     pub base: String,
     /// LoRA files by name (`lora`, `safe`); missing names come from the train manifest.
@@ -49,25 +49,19 @@ pub struct SampleConfig {
     pub vocab: String,
 }
 
-impl Default for SampleConfig {
+impl Default for SampleToolConfig {
     fn default() -> Self {
         let p = SampleParams::paper();
-        SampleConfig {
+        SampleToolConfig {
             configurations: p
                 .configurations
                 .iter()
                 .map(|c| c.as_str().to_owned())
                 .collect(),
-            split: p.split,
             max_captions: 0,
-            seeds: p.seeds,
-            steps: p.steps,
-            guidance: p.guidance,
             scheduler: p.scheduler.as_str().into(),
             weighting: "fixed".into(),
             resolution: 0,
-            images_per_part: p.images_per_part,
-            batch_size: p.batch_size,
             base: String::new(),
             lora: BTreeMap::new(),
             vocab: String::new(),
@@ -140,36 +134,35 @@ pub struct SampleArgs {
 
 /// The effective `[sample]` settings: config file, scale, `--set`, then flags.
 pub fn config(app: &App, args: Option<&SampleArgs>) -> anyhow::Result<SampleConfig> {
-    let mut cfg: SampleConfig = app.doc.section("sample")?;
+    let mut section = app.doc.section_parts("sample")?;
+    let mut cfg = SampleConfig {
+        plan: section.part()?,
+        tool: section.part()?,
+    };
+    section.finish()?;
     let Some(a) = args else { return Ok(cfg) };
     if let Some(v) = &a.configurations {
-        cfg.configurations = v.clone();
+        cfg.tool.configurations = v.clone();
     }
     if let Some(v) = &a.base {
-        cfg.base = v.display().to_string();
+        cfg.tool.base = v.display().to_string();
     }
     for spec in &a.lora {
         let (name, path) = match spec.split_once('=') {
             Some((n, p)) if !n.is_empty() && !n.contains('/') => (n.to_owned(), p.to_owned()),
             _ => ("*".to_owned(), spec.clone()),
         };
-        cfg.lora.insert(name, path);
+        cfg.tool.lora.insert(name, path);
     }
     macro_rules! take {
-        ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone(); } )* };
+        ($part:ident: $($f:ident),*) => {
+            $( if let Some(v) = &a.$f { cfg.$part.$f = v.clone(); } )*
+        };
     }
-    take!(
-        steps,
-        guidance,
-        seeds,
-        scheduler,
-        weighting,
-        split,
-        max_captions
-    );
-    take!(resolution, images_per_part, batch_size);
+    take!(plan: steps, guidance, seeds, split, images_per_part, batch_size);
+    take!(tool: scheduler, weighting, max_captions, resolution);
     if let Some(v) = &a.vocab {
-        cfg.vocab = v.display().to_string();
+        cfg.tool.vocab = v.display().to_string();
     }
     Ok(cfg)
 }
@@ -183,27 +176,29 @@ fn user(err: anchor_sample::Error) -> anyhow::Error {
 }
 
 fn configurations(cfg: &SampleConfig) -> anyhow::Result<Vec<Configuration>> {
-    cfg.configurations
+    cfg.tool
+        .configurations
         .iter()
         .map(|c| c.parse::<Configuration>().map_err(user))
         .collect()
 }
 
 fn vocab(app: &App, cfg: &SampleConfig) -> PathBuf {
-    if cfg.vocab.is_empty() {
+    if cfg.tool.vocab.is_empty() {
         app.paths
             .models
             .join("open-clip")
             .join("bpe_simple_vocab_16e6.txt.gz")
     } else {
-        PathBuf::from(&cfg.vocab)
+        PathBuf::from(&cfg.tool.vocab)
     }
 }
 
 fn choice(cfg: &SampleConfig) -> ModelChoice {
     ModelChoice {
-        base: (!cfg.base.is_empty()).then(|| PathBuf::from(&cfg.base)),
+        base: (!cfg.tool.base.is_empty()).then(|| PathBuf::from(&cfg.tool.base)),
         loras: cfg
+            .tool
             .lora
             .iter()
             .map(|(k, v)| (k.clone(), PathBuf::from(v)))
@@ -212,7 +207,7 @@ fn choice(cfg: &SampleConfig) -> ModelChoice {
 }
 
 fn resolution(cfg: &SampleConfig, models: &ModelSet) -> usize {
-    match cfg.resolution {
+    match cfg.tool.resolution {
         0 => models
             .trained_resolution
             .unwrap_or(anchor_sample::model::DEFAULT_RESOLUTION),
@@ -224,16 +219,11 @@ fn resolution(cfg: &SampleConfig, models: &ModelSet) -> usize {
 fn params(cfg: &SampleConfig, configurations: Vec<Configuration>) -> anyhow::Result<SampleParams> {
     Ok(SampleParams {
         configurations,
-        split: cfg.split.clone(),
-        max_captions: (cfg.max_captions > 0).then_some(cfg.max_captions),
-        seeds: cfg.seeds.clone(),
-        steps: cfg.steps,
-        guidance: cfg.guidance,
-        scheduler: cfg.scheduler.parse::<SchedulerKind>().map_err(user)?,
-        weighting: cfg.weighting.parse::<WeightingKind>().map_err(user)?,
-        resolution: cfg.resolution,
-        images_per_part: cfg.images_per_part,
-        batch_size: cfg.batch_size,
+        plan: cfg.plan.clone(),
+        max_captions: (cfg.tool.max_captions > 0).then_some(cfg.tool.max_captions),
+        scheduler: cfg.tool.scheduler.parse::<SchedulerKind>().map_err(user)?,
+        weighting: cfg.tool.weighting.parse::<WeightingKind>().map_err(user)?,
+        resolution: cfg.tool.resolution,
     })
 }
 
@@ -329,11 +319,11 @@ fn one_image(
     };
     let needed = needed_loras(&[configuration]);
     let models = ModelSet::resolve(app.out(), &choice(cfg), &needed).map_err(user)?;
-    let seed = cfg.seeds.first().copied().unwrap_or(42);
+    let seed = cfg.plan.seeds.first().copied().unwrap_or(42);
     let settings = SamplerSettings {
-        steps: cfg.steps,
-        guidance: cfg.guidance,
-        scheduler: cfg.scheduler.parse::<SchedulerKind>().map_err(user)?,
+        steps: cfg.plan.steps,
+        guidance: cfg.plan.guidance,
+        scheduler: cfg.tool.scheduler.parse::<SchedulerKind>().map_err(user)?,
         resolution: resolution(cfg, &models),
     };
     let pipeline =
