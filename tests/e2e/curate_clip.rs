@@ -230,12 +230,12 @@ fn curate_clip_fills_the_columns_through_to_the_dataset() {
         "{card}"
     );
 
-    // `anchor score`: both fields with --clip and --caption, both null without --clip.
+    // `anchor measure`: both fields with --clip and --caption, both null without --clip.
     let photo = models.join("photos/camera.png");
     let scored = Run::of(
         dir.anchor()
             .args(&flags)
-            .arg("score")
+            .arg("measure")
             .arg("--clip")
             .arg(&clip)
             .args(["--caption", "A man holds a camera in a park"])
@@ -249,7 +249,7 @@ fn curate_clip_fills_the_columns_through_to_the_dataset() {
         (-1.0..=1.0).contains(&sim) && (0.0..=1.0).contains(&iqa),
         "{line}"
     );
-    let plain = Run::of(dir.anchor().args(&flags).arg("score").arg(&photo)).success();
+    let plain = Run::of(dir.anchor().args(&flags).arg("measure").arg(&photo)).success();
     let line: serde_json::Value = serde_json::from_str(plain.stdout().trim()).unwrap();
     assert!(
         line["clip_similarity"].is_null() && line["clip_iqa"].is_null(),

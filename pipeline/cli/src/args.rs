@@ -71,7 +71,7 @@ pub enum Command {
     /// Print `FILE PHASH DHASH` per image, as Python imagehash prints them.
     Hash(crate::commands::images::HashArgs),
     /// Print one JSON line per image: NSFW score, hashes and every quality metric.
-    Score(crate::commands::images::ScoreArgs),
+    Measure(crate::commands::images::MeasureArgs),
     /// Show what each step's ledger says: done, stale, partial (with counts) or not run.
     Status(crate::commands::status::StatusArgs),
     /// Print the effective configuration (file + scale + overrides + defaults).

@@ -49,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Curate(args) => commands::curate::run(args, &app),
         Command::Split(args) => commands::split::run(args, &app),
         Command::Hash(args) => commands::images::run_hash(args),
-        Command::Score(args) => commands::images::run_score(args, &app),
+        Command::Measure(args) => commands::images::run_measure(args, &app),
         Command::Status(args) => commands::status::run(args, &app),
         Command::Config(args) => commands::config::run(args, &app),
         Command::Repair(args) => commands::repair::run(args, &app),

@@ -5,7 +5,7 @@
 //! photos of `scripts/fetch-models.sh 'photo-*'` (PNG and JPEG originals plus re-encoded,
 //! resized, odd-sized and mode-converted variants: L, LA, RGBA, palette, CMYK JPEG, 16-bit
 //! gray, GIF, WebP, progressive, EXIF-rotated) and scores every file with the package.
-//! Each file then goes through our path (the one `anchor score` and the score step take:
+//! Each file then goes through our path (the one `anchor measure` and the score step take:
 //! [`decode`], [`preprocess`] with the JPEG round trip, the model) on ONNX Runtime and on
 //! tract, and every score must lie within [`TOLERANCE`] of the package's.
 //!

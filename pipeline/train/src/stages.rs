@@ -32,11 +32,11 @@ use crate::validation::Validator;
 /// Shared state of a training run: the examples, the device, locks for stages that
 /// several parts need.
 ///
-/// In a data-parallel run every rank holds a `Trainer` on the same settings and output
+/// In a data-parallel run every rank holds a `StageRunner` on the same settings and output
 /// folder and calls the same stages in the same order. Rank 0 decides whether a stage is
 /// already done and tells the others; only rank 0 writes (checkpoints, caches, models,
 /// records), and the others wait for its writes before they read them.
-pub struct Trainer {
+pub struct StageRunner {
     /// The settings.
     pub settings: TrainSettings,
     /// Where things go.
@@ -61,7 +61,7 @@ pub struct Prepared {
     pub bad_images: u64,
 }
 
-impl Trainer {
+impl StageRunner {
     /// A trainer writing under `layout`.
     pub fn new(
         settings: TrainSettings,

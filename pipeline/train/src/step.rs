@@ -30,7 +30,7 @@ use crate::data;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, StageRecord};
 use crate::settings::{TrainSettings, TrainedLora};
-use crate::stages::{Prepared, Trainer};
+use crate::stages::{Prepared, StageRunner};
 use crate::trainer::{GradientSync, LogRow, SingleProcess};
 
 /// What one part trains.
@@ -62,7 +62,7 @@ pub struct TrainStep {
     /// A cheap identity of `--base` (file sizes) for the fingerprint; the LoRA records hash
     /// the files themselves.
     base_stamp: Option<serde_json::Value>,
-    trainer: OnceLock<Arc<Trainer>>,
+    trainer: OnceLock<Arc<StageRunner>>,
     prepared: Mutex<Option<Arc<Prepared>>>,
     /// Wall-clock seconds and steps run per part (the CLI prints steps/s).
     timings: Mutex<Vec<(String, f64, u64)>>,
@@ -239,7 +239,7 @@ impl TrainStep {
         self.settings.configurations.contains(&TrainedLora::Safe)
     }
 
-    fn trainer(&self, ctx: &StepCtx) -> Arc<Trainer> {
+    fn trainer(&self, ctx: &StepCtx) -> Arc<StageRunner> {
         self.trainer
             .get_or_init(|| {
                 let mut fps: Vec<String> = self
@@ -253,7 +253,7 @@ impl TrainStep {
                 }
                 fps.sort();
                 Arc::new(
-                    Trainer::new(
+                    StageRunner::new(
                         self.settings.clone(),
                         Layout {
                             root: anchor_core::ledger::step_dir(ctx.out(), TrainStep::NAME),
@@ -270,7 +270,7 @@ impl TrainStep {
     fn prepared(
         &self,
         ctx: &StepCtx,
-        trainer: &Trainer,
+        trainer: &StageRunner,
         stats: &mut PartStats,
     ) -> Result<Arc<Prepared>> {
         let mut slot = self.prepared.lock().map_err(|_| Error::Config {

@@ -8,7 +8,7 @@ use anchor_sd::{LoraConfig, StableDiffusion};
 use anchor_train::data::{Example, Subject};
 use anchor_train::layout::Layout;
 use anchor_train::settings::TrainedLora;
-use anchor_train::stages::Trainer;
+use anchor_train::stages::StageRunner;
 use anchor_train::trainer::Schedule;
 use anchor_train::{DemoSettings, Precision, SubjectWeighting, TrainSettings, ValidationSettings};
 use candle_core::{DType, Device, Tensor};
@@ -92,7 +92,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
     let mut noop = |_: &str, _: &anchor_train::trainer::LogRow| {};
 
     // The demo base.
-    let a = Trainer::new(
+    let a = StageRunner::new(
         settings(None),
         Layout {
             root: tmp.path().join("a"),
@@ -130,7 +130,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
     // LoRA on the frozen base: uninterrupted reference.
     let base_file = base_dir.join("unet/diffusion_pytorch_model.safetensors");
     let base_bytes = std::fs::read(&base_file)?;
-    let b = Trainer::new(
+    let b = StageRunner::new(
         settings(Some(base_dir.clone())),
         Layout {
             root: tmp.path().join("b"),
@@ -175,7 +175,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
 
     // Stopped after step 5 (last checkpoint at 3), then resumed by a fresh trainer.
     let root_c = tmp.path().join("c");
-    let c = Trainer::new(
+    let c = StageRunner::new(
         settings(Some(base_dir.clone())),
         Layout {
             root: root_c.clone(),
@@ -190,7 +190,7 @@ fn demo_base_learns_lora_trains_only_adapters_and_resume_is_exact() -> TestResul
             .join("models/lora/safe/pytorch_lora_weights.safetensors")
             .exists()
     );
-    let c2 = Trainer::new(
+    let c2 = StageRunner::new(
         settings(Some(base_dir.clone())),
         Layout {
             root: root_c.clone(),
@@ -272,7 +272,7 @@ fn validation_images(
     std::fs::create_dir_all(&stale)?;
     std::fs::write(stale.join("00.png"), b"old")?;
     let trainer = || {
-        Trainer::new(
+        StageRunner::new(
             s.clone(),
             Layout { root: root.clone() },
             "fx".into(),
@@ -311,7 +311,7 @@ fn validation_images(
     // Stopped after step 5 (checkpoint at 3), then resumed: the same images.
     let resumed_root = tmp.join("validation-resumed");
     let resumed = || {
-        Trainer::new(
+        StageRunner::new(
             s.clone(),
             Layout {
                 root: resumed_root.clone(),
@@ -344,7 +344,7 @@ fn full_finetune(
     s.schedule.steps = 3;
     let root = tmp.join("full");
     let layout = Layout { root: root.clone() };
-    let rec = Trainer::new(s.clone(), layout.clone(), "fx".into(), dev.clone()).finetune(
+    let rec = StageRunner::new(s.clone(), layout.clone(), "fx".into(), dev.clone()).finetune(
         TrainedLora::Safe,
         data,
         &mut noop,
@@ -383,7 +383,7 @@ fn full_finetune(
     assert_eq!(manifest["loras"]["safe"]["kind"], "full");
 
     s.precision = Precision::F16;
-    let err = Trainer::new(
+    let err = StageRunner::new(
         s,
         Layout {
             root: tmp.join("full16"),
@@ -424,7 +424,7 @@ fn mixed_precision(
     let trainer = |root: &str, precision: Precision| {
         let mut s = settings(Some(base_dir.to_path_buf()));
         s.precision = precision;
-        Trainer::new(
+        StageRunner::new(
             s,
             Layout {
                 root: tmp.join(root),
@@ -505,7 +505,7 @@ fn mixed_precision(
     candle_core::safetensors::save(&tensors, &unet)?;
     let mut s = settings(Some(half));
     s.schedule.steps = 2;
-    let rec = Trainer::new(
+    let rec = StageRunner::new(
         s,
         Layout {
             root: tmp.join("from-fp16"),

@@ -1,4 +1,4 @@
-//! `anchor hash FILE...` and `anchor score FILE...`: the curate measurements of single image
+//! `anchor hash FILE...` and `anchor measure FILE...`: the curate measurements of single image
 //! files, for users tuning thresholds and for checking hashes against Python `imagehash`.
 
 use std::path::PathBuf;
@@ -21,9 +21,9 @@ pub struct HashArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Arguments of `anchor score`.
+/// Arguments of `anchor measure`.
 #[derive(Debug, clap::Args)]
-pub struct ScoreArgs {
+pub struct MeasureArgs {
     /// open_nsfw ONNX file [default: <paths.models>/open-nsfw.onnx].
     #[arg(long)]
     pub nsfw_model: Option<PathBuf>,
@@ -76,7 +76,7 @@ pub fn run_hash(args: &HashArgs) -> anyhow::Result<()> {
 }
 
 /// Prints one JSON object per file with the NSFW score, the hashes and every quality metric.
-pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
+pub fn run_measure(args: &MeasureArgs, app: &App) -> anyhow::Result<()> {
     let model_path = args
         .nsfw_model
         .clone()
@@ -135,7 +135,10 @@ pub fn run_score(args: &ScoreArgs, app: &App) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} files could not be scored", args.files.len());
+        anyhow::bail!(
+            "{failed} of {} files could not be measured",
+            args.files.len()
+        );
     }
     Ok(())
 }
