@@ -13,8 +13,8 @@
 //! - Abstract and medium nouns ("area", "attack", "image") are not subjects.
 
 use crate::heuristic::{
-    DETERMINERS, PERSON_NOUNS, PLACE_NOUNS, STOP, TITLES, Word, adjacent, extract, is_cap, lc,
-    noun_kind, words,
+    DETERMINERS, PERSON_NOUNS, PLACE_NOUNS, STOP, Word, adjacent, extract, is_cap, lc, noun_kind,
+    words,
 };
 use crate::subject::{Kind, Subject, canonicalise, weight_for_pluses};
 
@@ -113,7 +113,7 @@ const QUANTITY_STARTS: &[&str] = &[
 /// Whether `w` is an office title under rules `rules`.
 fn is_title(w: &str, rules: u32) -> bool {
     let l = lc(w);
-    TITLES.contains(&l.as_str()) || rules >= 3 && TITLES_V3.contains(&l.as_str())
+    crate::heuristic::is_title(&l) || rules >= 3 && TITLES_V3.contains(&l.as_str())
 }
 
 /// Where a headline-style kicker of `head` ends: the text before a spaced ellipsis ("Loyal in
@@ -395,7 +395,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         // determiner is a noun ("The judge").
         // From rules 3 on, a title that names a group is one ("Police stand guard").
         if a == b
-            && TITLES.contains(&text_lc.as_str())
+            && crate::heuristic::is_title(&text_lc)
             && !(v2 && !is_cap(ws[a].text) && a > 0)
             && !(v3 && is_group_noun(ws[a].text))
         {
@@ -454,7 +454,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             if possessor(ws[b].text).is_some() {
                 let next = ws.get(b + 1).map(|w| lc(w.text));
                 // "Tunisia’s president, Beji Caid Essebsi": the person is the subject.
-                if next.is_some_and(|n| TITLES.contains(&n.as_str())) {
+                if next.is_some_and(|n| crate::heuristic::is_title(&n)) {
                     continue;
                 }
                 strip_possessive = true;

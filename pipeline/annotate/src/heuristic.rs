@@ -100,33 +100,14 @@ pub(crate) fn lc(w: &str) -> String {
     w.to_lowercase()
 }
 
-pub(crate) const TITLES: &[&str] = &[
-    "president",
-    "prime",
-    "minister",
-    "chancellor",
-    "secretary",
-    "senator",
-    "sen",
-    "rep",
-    "governor",
-    "mayor",
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "sir",
-    "dame",
-    "general",
-    "gen",
-    "coach",
-    "captain",
+/// Words besides [`anchor_text::OFFICE_TITLES`] cut off the front of a name: what an
+/// office title is combined with ("Former", "Foreign", "Deputy"), nationalities and
+/// parties, and professions ("Actor", "Striker").
+const NAME_PREFIXES: &[&str] = &[
     "manager",
     "former",
     "leader",
     "chief",
-    "judge",
-    "justice",
     "foreign",
     "finance",
     "defence",
@@ -142,14 +123,12 @@ pub(crate) const TITLES: &[&str] = &[
     "striker",
     "midfielder",
     "goalkeeper",
-    "chairman",
     "ceo",
     "founder",
     "star",
     "vice",
     "deputy",
     "first",
-    "lady",
     "us",
     "u.s",
     "uk",
@@ -172,7 +151,6 @@ pub(crate) const TITLES: &[&str] = &[
     "conservative",
     "police",
     "commissioner",
-    "ambassador",
     "envoy",
     "spokesman",
     "spokeswoman",
@@ -185,51 +163,18 @@ pub(crate) const TITLES: &[&str] = &[
     "musician",
     "pop",
 ];
-pub(crate) const FUNCTION_CAPS: &[&str] = &[
-    "the",
-    "a",
-    "an",
-    "in",
-    "on",
-    "at",
-    "after",
-    "before",
-    "during",
-    "as",
-    "with",
-    "from",
-    "by",
-    "for",
-    "to",
-    "this",
-    "that",
-    "these",
-    "those",
-    "his",
-    "her",
-    "their",
-    "its",
-    "and",
-    "but",
-    "while",
-    "when",
-    "members",
-    "supporters",
-    "fans",
-    "people",
-    "residents",
-    "file",
-    "photo",
-    "pictured",
-    "left",
-    "right",
-    "center",
-    "centre",
-    "top",
-    "bottom",
-    "above",
-    "below",
-];
+
+/// Whether `lower` (a lowercase word) is a title or another word cut off the front of a name.
+pub(crate) fn is_title(lower: &str) -> bool {
+    anchor_text::is_office_title(lower) || NAME_PREFIXES.contains(&lower)
+}
+
+/// Words besides [`anchor_text::FUNCTION_WORDS`] dropped from the front of a capitalised run.
+const MORE_FUNCTION_CAPS: &[&str] = &["supporters", "below"];
+
+fn is_function_cap(lower: &str) -> bool {
+    anchor_text::is_function_word(lower) || MORE_FUNCTION_CAPS.contains(&lower)
+}
 const EVENT_KW: &[&str] = &[
     "games",
     "olympics",
@@ -628,8 +573,7 @@ pub fn extract(caption: &str) -> Vec<Subject> {
         // Drop leading function words and office titles ("In", "President").
         let mut s = i;
         while s < j
-            && (FUNCTION_CAPS.contains(&lc(ws[s].text).as_str())
-                || (TITLES.contains(&lc(ws[s].text).as_str()) && s + 1 < j))
+            && (is_function_cap(&lc(ws[s].text)) || (is_title(&lc(ws[s].text)) && s + 1 < j))
         {
             s += 1;
         }

@@ -71,36 +71,12 @@ pub struct EntityDecision {
     pub spans: Vec<Span>,
 }
 
-const FUNCTION_WORDS: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "in",
-    "on",
-    "at",
+/// Words besides [`anchor_text::FUNCTION_WORDS`] that start a sentence capitalised without
+/// naming anything: more prepositions and pronouns, numbers, and group nouns ("Police",
+/// "Protesters").
+const NOT_NAMES_AT_SENTENCE_START: &[&str] = &[
     "of",
-    "for",
-    "to",
-    "from",
-    "with",
-    "by",
-    "and",
     "or",
-    "but",
-    "as",
-    "after",
-    "before",
-    "during",
-    "while",
-    "when",
-    "this",
-    "that",
-    "these",
-    "those",
-    "his",
-    "her",
-    "their",
-    "its",
     "our",
     "my",
     "your",
@@ -117,10 +93,6 @@ const FUNCTION_WORDS: &[&str] = &[
     "one",
     "two",
     "three",
-    "people",
-    "members",
-    "a",
-    "an",
     "inside",
     "outside",
     "near",
@@ -128,22 +100,12 @@ const FUNCTION_WORDS: &[&str] = &[
     "over",
     "under",
     "behind",
-    "above",
     "between",
     "among",
     "across",
     "through",
     "around",
     "about",
-    "left",
-    "right",
-    "center",
-    "centre",
-    "top",
-    "bottom",
-    "file",
-    "photo",
-    "pictured",
     "view",
     "general",
     "police",
@@ -153,11 +115,13 @@ const FUNCTION_WORDS: &[&str] = &[
     "children",
     "women",
     "men",
-    "fans",
     "protesters",
-    "residents",
     "visitors",
 ];
+
+fn is_function_word(lower: &str) -> bool {
+    anchor_text::is_function_word(lower) || NOT_NAMES_AT_SENTENCE_START.contains(&lower)
+}
 
 /// Beyond the name particles, "the" and "and" join the words of organisation names
 /// ("Bank of the West", "Marks and Spencer"): the rule asks whether a name is present, so
@@ -166,44 +130,21 @@ fn joins_a_name(word: &str) -> bool {
     anchor_text::is_name_particle(word) || word == "the" || word == "and"
 }
 
-const TITLES: &[&str] = &[
-    "president",
-    "prime",
-    "minister",
-    "chancellor",
+/// Titles besides [`anchor_text::OFFICE_TITLES`] that mark the next words as a person:
+/// royal, clerical, military and police ranks.
+const MORE_TITLES: &[&str] = &[
     "king",
     "queen",
     "prince",
     "princess",
     "pope",
-    "senator",
-    "sen",
-    "rep",
     "representative",
-    "governor",
     "gov",
-    "mayor",
-    "mr",
-    "mrs",
-    "ms",
     "miss",
-    "dr",
-    "sir",
-    "dame",
     "lord",
-    "lady",
-    "judge",
-    "justice",
-    "general",
-    "gen",
     "colonel",
     "col",
-    "captain",
     "capt",
-    "coach",
-    "secretary",
-    "chairman",
-    "ambassador",
     "archbishop",
     "bishop",
     "rev",
@@ -220,6 +161,10 @@ const TITLES: &[&str] = &[
     "saint",
     "st",
 ];
+
+fn is_title(lower: &str) -> bool {
+    anchor_text::is_office_title(lower) || MORE_TITLES.contains(&lower)
+}
 
 const LOCATIVES: &[&str] = &[
     "in",
@@ -315,7 +260,7 @@ fn tokens(text: &str) -> Vec<Tok<'_>> {
 
 fn is_abbreviation(w: &str) -> bool {
     let l = w.to_lowercase();
-    TITLES.contains(&l.as_str()) || (w.len() == 1 && w.chars().all(|c| c.is_uppercase()))
+    is_title(&l) || (w.len() == 1 && w.chars().all(|c| c.is_uppercase()))
 }
 
 fn lower(w: &str) -> String {
@@ -336,7 +281,7 @@ fn name_word(t: &Tok<'_>) -> bool {
     let l = lower(t.word);
     is_capitalised(t.word)
         && !anchor_text::is_calendar_word_or_abbreviation(&l)
-        && !(t.sentence_start && FUNCTION_WORDS.contains(&l.as_str()))
+        && !(t.sentence_start && is_function_word(&l))
 }
 
 /// Applies the rule to a (cleaned) caption.
@@ -366,7 +311,7 @@ pub fn classify(caption: &str) -> EntityDecision {
             let run = &toks[i..=last_cap];
             if run.len() >= 2 {
                 let text = run.iter().map(|t| t.word).collect::<Vec<_>>().join(" ");
-                let kind = if TITLES.contains(&lower(run[0].word).as_str()) {
+                let kind = if is_title(&lower(run[0].word)) {
                     SpanKind::Title
                 } else {
                     SpanKind::Name
@@ -382,7 +327,7 @@ pub fn classify(caption: &str) -> EntityDecision {
             && LOCATIVES.contains(&lower(toks[i - 1].word).as_str())
             && is_capitalised(t.word)
             && !anchor_text::is_calendar_word_or_abbreviation(&lower(t.word))
-            && !FUNCTION_WORDS.contains(&lower(t.word).as_str())
+            && !is_function_word(&lower(t.word))
         {
             spans.push(Span {
                 kind: SpanKind::Place,

@@ -47,6 +47,94 @@ pub const MONTH_ABBREVIATIONS: [&str; 12] = [
 /// Holidays that name a time of year, lowercase.
 pub const HOLIDAYS: [&str; 2] = ["christmas", "easter"];
 
+/// Lowercase determiners, prepositions, pronouns and conjunctions that start a sentence or
+/// a capitalised run without being part of a name ("In Paris", "The crowd"). The Entity rule
+/// and the heuristic annotator each add a few words of their own.
+pub const FUNCTION_WORDS: [&str; 41] = [
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "at",
+    "after",
+    "before",
+    "during",
+    "as",
+    "with",
+    "from",
+    "by",
+    "for",
+    "to",
+    "this",
+    "that",
+    "these",
+    "those",
+    "his",
+    "her",
+    "their",
+    "its",
+    "and",
+    "but",
+    "while",
+    "when",
+    "members",
+    "fans",
+    "people",
+    "residents",
+    "file",
+    "photo",
+    "pictured",
+    "left",
+    "right",
+    "center",
+    "centre",
+    "top",
+    "bottom",
+    "above",
+];
+
+/// Whether `lower` (a lowercase word) is one of the [`FUNCTION_WORDS`].
+pub fn is_function_word(lower: &str) -> bool {
+    FUNCTION_WORDS.contains(&lower)
+}
+
+/// Lowercase office titles and honorifics written before a name ("President", "Mr", "Sen")
+/// that the Entity rule and the heuristic annotator both take off it. Each adds titles of its
+/// own.
+pub const OFFICE_TITLES: [&str; 25] = [
+    "president",
+    "prime",
+    "minister",
+    "chancellor",
+    "secretary",
+    "senator",
+    "sen",
+    "rep",
+    "governor",
+    "mayor",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "sir",
+    "dame",
+    "general",
+    "gen",
+    "coach",
+    "captain",
+    "judge",
+    "justice",
+    "chairman",
+    "lady",
+    "ambassador",
+];
+
+/// Whether `lower` (a lowercase word) is one of the [`OFFICE_TITLES`].
+pub fn is_office_title(lower: &str) -> bool {
+    OFFICE_TITLES.contains(&lower)
+}
+
 /// Lowercase words that join the capitalised words of one name ("Ludwig van Beethoven",
 /// "Bank of England", "Mohammed bin Salman"). Both the Entity rule and the heuristic
 /// annotator keep a run of capitalised words going across them.
