@@ -116,6 +116,10 @@ fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
             &["--set", "sample.seed=3", "config"],
             "[sample]: unknown key `seed`",
         ),
+        (
+            &["--set", "split.ratios=[0.5, 0.1, 0.1]", "config"],
+            "must be non-negative and sum to 1",
+        ),
     ];
     for (args, needle) in cases {
         let run = Run::of(dir.anchor().arg("--config").arg(&file).args(*args));

@@ -41,8 +41,11 @@ pub enum SplitBy {
     Date,
 }
 
-/// Parameters of the `split` step.
-#[derive(Debug, Clone, Serialize)]
+/// Parameters of the `split` step. A config section gives them by these names (absent keys:
+/// 80/10/10 by hash, the remembered assignment kept); ratios that do not sum to 1 are
+/// refused there as in [`SplitParams::new`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedSplit")]
 pub struct SplitParams {
     /// Fractions of train, val and test; they sum to 1.
     pub ratios: [f64; 3],
@@ -66,6 +69,33 @@ impl SplitParams {
             by,
             reassign,
         })
+    }
+}
+
+/// The split keys as written, before the ratios are checked.
+#[derive(Deserialize)]
+#[serde(default)]
+struct UncheckedSplit {
+    ratios: [f64; 3],
+    by: SplitBy,
+    reassign: bool,
+}
+
+impl Default for UncheckedSplit {
+    fn default() -> Self {
+        UncheckedSplit {
+            ratios: [0.8, 0.1, 0.1],
+            by: SplitBy::Hash,
+            reassign: false,
+        }
+    }
+}
+
+impl TryFrom<UncheckedSplit> for SplitParams {
+    type Error = Error;
+
+    fn try_from(u: UncheckedSplit) -> Result<Self> {
+        SplitParams::new(u.ratios, u.by, u.reassign)
     }
 }
 

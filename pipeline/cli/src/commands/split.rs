@@ -11,16 +11,22 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::args::StepArgs;
 
-/// `[split]` in the config file.
+/// `[split]` in the config file: the split step's parameters under their library names,
+/// then the export's keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitConfig {
+    /// Ratios, hash or date, and whether to reassign.
+    #[serde(flatten)]
+    pub split: SplitParams,
+    /// The published images.
+    #[serde(flatten)]
+    pub export: ExportConfig,
+}
+
+/// The keys of `[split]` that shape the export.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct SplitConfig {
-    /// Fractions of train, val and test.
-    pub ratios: [f64; 3],
-    /// `hash` (stable as data grows) or `date` (the newest articles are test).
-    pub by: SplitBy,
-    /// Ignore the remembered assignment and re-hash every group.
-    pub reassign: bool,
+pub struct ExportConfig {
     /// Side of the published square images in pixels.
     pub image_size: u32,
     /// JPEG quality of the published images.
@@ -29,13 +35,10 @@ pub struct SplitConfig {
     pub original_images: bool,
 }
 
-impl Default for SplitConfig {
+impl Default for ExportConfig {
     fn default() -> Self {
         let crop = CropParams::default();
-        SplitConfig {
-            ratios: [0.8, 0.1, 0.1],
-            by: SplitBy::Hash,
-            reassign: false,
+        ExportConfig {
             image_size: crop.size,
             jpeg_quality: crop.jpeg_quality,
             original_images: false,
@@ -62,28 +65,30 @@ pub struct SplitArgs {
 
 /// The effective `[split]` settings.
 pub fn config(app: &App, args: Option<&SplitArgs>) -> anyhow::Result<SplitConfig> {
-    let mut cfg: SplitConfig = app.doc.section("split")?;
+    let mut section = app.doc.section_parts("split")?;
+    let mut cfg = SplitConfig {
+        split: section.part()?,
+        export: section.part()?,
+    };
+    section.finish()?;
     if let Some(a) = args {
         match a.by.as_deref() {
-            Some("date") => cfg.by = SplitBy::Date,
-            Some("hash") => cfg.by = SplitBy::Hash,
+            Some("date") => cfg.split.by = SplitBy::Date,
+            Some("hash") => cfg.split.by = SplitBy::Hash,
             _ => {}
         }
-        cfg.reassign |= a.reassign;
-        cfg.original_images |= a.original_images;
+        cfg.split.reassign |= a.reassign;
+        cfg.export.original_images |= a.original_images;
     }
     Ok(cfg)
 }
 
 fn build_split(cfg: &SplitConfig) -> anyhow::Result<SplitStep> {
-    Ok(SplitStep::new(SplitParams::new(
-        cfg.ratios,
-        cfg.by,
-        cfg.reassign,
-    )?))
+    Ok(SplitStep::new(cfg.split.clone()))
 }
 
 fn build_export(cfg: &SplitConfig) -> anyhow::Result<ExportStep> {
+    let cfg = &cfg.export;
     if !(1..=100).contains(&cfg.jpeg_quality) || cfg.image_size == 0 {
         anyhow::bail!(
             "split.jpeg_quality must be 1..=100 and split.image_size > 0 (got {} and {})",
