@@ -92,8 +92,8 @@ fn config_mistakes_are_user_errors_that_say_what_is_wrong() {
             "unknown section [bogus]",
         ),
         (&["--scale", "huge", "config"], "unknown scale \"huge\""),
-        // [curate] and [eval] are read as the library's settings plus the tool's own keys:
-        // a misspelt key or a wrong type in either part is named.
+        // Sections read as a library's settings plus the tool's own keys: a misspelt key or
+        // a wrong type in either part is named, and the split ratios are checked on reading.
         (
             &["--set", "curate.min_blr=3", "config"],
             "[curate]: unknown key `min_blr`",

@@ -131,10 +131,7 @@ fn kicker_end(head: &str) -> Option<usize> {
         let lead = words(&head[..i]);
         (1..=4).contains(&lead.len()) && lead.iter().any(|w| !is_cap(w.text))
     });
-    let end = match (ellipsis, colon) {
-        (Some(e), Some(c)) => e.min(c),
-        (e, c) => e.or(c)?,
-    };
+    let end = [ellipsis, colon].into_iter().flatten().min()?;
     // Something must follow it.
     head[end..].chars().any(char::is_alphabetic).then_some(end)
 }
@@ -509,9 +506,11 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 b += 1;
                 kind = Kind::Place;
             } else if v3
-                && !is_cap(ws.get(b + 1).map_or("", |w| w.text))
                 && ws.get(b + 1).is_some_and(|w| {
-                    is_group_noun(w.text) && w.text.ends_with('s') && adjacent(head, &ws[b], w)
+                    !is_cap(w.text)
+                        && is_group_noun(w.text)
+                        && w.text.ends_with('s')
+                        && adjacent(head, &ws[b], w)
                 })
             {
                 // "United Nations peacekeepers", "Standing Rock protesters": the group.
@@ -649,26 +648,22 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             && !is_cap(ws[2].text)
             && !STOP.contains(&ws[2].text)
         {
+            // The tail holds at least the word itself.
             let j = noun_tail(head, &ws, 2, 1);
             if let Some(sub) = make(
                 head,
-                &ws[2..j.max(3)],
-                noun_kind(ws[j.max(3) - 1].text),
+                &ws[2..j],
+                noun_kind(ws[j - 1].text),
                 weight_for_pluses(0),
             ) {
                 out.push(sub);
             }
         }
         out = join_initials(head, out);
-        if let Some(end) = kicker_end(head) {
-            let after: Vec<Subject> = out
-                .iter()
-                .filter(|c| c.start as usize >= end)
-                .cloned()
-                .collect();
-            if !after.is_empty() {
-                out = after;
-            }
+        if let Some(end) = kicker_end(head)
+            && out.iter().any(|c| c.start as usize >= end)
+        {
+            out.retain(|c| c.start as usize >= end);
         }
     }
     // Overlapping candidates: keep the longer one.
