@@ -261,7 +261,11 @@ impl GgufBackend {
         let rules = self.prompt.rules;
         let mut subjects = crate::candidates::candidates_with(caption, rules);
         let order = crate::candidates::subject_order(caption, &subjects, rules);
-        if subjects.len() > 1 {
+        let subject = crate::candidates::grammatical_subject(caption, &subjects, rules);
+        if let Some(s) = subject.and_then(|i| subjects.get_mut(i)) {
+            // An article-led caption names what the photo shows first; no model call.
+            s.weight = weight_for_pluses(2);
+        } else if subjects.len() > 1 {
             let t0 = Instant::now();
             let mut text = self.format.suffix(&self.prompt, caption);
             // The grammar's forced opening of the first subject.

@@ -21,8 +21,11 @@ pub const FEW_SHOT_V1: &str = include_str!("../../../data/annotate/prompts/few-s
 pub const RANK_V1: &str = include_str!("../../../data/annotate/prompts/rank-v1.toml");
 /// Candidate ranking under the second candidate rules ([`crate::candidates::candidates_with`]).
 pub const RANK_V2: &str = include_str!("../../../data/annotate/prompts/rank-v2.toml");
-/// Candidate ranking under the third candidate rules (the default).
+/// Candidate ranking under the third candidate rules.
 pub const RANK_V3: &str = include_str!("../../../data/annotate/prompts/rank-v3.toml");
+/// Candidate ranking under the fourth candidate rules, with the grammatical subject of an
+/// article-led caption taken as the main subject (the default).
+pub const RANK_V4: &str = include_str!("../../../data/annotate/prompts/rank-v4.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -108,10 +111,11 @@ impl Prompt {
             "rank-v1" => RANK_V1,
             "rank-v2" => RANK_V2,
             "rank-v3" => RANK_V3,
+            "rank-v4" => RANK_V4,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4)"
                         .into(),
                 });
             }
@@ -235,6 +239,7 @@ mod tests {
             "rank-v1",
             "rank-v2",
             "rank-v3",
+            "rank-v4",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -253,6 +258,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v1").unwrap().rules, 1);
         assert_eq!(Prompt::builtin("rank-v2").unwrap().rules, 2);
         assert_eq!(Prompt::builtin("rank-v3").unwrap().rules, 3);
+        assert_eq!(Prompt::builtin("rank-v4").unwrap().rules, 4);
         assert!(Prompt::builtin("v0").is_err());
     }
 
