@@ -5,11 +5,15 @@
 #
 #   scripts/build-cuda.sh anchor               # the CLI: dist/gpu/anchor
 #   scripts/build-cuda.sh anchor-train-bench   # the training benchmark: dist/gpu/anchor-train-bench
+#   CUDA_FEATURES=nccl scripts/build-cuda.sh anchor   # the CLI with NCCL data-parallel training
 #
 # - The CUDA compiler and libraries come from PyPI, `cuda-toolkit[...]==13.0.*` in a venv of
 #   their own (CUDA_VENV, default .venv-cuda): nvcc, the runtime, libcu++'s <nv/target>
 #   (candle's kernels include it), cuBLAS, cuRAND and NVRTC. CUDA 13 matches driver 580;
 #   CUDA_COMPUTE_CAP (default 90) picks the GPU generation (90: H100/H200, 80: A100).
+# - CUDA_FEATURES (default `cuda`) picks the cargo features; `nccl` adds NCCL all-reduce for
+#   data-parallel training and links libnccl from the `nvidia-nccl-cu13` wheel, which the
+#   GPU machine then needs on LD_LIBRARY_PATH too.
 # - candle links the CUDA libraries dynamically, and no PyPI package ships the driver's
 #   libcuda.so. The link therefore runs twice: once with unresolved symbols allowed, to list
 #   the driver symbols the binary uses, then against a generated stub `libcuda.so` (soname
@@ -40,6 +44,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --no-cache-dir \
     "cuda-toolkit[nvcc,cudart,cccl,cublas,curand,nvrtc]==13.0.*"
+case "${CUDA_FEATURES:-cuda}" in
+    *nccl*) "$VENV/bin/pip" install --quiet --no-cache-dir "nvidia-nccl-cu13==2.*" ;;
+esac
 CUDA_ROOT=$("$VENV/bin/python" -c \
     'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13"))')
 export CUDA_ROOT CUDA_PATH="$CUDA_ROOT" CUDA_HOME="$CUDA_ROOT" PATH="$CUDA_ROOT/bin:$PATH"
@@ -51,11 +58,20 @@ for lib in "$CUDA_ROOT"/lib/lib{cublas,cublasLt,cudart,nvrtc,curand}.so.*; do
     [ -e "$plain" ] || ln -s "$(basename "$lib")" "$plain"
 done
 
+# NCCL's wheel keeps its library apart from the toolkit's.
+LINK_DIRS=()
+NCCL_LIB=$("$VENV/bin/python" -c \
+    'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "nccl", "lib"))')
+for lib in "$NCCL_LIB"/libnccl.so.*; do
+    [ -e "$lib" ] || continue
+    [ -e "$NCCL_LIB/libnccl.so" ] || ln -s "$(basename "$lib")" "$NCCL_LIB/libnccl.so"
+    LINK_DIRS=(-L "$NCCL_LIB")
+done
 STUB="$TARGET/libcuda-stub"
 mkdir -p "$STUB"
 build() {
-    cargo rustc --release -p "$PACKAGE" --features cuda --bin "$BIN" \
-        --target-dir "$TARGET" -- -L "$STUB" "$@"
+    cargo rustc --release -p "$PACKAGE" --features "${CUDA_FEATURES:-cuda}" --bin "$BIN" \
+        --target-dir "$TARGET" -- -L "$STUB" "${LINK_DIRS[@]}" "$@"
 }
 # Pass 1: an empty stub, unresolved symbols allowed; list what the driver must provide.
 echo "" > "$STUB/empty.c"

@@ -6,6 +6,8 @@
 //!   or with the variables it sets (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`),
 //!   average them over TCP through rank 0. Under `torchrun` the ranks find rank 0 through
 //!   its agent's key-value store ([`agent_store`]).
+//! - `nccl::NcclGroup` (feature `nccl`): the same launch on CUDA devices, with the
+//!   gradients averaged by NCCL on the GPUs.
 //!
 //! Both sum in f64 in rank order, the same order on every rank, so all ranks get
 //! bit-identical gradients and stay in lock-step, and the two give the same bits.
@@ -16,6 +18,8 @@ use std::sync::{Barrier, Mutex};
 use candle_core::{DType, Device, Tensor};
 
 pub mod agent_store;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 
 use crate::error::{Error, Result};
 use crate::trainer::GradientSync;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anchor_core::step::{Step, StepId};
 use anchor_train::parallel::ProcessGroup;
-use anchor_train::trainer::Schedule;
+use anchor_train::trainer::{GradientSync, Schedule};
 use anchor_train::{
     DemoSettings, FIXED_SUBJECT_WEIGHT, LoraConfig, Precision, SubjectWeighting, TrainSettings,
     TrainStep, TrainedLora, ValidationSettings,
@@ -279,12 +279,28 @@ pub fn run(args: &TrainArgs, app: &App) -> anyhow::Result<()> {
     run_step(app, &cfg, &args.step, args.plot)
 }
 
+/// The data-parallel group of a launch: NCCL on CUDA devices when the build has it, else the
+/// launch's own connections through rank 0.
+fn gradient_group(
+    group: ProcessGroup,
+    device: &candle_core::Device,
+) -> anyhow::Result<Arc<dyn GradientSync + Send>> {
+    #[cfg(feature = "nccl")]
+    if device.is_cuda() {
+        return Ok(Arc::new(anchor_train::parallel::nccl::NcclGroup::new(
+            group, device,
+        )?));
+    }
+    let _ = device;
+    Ok(Arc::new(group))
+}
+
 fn run_step(app: &App, cfg: &TrainConfig, step_args: &StepArgs, plot: bool) -> anyhow::Result<()> {
     let mut step = TrainStep::on_device(settings(app, cfg)?, app.device()?)?;
     // A data-parallel launch (torchrun's variables): rank 0 runs the step, the others
     // follow it.
     if let Some(group) = ProcessGroup::from_env()? {
-        step = step.in_group(Arc::new(group));
+        step = step.in_group(gradient_group(group, &app.device()?)?);
     }
     if step.rank() > 0 {
         let parts = step
