@@ -24,8 +24,11 @@ pub const RANK_V2: &str = include_str!("../../../data/annotate/prompts/rank-v2.t
 /// Candidate ranking under the third candidate rules.
 pub const RANK_V3: &str = include_str!("../../../data/annotate/prompts/rank-v3.toml");
 /// Candidate ranking under the fourth candidate rules, with the grammatical subject of an
-/// article-led caption taken as the main subject (the default).
+/// article-led caption taken as the main subject.
 pub const RANK_V4: &str = include_str!("../../../data/annotate/prompts/rank-v4.toml");
+/// Candidate ranking under the fifth candidate rules, which also take a caption's opening
+/// name as its main subject (the default).
+pub const RANK_V5: &str = include_str!("../../../data/annotate/prompts/rank-v5.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -112,10 +115,11 @@ impl Prompt {
             "rank-v2" => RANK_V2,
             "rank-v3" => RANK_V3,
             "rank-v4" => RANK_V4,
+            "rank-v5" => RANK_V5,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5)"
                         .into(),
                 });
             }
@@ -240,6 +244,7 @@ mod tests {
             "rank-v2",
             "rank-v3",
             "rank-v4",
+            "rank-v5",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -259,6 +264,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v2").unwrap().rules, 2);
         assert_eq!(Prompt::builtin("rank-v3").unwrap().rules, 3);
         assert_eq!(Prompt::builtin("rank-v4").unwrap().rules, 4);
+        assert_eq!(Prompt::builtin("rank-v5").unwrap().rules, 5);
         assert!(Prompt::builtin("v0").is_err());
     }
 
