@@ -610,7 +610,9 @@ pub fn candidates(caption: &str) -> Vec<Subject> {
 
 /// Position of each candidate in the order the ranker's prior prefers: caption order, except
 /// that from rules 2 on the candidates of a leading phrase ("Escorted by security forces,",
-/// "After the renovation,") come after the others, so the sentence's subject leads.
+/// "After the renovation,") come after the others, so the sentence's subject leads. From
+/// rules 4 on, the candidates inside an opening quotation and a place that only locates the
+/// one before it ("Maywood, Ill.") come last too.
 pub fn subject_order(caption: &str, cands: &[Subject], rules: u32) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cands.len()).collect();
     if rules < 2 {
