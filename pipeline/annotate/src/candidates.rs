@@ -208,6 +208,11 @@ const POINTERS: &[&str] = &["there", "here", "this", "that", "these", "those", "
 /// military vehicle outside ...").
 const ARTICLES: &[&str] = &["a", "an", "the"];
 
+/// Whether `w` is one of the [`ARTICLES`].
+fn is_article(w: &str) -> bool {
+    ARTICLES.contains(&lc(w).as_str())
+}
+
 /// Titles the fifth rules also cut off a name ("Representative Jerrold Nadler", "Trooper
 /// Brian Encinia").
 const TITLES_V5: &[&str] = &[
@@ -503,18 +508,19 @@ const PARTICLES: &[&str] = &[
 /// Verbs of saying, which end a speaker's noun phrase ("a Michigan professor said").
 const SPEECH_VERBS: &[&str] = &["said", "says", "told", "tells", "added", "wrote", "writes"];
 
+/// Whether `t` ends like a plural or a third-person verb: in `-s`, not `-ss`, `-us` or
+/// `-is` ("glass", "bus", "crisis").
+fn has_plural_ending(t: &str) -> bool {
+    t.ends_with('s') && !t.ends_with("ss") && !t.ends_with("us") && !t.ends_with("is")
+}
+
 /// Whether `ws[i]` reads as a verb in the third person ("A security guard checks vehicles",
 /// "An injured man arrives on"): an `-s` word that is no group noun, after a word without
 /// one, followed by its object (an article, a pronoun or a noun) or a particle ("The gutted
 /// remains of", "overhead utilities were", "fallen trees block the" stay nouns).
 fn is_s_verb(ws: &[Word<'_>], i: usize, rules: u32) -> bool {
     let t = ws[i].text;
-    let plural_like = t.ends_with('s')
-        && !t.ends_with("ss")
-        && !t.ends_with("us")
-        && !t.ends_with("is")
-        && !is_cap(t)
-        && !is_group_noun(t);
+    let plural_like = has_plural_ending(t) && !is_cap(t) && !is_group_noun(t);
     // From rules 5 on, "wellness demonizes": a word in -ss is singular, and an -s word
     // after an adjective is a noun.
     let prev_singular = i > 0
@@ -537,13 +543,7 @@ fn is_s_verb(ws: &[Word<'_>], i: usize, rules: u32) -> bool {
 /// Whether the bare lower-case word `ws[i]` is the verb of the plural noun before it
 /// ("rescue workers pull"); a plural after a plural stays in the phrase ("sports fans").
 fn follows_plural_subject(ws: &[Word<'_>], i: usize) -> bool {
-    let plural = |t: &str| {
-        t.ends_with('s')
-            && !t.ends_with("ss")
-            && !t.ends_with("us")
-            && !t.ends_with("is")
-            && t != "news"
-    };
+    let plural = |t: &str| has_plural_ending(t) && t != "news";
     i > 0
         && plural(ws[i - 1].text)
         && !plural(ws[i].text)
@@ -734,7 +734,7 @@ fn opening_quote_end(head: &str) -> Option<usize> {
 fn is_appositive_role(head: &str, ws: &[Word<'_>], a: usize) -> bool {
     a == 1
         && !is_cap(ws[a].text)
-        && ARTICLES.contains(&lc(ws[0].text).as_str())
+        && is_article(ws[0].text)
         && head[ws[a].end..].starts_with(", ")
         && ws
             .get(a + 1)
@@ -790,16 +790,13 @@ fn classifies_name(head: &str, ws: &[Word<'_>], k: usize) -> bool {
 fn opening_noun_phrases(head: &str, ws: &[Word<'_>], rules: u32) -> Vec<Subject> {
     let v5 = rules >= 5;
     let mut starts = Vec::new();
-    if ws
-        .first()
-        .is_some_and(|w| ARTICLES.contains(&lc(w.text).as_str()))
-    {
+    if ws.first().is_some_and(|w| is_article(w.text)) {
         starts.push(1);
     }
     if let Some(comma) = leading_phrase_end(head, ws, rules)
         && let Some(k) = ws.iter().position(|w| w.start > comma)
     {
-        let article = ARTICLES.contains(&lc(ws[k].text).as_str());
+        let article = is_article(ws[k].text);
         starts.push(if article { k + 1 } else { k });
     }
     if v5 && let Some(p) = possessive_opening(ws) {
@@ -819,9 +816,7 @@ fn opening_noun_phrases(head: &str, ws: &[Word<'_>], rules: u32) -> Vec<Subject>
         let partitive = matches!(last.as_str(), "member" | "members" | "one") && of_follows;
         // "The scene of a helicopter crash": the crash.
         if v5 && of_follows && SCENE_HEADS.contains(&last.as_str()) {
-            let article = ws
-                .get(end + 1)
-                .is_some_and(|w| ARTICLES.contains(&lc(w.text).as_str()));
+            let article = ws.get(end + 1).is_some_and(|w| is_article(w.text));
             starts.push(end + 1 + usize::from(article));
             continue;
         }
@@ -881,15 +876,13 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
         // "The scene of a helicopter crash": what follows "of".
         if ws
             .first()
-            .is_some_and(|w| w.start == 0 && ARTICLES.contains(&lc(w.text).as_str()))
+            .is_some_and(|w| w.start == 0 && is_article(w.text))
             && ws
                 .get(1)
                 .is_some_and(|w| SCENE_HEADS.contains(&lc(w.text).as_str()))
             && ws.get(2).is_some_and(|w| w.text == "of")
         {
-            let article = ws
-                .get(3)
-                .is_some_and(|w| ARTICLES.contains(&lc(w.text).as_str()));
+            let article = ws.get(3).is_some_and(|w| is_article(w.text));
             if let Some(c) = starting_at(3 + usize::from(article)) {
                 return Some(c);
             }
@@ -898,7 +891,7 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     // The article must open the caption itself, not a quotation.
     if !ws
         .first()
-        .is_some_and(|w| w.start == 0 && ARTICLES.contains(&lc(w.text).as_str()))
+        .is_some_and(|w| w.start == 0 && is_article(w.text))
     {
         return None;
     }
