@@ -252,6 +252,102 @@ const ROYAL_TITLES: &[&str] = &[
 /// the photo shows what follows "of".
 const SCENE_HEADS: &[&str] = &["scene", "scenes", "site", "aftermath"];
 
+/// Heads the sixth rules also read as pointing at what follows "of" ("Construction of the
+/// Time Warner Center", "Members of the Bay Shore High School e-sports team", "A view of").
+const OF_SUBJECT_HEADS_V6: &[&str] = &[
+    "construction",
+    "demolition",
+    "members",
+    "view",
+    "views",
+    "remains",
+    "wreckage",
+    "ruins",
+];
+
+/// Whether `lower` heads a phrase whose subject is what follows "of" under rules `rules`.
+fn is_of_subject_head(lower: &str, rules: u32) -> bool {
+    rules >= 5 && SCENE_HEADS.contains(&lower) || rules >= 6 && OF_SUBJECT_HEADS_V6.contains(&lower)
+}
+
+/// Nouns that end in `-ed` without being participles ("A recyclable cardboard bed").
+const ED_NOUNS: &[&str] = &[
+    "bed", "shed", "sled", "seed", "speed", "feed", "weed", "reed", "breed", "deed", "steed",
+    "hundred",
+];
+
+/// Nouns that end in `-ing` without being participles ("The king had hinted", "The building
+/// was").
+const ING_NOUNS: &[&str] = &[
+    "king", "ring", "wing", "thing", "spring", "string", "building", "wedding", "ceiling",
+    "evening", "morning", "clothing", "housing", "sibling", "pudding", "awning", "uprising",
+];
+
+/// Whether `t` reads as a participle (`-ing`, `-ed`); from rules 6 on not the [`ED_NOUNS`]
+/// and [`ING_NOUNS`].
+fn is_participle(t: &str, rules: u32) -> bool {
+    let noun = rules >= 6 && {
+        let l = lc(t);
+        ED_NOUNS.contains(&l.as_str()) || ING_NOUNS.contains(&l.as_str())
+    };
+    (t.ends_with("ing") || t.ends_with("ed")) && !noun
+}
+
+/// Nouns of a named group that the sixth rules join to the name before them ("Bay Shore High
+/// School e-sports team").
+const GROUP_HEADS: &[&str] = &[
+    "team",
+    "band",
+    "club",
+    "crew",
+    "squad",
+    "choir",
+    "orchestra",
+    "delegation",
+];
+
+/// Lower-case words a title keeps inside a quoted title ("The First Thanksgiving at
+/// Plymouth", "Bat Out of Hell").
+const TITLE_SMALL_WORDS: &[&str] = &[
+    "a", "an", "the", "of", "at", "to", "in", "on", "for", "and", "or", "by", "with", "from",
+];
+
+/// Byte spans of quoted titles in `head` ("“Bat Out of Hell”", "“The First Thanksgiving at
+/// Plymouth,”"): one to ten words in title case, a trailing comma or period left outside.
+/// A quoted sentence has lower-case words and is no title.
+fn title_quotes(head: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(rel) = head[from..].find(['“', '"']) {
+        let open = from + rel;
+        let q = head[open..].chars().next().map_or(1, char::len_utf8);
+        let close_char = if head[open..].starts_with('“') {
+            '”'
+        } else {
+            '"'
+        };
+        let body = open + q;
+        let Some(len) = head[body..].find(close_char) else {
+            break;
+        };
+        let inner = head[body..body + len].trim_end_matches([',', '.']);
+        let ws = words(inner);
+        let title = (1..=10).contains(&ws.len())
+            && ws.first().is_some_and(|w| is_cap(w.text))
+            && ws.iter().all(|w| {
+                is_cap(w.text)
+                    || TITLE_SMALL_WORDS.contains(&w.text)
+                    || w.text.chars().all(|c| c.is_ascii_digit())
+            })
+            && !inner.contains(['?', '!', ';']);
+        if title && let (Some(a), Some(b)) = (ws.first(), ws.last()) {
+            out.push((body + a.start, body + b.end));
+        }
+        from = body + len + close_char.len_utf8();
+    }
+    out
+}
+
 /// Modal verbs, which end a subject's noun phrase ("The legislation would ...").
 const MODALS: &[&str] = &[
     "would", "could", "should", "will", "can", "may", "might", "must", "shall",
@@ -565,7 +661,7 @@ fn noun_phrase_end(head: &str, ws: &[Word<'_>], from: usize, max: usize, rules: 
         let next_is_noun = ws.get(j + 1).is_some_and(|n| {
             !is_cap(n.text) && !STOP.contains(&n.text) && adjacent(head, &ws[j], n)
         });
-        let participle = t.ends_with("ing") || t.ends_with("ed");
+        let participle = is_participle(t, rules);
         // "remains of", "shows of": before "of" such a word is a noun.
         let before_of = ws.get(j + 1).is_some_and(|n| n.text == "of");
         if is_cap(t)
@@ -628,7 +724,11 @@ pub fn subject_order(caption: &str, cands: &[Subject], rules: u32) -> Vec<usize>
     }
     if rules >= 4 {
         // "“... the pandemic,” a Michigan professor said.": the speaker, not the quote.
-        if let Some(close) = opening_quote_end(head) {
+        let titled = rules >= 6
+            && title_quotes(head)
+                .first()
+                .is_some_and(|&(s, _)| head[..s].chars().all(|c| matches!(c, '“' | '"')));
+        if let Some(close) = opening_quote_end(head).filter(|_| !titled) {
             for (i, c) in cands.iter().enumerate() {
                 back[i] |= (c.end as usize) <= close;
             }
@@ -653,7 +753,7 @@ pub fn subject_order(caption: &str, cands: &[Subject], rules: u32) -> Vec<usize>
 /// "Vladimir V. Putin of Russia", "Bruce Dickinson of Iron Maiden": a name of two or more
 /// words, none of them the head of an "X of Y" name ("Museum of Modern Art"), and where the
 /// person is from are two subjects.
-fn split_person_of_place(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
+fn split_person_of_place(head: &str, cands: Vec<Subject>, rules: u32) -> Vec<Subject> {
     let mut out = Vec::with_capacity(cands.len());
     for c in cands {
         let ws = words(&head[c.start as usize..c.end as usize]);
@@ -664,7 +764,11 @@ fn split_person_of_place(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
                 && ws[..of].iter().all(|w| is_cap(w.text))
                 && !ws[..of]
                     .iter()
-                    .any(|w| OF_NAME_HEADS.contains(&lc(w.text).as_str()))
+                    .enumerate()
+                    // From rules 6 on only the word before "of" heads a name: "King Salman
+                    // of Saudi Arabia" is a person and a country.
+                    .filter(|&(i, _)| rules < 6 || i + 1 == of)
+                    .any(|(_, w)| OF_NAME_HEADS.contains(&lc(w.text).as_str()))
                 && is_cap(ws[of + 1].text)
         });
         let Some(of) = split else {
@@ -743,7 +847,7 @@ fn is_appositive_role(head: &str, ws: &[Word<'_>], a: usize) -> bool {
 
 /// Whether `cand`, which starts at word `at`, is a name of two or more capitalised words
 /// that is neither a possessor nor the head of an "X of Y" name.
-fn is_opening_name(head: &str, ws: &[Word<'_>], cand: &Subject, at: usize) -> bool {
+fn is_opening_name(head: &str, ws: &[Word<'_>], cand: &Subject, at: usize, rules: u32) -> bool {
     let Some(last) = ws.iter().rposition(|w| w.end == cand.end as usize) else {
         return false;
     };
@@ -752,9 +856,13 @@ fn is_opening_name(head: &str, ws: &[Word<'_>], cand: &Subject, at: usize) -> bo
             .iter()
             .all(|w| is_cap(w.text) || anchor_text::is_name_particle(w.text) || w.text == "and")
         && !head[cand.end as usize..].starts_with(['’', '\''])
-        && !ws
-            .get(last + 1)
-            .is_some_and(|n| n.text == "of" || possessor(n.text).is_some())
+        && !ws.get(last + 1).is_some_and(|n| {
+            // From rules 6 on a person split from their place ("King Salman of Saudi
+            // Arabia") opens the caption too.
+            let of_name = n.text == "of"
+                && (rules < 6 || OF_NAME_HEADS.contains(&lc(ws[last].text).as_str()));
+            of_name || possessor(n.text).is_some()
+        })
 }
 
 /// Index of the possessive word of a capitalised name that opens the sentence ("Caleb
@@ -840,7 +948,9 @@ fn opening_noun_phrases(head: &str, ws: &[Word<'_>], rules: u32) -> Vec<Subject>
 /// in Lubmin"): the first candidate, right after the article (and "new" or "old"), when its
 /// noun phrase ends there. Outlet captions of this form describe what the photo shows.
 /// From rules 5 on also a name of two or more words that opens the caption, or the noun
-/// phrase after an opening possessive ("Caleb Cain’s viewing history").
+/// phrase after an opening possessive ("Caleb Cain’s viewing history"). From rules 6 on
+/// first [`sixth_rules_subject`], and what a pointing head is of without an article too
+/// ("Construction of the Time Warner Center").
 pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Option<usize> {
     if rules < 4 {
         return None;
@@ -854,6 +964,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
             ws.get(w)
                 .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
         };
+        if rules >= 6
+            && let Some(c) = sixth_rules_subject(head, &ws, cands)
+        {
+            return Some(c);
+        }
         // "Caleb Cain’s viewing history on YouTube": the thing the name owns, unless a
         // name in apposition follows it ("Taylor Swift's seventh album, Lover, is ...").
         if let Some(owned) = possessive_opening(&ws).and_then(|p| starting_at(p + 1))
@@ -868,22 +983,24 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
             .and_then(|comma| ws.iter().position(|w| w.start > comma));
         for opening in [Some(0), after_leading].into_iter().flatten() {
             if let Some(c) = starting_at(opening)
-                && is_opening_name(head, &ws, &cands[c], opening)
+                && is_opening_name(head, &ws, &cands[c], opening, rules)
             {
                 return Some(c);
             }
         }
-        // "The scene of a helicopter crash": what follows "of".
-        if ws
-            .first()
-            .is_some_and(|w| w.start == 0 && is_article(w.text))
+        // "The scene of a helicopter crash": what follows "of". From rules 6 on also
+        // without the article ("Construction of the Time Warner Center").
+        let opened = ws.first().is_some_and(|w| w.start == 0);
+        let article = opened && ws.first().is_some_and(|w| is_article(w.text));
+        let at = usize::from(article);
+        if (article || rules >= 6 && opened)
             && ws
-                .get(1)
-                .is_some_and(|w| SCENE_HEADS.contains(&lc(w.text).as_str()))
-            && ws.get(2).is_some_and(|w| w.text == "of")
+                .get(at)
+                .is_some_and(|w| is_of_subject_head(&lc(w.text), rules))
+            && ws.get(at + 1).is_some_and(|w| w.text == "of")
         {
-            let article = ws.get(3).is_some_and(|w| is_article(w.text));
-            if let Some(c) = starting_at(3 + usize::from(article)) {
+            let article = ws.get(at + 2).is_some_and(|w| is_article(w.text));
+            if let Some(c) = starting_at(at + 2 + usize::from(article)) {
                 return Some(c);
             }
         }
@@ -915,6 +1032,49 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     ended.then_some(i)
 }
 
+/// The sixth rules' main subject, before the fifth rules' ones: the name or quoted title an
+/// opening possessive's noun classifies ("Meat Loaf’s album “Bat Out of Hell”", "Stephen
+/// Lawrence's mother Doreen Lawrence"), the title a caption opens with ("“The First
+/// Thanksgiving at Plymouth,” 1914, by ..."), and the name after a counted or determined
+/// group in apposition ("Two real estate agents, Elizabeth L. Sample, left, and ...").
+fn sixth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+    let starting_at = |w: &Word<'_>| cands.iter().position(|c| c.start as usize == w.start);
+    if let Some(p) = possessive_opening(ws)
+        && let (Some(noun), Some(name)) = (ws.get(p + 1), ws.get(p + 2))
+        && is_cap(name.text)
+        && matches!(head.get(noun.end..name.start), Some(" " | " “" | " \""))
+        && let Some(c) = starting_at(name)
+    {
+        return Some(c);
+    }
+    if let Some(&(start, _)) = title_quotes(head).first()
+        && head[..start].chars().all(|c| matches!(c, '“' | '"'))
+        && let Some(c) = cands.iter().position(|c| c.start as usize == start)
+    {
+        return Some(c);
+    }
+    let opener = ws.first().filter(|w| w.start == 0)?;
+    if !is_article(opener.text) && !NUMBERS.contains(&lc(opener.text).as_str()) {
+        return None;
+    }
+    // The space after the comma may be a no-break space.
+    let comma = (1..ws.len().min(5)).find(|&j| {
+        head[ws[j].end..]
+            .strip_prefix(',')
+            .is_some_and(|rest| rest.starts_with(char::is_whitespace))
+    })?;
+    let group = &ws[1..=comma];
+    let name = ws.get(comma + 1)?;
+    if group
+        .iter()
+        .any(|w| is_cap(w.text) || STOP.contains(&w.text))
+        || !is_cap(name.text)
+    {
+        return None;
+    }
+    starting_at(name)
+}
+
 /// A possessive word ("Tunisia’s"), without its `’s`.
 fn possessor(w: &str) -> Option<&str> {
     w.strip_suffix("’s").or_else(|| w.strip_suffix("'s"))
@@ -943,12 +1103,19 @@ fn possessor(w: &str) -> Option<&str> {
 /// Sandra Benites"), what a scene is of ("The scene of a helicopter crash"), no opening
 /// conjunction ("Since"), noun phrases ended at a modal and a group at a past tense, a noun
 /// after an opening possessive ("Caleb Cain’s viewing history"), and an `-s` word after an
-/// adjective read as a noun ("floral displays").
+/// adjective read as a noun ("floral displays"). 6 adds: a quoted title as one subject
+/// ("“Bat Out of Hell”"), a named group with its noun ("Bay Shore High School e-sports
+/// team"), a dotted abbreviation with the group after it ("U.S. soldiers"), a person split
+/// from their place after a royal title ("King Salman of Saudi Arabia"), no demonym and role
+/// before a name ("Ecuadorean foreign minister Ricardo Patiño"), no head that points at what
+/// follows "of" ("Construction of"), and nouns in `-ed`/`-ing` read as nouns ("bed",
+/// "king").
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
     let v4 = rules >= 4;
     let v5 = rules >= 5;
+    let v6 = rules >= 6;
     let head = sentence_end(caption, rules);
     let ws = words(head);
     let mut out: Vec<Subject> = Vec::new();
@@ -971,7 +1138,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         // "The scene of a helicopter crash", "The art curator Sandra Benites".
         if v5
             && (a == b
-                && SCENE_HEADS.contains(&text_lc.as_str())
+                && is_of_subject_head(&text_lc, rules)
                 && ws.get(b + 1).is_some_and(|w| w.text == "of")
                 || ws[a..=b].iter().all(|w| !is_cap(w.text)) && classifies_name(head, &ws, b))
         {
@@ -1100,6 +1267,15 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                     b = j - 1;
                     kind = noun_kind(ws[b].text);
                 }
+                // "Ecuadorean foreign minister Ricardo Patiño": the group only says what the
+                // person after it is.
+                if v6
+                    && !is_cap(ws[b].text)
+                    && (is_title(ws[b].text, rules) || ROLES.contains(&ws[b].text))
+                    && ws.get(b + 1).is_some_and(|w| is_cap(w.text))
+                {
+                    continue;
+                }
             } else if b + 1 < ws.len()
                 && adjacent(head, &ws[b], &ws[b + 1])
                 && matches!(lc(ws[b + 1].text).as_str(), "museum" | "hospital")
@@ -1121,6 +1297,18 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 // "United Nations peacekeepers", "Standing Rock protesters": the group.
                 b += 1;
                 kind = Kind::Person;
+            } else if v6
+                && let Some(g) =
+                    (b + 1..ws.len().min(b + 3)).find(|&i| GROUP_HEADS.contains(&ws[i].text))
+                && (b + 1..=g).all(|i| {
+                    !is_cap(ws[i].text)
+                        && !STOP.contains(&ws[i].text)
+                        && adjacent(head, &ws[i - 1], &ws[i])
+                })
+            {
+                // "Bay Shore High School e-sports team": the named group.
+                b = g;
+                kind = Kind::Organisation;
             } else if v4
                 && opened_by_indefinite
                 && ws.get(b + 1).is_some_and(|w| adjacent(head, &ws[b], w))
@@ -1155,7 +1343,10 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         if b > a && !is_cap(ws[b].text) {
             let t = lc(ws[b].text);
             let next = ws.get(b + 1).map(|w| lc(w.text));
-            if t.ends_with("ed") || next.is_some_and(|n| OBJECT_STARTS.contains(&n.as_str())) {
+            let ed_noun = v6 && ED_NOUNS.contains(&t.as_str());
+            if t.ends_with("ed") && !ed_noun
+                || next.is_some_and(|n| OBJECT_STARTS.contains(&n.as_str()))
+            {
                 b -= 1;
             }
         }
@@ -1252,6 +1443,16 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             }
             a -= 1;
         }
+        // "U.S. soldiers": a dotted abbreviation before the group says whose it is.
+        if v6
+            && a == k
+            && k > 0
+            && head.get(ws[k - 1].end..ws[k].start) == Some(". ")
+            && ws[k - 1].text.contains('.')
+            && ws[k - 1].text.chars().all(|c| c == '.' || c.is_uppercase())
+        {
+            a = k - 1;
+        }
         let start = ws[a].start as u32;
         let end = ws[k].end as u32;
         if out
@@ -1289,11 +1490,21 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         out = join_initials(head, out);
         if v4 {
-            out = split_person_of_place(head, out);
+            out = split_person_of_place(head, out, rules);
         }
         if v5 {
             out.retain(|c| !qualifiers.contains(&(c.start as usize, c.end as usize)));
             out = join_royal_pairs(head, out);
+        }
+        // A quoted title is one subject, whatever its words look like on their own.
+        if v6 {
+            for (start, end) in title_quotes(head) {
+                if let Ok(sub) =
+                    Subject::locate(head, &head[start..end], weight_for_pluses(1), Kind::Object)
+                {
+                    out.push(sub);
+                }
+            }
         }
         if let Some(end) = kicker_end(head)
             && out.iter().any(|c| c.start as usize >= end)
@@ -1728,5 +1939,102 @@ mod tests {
             texts("Mr. Trump met with volunteers in Tampa, Fla., on Wednesday.")[0],
             "Trump"
         );
+    }
+
+    #[test]
+    fn sixth_rules_keep_titles_groups_and_nouns_whole() {
+        for (caption, v5, v6) in [
+            (
+                "Maria Lopez’s album “Born to the Sea” sold well.",
+                &["Maria Lopez", "album", "Born", "Sea"][..],
+                &["Maria Lopez", "album", "Born to the Sea"][..],
+            ),
+            (
+                "Members of the Leeds Grammar School chess team in York.",
+                &["Leeds Grammar School", "team", "York"],
+                &["Leeds Grammar School chess team", "York"],
+            ),
+            (
+                "A folding camp bed in a tent.",
+                &["folding camp", "tent"],
+                &["folding camp bed", "tent"],
+            ),
+            (
+                "The king had waved to crowds.",
+                &["crowds"],
+                &["king", "crowds"],
+            ),
+            (
+                "U.S. soldiers in Riga.",
+                &["soldiers", "Riga"],
+                &["U.S. soldiers", "Riga"],
+            ),
+            (
+                "Queen Ana of Atlantis waved to the crowd.",
+                &["Queen Ana of Atlantis", "crowd"],
+                &["Queen Ana", "Atlantis", "crowd"],
+            ),
+            (
+                "Chilean foreign minister Ana Ruiz speaks in Leeds.",
+                &["Chilean foreign minister", "Ana Ruiz", "Leeds"],
+                &["Ana Ruiz", "Leeds"],
+            ),
+            // A quoted sentence is no title.
+            (
+                "“We will stay,” Ana Ruiz said.",
+                &["We", "Ana Ruiz"],
+                &["We", "Ana Ruiz"],
+            ),
+        ] {
+            assert_eq!(texts_under(5, caption), v5, "{caption}");
+            assert_eq!(texts_under(6, caption), v6, "{caption}");
+        }
+    }
+
+    #[test]
+    fn sixth_rules_take_what_a_phrase_points_at_as_the_subject() {
+        for (caption, subject) in [
+            (
+                "Maria Lopez’s album “Born to the Sea” sold well.",
+                Some("Born to the Sea"),
+            ),
+            (
+                "Ana Ruiz's brother Peter Ruiz, left, in Leeds.",
+                Some("Peter Ruiz"),
+            ),
+            (
+                "“Harvest at Dawn,” 1890, by Ana Ruiz.",
+                Some("Harvest at Dawn"),
+            ),
+            (
+                "Two retired nurses, Ana Ruiz, left, and Eva Lind, in Leeds.",
+                Some("Ana Ruiz"),
+            ),
+            (
+                "Construction of the Leeds Arena began in 2011.",
+                Some("Leeds Arena"),
+            ),
+            (
+                "Members of the Leeds Grammar School chess team in York.",
+                Some("Leeds Grammar School chess team"),
+            ),
+            (
+                "Queen Ana of Atlantis waved to the crowd.",
+                Some("Queen Ana"),
+            ),
+            ("The king had waved to crowds.", Some("king")),
+            // A quotation that is no title leaves the speaker to the model.
+            ("“We will stay,” Ana Ruiz said.", None),
+        ] {
+            assert_eq!(subject_under(6, caption).as_deref(), subject, "{caption}");
+        }
+        assert_eq!(
+            subject_under(5, "“Harvest at Dawn,” 1890, by Ana Ruiz."),
+            None
+        );
+        // "“Harvest at Dawn” ... by Ana Ruiz": the title is no longer put last.
+        let caption = "“Harvest at Dawn,” 1890, by Ana Ruiz.";
+        let cands = candidates_with(caption, 6);
+        assert_eq!(subject_order(caption, &cands, 6), [0, 1]);
     }
 }

@@ -27,8 +27,11 @@ pub const RANK_V3: &str = include_str!("../../../data/annotate/prompts/rank-v3.t
 /// article-led caption taken as the main subject.
 pub const RANK_V4: &str = include_str!("../../../data/annotate/prompts/rank-v4.toml");
 /// Candidate ranking under the fifth candidate rules, which also take a caption's opening
-/// name as its main subject (the default).
+/// name as its main subject.
 pub const RANK_V5: &str = include_str!("../../../data/annotate/prompts/rank-v5.toml");
+/// Candidate ranking under the sixth candidate rules, which also keep quoted titles and named
+/// groups whole and take what an opening phrase points at as the main subject.
+pub const RANK_V6: &str = include_str!("../../../data/annotate/prompts/rank-v6.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -116,10 +119,11 @@ impl Prompt {
             "rank-v3" => RANK_V3,
             "rank-v4" => RANK_V4,
             "rank-v5" => RANK_V5,
+            "rank-v6" => RANK_V6,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6)"
                         .into(),
                 });
             }
@@ -245,6 +249,7 @@ mod tests {
             "rank-v3",
             "rank-v4",
             "rank-v5",
+            "rank-v6",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -265,6 +270,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v3").unwrap().rules, 3);
         assert_eq!(Prompt::builtin("rank-v4").unwrap().rules, 4);
         assert_eq!(Prompt::builtin("rank-v5").unwrap().rules, 5);
+        assert_eq!(Prompt::builtin("rank-v6").unwrap().rules, 6);
         assert!(Prompt::builtin("v0").is_err());
     }
 
