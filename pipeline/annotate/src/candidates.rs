@@ -267,7 +267,9 @@ const OF_SUBJECT_HEADS_V6: &[&str] = &[
 
 /// Whether `lower` heads a phrase whose subject is what follows "of" under rules `rules`.
 fn is_of_subject_head(lower: &str, rules: u32) -> bool {
-    rules >= 5 && SCENE_HEADS.contains(&lower) || rules >= 6 && OF_SUBJECT_HEADS_V6.contains(&lower)
+    rules >= 5 && SCENE_HEADS.contains(&lower)
+        || rules >= 6 && OF_SUBJECT_HEADS_V6.contains(&lower)
+        || rules >= 7 && OF_SUBJECT_HEADS_V7.contains(&lower)
 }
 
 /// Nouns that end in `-ed` without being participles ("A recyclable cardboard bed").
@@ -357,6 +359,89 @@ const MODALS: &[&str] = &[
 /// ..., Joseph R. Biden Jr. has ...").
 const SUBORDINATORS: &[&str] = &[
     "since", "although", "though", "because", "if", "until", "once", "whereas", "unlike",
+];
+
+/// Pronouns: they point at a subject named elsewhere, and are none themselves.
+const PRONOUNS: &[&str] = &["i", "we", "you", "he", "she", "they"];
+
+/// Sentence-initial words that, from rules 7 on, also open a leading phrase ("Clockwise from
+/// bottom right, Mr. Mughrbel and ...").
+const LEADING_V7: &[&str] = &["clockwise", "counterclockwise"];
+
+/// Heads the seventh rules also read as pointing at what follows "of" ("The loss of ash
+/// trees").
+const OF_SUBJECT_HEADS_V7: &[&str] = &["loss", "destruction"];
+
+/// Words of a quantity the seventh rules skip before the counted noun ("At least 140 people",
+/// "Several hundred people").
+const QUANTITY_WORDS_V7: &[&str] = &[
+    "at",
+    "least",
+    "most",
+    "about",
+    "around",
+    "nearly",
+    "almost",
+    "some",
+    "over",
+    "more",
+    "than",
+    "several",
+    "many",
+    "hundred",
+    "hundreds",
+    "thousand",
+    "thousands",
+    "dozens",
+    "dozen",
+    "million",
+    "millions",
+    "of",
+];
+
+/// Common irregular past tenses, which end a name's noun phrase ("Guida spent years").
+const IRREGULAR_PAST: &[&str] = &[
+    "spent", "met", "took", "gave", "made", "won", "lost", "left", "held", "led", "told", "said",
+    "sat", "stood", "ran", "came", "went", "got", "saw", "found", "brought", "bought", "thought",
+    "fought", "kept", "felt", "began", "became", "wore", "drove", "flew", "fell", "threw", "spoke",
+    "wrote", "broke", "chose", "rose", "shook", "hung", "sang", "struck", "built", "sent", "paid",
+    "laid", "put", "cut", "hit", "set", "let", "shut", "grew", "knew", "drew", "ate", "hid",
+    "fled", "sold", "taught", "caught", "swore", "tore", "bore",
+];
+
+/// Departments of an office title ("Secretary of State", "Minister of Finance").
+const DEPARTMENTS: &[&str] = &[
+    "state",
+    "defense",
+    "defence",
+    "health",
+    "education",
+    "energy",
+    "transportation",
+    "transport",
+    "labor",
+    "labour",
+    "commerce",
+    "agriculture",
+    "interior",
+    "treasury",
+    "justice",
+    "finance",
+];
+
+/// Adverbs of time that end a noun phrase ("the sanctuary earlier this week").
+const TIME_ADVERBS: &[&str] = &[
+    "earlier",
+    "later",
+    "today",
+    "yesterday",
+    "tonight",
+    "now",
+    "again",
+    "still",
+    "already",
+    "soon",
+    "ago",
 ];
 
 /// Sentence-initial words of a quantity ("About 40 bodies"), not a name.
@@ -628,7 +713,11 @@ fn is_s_verb(ws: &[Word<'_>], i: usize, rules: u32) -> bool {
         .is_some_and(|n| OBJECT_STARTS.contains(&lc(n.text).as_str()));
     let object_follows = ws.get(i + 1).is_some_and(|n| {
         let l = lc(n.text);
-        !is_cap(n.text)
+        // "ash trees won’t": before an auxiliary the `-s` word is its subject.
+        let auxiliary = rules >= 7
+            && (l.ends_with("n’t") || l.ends_with("n't") || MODALS.contains(&l.as_str()));
+        !auxiliary
+            && !is_cap(n.text)
             && (OBJECT_STARTS.contains(&l.as_str())
                 || PARTICLES.contains(&l.as_str())
                 || !STOP.contains(&l.as_str()) && !next_is_verb)
@@ -669,6 +758,7 @@ fn noun_phrase_end(head: &str, ws: &[Word<'_>], from: usize, max: usize, rules: 
             || VERBS.contains(&l.as_str()) && !before_of
             || SPEECH_VERBS.contains(&l.as_str())
             || rules >= 5 && MODALS.contains(&l.as_str())
+            || rules >= 7 && TIME_ADVERBS.contains(&l.as_str())
             || (!first && !adjacent(head, &ws[j - 1], &ws[j]))
             || t.ends_with("ly")
             || t.chars().any(|c| c.is_ascii_digit())
@@ -816,6 +906,15 @@ fn leading_phrase_end(head: &str, ws: &[Word<'_>], rules: u32) -> Option<usize> 
             || l.ends_with("ing")
             || rules >= 5 && SUBORDINATORS.contains(&l.as_str())
     });
+    // "Clockwise from top: Te Kaurinui Parata, in front of ...": such a phrase may end at a
+    // colon.
+    let listing = rules >= 7
+        && ws
+            .first()
+            .is_some_and(|w| LEADING_V7.contains(&lc(w.text).as_str()));
+    if listing {
+        return [head.find(','), head.find(':')].into_iter().flatten().min();
+    }
     leading.then(|| head.find(',')).flatten()
 }
 
@@ -923,7 +1022,9 @@ fn opening_noun_phrases(head: &str, ws: &[Word<'_>], rules: u32) -> Vec<Subject>
         let of_follows = ws.get(end).is_some_and(|w| w.text == "of");
         let partitive = matches!(last.as_str(), "member" | "members" | "one") && of_follows;
         // "The scene of a helicopter crash": the crash.
-        if v5 && of_follows && SCENE_HEADS.contains(&last.as_str()) {
+        let points = SCENE_HEADS.contains(&last.as_str())
+            || rules >= 7 && OF_SUBJECT_HEADS_V7.contains(&last.as_str());
+        if v5 && of_follows && points {
             let article = ws.get(end + 1).is_some_and(|w| is_article(w.text));
             starts.push(end + 1 + usize::from(article));
             continue;
@@ -964,6 +1065,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
             ws.get(w)
                 .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
         };
+        if rules >= 7
+            && let Some(c) = seventh_rules_subject(head, &ws, cands, rules)
+        {
+            return Some(c);
+        }
         if rules >= 6
             && let Some(c) = sixth_rules_subject(head, &ws, cands)
         {
@@ -1075,6 +1181,116 @@ fn sixth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option
     starting_at(name)
 }
 
+/// Whether the capitalised word that opens the sentence describes the lower-case noun phrase
+/// right after it ("Military personnel at", "Apple products, including", "Air conditioning
+/// units were"), rather than naming someone the next word is said of ("Biden visits Ohio",
+/// "Trump said"): the next word is no verb, and an `-s` word counts as a noun only before a
+/// comma or the sentence's end.
+fn opens_noun_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> bool {
+    let (Some(first), Some(next)) = (ws.first(), ws.get(1)) else {
+        return false;
+    };
+    let l = lc(next.text);
+    let verb_like = STOP.contains(&next.text)
+        || IRREGULAR_PAST.contains(&l.as_str())
+        || VERBS.contains(&l.as_str())
+        || SPEECH_VERBS.contains(&l.as_str())
+        || MODALS.contains(&l.as_str())
+        || l.ends_with("ed") && !ED_NOUNS.contains(&l.as_str())
+        || l.ends_with("ly")
+        || has_plural_ending(&l) && {
+            let rest = head[next.end..].trim_start_matches(char::is_whitespace);
+            !(rest.is_empty() || rest.starts_with(','))
+        };
+    let end = noun_phrase_end(head, ws, 1, 3, rules);
+    // "Whale expert Hori Parata", "FIFA chief Sepp Blatter": a role before a name.
+    let role = end > 1 && {
+        let last = lc(ws[end - 1].text);
+        is_title(&last, rules)
+            || ROLES.contains(&last.as_str())
+            || classifies_name(head, ws, end - 1)
+    };
+    first.start == 0
+        && !is_title(first.text, rules)
+        && possessor(first.text).is_none()
+        && !has_plural_ending(first.text)
+        && !is_cap(next.text)
+        && adjacent(head, first, next)
+        && !verb_like
+        && end > 1
+        && !role
+}
+
+/// Index of the counted noun after an opening quantity of two or more words ("At least 140
+/// people", "Several hundred people", "Hundreds of protesters").
+fn counted_noun(ws: &[Word<'_>]) -> Option<usize> {
+    let quantity = |w: &Word<'_>| {
+        QUANTITY_WORDS_V7.contains(&lc(w.text).as_str())
+            || NUMBERS.contains(&lc(w.text).as_str())
+            || w.text.chars().all(|c| c.is_ascii_digit() || c == ',')
+    };
+    let k = ws.iter().position(|w| !quantity(w))?;
+    let counts = ws[..k].iter().any(|w| {
+        let l = lc(w.text);
+        !matches!(
+            l.as_str(),
+            "at" | "of" | "than" | "least" | "most" | "more" | "over"
+        )
+    });
+    let noun = &ws[k];
+    ((2..=4).contains(&k)
+        && counts
+        && ws[0].start == 0
+        && !is_cap(noun.text)
+        && !STOP.contains(&noun.text)
+        && !DETERMINERS.contains(&lc(noun.text).as_str()))
+    .then_some(k)
+}
+
+/// End of the title a credit opens with: "Gassed, 1918, by ...", "Harvest, c 1840, by ...":
+/// one to eight words, the first capitalised, then a year and "by".
+fn credited_work_end(head: &str) -> Option<usize> {
+    let comma = head.find(", ")?;
+    let rest = &head[comma + 2..];
+    let (date, after) = rest.split_once(", ")?;
+    let year = date.trim_start_matches("c ").trim_start_matches("c. ");
+    let dated = year.len() == 4 && year.chars().all(|c| c.is_ascii_digit());
+    let work = words(&head[..comma]);
+    (dated
+        && after.starts_with("by ")
+        && (1..=8).contains(&work.len())
+        && work.first().is_some_and(|w| w.start == 0 && is_cap(w.text)))
+    .then_some(comma)
+}
+
+/// The seventh rules' main subject, before the sixth rules' ones: the work a credit opens
+/// with ("Gassed, 1918, by John Singer Sargent") and a name after the titles that open the
+/// caption ("Mr. Mughrbel and Ms. Hammadeh near ...", "Representative Alexandria
+/// Ocasio-Cortez could ...").
+fn seventh_rules_subject(
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
+    if let Some(end) = credited_work_end(head)
+        && let Some(c) = cands
+            .iter()
+            .position(|c| c.start == 0 && c.end as usize == end)
+    {
+        return Some(c);
+    }
+    let (i, first) = cands.iter().enumerate().min_by_key(|(_, c)| c.start)?;
+    let k = ws.iter().position(|w| w.start == first.start as usize)?;
+    let titled = k >= 1
+        && ws.first().is_some_and(|w| w.start == 0)
+        && ws[..k].iter().all(|w| is_title(w.text, rules))
+        && ws[k..]
+            .iter()
+            .any(|w| w.end == first.end as usize && is_cap(w.text));
+    titled.then_some(i)
+}
+
 /// A possessive word ("Tunisia’s"), without its `’s`.
 fn possessor(w: &str) -> Option<&str> {
     w.strip_suffix("’s").or_else(|| w.strip_suffix("'s"))
@@ -1116,6 +1332,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v4 = rules >= 4;
     let v5 = rules >= 5;
     let v6 = rules >= 6;
+    let v7 = rules >= 7;
     let head = sentence_end(caption, rules);
     let ws = words(head);
     let mut out: Vec<Subject> = Vec::new();
@@ -1133,6 +1350,14 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             continue;
         }
         if v5 && a == 0 && b == 0 && SUBORDINATORS.contains(&text_lc.as_str()) {
+            continue;
+        }
+        // "They just take ...", "Clockwise from bottom right, ...".
+        if v7
+            && a == b
+            && (PRONOUNS.contains(&text_lc.as_str())
+                || a == 0 && LEADING_V7.contains(&text_lc.as_str()))
+        {
             continue;
         }
         // "The scene of a helicopter crash", "The art curator Sandra Benites".
@@ -1198,7 +1423,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 continue;
             }
         }
-        if ABSTRACT.contains(&lc(ws[b].text).as_str()) {
+        // "People carry a Cuban flag": a sentence's opening group is its subject.
+        let opening_people = v7 && a == 0 && b == 0 && text_lc == "people";
+        if ABSTRACT.contains(&lc(ws[b].text).as_str()) && !opening_people {
             continue;
         }
         let mut kind = s.kind;
@@ -1276,6 +1503,10 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 {
                     continue;
                 }
+                // "Asian elephants Guida and Maia": the group only classifies the names.
+                if v7 && b > a && classifies_name(head, &ws, b) {
+                    continue;
+                }
             } else if b + 1 < ws.len()
                 && adjacent(head, &ws[b], &ws[b + 1])
                 && matches!(lc(ws[b + 1].text).as_str(), "museum" | "hospital")
@@ -1309,6 +1540,11 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 // "Bay Shore High School e-sports team": the named group.
                 b = g;
                 kind = Kind::Organisation;
+            } else if v7 && a == 0 && b == 0 && opens_noun_phrase(head, &ws, rules) {
+                // "Military personnel at", "Apple products, including": the opening word
+                // describes the noun phrase after it.
+                b = noun_phrase_end(head, &ws, 1, 3, rules) - 1;
+                kind = noun_kind(ws[b].text);
             } else if v4
                 && opened_by_indefinite
                 && ws.get(b + 1).is_some_and(|w| adjacent(head, &ws[b], w))
@@ -1358,6 +1594,22 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         // "The legislation would": a modal ends the noun phrase.
         if v5 && b > a && MODALS.contains(&lc(ws[b].text).as_str()) {
             b -= 1;
+        }
+        // "the sanctuary earlier this week": an adverb of time ends it too.
+        if v7 && b > a && TIME_ADVERBS.contains(&lc(ws[b].text).as_str()) {
+            b -= 1;
+        }
+        // "Secretary of State John Kerry": the department belongs to the title.
+        if v7
+            && b >= a + 2
+            && a >= 2
+            && ws[a - 1].text == "of"
+            && is_title(ws[a - 2].text, rules)
+            && DEPARTMENTS.contains(&lc(ws[a].text).as_str())
+            && ws[a + 1..=b].iter().all(|w| is_cap(w.text))
+        {
+            a += 1;
+            kind = Kind::Person;
         }
         // "Aneke Rune cheers on her son": an `-s` word after a name is its verb.
         if v4 && b >= a + 2 && ws[a..b].iter().all(|w| is_cap(w.text)) && is_s_verb(&ws, b, rules) {
@@ -1432,7 +1684,10 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         let mut a = k;
         while a > 0 && a + 2 > k {
             let p = ws[a - 1].text;
-            if (is_cap(p) && a - 1 != 0)
+            // "John Kerry urged delegates": after a name, an `-ed` word is its verb.
+            let verb_after_name = v7 && p.ends_with("ed") && a >= 2 && is_cap(ws[a - 2].text);
+            if verb_after_name
+                || (is_cap(p) && a - 1 != 0)
                 || STOP.contains(&p)
                 || DETERMINERS.contains(&lc(p).as_str())
                 || p.ends_with('s')
@@ -1504,6 +1759,37 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 {
                     out.push(sub);
                 }
+            }
+        }
+        // "At least 140 people", "Several hundred people": the counted noun, and nothing of the
+        // quantity before it.
+        if v7 && let Some(k) = counted_noun(&ws) {
+            out.retain(|c| c.start as usize >= ws[k].start);
+            let j = noun_tail(head, &ws, k, 1);
+            if let Some(sub) = make(
+                head,
+                &ws[k..j],
+                noun_kind(ws[j - 1].text),
+                weight_for_pluses(0),
+            ) {
+                out.push(sub);
+            }
+        }
+        // "People carry a Cuban flag": the opening group.
+        if v7
+            && ws
+                .first()
+                .is_some_and(|w| w.start == 0 && w.text == "People")
+            && ws.get(1).is_some_and(|w| !is_cap(w.text))
+            && let Some(sub) = make(head, &ws[..1], Kind::Person, weight_for_pluses(0))
+        {
+            out.push(sub);
+        }
+        // "Gassed, 1918, by John Singer Sargent": the work a credit names.
+        if v7 && let Some(end) = credited_work_end(head) {
+            let work = &head[..end];
+            if let Ok(sub) = Subject::locate(head, work, weight_for_pluses(1), Kind::Object) {
+                out.push(sub);
             }
         }
         if let Some(end) = kicker_end(head)
@@ -2036,5 +2322,90 @@ mod tests {
         let caption = "“Harvest at Dawn,” 1890, by Ana Ruiz.";
         let cands = candidates_with(caption, 6);
         assert_eq!(subject_order(caption, &cands, 6), [0, 1]);
+    }
+
+    #[test]
+    fn seventh_rules_join_opening_words_and_drop_quantities_and_pronouns() {
+        for (caption, v6, v7) in [
+            (
+                "Military personnel at a base in York.",
+                &["Military", "base", "York"][..],
+                &["Military personnel", "base", "York"][..],
+            ),
+            (
+                "People carry a banner outside the town hall in York.",
+                &["banner", "town hall", "York"],
+                &["People", "banner", "town hall", "York"],
+            ),
+            (
+                "“We will stay,” Ana Ruiz said.",
+                &["We", "Ana Ruiz"],
+                &["Ana Ruiz"],
+            ),
+            (
+                "Clockwise from top left, Mr. Ruiz and his wife, Eva Lind, at home.",
+                &["Clockwise", "Ruiz", "wife", "Eva Lind"],
+                &["Ruiz", "wife", "Eva Lind"],
+            ),
+            (
+                "At least 40 people were hurt in the blast.",
+                &["least 40 people", "blast"],
+                &["people", "blast"],
+            ),
+            (
+                "The loss of beech trees won’t change the valley.",
+                &["loss", "valley"],
+                &["beech trees", "valley"],
+            ),
+            (
+                "Asian elephants Guida and Maia arrived at the park earlier this week",
+                &["Asian elephants", "Guida", "Maia", "park earlier"],
+                &["Guida", "Maia", "park"],
+            ),
+            (
+                "Secretary of State Ana Ruiz urged delegates to vote.",
+                &["State Ana Ruiz", "urged delegates"],
+                &["Ana Ruiz", "delegates"],
+            ),
+            // A role before a name and a name before its verb stay as they were.
+            (
+                "Whale expert Hori Parata.",
+                &["Hori Parata"],
+                &["Hori Parata"],
+            ),
+            (
+                "Guida spent years on a farm in Brazil.",
+                &["Guida", "farm", "Brazil"],
+                &["Guida", "farm", "Brazil"],
+            ),
+        ] {
+            assert_eq!(texts_under(6, caption), v6, "{caption}");
+            assert_eq!(texts_under(7, caption), v7, "{caption}");
+        }
+    }
+
+    #[test]
+    fn seventh_rules_take_a_titled_name_or_a_credited_work_as_the_subject() {
+        for (caption, v6, v7) in [
+            (
+                "Mr. Ruiz and Ms. Lind near their home in York.",
+                None,
+                Some("Ruiz"),
+            ),
+            (
+                "Representative Ana Ruiz could become the party’s leader.",
+                None,
+                Some("Ana Ruiz"),
+            ),
+            ("Harvest, 1890, by Ana Ruiz.", None, Some("Harvest")),
+            (
+                "The loss of beech trees won’t change the valley.",
+                Some("loss"),
+                Some("beech trees"),
+            ),
+        ] {
+            assert_eq!(subject_under(6, caption).as_deref(), v6, "{caption}");
+            assert_eq!(subject_under(7, caption).as_deref(), v7, "{caption}");
+        }
     }
 }
