@@ -17,7 +17,8 @@
 //! - [`data`]: joining `splits`, `pairs_curated`, `pairs` and `subjects`; crop and flip;
 //! - [`validation`]: images sampled from fixed prompts while a LoRA trains;
 //! - [`folder`]: diffusers folder writing; [`st`]: deterministic safetensors files;
-//!   [`plot`]: the loss-curve PNG.
+//!   [`plot`]: the loss-curve PNG;
+//! - [`parity`]: the networks on a GPU against the CPU, module by module.
 
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ pub mod layout;
 pub mod objective;
 pub mod optim;
 pub mod parallel;
+pub mod parity;
 pub mod plot;
 pub mod precision;
 pub use anchor_core::rng;

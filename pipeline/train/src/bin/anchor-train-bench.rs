@@ -9,6 +9,13 @@
 //! meant for CUDA builds: bf16 is refused on the CPU).
 //! `anchor-train-bench --fixture-tables DIR [--rows N]` instead writes the synthetic input
 //! tables of `anchor_train::fixture` under DIR (to time `anchor train` end to end).
+//! `anchor-train-bench --parity` runs each network on the build's device (a CUDA GPU when the
+//! build has one) and on the CPU (`anchor_train::parity`), prints one JSON line per module and
+//! exits with status 1 if any differs by more than the tolerance.
+//! `anchor-train-bench --sample [--sd15] [--f16|--bf16] [--batch B] [--latent S] [--steps N]
+//! [--runs R]` times sampling instead: B captions through the guided DDIM loop of
+//! `anchor sample` (each caption and its unconditional twin in one UNet call of 2B rows per
+//! step), then the VAE decode, on random weights.
 
 use std::time::Instant;
 
@@ -97,19 +104,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.iter().any(|a| a == "--profile-conv") {
         return profile_conv();
     }
+    if args.iter().any(|a| a == "--parity") {
+        let device = anchor_train::step::default_device()?;
+        let modules = anchor_train::parity::check(&candle_core::Device::Cpu, &device, 0.0)?;
+        for m in &modules {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "module": m.module,
+                    "device": format!("{device:?}"),
+                    "max_abs_diff": m.max_abs_diff,
+                    "max_abs": m.max_abs,
+                    "relative": m.relative(),
+                    "tolerance": anchor_train::parity::TOLERANCE,
+                    "passes": m.passes(),
+                })
+            );
+        }
+        if modules.iter().any(|m| !m.passes()) {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--sample") {
+        return sample(&args);
+    }
     let steps: usize = arg(&args, "--steps", 20);
     let warmup: usize = arg(&args, "--warmup", 3);
     let batch: usize = arg(&args, "--batch", 2);
     let latent: usize = arg(&args, "--latent", 16);
     let rank: usize = arg(&args, "--lora", 0);
     let sd15 = args.iter().any(|a| a == "--sd15");
-    let precision = if args.iter().any(|a| a == "--f16") {
-        anchor_train::Precision::F16
-    } else if args.iter().any(|a| a == "--bf16") {
-        anchor_train::Precision::Bf16
-    } else {
-        anchor_train::Precision::F32
-    };
+    let precision = precision(&args);
     let device = anchor_train::step::default_device()?;
     precision.check_device(&device)?;
     let dtype = precision.dtype();
@@ -218,6 +244,95 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "forward_s": t_fwd / s,
             "backward_s": t_bwd / s,
             "optimizer_s": t_opt / s,
+            "peak_rss_mb": peak_rss_mb(),
+        })
+    );
+    Ok(())
+}
+
+/// Times `runs` batches of guided DDIM sampling and VAE decoding (after one warm-up batch).
+/// `--f16` or `--bf16`; f32 otherwise.
+fn precision(args: &[String]) -> anchor_train::Precision {
+    if args.iter().any(|a| a == "--f16") {
+        anchor_train::Precision::F16
+    } else if args.iter().any(|a| a == "--bf16") {
+        anchor_train::Precision::Bf16
+    } else {
+        anchor_train::Precision::F32
+    }
+}
+
+fn sample(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let sd15 = args.iter().any(|a| a == "--sd15");
+    let batch: usize = arg(args, "--batch", 2);
+    let latent: usize = arg(args, "--latent", if sd15 { 64 } else { 16 });
+    let steps: usize = arg(args, "--steps", 20);
+    let runs: usize = arg(args, "--runs", 2);
+    let precision = precision(args);
+    let device = anchor_train::step::default_device()?;
+    precision.check_device(&device)?;
+    let dtype = precision.dtype();
+    let (unet_cfg, vae_cfg) = if sd15 {
+        (UNetConfig::sd15(), anchor_sd::VaeConfig::sd())
+    } else {
+        (UNetConfig::tiny(), anchor_sd::VaeConfig::tiny())
+    };
+    let ctx_dim = unet_cfg.cross_attention_dim;
+    let latent_channels = vae_cfg.latent_channels;
+    let unet_vm = VarMap::new();
+    let vae_vm = VarMap::new();
+    let unet = UNet2DConditionModel::new(
+        Weights::new(VarBuilder::from_varmap(&unet_vm, dtype, &device)),
+        unet_cfg,
+    )?;
+    let vae =
+        anchor_sd::AutoencoderKL::new(VarBuilder::from_varmap(&vae_vm, dtype, &device), vae_cfg)?;
+    let mut rng = Rng::new(3, 4);
+    let mut normals = |shape: &[usize]| -> candle_core::Result<Tensor> {
+        let n = shape.iter().product();
+        Tensor::from_vec(rng.normals(n), shape, &device)?.to_dtype(dtype)
+    };
+    let cond = normals(&[batch, 77, ctx_dim])?;
+    let uncond = normals(&[batch, 77, ctx_dim])?;
+    let mut unet_s = 0.0;
+    let mut vae_s = 0.0;
+    for run in 0..=runs {
+        let latents = normals(&[batch, latent_channels, latent, latent])?;
+        let sampler = anchor_sd::DdimScheduler::new(NoiseSchedule::sd(Prediction::Epsilon), steps)?;
+        let a = Instant::now();
+        let out = anchor_sd::sampling::denoise(&unet, &sampler, &latents, &cond, &uncond, 7.5)?;
+        // Reading a value waits for the device.
+        let _ = out
+            .flatten_all()?
+            .get(0)?
+            .to_dtype(DType::F32)?
+            .to_scalar::<f32>()?;
+        let b = Instant::now();
+        let rgb = anchor_sd::sampling::latents_to_rgb(&vae, &out)?;
+        let _ = rgb.flatten_all()?.get(0)?.to_scalar::<u8>()?;
+        let c = Instant::now();
+        if run > 0 {
+            unet_s += (b - a).as_secs_f64();
+            vae_s += (c - b).as_secs_f64();
+        }
+    }
+    let secs = unet_s + vae_s;
+    let images = (runs.max(1) * batch) as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": "anchor (candle)",
+            "mode": "sample",
+            "device": format!("{device:?}"),
+            "dtype": format!("{dtype:?}"),
+            "batch": batch,
+            "latent": latent,
+            "steps": steps,
+            "runs": runs,
+            "images_per_s": images / secs,
+            "s_per_image": secs / images,
+            "unet_s_per_batch": unet_s / runs.max(1) as f64,
+            "vae_s_per_batch": vae_s / runs.max(1) as f64,
             "peak_rss_mb": peak_rss_mb(),
         })
     );
