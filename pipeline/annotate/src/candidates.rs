@@ -449,12 +449,49 @@ const QUANTITY_STARTS: &[&str] = &[
     "about", "around", "nearly", "almost", "some", "over", "more",
 ];
 
+/// Office titles the eighth rules also read, written as abbreviations ("Gov. Josh Shapiro",
+/// "Lt. Col. ..."); their period ends no sentence.
+const TITLE_ABBREVIATIONS_V8: &[&str] = &[
+    "gov", "lt", "col", "capt", "sgt", "cmdr", "adm", "prof", "supt", "det", "insp", "maj", "cpl",
+    "pvt", "atty",
+];
+
+/// Capitalised heads of an organisation's name that an office title may qualify ("A
+/// Justice Department report").
+const ORGANISATION_HEADS_V8: &[&str] = &[
+    "Department",
+    "Ministry",
+    "Court",
+    "Office",
+    "Council",
+    "Committee",
+    "Party",
+    "Service",
+    "Agency",
+];
+
+/// Heads of an institution no photo shows ("The French government has said ..."): they open
+/// no main subject.
+const UNSEEN_HEADS_V8: &[&str] = &["government", "administration", "authorities"];
+
+/// Quantifiers that open a sentence before the noun they count ("Various products that
+/// ..."): the noun is the subject.
+const QUANTIFIERS_V8: &[&str] = &["various", "several", "many", "numerous", "assorted"];
+
+/// Prepositions and articles after which a bare word following a plural group is that
+/// group's verb ("Protesters clash with the police").
+const AFTER_VERB_V8: &[&str] = &[
+    "with", "at", "in", "on", "outside", "inside", "near", "during", "for", "into", "from",
+    "against", "over", "through", "along", "across", "around", "a", "an", "the",
+];
+
 /// Whether `w` is an office title under rules `rules`.
 fn is_title(w: &str, rules: u32) -> bool {
     let l = lc(w);
     crate::heuristic::is_title(&l)
         || rules >= 3 && TITLES_V3.contains(&l.as_str())
         || rules >= 5 && TITLES_V5.contains(&l.as_str())
+        || rules >= 8 && TITLE_ABBREVIATIONS_V8.contains(&l.as_str())
 }
 
 /// Whether the plural-looking `w` is a noun after the adjective before it ("floral
@@ -566,7 +603,9 @@ fn sentence_end(caption: &str, rules: u32) -> &str {
             .into_iter()
             .rev()
             .collect();
-        if word.chars().count() <= 1 || ABBREV.contains(&lc(&word).as_str()) {
+        let abbreviation = ABBREV.contains(&lc(&word).as_str())
+            || rules >= 8 && TITLE_ABBREVIATIONS_V8.contains(&lc(&word).as_str());
+        if word.chars().count() <= 1 || abbreviation {
             continue;
         }
         return before;
@@ -849,17 +888,22 @@ fn split_person_of_place(head: &str, cands: Vec<Subject>, rules: u32) -> Vec<Sub
         let ws = words(&head[c.start as usize..c.end as usize]);
         let of = ws.iter().position(|w| w.text == "of");
         let split = of.filter(|&of| {
-            of >= 2
-                && of + 1 < ws.len()
-                && ws[..of].iter().all(|w| is_cap(w.text))
-                && !ws[..of]
-                    .iter()
-                    .enumerate()
-                    // From rules 6 on only the word before "of" heads a name: "King Salman
-                    // of Saudi Arabia" is a person and a country.
-                    .filter(|&(i, _)| rules < 6 || i + 1 == of)
-                    .any(|(_, w)| OF_NAME_HEADS.contains(&lc(w.text).as_str()))
-                && is_cap(ws[of + 1].text)
+            if of < 2 || of + 1 >= ws.len() || !ws[..of].iter().all(|w| is_cap(w.text)) {
+                return false;
+            }
+            // From rules 8 on "King" after a first name is a surname ("Steve King of Iowa").
+            let surname_king = rules >= 8
+                && ws[of - 1].text == "King"
+                && !matches!(ws[of - 2].text, "Crown" | "The")
+                && !is_title(ws[of - 2].text, rules);
+            let name_head = ws[..of]
+                .iter()
+                .enumerate()
+                // From rules 6 on only the word before "of" heads a name: "King Salman of
+                // Saudi Arabia" is a person and a country.
+                .filter(|&(i, _)| rules < 6 || i + 1 == of)
+                .any(|(_, w)| OF_NAME_HEADS.contains(&lc(w.text).as_str()));
+            (!name_head || surname_king) && is_cap(ws[of + 1].text)
         });
         let Some(of) = split else {
             out.push(c);
@@ -1065,6 +1109,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
             ws.get(w)
                 .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
         };
+        if rules >= 8
+            && let Some(c) = eighth_rules_subject(head, &ws, cands, rules)
+        {
+            return Some(c);
+        }
         if rules >= 7
             && let Some(c) = seventh_rules_subject(head, &ws, cands, rules)
         {
@@ -1291,6 +1340,256 @@ fn seventh_rules_subject(
     titled.then_some(i)
 }
 
+/// Word indices of the noun phrase that opens the sentence after an article and capitalised
+/// modifiers ("A Ukrainian soldier", "The American and Russian figure skating teams", "A
+/// Justice Department report"): the modifiers are demonyms or end in an organisation's head,
+/// or the noun is a person or group. Not when the noun only names the role of a name after
+/// it ("The Nato chief Jens Stoltenberg"), when the modifiers hold a title or a possessive,
+/// or when the noun is an institution no photo shows.
+fn modified_opening_noun_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
+    ws.first().filter(|w| w.start == 0 && is_article(w.text))?;
+    let mut j = 1;
+    while j < ws.len()
+        && j <= 4
+        && adjacent(head, &ws[j - 1], &ws[j])
+        && (is_cap(ws[j].text)
+            && (is_demonym_v2(ws[j].text)
+                || !is_title(ws[j].text, rules)
+                || ws
+                    .get(j + 1)
+                    .is_some_and(|n| ORGANISATION_HEADS_V8.contains(&n.text)))
+            && possessor(ws[j].text).is_none()
+            && !ws[j].text.contains('.')
+            || j > 1 && ws[j].text == "and")
+    {
+        j += 1;
+    }
+    if j == 1 || ws[j - 1].text == "and" {
+        return None;
+    }
+    let noun = ws.get(j)?;
+    if is_cap(noun.text) || !adjacent(head, &ws[j - 1], noun) {
+        return None;
+    }
+    let mut end = noun_phrase_end(head, ws, j, 3, rules);
+    // "figure skating teams": an -ing word between a noun and a plural head is part of the
+    // compound ("worker repairing underground cables" is a verb's object).
+    while end + 1 < ws.len().min(j + 4)
+        && end > j
+        && ws[end].text.ends_with("ing")
+        && !has_plural_ending(&lc(ws[end - 1].text))
+        && has_plural_ending(&lc(ws[end + 1].text))
+        && [&ws[end - 1], &ws[end], &ws[end + 1]]
+            .windows(2)
+            .all(|p| adjacent(head, p[0], p[1]))
+        && {
+            let t = ws[end + 1].text;
+            !is_cap(t)
+                && !STOP.contains(&t)
+                && !VERBS.contains(&t)
+                && !t.ends_with("ed")
+                && !t.ends_with("ly")
+        }
+    {
+        end += 2;
+    }
+    if end == j {
+        return None;
+    }
+    let last = lc(ws[end - 1].text);
+    let role = is_title(&last, rules)
+        || ROLES.contains(&last.as_str())
+        || ROLES_V4.contains(&last.as_str())
+        || classifies_name(head, ws, end - 1);
+    // A name's own noun only classifies it ("The Stena Impero tanker" is the Stena Impero);
+    // a demonym, an organisation or a person is joined ("A Con Edison worker").
+    let described = ws[1..j]
+        .iter()
+        .all(|w| w.text == "and" || is_demonym_v2(w.text))
+        || ORGANISATION_HEADS_V8.contains(&ws[j - 1].text)
+        || is_group_noun(&last)
+        || PERSON_NOUNS.contains(&last.as_str());
+    let unseen = UNSEEN_HEADS_V8.contains(&last.as_str());
+    (!role && described && !unseen).then_some((1, end - 1))
+}
+
+/// Word index of the last word of a name that opens the sentence with a possessive `s’`
+/// ("Thomasina Miers’ soba noodles"), when a lower-case word follows.
+fn plural_possessive_opening(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+    let p = (0..ws.len().min(4)).find(|&i| {
+        ws[i].text.ends_with('s') && matches!(head.get(ws[i].end..ws[i].end + 4), Some("’ " | "' "))
+            || ws[i].text.ends_with('s') && head[ws[i].end..].starts_with("' ")
+    })?;
+    let named = ws[..=p].iter().all(|w| is_cap(w.text)) && ws[0].start == 0;
+    let noun_follows = ws.get(p + 1).is_some_and(|w| !is_cap(w.text));
+    (named && noun_follows).then_some(p)
+}
+
+/// Byte offset of the closing quote of an opening quotation that a named speaker says
+/// ("“Let’s see what happens,” President Trump said ..."), with the word index of the
+/// speaker's first word.
+fn quoted_speaker(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
+    let close = opening_quote_end(head)?;
+    if !head[..close].ends_with([',', '?', '!']) {
+        return None;
+    }
+    let mut k = ws.iter().position(|w| w.start > close)?;
+    while ws.get(k).is_some_and(|w| is_title(w.text, rules)) {
+        k += 1;
+    }
+    let first = ws.get(k).filter(|w| is_cap(w.text))?;
+    let said = ws[k..]
+        .iter()
+        .take(5)
+        .position(|w| SPEECH_VERBS.contains(&lc(w.text).as_str()))?;
+    let named = ws[k..k + said].iter().all(|w| is_cap(w.text));
+    (said > 0 && named && first.start > close).then_some((close, k))
+}
+
+/// Whether the sentence opens with a plural group and its verb ("Protesters clash with the
+/// police"): a bare word after the group, before a preposition or an article.
+fn opening_group_verb(head: &str, ws: &[Word<'_>], rules: u32) -> bool {
+    let (Some(group), Some(verb), Some(next)) = (ws.first(), ws.get(1), ws.get(2)) else {
+        return false;
+    };
+    group.start == 0
+        && is_group_noun(group.text)
+        && has_plural_ending(&lc(group.text))
+        && !is_cap(verb.text)
+        && !has_plural_ending(&lc(verb.text))
+        && !is_participle(verb.text, rules)
+        && !STOP.contains(&verb.text)
+        && AFTER_VERB_V8.contains(&lc(next.text).as_str())
+        && adjacent(head, group, verb)
+}
+
+/// The eighth rules' changes to the candidates: the noun phrase after an article and
+/// capitalised modifiers as one subject ([`modified_opening_noun_phrase`]), the noun an
+/// opening quantifier counts ("Various products"), the noun phrase a plural possessive owns
+/// ("Thomasina Miers’ soba noodles"), nothing inside a quotation a named speaker says, and a
+/// plural group cut before its verb ("Protesters clash with").
+fn eighth_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    let put = |out: &mut Vec<Subject>, a: usize, b: usize| {
+        let (start, end) = (ws[a].start as u32, ws[b].end as u32);
+        out.retain(|c| c.end <= start || c.start >= end);
+        if let Some(sub) = make(
+            head,
+            &ws[a..=b],
+            noun_kind(ws[b].text),
+            weight_for_pluses(0),
+        ) {
+            out.push(sub);
+        }
+    };
+    if let Some((a, b)) = modified_opening_noun_phrase(head, ws, rules) {
+        put(&mut out, a, b);
+    }
+    if ws
+        .first()
+        .is_some_and(|w| w.start == 0 && QUANTIFIERS_V8.contains(&lc(w.text).as_str()))
+        && ws.get(1).is_some_and(|w| {
+            !is_cap(w.text)
+                && !NUMBERS.contains(&lc(w.text).as_str())
+                && !QUANTITY_WORDS_V7.contains(&lc(w.text).as_str())
+        })
+    {
+        let end = noun_phrase_end(head, ws, 1, 3, rules);
+        out.retain(|c| c.start as usize >= ws[1].start);
+        if end > 1 {
+            put(&mut out, 1, end - 1);
+        }
+    }
+    if let Some(p) = plural_possessive_opening(head, ws) {
+        let mut end = p + 1;
+        while end < ws.len().min(p + 5)
+            && !is_cap(ws[end].text)
+            && !STOP.contains(&ws[end].text)
+            && (end == p + 1 || adjacent(head, &ws[end - 1], &ws[end]))
+        {
+            end += 1;
+        }
+        put(&mut out, p + 1, end - 1);
+    }
+    if let Some((close, _)) = quoted_speaker(head, ws, rules) {
+        out.retain(|c| c.start as usize > close);
+    }
+    if opening_group_verb(head, ws, rules)
+        && let Some(c) = out
+            .iter()
+            .position(|c| c.start == 0 && c.end as usize == ws[1].end)
+    {
+        out.remove(c);
+        if let Some(sub) = make(head, &ws[..1], Kind::Person, weight_for_pluses(0)) {
+            out.push(sub);
+        }
+    }
+    out
+}
+
+/// The eighth rules' main subject, before the seventh rules' ones: the speaker of an
+/// opening quotation, the name in apposition after an opening possessive's noun ("British
+/// Columbia’s provincial health officer, Dr. Bonnie Henry, has ..."), the noun phrase a
+/// plural possessive owns, and the noun phrases [`eighth_rules_candidates`] opens the
+/// sentence with.
+fn eighth_rules_subject(
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
+    let starting_at = |w: usize| {
+        ws.get(w)
+            .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
+    };
+    if let Some((_, k)) = quoted_speaker(head, ws, rules) {
+        return starting_at(k);
+    }
+    if let Some(p) = possessive_opening(ws)
+        && let Some(comma) =
+            (p + 1..ws.len().min(p + 5)).find(|&j| head[ws[j].end..].starts_with(", "))
+        && ws[p + 1..=comma].iter().all(|w| !is_cap(w.text))
+        && {
+            // "provincial health officer, Dr. Bonnie Henry": the owned noun is the office of
+            // the name after it ("Taylor Swift's seventh album, Lover," is not).
+            let owned = lc(ws[comma].text);
+            is_title(&owned, rules) || ROLES.contains(&owned.as_str())
+        }
+    {
+        let mut k = comma + 1;
+        while ws.get(k).is_some_and(|w| is_title(w.text, rules)) {
+            k += 1;
+        }
+        if ws.get(k).is_some_and(|w| is_cap(w.text))
+            && let Some(c) = starting_at(k)
+        {
+            return Some(c);
+        }
+    }
+    if let Some(p) = plural_possessive_opening(head, ws) {
+        return starting_at(p + 1);
+    }
+    if let Some((a, b)) = modified_opening_noun_phrase(head, ws, rules)
+        && !head[ws[b].end..].starts_with(", ")
+    {
+        return starting_at(a);
+    }
+    if ws
+        .first()
+        .is_some_and(|w| w.start == 0 && QUANTIFIERS_V8.contains(&lc(w.text).as_str()))
+    {
+        return starting_at(1);
+    }
+    if opening_group_verb(head, ws, rules) {
+        return starting_at(0);
+    }
+    None
+}
+
 /// A possessive word ("Tunisia’s"), without its `’s`.
 fn possessor(w: &str) -> Option<&str> {
     w.strip_suffix("’s").or_else(|| w.strip_suffix("'s"))
@@ -1325,7 +1624,10 @@ fn possessor(w: &str) -> Option<&str> {
 /// from their place after a royal title ("King Salman of Saudi Arabia"), no demonym and role
 /// before a name ("Ecuadorean foreign minister Ricardo Patiño"), no head that points at what
 /// follows "of" ("Construction of"), and nouns in `-ed`/`-ing` read as nouns ("bed",
-/// "king").
+/// "king"). 7 adds the opening word joined to the noun phrase it describes ("Military
+/// personnel"), counted quantities cut, no pronouns and a credited work as one subject. 8
+/// adds abbreviated titles ("Gov."), "Chief of Staff" as one title, "King" as a surname
+/// before "of" and [`eighth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -1377,7 +1679,8 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         // determiner is a noun ("The judge").
         // From rules 3 on, a title that names a group is one ("Police stand guard").
         if a == b
-            && crate::heuristic::is_title(&text_lc)
+            && (crate::heuristic::is_title(&text_lc)
+                || rules >= 8 && TITLE_ABBREVIATIONS_V8.contains(&text_lc.as_str()))
             && !(v2 && !is_cap(ws[a].text) && a > 0)
             && !(v3 && is_group_noun(ws[a].text))
         {
@@ -1452,6 +1755,16 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
                 }
                 a = t + 1;
                 kind = Kind::Person;
+                // "Chief of Staff Reince Priebus": the office's "of" part belongs to the
+                // title.
+                if rules >= 8
+                    && a + 2 <= b
+                    && ws[a].text == "of"
+                    && (DEPARTMENTS.contains(&lc(ws[a + 1].text).as_str())
+                        || ws[a + 1].text == "Staff")
+                {
+                    a += 2;
+                }
             }
             // "Tunisian security forces", "Police officers", "Bardo museum".
             let last = ws[b].text;
@@ -1791,6 +2104,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             if let Ok(sub) = Subject::locate(head, work, weight_for_pluses(1), Kind::Object) {
                 out.push(sub);
             }
+        }
+        if rules >= 8 {
+            out = eighth_rules_candidates(head, &ws, out, rules);
         }
         if let Some(end) = kicker_end(head)
             && out.iter().any(|c| c.start as usize >= end)
@@ -2406,6 +2722,112 @@ mod tests {
         ] {
             assert_eq!(subject_under(6, caption).as_deref(), v6, "{caption}");
             assert_eq!(subject_under(7, caption).as_deref(), v7, "{caption}");
+        }
+    }
+
+    #[test]
+    fn eighth_rules_join_modified_noun_phrases_and_cut_titles_and_verbs() {
+        for (caption, v7, v8) in [
+            (
+                "Gov. Ana Ruiz of Oregon at a rally in Salem.",
+                &["Gov"][..],
+                &["Ana Ruiz", "Oregon", "Salem"][..],
+            ),
+            (
+                "A Russian diver at the entrance of the cave.",
+                &["entrance", "cave"],
+                &["Russian diver", "entrance", "cave"],
+            ),
+            (
+                "The Swedish and Finnish figure skaters received medals.",
+                &["Swedish", "Finnish figure skaters"],
+                &["Swedish and Finnish figure skaters"],
+            ),
+            (
+                "Assorted tools that were found in the shed.",
+                &["shed"],
+                &["tools", "shed"],
+            ),
+            (
+                "Nurses march with banners through the city.",
+                &["Nurses march", "banners", "city"],
+                &["Nurses", "banners", "city"],
+            ),
+            (
+                "White House Chief of Staff Ana Ruiz walks out.",
+                &["of Staff Ana Ruiz"],
+                &["Ana Ruiz"],
+            ),
+            (
+                "Representative Tom King of Ohio spoke on Monday.",
+                &["Tom King of Ohio"],
+                &["Tom King", "Ohio"],
+            ),
+            (
+                "“Let’s go,” President Ana Ruiz said after the vote.",
+                &["Let", "Ana Ruiz", "vote"],
+                &["Ana Ruiz", "vote"],
+            ),
+            (
+                "Nigel Hawkins’ lemon tart with fresh cream.",
+                &["Nigel Hawkins"],
+                &["Nigel Hawkins", "lemon tart"],
+            ),
+            // A name's own noun stays out.
+            (
+                "The Ever Given freighter in the canal.",
+                &["Ever Given", "canal"],
+                &["Ever Given", "canal"],
+            ),
+        ] {
+            assert_eq!(texts_under(7, caption), v7, "{caption}");
+            assert_eq!(texts_under(8, caption), v8, "{caption}");
+        }
+    }
+
+    #[test]
+    fn eighth_rules_take_speakers_appositive_names_and_owned_things_as_the_subject() {
+        for (caption, v7, v8) in [
+            (
+                "“Let’s go,” President Ana Ruiz said after the vote.",
+                None,
+                Some("Ana Ruiz"),
+            ),
+            (
+                "Oregon’s state health officer, Dr. Ana Ruiz, spoke on Monday.",
+                None,
+                Some("Ana Ruiz"),
+            ),
+            (
+                "Nigel Hawkins’ lemon tart with fresh cream.",
+                None,
+                Some("lemon tart"),
+            ),
+            (
+                "A Russian diver at the entrance of the cave.",
+                None,
+                Some("Russian diver"),
+            ),
+            (
+                "The Swedish and Finnish figure skaters received medals.",
+                Some("Swedish"),
+                Some("Swedish and Finnish figure skaters"),
+            ),
+            (
+                "Nurses march with banners through the city.",
+                None,
+                Some("Nurses"),
+            ),
+            // An album in apposition is no office, a government is not shown.
+            ("Ana Ruiz's new album, Tides, is out.", None, None),
+            (
+                "The Spanish government has said the camp will close.",
+                None,
+                None,
+            ),
+        ] {
+            assert_eq!(subject_under(7, caption).as_deref(), v7, "{caption}");
+            assert_eq!(subject_under(8, caption).as_deref(), v8, "{caption}");
         }
     }
 }

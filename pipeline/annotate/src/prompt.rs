@@ -33,9 +33,12 @@ pub const RANK_V5: &str = include_str!("../../../data/annotate/prompts/rank-v5.t
 /// groups whole and take what an opening phrase points at as the main subject.
 pub const RANK_V6: &str = include_str!("../../../data/annotate/prompts/rank-v6.toml");
 /// Candidate ranking under the seventh candidate rules, which also join an opening word to
-/// the noun phrase it describes and take the name after opening titles as the main subject
-/// (the default).
+/// the noun phrase it describes and take the name after opening titles as the main subject.
 pub const RANK_V7: &str = include_str!("../../../data/annotate/prompts/rank-v7.toml");
+/// Candidate ranking under the eighth candidate rules, which also join an article's
+/// capitalised modifiers to their noun phrase and take a quotation's speaker, a name in
+/// apposition and a possessed noun phrase as the main subject (the default).
+pub const RANK_V8: &str = include_str!("../../../data/annotate/prompts/rank-v8.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -125,10 +128,11 @@ impl Prompt {
             "rank-v5" => RANK_V5,
             "rank-v6" => RANK_V6,
             "rank-v7" => RANK_V7,
+            "rank-v8" => RANK_V8,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8)"
                         .into(),
                 });
             }
@@ -256,6 +260,7 @@ mod tests {
             "rank-v5",
             "rank-v6",
             "rank-v7",
+            "rank-v8",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -278,6 +283,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v5").unwrap().rules, 5);
         assert_eq!(Prompt::builtin("rank-v6").unwrap().rules, 6);
         assert_eq!(Prompt::builtin("rank-v7").unwrap().rules, 7);
+        assert_eq!(Prompt::builtin("rank-v8").unwrap().rules, 8);
         assert!(Prompt::builtin("v0").is_err());
     }
 
