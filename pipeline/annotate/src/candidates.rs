@@ -316,20 +316,40 @@ const TITLE_SMALL_WORDS: &[&str] = &[
 
 /// Byte spans of quoted titles in `head` ("“Bat Out of Hell”", "“The First Thanksgiving at
 /// Plymouth,”"): one to ten words in title case, a trailing comma or period left outside.
-/// A quoted sentence has lower-case words and is no title.
-fn title_quotes(head: &str) -> Vec<(usize, usize)> {
+/// A quoted sentence has lower-case words and is no title. From rules 9 on single quotes
+/// count too ("'Once Upon a Dream' features ..."), opened at a word's start and closed before
+/// no letter, so that an apostrophe ("Lebanon's") opens none.
+fn title_quotes(head: &str, rules: u32) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(rel) = head[from..].find(['“', '"']) {
-        let open = from + rel;
-        let q = head[open..].chars().next().map_or(1, char::len_utf8);
-        let close_char = if head[open..].starts_with('“') {
-            '”'
-        } else {
-            '"'
+    let opening_quote = |from: usize| {
+        head[from..].char_indices().find_map(|(i, c)| {
+            let at = from + i;
+            let single = rules >= 9
+                && matches!(c, '‘' | '\'')
+                && head[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(char::is_whitespace);
+            (matches!(c, '“' | '"') || single).then_some((at, c))
+        })
+    };
+    while let Some((open, open_char)) = opening_quote(from) {
+        let close_chars: &[char] = match open_char {
+            '“' => &['”'],
+            '"' => &['"'],
+            _ => &['’', '\''],
         };
-        let body = open + q;
-        let Some(len) = head[body..].find(close_char) else {
+        let body = open + open_char.len_utf8();
+        let close = head[body..].char_indices().find(|&(i, c)| {
+            close_chars.contains(&c)
+                && (matches!(open_char, '“' | '"')
+                    || !head[body + i + c.len_utf8()..]
+                        .chars()
+                        .next()
+                        .is_some_and(char::is_alphanumeric))
+        });
+        let Some((len, close_char)) = close else {
             break;
         };
         let inner = head[body..body + len].trim_end_matches([',', '.']);
@@ -348,6 +368,14 @@ fn title_quotes(head: &str) -> Vec<(usize, usize)> {
         from = body + len + close_char.len_utf8();
     }
     out
+}
+
+/// Whether only an opening quote precedes byte `start` of `head` (single quotes from rules
+/// 9 on).
+fn opens_with_quote(head: &str, start: usize, rules: u32) -> bool {
+    head[..start]
+        .chars()
+        .all(|c| matches!(c, '“' | '"') || rules >= 9 && matches!(c, '‘' | '\''))
 }
 
 /// Modal verbs, which end a subject's noun phrase ("The legislation would ...").
@@ -474,6 +502,35 @@ const ORGANISATION_HEADS_V8: &[&str] = &[
 /// no main subject.
 const UNSEEN_HEADS_V8: &[&str] = &["government", "administration", "authorities"];
 
+/// Plural groups the ninth rules also join to the organisation before them ("Red Crescent
+/// medics").
+const GROUPS_V9: &[&str] = &[
+    "medics",
+    "paramedics",
+    "troops",
+    "volunteers",
+    "migrants",
+    "refugees",
+    "residents",
+    "pilgrims",
+    "athletes",
+    "staffers",
+];
+
+/// Groups that open a sentence before "of" and the person or body they stand with ("Allies of
+/// President Trump", "Supporters of Donald J. Trump"): the group is the subject.
+const GROUP_OF_HEADS_V9: &[&str] = &[
+    "supporters",
+    "allies",
+    "fans",
+    "relatives",
+    "friends",
+    "opponents",
+    "critics",
+    "followers",
+    "residents",
+];
+
 /// Quantifiers that open a sentence before the noun they count ("Various products that
 /// ..."): the noun is the subject.
 const QUANTIFIERS_V8: &[&str] = &["various", "several", "many", "numerous", "assorted"];
@@ -588,6 +645,18 @@ fn sentence_end(caption: &str, rules: u32) -> &str {
         };
         let gap = i + 1 + quote;
         if gap + 1 >= b.len() || b[gap] != b' ' {
+            continue;
+        }
+        // "“... like never before!” Donald Trump Jr. said.": the sentence goes on to its
+        // speaker.
+        if rules >= 9 && quote > 0 && caption.starts_with(['“', '"']) && {
+            let after = words(&caption[gap..]);
+            after
+                .iter()
+                .take(6)
+                .position(|w| SPEECH_VERBS.contains(&lc(w.text).as_str()))
+                .is_some_and(|v| v > 0 && after[..v].iter().all(|w| is_cap(w.text)))
+        } {
             continue;
         }
         let next = caption[gap + 1..].chars().next();
@@ -854,9 +923,9 @@ pub fn subject_order(caption: &str, cands: &[Subject], rules: u32) -> Vec<usize>
     if rules >= 4 {
         // "“... the pandemic,” a Michigan professor said.": the speaker, not the quote.
         let titled = rules >= 6
-            && title_quotes(head)
+            && title_quotes(head, rules)
                 .first()
-                .is_some_and(|&(s, _)| head[..s].chars().all(|c| matches!(c, '“' | '"')));
+                .is_some_and(|&(s, _)| opens_with_quote(head, s, rules));
         if let Some(close) = opening_quote_end(head).filter(|_| !titled) {
             for (i, c) in cands.iter().enumerate() {
                 back[i] |= (c.end as usize) <= close;
@@ -1004,7 +1073,10 @@ fn is_opening_name(head: &str, ws: &[Word<'_>], cand: &Subject, at: usize, rules
             // Arabia") opens the caption too.
             let of_name = n.text == "of"
                 && (rules < 6 || OF_NAME_HEADS.contains(&lc(ws[last].text).as_str()));
-            of_name || possessor(n.text).is_some()
+            // From rules 9 on a possessive after a comma starts an apposition ("Ana Ruiz,
+            // Oregon’s new health officer").
+            let owner = possessor(n.text).is_some() && (rules < 9 || adjacent(head, &ws[last], n));
+            of_name || owner
         })
 }
 
@@ -1012,12 +1084,16 @@ fn is_opening_name(head: &str, ws: &[Word<'_>], cand: &Subject, at: usize, rules
 /// Cain’s viewing history", "Ligsalz8's colourful decor"), when a lower-case word follows it.
 /// A title after it only says whose office a person holds ("Tunisia’s president, Beji Caid
 /// Essebsi"), so it opens no subject.
-fn possessive_opening(ws: &[Word<'_>]) -> Option<usize> {
+///
+/// From rules 9 on the name runs without punctuation up to the possessive ("Ronna McDaniel,
+/// President Trump’s handpicked chairwoman" opens with no possessive).
+fn possessive_opening(head: &str, ws: &[Word<'_>], rules: u32) -> Option<usize> {
     let p = ws
         .iter()
         .take(4)
         .position(|w| possessor(w.text).is_some())?;
-    let named = ws[..=p].iter().all(|w| is_cap(w.text));
+    let named = ws[..=p].iter().all(|w| is_cap(w.text))
+        && (rules < 9 || ws[..=p].windows(2).all(|w| adjacent(head, &w[0], &w[1])));
     let noun_follows = ws
         .get(p + 1)
         .is_some_and(|w| !is_cap(w.text) && !crate::heuristic::is_title(&lc(w.text)));
@@ -1050,7 +1126,7 @@ fn opening_noun_phrases(head: &str, ws: &[Word<'_>], rules: u32) -> Vec<Subject>
         let article = is_article(ws[k].text);
         starts.push(if article { k + 1 } else { k });
     }
-    if v5 && let Some(p) = possessive_opening(ws) {
+    if v5 && let Some(p) = possessive_opening(head, ws, rules) {
         starts.push(p + 1);
     }
     let mut out = Vec::new();
@@ -1120,13 +1196,13 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
             return Some(c);
         }
         if rules >= 6
-            && let Some(c) = sixth_rules_subject(head, &ws, cands)
+            && let Some(c) = sixth_rules_subject(head, &ws, cands, rules)
         {
             return Some(c);
         }
         // "Caleb Cain’s viewing history on YouTube": the thing the name owns, unless a
         // name in apposition follows it ("Taylor Swift's seventh album, Lover, is ...").
-        if let Some(owned) = possessive_opening(&ws).and_then(|p| starting_at(p + 1))
+        if let Some(owned) = possessive_opening(head, &ws, rules).and_then(|p| starting_at(p + 1))
             && !head[cands[owned].end as usize..].starts_with(", ")
         {
             return Some(owned);
@@ -1192,9 +1268,14 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
 /// Lawrence's mother Doreen Lawrence"), the title a caption opens with ("“The First
 /// Thanksgiving at Plymouth,” 1914, by ..."), and the name after a counted or determined
 /// group in apposition ("Two real estate agents, Elizabeth L. Sample, left, and ...").
-fn sixth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+fn sixth_rules_subject(
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
     let starting_at = |w: &Word<'_>| cands.iter().position(|c| c.start as usize == w.start);
-    if let Some(p) = possessive_opening(ws)
+    if let Some(p) = possessive_opening(head, ws, rules)
         && let (Some(noun), Some(name)) = (ws.get(p + 1), ws.get(p + 2))
         && is_cap(name.text)
         && matches!(head.get(noun.end..name.start), Some(" " | " “" | " \""))
@@ -1202,8 +1283,8 @@ fn sixth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option
     {
         return Some(c);
     }
-    if let Some(&(start, _)) = title_quotes(head).first()
-        && head[..start].chars().all(|c| matches!(c, '“' | '"'))
+    if let Some(&(start, _)) = title_quotes(head, rules).first()
+        && opens_with_quote(head, start, rules)
         && let Some(c) = cands.iter().position(|c| c.start as usize == start)
     {
         return Some(c);
@@ -1531,6 +1612,14 @@ fn eighth_rules_candidates(
     out
 }
 
+/// Word index of a group that opens the sentence before "of" ([`GROUP_OF_HEADS_V9`]).
+fn group_of_opening(ws: &[Word<'_>]) -> Option<usize> {
+    let first = ws.first().filter(|w| w.start == 0)?;
+    (GROUP_OF_HEADS_V9.contains(&lc(first.text).as_str())
+        && ws.get(1).is_some_and(|w| w.text == "of"))
+    .then_some(0)
+}
+
 /// The eighth rules' main subject, before the seventh rules' ones: the speaker of an
 /// opening quotation, the name in apposition after an opening possessive's noun ("British
 /// Columbia’s provincial health officer, Dr. Bonnie Henry, has ..."), the noun phrase a
@@ -1549,7 +1638,23 @@ fn eighth_rules_subject(
     if let Some((_, k)) = quoted_speaker(head, ws, rules) {
         return starting_at(k);
     }
-    if let Some(p) = possessive_opening(ws)
+    if rules >= 9
+        && let Some(g) = group_of_opening(ws)
+    {
+        return starting_at(g);
+    }
+    // "Red Crescent medics next to ...": a named group that opens the sentence.
+    if rules >= 9
+        && let Some(c) = starting_at(0)
+        && let Some(last) = ws.iter().rposition(|w| w.end == cands[c].end as usize)
+        && last >= 2
+        && ws[..last].iter().all(|w| is_cap(w.text))
+        && (is_group_noun(ws[last].text) || GROUPS_V9.contains(&ws[last].text))
+        && !is_cap(ws[last].text)
+    {
+        return Some(c);
+    }
+    if let Some(p) = possessive_opening(head, ws, rules)
         && let Some(comma) =
             (p + 1..ws.len().min(p + 5)).find(|&j| head[ws[j].end..].starts_with(", "))
         && ws[p + 1..=comma].iter().all(|w| !is_cap(w.text))
@@ -1627,7 +1732,11 @@ fn possessor(w: &str) -> Option<&str> {
 /// "king"). 7 adds the opening word joined to the noun phrase it describes ("Military
 /// personnel"), counted quantities cut, no pronouns and a credited work as one subject. 8
 /// adds abbreviated titles ("Gov."), "Chief of Staff" as one title, "King" as a surname
-/// before "of" and [`eighth_rules_candidates`].
+/// before "of" and [`eighth_rules_candidates`]. 9 adds single-quoted titles ("'Once Upon a
+/// Dream'"), a quotation's sentence carried on to its speaker ("“... before!” Donald Trump
+/// Jr. said"), more groups after an organisation ("Red Crescent medics"), a group before
+/// "of" ("Supporters of ...") and no possessive after a comma read as part of the name
+/// before it.
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -1833,7 +1942,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             } else if v3
                 && ws.get(b + 1).is_some_and(|w| {
                     !is_cap(w.text)
-                        && is_group_noun(w.text)
+                        && (is_group_noun(w.text) || rules >= 9 && GROUPS_V9.contains(&w.text))
                         && w.text.ends_with('s')
                         && adjacent(head, &ws[b], w)
                 })
@@ -2066,7 +2175,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         // A quoted title is one subject, whatever its words look like on their own.
         if v6 {
-            for (start, end) in title_quotes(head) {
+            for (start, end) in title_quotes(head, rules) {
                 if let Ok(sub) =
                     Subject::locate(head, &head[start..end], weight_for_pluses(1), Kind::Object)
                 {
@@ -2107,6 +2216,13 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 8 {
             out = eighth_rules_candidates(head, &ws, out, rules);
+        }
+        // "Supporters of President Trump climbing ...": the opening group.
+        if rules >= 9
+            && let Some(g) = group_of_opening(&ws)
+            && let Some(sub) = make(head, &ws[g..=g], Kind::Person, weight_for_pluses(0))
+        {
+            out.push(sub);
         }
         if let Some(end) = kicker_end(head)
             && out.iter().any(|c| c.start as usize >= end)
@@ -2828,6 +2944,54 @@ mod tests {
         ] {
             assert_eq!(subject_under(7, caption).as_deref(), v7, "{caption}");
             assert_eq!(subject_under(8, caption).as_deref(), v8, "{caption}");
+        }
+    }
+
+    #[test]
+    fn ninth_rules_read_single_quoted_titles_opening_groups_and_speakers_after_a_quote() {
+        for (caption, v8, v9) in [
+            (
+                "Fans of Ana Ruiz waiting outside the arena on Friday.",
+                &["Ana Ruiz", "arena"][..],
+                &["Fans", "Ana Ruiz", "arena"][..],
+            ),
+            ("“We won!” Ana Ruiz said.", &[], &["Ana Ruiz"]),
+            (
+                "'Harvest at Dawn' opens at the museum next week.",
+                &["Harvest", "Dawn", "museum"],
+                &["Harvest at Dawn", "museum"],
+            ),
+            // An apostrophe opens no quote.
+            (
+                "Lebanon's coast at dawn.",
+                &["Lebanon", "coast"],
+                &["Lebanon", "coast"],
+            ),
+        ] {
+            assert_eq!(texts_under(8, caption), v8, "{caption}");
+            assert_eq!(texts_under(9, caption), v9, "{caption}");
+        }
+        for (caption, v8, v9) in [
+            (
+                "Fans of Ana Ruiz waiting outside the arena on Friday.",
+                None,
+                Some("Fans"),
+            ),
+            ("“We won!” Ana Ruiz said.", None, Some("Ana Ruiz")),
+            (
+                "Ana Ruiz, Oregon’s new health officer, spoke on Monday.",
+                None,
+                Some("Ana Ruiz"),
+            ),
+            (
+                "Red Cross volunteers unload supplies in Leeds.",
+                None,
+                Some("Red Cross volunteers"),
+            ),
+            ("Lebanon's coast at dawn.", Some("coast"), Some("coast")),
+        ] {
+            assert_eq!(subject_under(8, caption).as_deref(), v8, "{caption}");
+            assert_eq!(subject_under(9, caption).as_deref(), v9, "{caption}");
         }
     }
 }

@@ -37,8 +37,12 @@ pub const RANK_V6: &str = include_str!("../../../data/annotate/prompts/rank-v6.t
 pub const RANK_V7: &str = include_str!("../../../data/annotate/prompts/rank-v7.toml");
 /// Candidate ranking under the eighth candidate rules, which also join an article's
 /// capitalised modifiers to their noun phrase and take a quotation's speaker, a name in
-/// apposition and a possessed noun phrase as the main subject (the default).
+/// apposition and a possessed noun phrase as the main subject.
 pub const RANK_V8: &str = include_str!("../../../data/annotate/prompts/rank-v8.toml");
+/// Candidate ranking under the ninth candidate rules, which also read single-quoted titles,
+/// carry a quotation on to its speaker and take a group before "of" ("Supporters of") and a
+/// named group as the main subject (the default).
+pub const RANK_V9: &str = include_str!("../../../data/annotate/prompts/rank-v9.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -129,10 +133,11 @@ impl Prompt {
             "rank-v6" => RANK_V6,
             "rank-v7" => RANK_V7,
             "rank-v8" => RANK_V8,
+            "rank-v9" => RANK_V9,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9)"
                         .into(),
                 });
             }
@@ -261,6 +266,7 @@ mod tests {
             "rank-v6",
             "rank-v7",
             "rank-v8",
+            "rank-v9",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -284,6 +290,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v6").unwrap().rules, 6);
         assert_eq!(Prompt::builtin("rank-v7").unwrap().rules, 7);
         assert_eq!(Prompt::builtin("rank-v8").unwrap().rules, 8);
+        assert_eq!(Prompt::builtin("rank-v9").unwrap().rules, 9);
         assert!(Prompt::builtin("v0").is_err());
     }
 
