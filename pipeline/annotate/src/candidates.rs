@@ -437,6 +437,17 @@ const IRREGULAR_PAST: &[&str] = &[
     "fled", "sold", "taught", "caught", "swore", "tore", "bore",
 ];
 
+/// Whether `lower` is an irregular past tense that is no common noun too ("took", "spoke";
+/// not "set", "cut", "hit"): from rules 10 on it ends a noun phrase ("The incident took
+/// place").
+fn is_past_verb_v10(lower: &str) -> bool {
+    IRREGULAR_PAST.contains(&lower)
+        && !matches!(
+            lower,
+            "set" | "cut" | "hit" | "put" | "let" | "shut" | "left" | "lost" | "found" | "met"
+        )
+}
+
 /// Departments of an office title ("Secretary of State", "Minister of Finance").
 const DEPARTMENTS: &[&str] = &[
     "state",
@@ -535,6 +546,34 @@ const GROUP_OF_HEADS_V9: &[&str] = &[
 /// ..."): the noun is the subject.
 const QUANTIFIERS_V8: &[&str] = &["various", "several", "many", "numerous", "assorted"];
 
+/// Whether `w` is an opening quantifier under rules `rules` ("Some" from rules 10 on).
+fn is_quantifier(w: &str, rules: u32) -> bool {
+    let l = lc(w);
+    QUANTIFIERS_V8.contains(&l.as_str()) || rules >= 10 && l == "some"
+}
+
+/// Capitalised heads after a possessive that belongs to an organisation's name
+/// ("International Longshoremen’s Association", "Children’s Hospital"): from rules 10 on the
+/// possessor is not cut off.
+const POSSESSIVE_NAME_HEADS_V10: &[&str] = &[
+    "Association",
+    "Union",
+    "Hospital",
+    "March",
+    "League",
+    "Club",
+    "College",
+    "Party",
+    "Council",
+    "Fund",
+    "Foundation",
+    "Museum",
+];
+
+/// Opening words of an uncounted crowd ("Tens of thousands took part"): with "of" and a
+/// larger count after them, the whole quantity is the subject.
+const CROWD_COUNTS_V10: &[&str] = &["Tens", "Hundreds", "Thousands", "Dozens", "Millions"];
+
 /// Prepositions and articles after which a bare word following a plural group is that
 /// group's verb ("Protesters clash with the police").
 const AFTER_VERB_V8: &[&str] = &[
@@ -562,12 +601,16 @@ fn after_adjective(prev: &str) -> bool {
 /// Where a headline-style kicker of `head` ends: the text before a spaced ellipsis ("Loyal in
 /// love … Debbi Morgan") or before the colon of a short lead-in ("Clockwise from top: Te
 /// Kaurinui Parata"). Outlets put a pun or a pointer there, not what the photo shows.
-fn kicker_end(head: &str) -> Option<usize> {
+///
+/// From rules 10 on an ellipsis inside a quotation ("“This Is Me … Now”") is part of it.
+fn kicker_end(head: &str, rules: u32) -> Option<usize> {
+    let quoted =
+        |i: usize| rules >= 10 && head[..i].matches('“').count() > head[..i].matches('”').count();
     let ellipsis = ["… ", "... "]
         .iter()
         .filter_map(|e| head.find(e))
         .min()
-        .filter(|&i| i > 0);
+        .filter(|&i| i > 0 && !quoted(i));
     // "Kristen Wiig: 'Bridesmaids was ...'" names the speaker: a lead-in has a
     // lower-case word.
     let colon = head.find(": ").filter(|&i| {
@@ -867,6 +910,7 @@ fn noun_phrase_end(head: &str, ws: &[Word<'_>], from: usize, max: usize, rules: 
             || SPEECH_VERBS.contains(&l.as_str())
             || rules >= 5 && MODALS.contains(&l.as_str())
             || rules >= 7 && TIME_ADVERBS.contains(&l.as_str())
+            || rules >= 10 && !first && is_past_verb_v10(&l)
             || (!first && !adjacent(head, &ws[j - 1], &ws[j]))
             || t.ends_with("ly")
             || t.chars().any(|c| c.is_ascii_digit())
@@ -1185,6 +1229,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
             ws.get(w)
                 .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
         };
+        if rules >= 10
+            && let Some(c) = tenth_rules_subject(head, &ws, cands, rules)
+        {
+            return Some(c);
+        }
         if rules >= 8
             && let Some(c) = eighth_rules_subject(head, &ws, cands, rules)
         {
@@ -1258,6 +1307,7 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
                 || l.ends_with("ing")
                 || l.ends_with("ed")
                 || is_s_verb(&ws, last + 1, rules)
+                || rules >= 10 && is_past_verb_v10(&l)
         }
     };
     ended.then_some(i)
@@ -1494,6 +1544,25 @@ fn modified_opening_noun_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Opti
     (!role && described && !unseen).then_some((1, end - 1))
 }
 
+/// End (exclusive word index) of the lower-case noun phrase a possessive owns, from word
+/// `from`: up to four adjacent words, none a function word ("soba noodles with ..."). From
+/// rules 10 on a verb ends it too.
+fn owned_phrase_end(head: &str, ws: &[Word<'_>], from: usize, rules: u32) -> usize {
+    let mut end = from;
+    while end < ws.len().min(from + 4)
+        && !is_cap(ws[end].text)
+        && !STOP.contains(&ws[end].text)
+        && (end == from || adjacent(head, &ws[end - 1], &ws[end]))
+        && !(rules >= 10 && {
+            let l = lc(ws[end].text);
+            VERBS.contains(&l.as_str()) || is_past_verb_v10(&l) || MODALS.contains(&l.as_str())
+        })
+    {
+        end += 1;
+    }
+    end
+}
+
 /// Word index of the last word of a name that opens the sentence with a possessive `s’`
 /// ("Thomasina Miers’ soba noodles"), when a lower-case word follows.
 fn plural_possessive_opening(head: &str, ws: &[Word<'_>]) -> Option<usize> {
@@ -1572,7 +1641,7 @@ fn eighth_rules_candidates(
     }
     if ws
         .first()
-        .is_some_and(|w| w.start == 0 && QUANTIFIERS_V8.contains(&lc(w.text).as_str()))
+        .is_some_and(|w| w.start == 0 && is_quantifier(w.text, rules))
         && ws.get(1).is_some_and(|w| {
             !is_cap(w.text)
                 && !NUMBERS.contains(&lc(w.text).as_str())
@@ -1586,15 +1655,11 @@ fn eighth_rules_candidates(
         }
     }
     if let Some(p) = plural_possessive_opening(head, ws) {
-        let mut end = p + 1;
-        while end < ws.len().min(p + 5)
-            && !is_cap(ws[end].text)
-            && !STOP.contains(&ws[end].text)
-            && (end == p + 1 || adjacent(head, &ws[end - 1], &ws[end]))
-        {
-            end += 1;
-        }
-        put(&mut out, p + 1, end - 1);
+        put(
+            &mut out,
+            p + 1,
+            owned_phrase_end(head, ws, p + 1, rules) - 1,
+        );
     }
     if let Some((close, _)) = quoted_speaker(head, ws, rules) {
         out.retain(|c| c.start as usize > close);
@@ -1610,6 +1675,130 @@ fn eighth_rules_candidates(
         }
     }
     out
+}
+
+/// Word indices of the owned noun phrase after an article and a lower-case possessive ("An
+/// embryology lab’s liquid nitrogen tanks").
+fn owned_after_article(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
+    ws.first().filter(|w| w.start == 0 && is_article(w.text))?;
+    let p = (1..ws.len().min(4)).find(|&i| possessor(ws[i].text).is_some())?;
+    let plain = ws[1..=p]
+        .iter()
+        .all(|w| !is_cap(w.text) && !STOP.contains(&w.text))
+        && ws[..=p].windows(2).all(|w| adjacent(head, &w[0], &w[1]));
+    let owned = ws.get(p + 1).filter(|w| !is_cap(w.text))?;
+    let end = owned_phrase_end(head, ws, p + 1, rules);
+    (plain && adjacent(head, &ws[p], owned) && end > p + 1).then_some((p + 1, end - 1))
+}
+
+/// Word index of the last word of an uncounted crowd that opens the sentence before its verb
+/// ([`CROWD_COUNTS_V10`]).
+fn opening_crowd(ws: &[Word<'_>]) -> Option<usize> {
+    let first = ws.first().filter(|w| w.start == 0)?;
+    let counted = CROWD_COUNTS_V10.contains(&first.text)
+        && ws.get(1).is_some_and(|w| w.text == "of")
+        && ws
+            .get(2)
+            .is_some_and(|w| matches!(w.text, "thousands" | "hundreds" | "millions"));
+    let verb = ws.get(3).is_some_and(|w| {
+        let l = lc(w.text);
+        IRREGULAR_PAST.contains(&l.as_str())
+            || VERBS.contains(&l.as_str())
+            || MODALS.contains(&l.as_str())
+            || STOP.contains(&w.text)
+            || l.ends_with("ed")
+    });
+    (counted && verb).then_some(2)
+}
+
+/// The tenth rules' changes to the candidates: the owned noun phrase after an article and a
+/// lower-case possessive ([`owned_after_article`]), an opening crowd ("Tens of thousands")
+/// and a model number after a name ("Dräger Alcotest 9510", not a year).
+fn tenth_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    let put = |out: &mut Vec<Subject>, a: usize, b: usize, kind: Kind| {
+        let (start, end) = (ws[a].start as u32, ws[b].end as u32);
+        out.retain(|c| c.end <= start || c.start >= end);
+        if let Some(sub) = make(head, &ws[a..=b], kind, weight_for_pluses(0)) {
+            out.push(sub);
+        }
+    };
+    if let Some((a, b)) = owned_after_article(head, ws, rules) {
+        put(&mut out, a, b, noun_kind(ws[b].text));
+    }
+    if let Some(b) = opening_crowd(ws) {
+        put(&mut out, 0, b, Kind::Person);
+    }
+    let numbered: Vec<(usize, usize)> = out
+        .iter()
+        .filter_map(|c| {
+            let a = ws.iter().position(|w| w.start == c.start as usize)?;
+            let b = ws.iter().position(|w| w.end == c.end as usize)?;
+            let number = ws.get(b + 1)?;
+            let year = number.text.len() == 4
+                && (number.text.starts_with("19") || number.text.starts_with("20"));
+            (is_cap(ws[b].text)
+                && !anchor_text::is_calendar_word(&lc(ws[b].text))
+                && adjacent(head, &ws[b], number)
+                && (1..=5).contains(&number.text.len())
+                && number.text.chars().all(|c| c.is_ascii_digit())
+                && !year)
+                .then_some((a, b + 1))
+        })
+        .collect();
+    for (a, b) in numbered {
+        let kind = out
+            .iter()
+            .find(|c| c.start as usize == ws[a].start)
+            .map_or(Kind::Object, |c| c.kind);
+        put(&mut out, a, b, kind);
+    }
+    // "The incident took place": a past tense ends a lower-case noun phrase and is no
+    // subject on its own.
+    out.into_iter()
+        .filter_map(|c| {
+            let inner = words(&head[c.start as usize..c.end as usize]);
+            let cut = inner
+                .iter()
+                .position(|w| !is_cap(w.text) && is_past_verb_v10(&lc(w.text)));
+            match cut {
+                None => Some(c),
+                Some(0) => None,
+                Some(k) => {
+                    let end = c.start as usize + inner[k - 1].end;
+                    Subject::locate(head, &head[c.start as usize..end], c.weight, c.kind).ok()
+                }
+            }
+        })
+        .collect()
+}
+
+/// The tenth rules' main subject, before the ninth rules' ones: the owned noun phrase after
+/// an article and a lower-case possessive, and an opening crowd.
+fn tenth_rules_subject(
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
+    let starting_at = |w: usize| candidate_at(ws, cands, w);
+    if let Some((a, _)) = owned_after_article(head, ws, rules) {
+        return starting_at(a);
+    }
+    if opening_crowd(ws).is_some() {
+        return starting_at(0);
+    }
+    None
+}
+
+/// Index of the candidate that starts at word `w`.
+fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
+    ws.get(w)
+        .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
 }
 
 /// Word index of a group that opens the sentence before "of" ([`GROUP_OF_HEADS_V9`]).
@@ -1631,10 +1820,7 @@ fn eighth_rules_subject(
     cands: &[Subject],
     rules: u32,
 ) -> Option<usize> {
-    let starting_at = |w: usize| {
-        ws.get(w)
-            .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
-    };
+    let starting_at = |w: usize| candidate_at(ws, cands, w);
     if let Some((_, k)) = quoted_speaker(head, ws, rules) {
         return starting_at(k);
     }
@@ -1685,7 +1871,7 @@ fn eighth_rules_subject(
     }
     if ws
         .first()
-        .is_some_and(|w| w.start == 0 && QUANTIFIERS_V8.contains(&lc(w.text).as_str()))
+        .is_some_and(|w| w.start == 0 && is_quantifier(w.text, rules))
     {
         return starting_at(1);
     }
@@ -1736,7 +1922,9 @@ fn possessor(w: &str) -> Option<&str> {
 /// Dream'"), a quotation's sentence carried on to its speaker ("“... before!” Donald Trump
 /// Jr. said"), more groups after an organisation ("Red Crescent medics"), a group before
 /// "of" ("Supporters of ...") and no possessive after a comma read as part of the name
-/// before it.
+/// before it. 10 adds "Some" as an opening quantifier, an ellipsis inside a quotation kept
+/// in it, an organisation's possessive kept in its name ("International Longshoremen’s
+/// Association"), a past tense that ends a noun phrase and [`tenth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -1844,7 +2032,10 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         let mut strip_possessive = false;
         if v2 && is_cap(ws[a].text) {
             // "Tunis’s Bardo museum" → "Bardo museum".
-            if let Some(p) = (a..b).rev().find(|&i| possessor(ws[i].text).is_some()) {
+            if let Some(p) = (a..b).rev().find(|&i| {
+                possessor(ws[i].text).is_some()
+                    && !(rules >= 10 && POSSESSIVE_NAME_HEADS_V10.contains(&ws[i + 1].text))
+            }) {
                 a = p + 1;
             }
             if possessor(ws[b].text).is_some() {
@@ -2217,6 +2408,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         if rules >= 8 {
             out = eighth_rules_candidates(head, &ws, out, rules);
         }
+        if rules >= 10 {
+            out = tenth_rules_candidates(head, &ws, out, rules);
+        }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
             && let Some(g) = group_of_opening(&ws)
@@ -2224,7 +2418,7 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         {
             out.push(sub);
         }
-        if let Some(end) = kicker_end(head)
+        if let Some(end) = kicker_end(head, rules)
             && out.iter().any(|c| c.start as usize >= end)
         {
             out.retain(|c| c.start as usize >= end);
@@ -2992,6 +3186,71 @@ mod tests {
         ] {
             assert_eq!(subject_under(8, caption).as_deref(), v8, "{caption}");
             assert_eq!(subject_under(9, caption).as_deref(), v9, "{caption}");
+        }
+    }
+
+    #[test]
+    fn tenth_rules_take_owned_phrases_crowds_model_numbers_and_end_at_past_tenses() {
+        for (caption, v9, v10) in [
+            (
+                "Ana Ruiz smiles on the cover of her album “Tides … and More.”",
+                &["More"][..],
+                &["Ana Ruiz", "cover", "album", "Tides … and More"][..],
+            ),
+            (
+                "A bakery’s fresh rye loaves on a shelf in Leeds.",
+                &["bakery’s", "fresh", "shelf", "Leeds"],
+                &["bakery’s", "fresh rye loaves", "shelf", "Leeds"],
+            ),
+            (
+                "The Canon EOS 5 and other cameras on a table.",
+                &["Canon EOS", "table"],
+                &["Canon EOS 5", "table"],
+            ),
+            (
+                "Hundreds of thousands marched through the capital.",
+                &["marched"],
+                &["Hundreds of thousands", "marched"],
+            ),
+            (
+                "The storm took down trees in Leeds.",
+                &["storm took", "Leeds"],
+                &["storm", "Leeds"],
+            ),
+            (
+                "Doctors at Leeds Children’s Hospital on Monday.",
+                &["Doctors", "Hospital"],
+                &["Doctors", "Leeds Children’s Hospital"],
+            ),
+            // A year after a name is a date.
+            (
+                "The Boeing 2019 order was cancelled.",
+                &["Boeing"],
+                &["Boeing"],
+            ),
+        ] {
+            assert_eq!(texts_under(9, caption), v9, "{caption}");
+            assert_eq!(texts_under(10, caption), v10, "{caption}");
+        }
+        for (caption, v9, v10) in [
+            (
+                "A bakery’s fresh rye loaves on a shelf in Leeds.",
+                None,
+                Some("fresh rye loaves"),
+            ),
+            (
+                "Hundreds of thousands marched through the capital.",
+                None,
+                Some("Hundreds of thousands"),
+            ),
+            (
+                "The storm took down trees in Leeds.",
+                Some("storm took"),
+                Some("storm"),
+            ),
+        ] {
+            assert_eq!(subject_under(9, caption).as_deref(), v9, "{caption}");
+            assert_eq!(subject_under(10, caption).as_deref(), v10, "{caption}");
         }
     }
 }

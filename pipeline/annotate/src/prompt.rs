@@ -41,8 +41,12 @@ pub const RANK_V7: &str = include_str!("../../../data/annotate/prompts/rank-v7.t
 pub const RANK_V8: &str = include_str!("../../../data/annotate/prompts/rank-v8.toml");
 /// Candidate ranking under the ninth candidate rules, which also read single-quoted titles,
 /// carry a quotation on to its speaker and take a group before "of" ("Supporters of") and a
-/// named group as the main subject (the default).
+/// named group as the main subject.
 pub const RANK_V9: &str = include_str!("../../../data/annotate/prompts/rank-v9.toml");
+/// Candidate ranking under the tenth candidate rules, which also take the noun phrase an
+/// article's lower-case possessive owns, an opening crowd and a model number after a name,
+/// and end noun phrases at a past tense (the default).
+pub const RANK_V10: &str = include_str!("../../../data/annotate/prompts/rank-v10.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -134,10 +138,11 @@ impl Prompt {
             "rank-v7" => RANK_V7,
             "rank-v8" => RANK_V8,
             "rank-v9" => RANK_V9,
+            "rank-v10" => RANK_V10,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10)"
                         .into(),
                 });
             }
@@ -267,6 +272,7 @@ mod tests {
             "rank-v7",
             "rank-v8",
             "rank-v9",
+            "rank-v10",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -291,6 +297,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v7").unwrap().rules, 7);
         assert_eq!(Prompt::builtin("rank-v8").unwrap().rules, 8);
         assert_eq!(Prompt::builtin("rank-v9").unwrap().rules, 9);
+        assert_eq!(Prompt::builtin("rank-v10").unwrap().rules, 10);
         assert!(Prompt::builtin("v0").is_err());
     }
 
