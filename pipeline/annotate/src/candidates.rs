@@ -1225,10 +1225,7 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let (i, first) = cands.iter().enumerate().min_by_key(|(_, c)| c.start)?;
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
-        let starting_at = |w: usize| {
-            ws.get(w)
-                .and_then(|w| cands.iter().position(|c| c.start as usize == w.start))
-        };
+        let starting_at = |w: usize| candidate_at(&ws, cands, w);
         if rules >= 10
             && let Some(c) = tenth_rules_subject(head, &ws, cands, rules)
         {
@@ -1567,8 +1564,8 @@ fn owned_phrase_end(head: &str, ws: &[Word<'_>], from: usize, rules: u32) -> usi
 /// ("Thomasina Miers’ soba noodles"), when a lower-case word follows.
 fn plural_possessive_opening(head: &str, ws: &[Word<'_>]) -> Option<usize> {
     let p = (0..ws.len().min(4)).find(|&i| {
-        ws[i].text.ends_with('s') && matches!(head.get(ws[i].end..ws[i].end + 4), Some("’ " | "' "))
-            || ws[i].text.ends_with('s') && head[ws[i].end..].starts_with("' ")
+        let rest = &head[ws[i].end..];
+        ws[i].text.ends_with('s') && (rest.starts_with("’ ") || rest.starts_with("' "))
     })?;
     let named = ws[..=p].iter().all(|w| is_cap(w.text)) && ws[0].start == 0;
     let noun_follows = ws.get(p + 1).is_some_and(|w| !is_cap(w.text));
@@ -1594,6 +1591,22 @@ fn quoted_speaker(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usi
         .position(|w| SPEECH_VERBS.contains(&lc(w.text).as_str()))?;
     let named = ws[k..k + said].iter().all(|w| is_cap(w.text));
     (said > 0 && named && first.start > close).then_some((close, k))
+}
+
+/// Replaces the candidates that overlap words `a..=b` with those words as one subject.
+fn replace_with_phrase(
+    head: &str,
+    ws: &[Word<'_>],
+    out: &mut Vec<Subject>,
+    a: usize,
+    b: usize,
+    kind: Kind,
+) {
+    let (start, end) = (ws[a].start as u32, ws[b].end as u32);
+    out.retain(|c| c.end <= start || c.start >= end);
+    if let Some(sub) = make(head, &ws[a..=b], kind, weight_for_pluses(0)) {
+        out.push(sub);
+    }
 }
 
 /// Whether the sentence opens with a plural group and its verb ("Protesters clash with the
@@ -1625,16 +1638,7 @@ fn eighth_rules_candidates(
     rules: u32,
 ) -> Vec<Subject> {
     let put = |out: &mut Vec<Subject>, a: usize, b: usize| {
-        let (start, end) = (ws[a].start as u32, ws[b].end as u32);
-        out.retain(|c| c.end <= start || c.start >= end);
-        if let Some(sub) = make(
-            head,
-            &ws[a..=b],
-            noun_kind(ws[b].text),
-            weight_for_pluses(0),
-        ) {
-            out.push(sub);
-        }
+        replace_with_phrase(head, ws, out, a, b, noun_kind(ws[b].text));
     };
     if let Some((a, b)) = modified_opening_noun_phrase(head, ws, rules) {
         put(&mut out, a, b);
@@ -1720,18 +1724,11 @@ fn tenth_rules_candidates(
     mut out: Vec<Subject>,
     rules: u32,
 ) -> Vec<Subject> {
-    let put = |out: &mut Vec<Subject>, a: usize, b: usize, kind: Kind| {
-        let (start, end) = (ws[a].start as u32, ws[b].end as u32);
-        out.retain(|c| c.end <= start || c.start >= end);
-        if let Some(sub) = make(head, &ws[a..=b], kind, weight_for_pluses(0)) {
-            out.push(sub);
-        }
-    };
     if let Some((a, b)) = owned_after_article(head, ws, rules) {
-        put(&mut out, a, b, noun_kind(ws[b].text));
+        replace_with_phrase(head, ws, &mut out, a, b, noun_kind(ws[b].text));
     }
     if let Some(b) = opening_crowd(ws) {
-        put(&mut out, 0, b, Kind::Person);
+        replace_with_phrase(head, ws, &mut out, 0, b, Kind::Person);
     }
     let numbered: Vec<(usize, usize)> = out
         .iter()
@@ -1755,7 +1752,7 @@ fn tenth_rules_candidates(
             .iter()
             .find(|c| c.start as usize == ws[a].start)
             .map_or(Kind::Object, |c| c.kind);
-        put(&mut out, a, b, kind);
+        replace_with_phrase(head, ws, &mut out, a, b, kind);
     }
     // "The incident took place": a past tense ends a lower-case noun phrase and is no
     // subject on its own.
@@ -2721,6 +2718,22 @@ mod tests {
         grammatical_subject(c, &cands, rules).map(|i| cands[i].text.clone())
     }
 
+    /// Asserts each caption's candidate texts under rules `old` and under rules `new`.
+    fn assert_texts_between(old: u32, new: u32, cases: &[(&str, &[&str], &[&str])]) {
+        for &(caption, before, after) in cases {
+            assert_eq!(texts_under(old, caption), before, "{caption}");
+            assert_eq!(texts_under(new, caption), after, "{caption}");
+        }
+    }
+
+    /// Asserts each caption's main subject under rules `old` and under rules `new`.
+    fn assert_subject_between(old: u32, new: u32, cases: &[(&str, Option<&str>, Option<&str>)]) {
+        for &(caption, before, after) in cases {
+            assert_eq!(subject_under(old, caption).as_deref(), before, "{caption}");
+            assert_eq!(subject_under(new, caption).as_deref(), after, "{caption}");
+        }
+    }
+
     #[test]
     fn fifth_rules_take_an_opening_name_or_what_it_owns_as_the_subject() {
         for (caption, subject) in [
@@ -2855,52 +2868,53 @@ mod tests {
 
     #[test]
     fn sixth_rules_keep_titles_groups_and_nouns_whole() {
-        for (caption, v5, v6) in [
-            (
-                "Maria Lopez’s album “Born to the Sea” sold well.",
-                &["Maria Lopez", "album", "Born", "Sea"][..],
-                &["Maria Lopez", "album", "Born to the Sea"][..],
-            ),
-            (
-                "Members of the Leeds Grammar School chess team in York.",
-                &["Leeds Grammar School", "team", "York"],
-                &["Leeds Grammar School chess team", "York"],
-            ),
-            (
-                "A folding camp bed in a tent.",
-                &["folding camp", "tent"],
-                &["folding camp bed", "tent"],
-            ),
-            (
-                "The king had waved to crowds.",
-                &["crowds"],
-                &["king", "crowds"],
-            ),
-            (
-                "U.S. soldiers in Riga.",
-                &["soldiers", "Riga"],
-                &["U.S. soldiers", "Riga"],
-            ),
-            (
-                "Queen Ana of Atlantis waved to the crowd.",
-                &["Queen Ana of Atlantis", "crowd"],
-                &["Queen Ana", "Atlantis", "crowd"],
-            ),
-            (
-                "Chilean foreign minister Ana Ruiz speaks in Leeds.",
-                &["Chilean foreign minister", "Ana Ruiz", "Leeds"],
-                &["Ana Ruiz", "Leeds"],
-            ),
-            // A quoted sentence is no title.
-            (
-                "“We will stay,” Ana Ruiz said.",
-                &["We", "Ana Ruiz"],
-                &["We", "Ana Ruiz"],
-            ),
-        ] {
-            assert_eq!(texts_under(5, caption), v5, "{caption}");
-            assert_eq!(texts_under(6, caption), v6, "{caption}");
-        }
+        assert_texts_between(
+            5,
+            6,
+            &[
+                (
+                    "Maria Lopez’s album “Born to the Sea” sold well.",
+                    &["Maria Lopez", "album", "Born", "Sea"][..],
+                    &["Maria Lopez", "album", "Born to the Sea"][..],
+                ),
+                (
+                    "Members of the Leeds Grammar School chess team in York.",
+                    &["Leeds Grammar School", "team", "York"],
+                    &["Leeds Grammar School chess team", "York"],
+                ),
+                (
+                    "A folding camp bed in a tent.",
+                    &["folding camp", "tent"],
+                    &["folding camp bed", "tent"],
+                ),
+                (
+                    "The king had waved to crowds.",
+                    &["crowds"],
+                    &["king", "crowds"],
+                ),
+                (
+                    "U.S. soldiers in Riga.",
+                    &["soldiers", "Riga"],
+                    &["U.S. soldiers", "Riga"],
+                ),
+                (
+                    "Queen Ana of Atlantis waved to the crowd.",
+                    &["Queen Ana of Atlantis", "crowd"],
+                    &["Queen Ana", "Atlantis", "crowd"],
+                ),
+                (
+                    "Chilean foreign minister Ana Ruiz speaks in Leeds.",
+                    &["Chilean foreign minister", "Ana Ruiz", "Leeds"],
+                    &["Ana Ruiz", "Leeds"],
+                ),
+                // A quoted sentence is no title.
+                (
+                    "“We will stay,” Ana Ruiz said.",
+                    &["We", "Ana Ruiz"],
+                    &["We", "Ana Ruiz"],
+                ),
+            ],
+        );
     }
 
     #[test]
@@ -2952,305 +2966,313 @@ mod tests {
 
     #[test]
     fn seventh_rules_join_opening_words_and_drop_quantities_and_pronouns() {
-        for (caption, v6, v7) in [
-            (
-                "Military personnel at a base in York.",
-                &["Military", "base", "York"][..],
-                &["Military personnel", "base", "York"][..],
-            ),
-            (
-                "People carry a banner outside the town hall in York.",
-                &["banner", "town hall", "York"],
-                &["People", "banner", "town hall", "York"],
-            ),
-            (
-                "“We will stay,” Ana Ruiz said.",
-                &["We", "Ana Ruiz"],
-                &["Ana Ruiz"],
-            ),
-            (
-                "Clockwise from top left, Mr. Ruiz and his wife, Eva Lind, at home.",
-                &["Clockwise", "Ruiz", "wife", "Eva Lind"],
-                &["Ruiz", "wife", "Eva Lind"],
-            ),
-            (
-                "At least 40 people were hurt in the blast.",
-                &["least 40 people", "blast"],
-                &["people", "blast"],
-            ),
-            (
-                "The loss of beech trees won’t change the valley.",
-                &["loss", "valley"],
-                &["beech trees", "valley"],
-            ),
-            (
-                "Asian elephants Guida and Maia arrived at the park earlier this week",
-                &["Asian elephants", "Guida", "Maia", "park earlier"],
-                &["Guida", "Maia", "park"],
-            ),
-            (
-                "Secretary of State Ana Ruiz urged delegates to vote.",
-                &["State Ana Ruiz", "urged delegates"],
-                &["Ana Ruiz", "delegates"],
-            ),
-            // A role before a name and a name before its verb stay as they were.
-            (
-                "Whale expert Hori Parata.",
-                &["Hori Parata"],
-                &["Hori Parata"],
-            ),
-            (
-                "Guida spent years on a farm in Brazil.",
-                &["Guida", "farm", "Brazil"],
-                &["Guida", "farm", "Brazil"],
-            ),
-        ] {
-            assert_eq!(texts_under(6, caption), v6, "{caption}");
-            assert_eq!(texts_under(7, caption), v7, "{caption}");
-        }
+        assert_texts_between(
+            6,
+            7,
+            &[
+                (
+                    "Military personnel at a base in York.",
+                    &["Military", "base", "York"][..],
+                    &["Military personnel", "base", "York"][..],
+                ),
+                (
+                    "People carry a banner outside the town hall in York.",
+                    &["banner", "town hall", "York"],
+                    &["People", "banner", "town hall", "York"],
+                ),
+                (
+                    "“We will stay,” Ana Ruiz said.",
+                    &["We", "Ana Ruiz"],
+                    &["Ana Ruiz"],
+                ),
+                (
+                    "Clockwise from top left, Mr. Ruiz and his wife, Eva Lind, at home.",
+                    &["Clockwise", "Ruiz", "wife", "Eva Lind"],
+                    &["Ruiz", "wife", "Eva Lind"],
+                ),
+                (
+                    "At least 40 people were hurt in the blast.",
+                    &["least 40 people", "blast"],
+                    &["people", "blast"],
+                ),
+                (
+                    "The loss of beech trees won’t change the valley.",
+                    &["loss", "valley"],
+                    &["beech trees", "valley"],
+                ),
+                (
+                    "Asian elephants Guida and Maia arrived at the park earlier this week",
+                    &["Asian elephants", "Guida", "Maia", "park earlier"],
+                    &["Guida", "Maia", "park"],
+                ),
+                (
+                    "Secretary of State Ana Ruiz urged delegates to vote.",
+                    &["State Ana Ruiz", "urged delegates"],
+                    &["Ana Ruiz", "delegates"],
+                ),
+                // A role before a name and a name before its verb stay as they were.
+                (
+                    "Whale expert Hori Parata.",
+                    &["Hori Parata"],
+                    &["Hori Parata"],
+                ),
+                (
+                    "Guida spent years on a farm in Brazil.",
+                    &["Guida", "farm", "Brazil"],
+                    &["Guida", "farm", "Brazil"],
+                ),
+            ],
+        );
     }
 
     #[test]
     fn seventh_rules_take_a_titled_name_or_a_credited_work_as_the_subject() {
-        for (caption, v6, v7) in [
-            (
-                "Mr. Ruiz and Ms. Lind near their home in York.",
-                None,
-                Some("Ruiz"),
-            ),
-            (
-                "Representative Ana Ruiz could become the party’s leader.",
-                None,
-                Some("Ana Ruiz"),
-            ),
-            ("Harvest, 1890, by Ana Ruiz.", None, Some("Harvest")),
-            (
-                "The loss of beech trees won’t change the valley.",
-                Some("loss"),
-                Some("beech trees"),
-            ),
-        ] {
-            assert_eq!(subject_under(6, caption).as_deref(), v6, "{caption}");
-            assert_eq!(subject_under(7, caption).as_deref(), v7, "{caption}");
-        }
+        assert_subject_between(
+            6,
+            7,
+            &[
+                (
+                    "Mr. Ruiz and Ms. Lind near their home in York.",
+                    None,
+                    Some("Ruiz"),
+                ),
+                (
+                    "Representative Ana Ruiz could become the party’s leader.",
+                    None,
+                    Some("Ana Ruiz"),
+                ),
+                ("Harvest, 1890, by Ana Ruiz.", None, Some("Harvest")),
+                (
+                    "The loss of beech trees won’t change the valley.",
+                    Some("loss"),
+                    Some("beech trees"),
+                ),
+            ],
+        );
     }
 
     #[test]
     fn eighth_rules_join_modified_noun_phrases_and_cut_titles_and_verbs() {
-        for (caption, v7, v8) in [
-            (
-                "Gov. Ana Ruiz of Oregon at a rally in Salem.",
-                &["Gov"][..],
-                &["Ana Ruiz", "Oregon", "Salem"][..],
-            ),
-            (
-                "A Russian diver at the entrance of the cave.",
-                &["entrance", "cave"],
-                &["Russian diver", "entrance", "cave"],
-            ),
-            (
-                "The Swedish and Finnish figure skaters received medals.",
-                &["Swedish", "Finnish figure skaters"],
-                &["Swedish and Finnish figure skaters"],
-            ),
-            (
-                "Assorted tools that were found in the shed.",
-                &["shed"],
-                &["tools", "shed"],
-            ),
-            (
-                "Nurses march with banners through the city.",
-                &["Nurses march", "banners", "city"],
-                &["Nurses", "banners", "city"],
-            ),
-            (
-                "White House Chief of Staff Ana Ruiz walks out.",
-                &["of Staff Ana Ruiz"],
-                &["Ana Ruiz"],
-            ),
-            (
-                "Representative Tom King of Ohio spoke on Monday.",
-                &["Tom King of Ohio"],
-                &["Tom King", "Ohio"],
-            ),
-            (
-                "“Let’s go,” President Ana Ruiz said after the vote.",
-                &["Let", "Ana Ruiz", "vote"],
-                &["Ana Ruiz", "vote"],
-            ),
-            (
-                "Nigel Hawkins’ lemon tart with fresh cream.",
-                &["Nigel Hawkins"],
-                &["Nigel Hawkins", "lemon tart"],
-            ),
-            // A name's own noun stays out.
-            (
-                "The Ever Given freighter in the canal.",
-                &["Ever Given", "canal"],
-                &["Ever Given", "canal"],
-            ),
-        ] {
-            assert_eq!(texts_under(7, caption), v7, "{caption}");
-            assert_eq!(texts_under(8, caption), v8, "{caption}");
-        }
+        assert_texts_between(
+            7,
+            8,
+            &[
+                (
+                    "Gov. Ana Ruiz of Oregon at a rally in Salem.",
+                    &["Gov"][..],
+                    &["Ana Ruiz", "Oregon", "Salem"][..],
+                ),
+                (
+                    "A Russian diver at the entrance of the cave.",
+                    &["entrance", "cave"],
+                    &["Russian diver", "entrance", "cave"],
+                ),
+                (
+                    "The Swedish and Finnish figure skaters received medals.",
+                    &["Swedish", "Finnish figure skaters"],
+                    &["Swedish and Finnish figure skaters"],
+                ),
+                (
+                    "Assorted tools that were found in the shed.",
+                    &["shed"],
+                    &["tools", "shed"],
+                ),
+                (
+                    "Nurses march with banners through the city.",
+                    &["Nurses march", "banners", "city"],
+                    &["Nurses", "banners", "city"],
+                ),
+                (
+                    "White House Chief of Staff Ana Ruiz walks out.",
+                    &["of Staff Ana Ruiz"],
+                    &["Ana Ruiz"],
+                ),
+                (
+                    "Representative Tom King of Ohio spoke on Monday.",
+                    &["Tom King of Ohio"],
+                    &["Tom King", "Ohio"],
+                ),
+                (
+                    "“Let’s go,” President Ana Ruiz said after the vote.",
+                    &["Let", "Ana Ruiz", "vote"],
+                    &["Ana Ruiz", "vote"],
+                ),
+                (
+                    "Nigel Hawkins’ lemon tart with fresh cream.",
+                    &["Nigel Hawkins"],
+                    &["Nigel Hawkins", "lemon tart"],
+                ),
+                // A name's own noun stays out.
+                (
+                    "The Ever Given freighter in the canal.",
+                    &["Ever Given", "canal"],
+                    &["Ever Given", "canal"],
+                ),
+            ],
+        );
     }
 
     #[test]
     fn eighth_rules_take_speakers_appositive_names_and_owned_things_as_the_subject() {
-        for (caption, v7, v8) in [
-            (
-                "“Let’s go,” President Ana Ruiz said after the vote.",
-                None,
-                Some("Ana Ruiz"),
-            ),
-            (
-                "Oregon’s state health officer, Dr. Ana Ruiz, spoke on Monday.",
-                None,
-                Some("Ana Ruiz"),
-            ),
-            (
-                "Nigel Hawkins’ lemon tart with fresh cream.",
-                None,
-                Some("lemon tart"),
-            ),
-            (
-                "A Russian diver at the entrance of the cave.",
-                None,
-                Some("Russian diver"),
-            ),
-            (
-                "The Swedish and Finnish figure skaters received medals.",
-                Some("Swedish"),
-                Some("Swedish and Finnish figure skaters"),
-            ),
-            (
-                "Nurses march with banners through the city.",
-                None,
-                Some("Nurses"),
-            ),
-            // An album in apposition is no office, a government is not shown.
-            ("Ana Ruiz's new album, Tides, is out.", None, None),
-            (
-                "The Spanish government has said the camp will close.",
-                None,
-                None,
-            ),
-        ] {
-            assert_eq!(subject_under(7, caption).as_deref(), v7, "{caption}");
-            assert_eq!(subject_under(8, caption).as_deref(), v8, "{caption}");
-        }
+        assert_subject_between(
+            7,
+            8,
+            &[
+                (
+                    "“Let’s go,” President Ana Ruiz said after the vote.",
+                    None,
+                    Some("Ana Ruiz"),
+                ),
+                (
+                    "Oregon’s state health officer, Dr. Ana Ruiz, spoke on Monday.",
+                    None,
+                    Some("Ana Ruiz"),
+                ),
+                (
+                    "Nigel Hawkins’ lemon tart with fresh cream.",
+                    None,
+                    Some("lemon tart"),
+                ),
+                (
+                    "A Russian diver at the entrance of the cave.",
+                    None,
+                    Some("Russian diver"),
+                ),
+                (
+                    "The Swedish and Finnish figure skaters received medals.",
+                    Some("Swedish"),
+                    Some("Swedish and Finnish figure skaters"),
+                ),
+                (
+                    "Nurses march with banners through the city.",
+                    None,
+                    Some("Nurses"),
+                ),
+                // An album in apposition is no office, a government is not shown.
+                ("Ana Ruiz's new album, Tides, is out.", None, None),
+                (
+                    "The Spanish government has said the camp will close.",
+                    None,
+                    None,
+                ),
+            ],
+        );
     }
 
     #[test]
     fn ninth_rules_read_single_quoted_titles_opening_groups_and_speakers_after_a_quote() {
-        for (caption, v8, v9) in [
-            (
-                "Fans of Ana Ruiz waiting outside the arena on Friday.",
-                &["Ana Ruiz", "arena"][..],
-                &["Fans", "Ana Ruiz", "arena"][..],
-            ),
-            ("“We won!” Ana Ruiz said.", &[], &["Ana Ruiz"]),
-            (
-                "'Harvest at Dawn' opens at the museum next week.",
-                &["Harvest", "Dawn", "museum"],
-                &["Harvest at Dawn", "museum"],
-            ),
-            // An apostrophe opens no quote.
-            (
-                "Lebanon's coast at dawn.",
-                &["Lebanon", "coast"],
-                &["Lebanon", "coast"],
-            ),
-        ] {
-            assert_eq!(texts_under(8, caption), v8, "{caption}");
-            assert_eq!(texts_under(9, caption), v9, "{caption}");
-        }
-        for (caption, v8, v9) in [
-            (
-                "Fans of Ana Ruiz waiting outside the arena on Friday.",
-                None,
-                Some("Fans"),
-            ),
-            ("“We won!” Ana Ruiz said.", None, Some("Ana Ruiz")),
-            (
-                "Ana Ruiz, Oregon’s new health officer, spoke on Monday.",
-                None,
-                Some("Ana Ruiz"),
-            ),
-            (
-                "Red Cross volunteers unload supplies in Leeds.",
-                None,
-                Some("Red Cross volunteers"),
-            ),
-            ("Lebanon's coast at dawn.", Some("coast"), Some("coast")),
-        ] {
-            assert_eq!(subject_under(8, caption).as_deref(), v8, "{caption}");
-            assert_eq!(subject_under(9, caption).as_deref(), v9, "{caption}");
-        }
+        assert_texts_between(
+            8,
+            9,
+            &[
+                (
+                    "Fans of Ana Ruiz waiting outside the arena on Friday.",
+                    &["Ana Ruiz", "arena"][..],
+                    &["Fans", "Ana Ruiz", "arena"][..],
+                ),
+                ("“We won!” Ana Ruiz said.", &[], &["Ana Ruiz"]),
+                (
+                    "'Harvest at Dawn' opens at the museum next week.",
+                    &["Harvest", "Dawn", "museum"],
+                    &["Harvest at Dawn", "museum"],
+                ),
+                // An apostrophe opens no quote.
+                (
+                    "Lebanon's coast at dawn.",
+                    &["Lebanon", "coast"],
+                    &["Lebanon", "coast"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            8,
+            9,
+            &[
+                (
+                    "Fans of Ana Ruiz waiting outside the arena on Friday.",
+                    None,
+                    Some("Fans"),
+                ),
+                ("“We won!” Ana Ruiz said.", None, Some("Ana Ruiz")),
+                (
+                    "Ana Ruiz, Oregon’s new health officer, spoke on Monday.",
+                    None,
+                    Some("Ana Ruiz"),
+                ),
+                (
+                    "Red Cross volunteers unload supplies in Leeds.",
+                    None,
+                    Some("Red Cross volunteers"),
+                ),
+                ("Lebanon's coast at dawn.", Some("coast"), Some("coast")),
+            ],
+        );
     }
 
     #[test]
     fn tenth_rules_take_owned_phrases_crowds_model_numbers_and_end_at_past_tenses() {
-        for (caption, v9, v10) in [
-            (
-                "Ana Ruiz smiles on the cover of her album “Tides … and More.”",
-                &["More"][..],
-                &["Ana Ruiz", "cover", "album", "Tides … and More"][..],
-            ),
-            (
-                "A bakery’s fresh rye loaves on a shelf in Leeds.",
-                &["bakery’s", "fresh", "shelf", "Leeds"],
-                &["bakery’s", "fresh rye loaves", "shelf", "Leeds"],
-            ),
-            (
-                "The Canon EOS 5 and other cameras on a table.",
-                &["Canon EOS", "table"],
-                &["Canon EOS 5", "table"],
-            ),
-            (
-                "Hundreds of thousands marched through the capital.",
-                &["marched"],
-                &["Hundreds of thousands", "marched"],
-            ),
-            (
-                "The storm took down trees in Leeds.",
-                &["storm took", "Leeds"],
-                &["storm", "Leeds"],
-            ),
-            (
-                "Doctors at Leeds Children’s Hospital on Monday.",
-                &["Doctors", "Hospital"],
-                &["Doctors", "Leeds Children’s Hospital"],
-            ),
-            // A year after a name is a date.
-            (
-                "The Boeing 2019 order was cancelled.",
-                &["Boeing"],
-                &["Boeing"],
-            ),
-        ] {
-            assert_eq!(texts_under(9, caption), v9, "{caption}");
-            assert_eq!(texts_under(10, caption), v10, "{caption}");
-        }
-        for (caption, v9, v10) in [
-            (
-                "A bakery’s fresh rye loaves on a shelf in Leeds.",
-                None,
-                Some("fresh rye loaves"),
-            ),
-            (
-                "Hundreds of thousands marched through the capital.",
-                None,
-                Some("Hundreds of thousands"),
-            ),
-            (
-                "The storm took down trees in Leeds.",
-                Some("storm took"),
-                Some("storm"),
-            ),
-        ] {
-            assert_eq!(subject_under(9, caption).as_deref(), v9, "{caption}");
-            assert_eq!(subject_under(10, caption).as_deref(), v10, "{caption}");
-        }
+        assert_texts_between(
+            9,
+            10,
+            &[
+                (
+                    "Ana Ruiz smiles on the cover of her album “Tides … and More.”",
+                    &["More"][..],
+                    &["Ana Ruiz", "cover", "album", "Tides … and More"][..],
+                ),
+                (
+                    "A bakery’s fresh rye loaves on a shelf in Leeds.",
+                    &["bakery’s", "fresh", "shelf", "Leeds"],
+                    &["bakery’s", "fresh rye loaves", "shelf", "Leeds"],
+                ),
+                (
+                    "The Canon EOS 5 and other cameras on a table.",
+                    &["Canon EOS", "table"],
+                    &["Canon EOS 5", "table"],
+                ),
+                (
+                    "Hundreds of thousands marched through the capital.",
+                    &["marched"],
+                    &["Hundreds of thousands", "marched"],
+                ),
+                (
+                    "The storm took down trees in Leeds.",
+                    &["storm took", "Leeds"],
+                    &["storm", "Leeds"],
+                ),
+                (
+                    "Doctors at Leeds Children’s Hospital on Monday.",
+                    &["Doctors", "Hospital"],
+                    &["Doctors", "Leeds Children’s Hospital"],
+                ),
+                // A year after a name is a date.
+                (
+                    "The Boeing 2019 order was cancelled.",
+                    &["Boeing"],
+                    &["Boeing"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            9,
+            10,
+            &[
+                (
+                    "A bakery’s fresh rye loaves on a shelf in Leeds.",
+                    None,
+                    Some("fresh rye loaves"),
+                ),
+                (
+                    "Hundreds of thousands marched through the capital.",
+                    None,
+                    Some("Hundreds of thousands"),
+                ),
+                (
+                    "The storm took down trees in Leeds.",
+                    Some("storm took"),
+                    Some("storm"),
+                ),
+            ],
+        );
     }
 }
