@@ -1226,6 +1226,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 11
+            && let Some(c) = eleventh_rules_subject(head, &ws, cands, rules)
+        {
+            return Some(c);
+        }
         if rules >= 10
             && let Some(c) = tenth_rules_subject(head, &ws, cands, rules)
         {
@@ -1792,6 +1797,203 @@ fn tenth_rules_subject(
     None
 }
 
+/// Nouns of a time that opens a sentence before "of" ("The winter of 2021 was ..."): a
+/// time, not a subject.
+const TIME_OF_HEADS_V11: &[&str] = &[
+    "winter", "summer", "spring", "autumn", "fall", "year", "month", "week", "night", "day",
+    "morning", "evening", "decade",
+];
+
+/// Nouns of a count of opinions before "of" ("A poll of historians ranks ..."): what the
+/// caption reports, not what the photo shows.
+const OPINION_OF_HEADS_V11: &[&str] = &["poll", "survey", "study"];
+
+/// Place nouns that only classify the name after "of" ("The West Bank city of Hebron").
+const PLACE_OF_HEADS_V11: &[&str] = &[
+    "city",
+    "town",
+    "village",
+    "province",
+    "region",
+    "district",
+    "port",
+    "county",
+    "island",
+    "capital",
+    "neighbourhood",
+    "neighborhood",
+];
+
+/// Auxiliaries after which an opening `-ing` word belongs to the noun before it ("Surge
+/// testing is taking place").
+const AUXILIARIES_V11: &[&str] = &["is", "are", "was", "were"];
+
+/// Word indices of an opening participle and the plural noun phrase it describes ("Seized
+/// firearms in 2021 are displayed", "Wounded soldiers").
+fn opening_participle_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
+    let first = ws.first().filter(|w| w.start == 0 && is_cap(w.text))?;
+    let l = lc(first.text);
+    let participle =
+        l.len() >= 5 && l.ends_with("ed") && !matches!(l.as_str(), "pictured" | "united");
+    let noun = ws
+        .get(1)
+        .filter(|w| !is_cap(w.text) && !STOP.contains(&w.text) && adjacent(head, first, w))?;
+    let end = noun_phrase_end(head, ws, 1, 3, rules);
+    let plural = end > 1 && has_plural_ending(ws[end - 1].text);
+    (participle && plural && noun.text.chars().all(char::is_alphabetic)).then_some((0, end - 1))
+}
+
+/// Word indices of an opening name with an `-ing` noun before an auxiliary ("Surge testing
+/// is taking place").
+fn opening_ing_phrase(head: &str, ws: &[Word<'_>]) -> Option<(usize, usize)> {
+    let first = ws
+        .first()
+        .filter(|w| w.start == 0 && is_cap(w.text) && !is_article(&lc(w.text)))?;
+    let ing = ws.get(1).filter(|w| {
+        !is_cap(w.text)
+            && w.text.ends_with("ing")
+            && !ING_NOUNS.contains(&w.text)
+            && adjacent(head, first, w)
+    })?;
+    let auxiliary = ws
+        .get(2)
+        .is_some_and(|w| AUXILIARIES_V11.contains(&w.text) && adjacent(head, ing, w));
+    auxiliary.then_some((0, 1))
+}
+
+/// Word indices of the noun phrase an opening "Jr.’s" or "Sr.’s" name owns ("William W.
+/// Vaughan Jr.’s credit card statement").
+fn suffixed_possessive_opening(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
+    let p = (0..ws.len().min(6)).find(|&i| {
+        matches!(ws[i].text, "Jr" | "Sr") && {
+            let rest = &head[ws[i].end..];
+            rest.starts_with(".’s ") || rest.starts_with(".'s ")
+        }
+    })?;
+    let named = ws[0].start == 0 && ws[..=p].iter().all(|w| is_cap(w.text));
+    // Words: the name, "s", then the owned phrase.
+    let from = p + 2;
+    let end = owned_phrase_end(head, ws, from, rules);
+    (named && end > from).then_some((from, end - 1))
+}
+
+/// Byte span of a quoted title that an opening name owns ("Taylor Swift’s “1989,” which
+/// ..."), without the punctuation inside the quotes.
+fn owned_quoted_title(head: &str, ws: &[Word<'_>]) -> Option<(usize, usize)> {
+    let p = (0..ws.len().min(4)).find(|&i| {
+        possessor(ws[i].text).is_some()
+            && head[ws[i].end..].starts_with([' '])
+            && head[ws[i].end + 1..].starts_with(['“', '"'])
+    })?;
+    let named = ws[0].start == 0 && ws[..=p].iter().all(|w| is_cap(w.text));
+    let open = head[ws[p].end..].find(['“', '"'])? + ws[p].end;
+    let inner_start = open + head[open..].chars().next()?.len_utf8();
+    let close = head[inner_start..].find(['”', '"'])? + inner_start;
+    let title = head[inner_start..close].trim_end_matches([',', '.', ' ']);
+    let whole = !title.is_empty() && title.chars().next().is_some_and(char::is_alphanumeric);
+    (named && whole).then_some((inner_start, inner_start + title.len()))
+}
+
+/// Word index of the name after a place noun and "of" that opens the sentence ("The West
+/// Bank city of Hebron has ...").
+fn place_of_opening(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+    ws.first().filter(|w| w.start == 0)?;
+    let h = (0..ws.len().min(5)).find(|&i| {
+        PLACE_OF_HEADS_V11.contains(&ws[i].text) && ws.get(i + 1).is_some_and(|w| w.text == "of")
+    })?;
+    let name = ws.get(h + 2).filter(|w| is_cap(w.text))?;
+    let plain = ws[..h]
+        .iter()
+        .enumerate()
+        .all(|(i, w)| i == 0 && is_article(&lc(w.text)) || is_cap(w.text));
+    (plain && adjacent(head, &ws[h + 1], name)).then_some(h + 2)
+}
+
+/// The eleventh rules' changes to the candidates: an opening participle with its plural noun
+/// phrase ("Seized firearms"), an opening name with its `-ing` noun ("Surge testing"), the
+/// phrase a "Jr.’s" name owns, a quoted title an opening name owns ("Taylor Swift’s
+/// “1989”"), and no time, opinion count or classifying place before "of" ("The winter of
+/// 2021", "A poll of historians", "The West Bank city of Hebron").
+fn eleventh_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    if let Some((a, b)) = opening_participle_phrase(head, ws, rules) {
+        replace_with_phrase(head, ws, &mut out, a, b, noun_kind(ws[b].text));
+    }
+    if let Some((a, b)) = opening_ing_phrase(head, ws) {
+        replace_with_phrase(head, ws, &mut out, a, b, Kind::Event);
+    }
+    if let Some((a, b)) = suffixed_possessive_opening(head, ws, rules) {
+        replace_with_phrase(head, ws, &mut out, a, b, noun_kind(ws[b].text));
+    }
+    if let Some((start, end)) = owned_quoted_title(head, ws) {
+        out.retain(|c| (c.end as usize) <= start || (c.start as usize) >= end);
+        if let Ok(sub) =
+            Subject::locate(head, &head[start..end], weight_for_pluses(1), Kind::Object)
+        {
+            out.push(sub);
+        }
+    }
+    out.retain(|c| {
+        let Some(last) = ws.iter().position(|w| w.end == c.end as usize) else {
+            return true;
+        };
+        let of_follows = ws.get(last + 1).is_some_and(|w| w.text == "of");
+        let l = lc(ws[last].text);
+        let single = ws[last].start == c.start as usize;
+        let time = single && TIME_OF_HEADS_V11.contains(&l.as_str());
+        let opinion = single && OPINION_OF_HEADS_V11.contains(&l.as_str());
+        let place = PLACE_OF_HEADS_V11.contains(&ws[last].text)
+            && ws.get(last + 2).is_some_and(|w| is_cap(w.text));
+        !(of_follows && (time || opinion || place))
+    });
+    out
+}
+
+/// The eleventh rules' main subject, before the tenth rules' ones: the phrases
+/// [`eleventh_rules_candidates`] opens the sentence with, and the name a place noun and "of"
+/// lead to.
+fn eleventh_rules_subject(
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
+    let starting_at = |w: usize| candidate_at(ws, cands, w);
+    if let Some((a, _)) = opening_participle_phrase(head, ws, rules) {
+        return starting_at(a);
+    }
+    if opening_ing_phrase(head, ws).is_some() {
+        return starting_at(0);
+    }
+    if let Some((a, _)) = suffixed_possessive_opening(head, ws, rules) {
+        return starting_at(a);
+    }
+    if let Some((start, _)) = owned_quoted_title(head, ws) {
+        return cands.iter().position(|c| c.start as usize == start);
+    }
+    if let Some(c) = place_of_opening(head, ws).and_then(starting_at) {
+        return Some(c);
+    }
+    // "The winter of 2021 was an unusual transition period for Jill Biden": the first name.
+    let time_opening = ws
+        .iter()
+        .take(3)
+        .position(|w| TIME_OF_HEADS_V11.contains(&w.text));
+    if let Some(t) = time_opening
+        && ws[..t].iter().all(|w| is_article(&lc(w.text)))
+        && ws.get(t + 1).is_some_and(|w| w.text == "of")
+    {
+        return cands
+            .iter()
+            .position(|c| c.text.chars().next().is_some_and(char::is_uppercase));
+    }
+    None
+}
+
 /// Index of the candidate that starts at word `w`.
 fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
     ws.get(w)
@@ -1921,7 +2123,8 @@ fn possessor(w: &str) -> Option<&str> {
 /// "of" ("Supporters of ...") and no possessive after a comma read as part of the name
 /// before it. 10 adds "Some" as an opening quantifier, an ellipsis inside a quotation kept
 /// in it, an organisation's possessive kept in its name ("International Longshoremen’s
-/// Association"), a past tense that ends a noun phrase and [`tenth_rules_candidates`].
+/// Association"), a past tense that ends a noun phrase and [`tenth_rules_candidates`]. 11
+/// adds [`eleventh_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -2407,6 +2610,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 10 {
             out = tenth_rules_candidates(head, &ws, out, rules);
+        }
+        if rules >= 11 {
+            out = eleventh_rules_candidates(head, &ws, out, rules);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -3271,6 +3477,89 @@ mod tests {
                     "The storm took down trees in Leeds.",
                     Some("storm took"),
                     Some("storm"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn eleventh_rules_read_opening_participles_owned_titles_and_skip_times_and_polls() {
+        assert_texts_between(
+            10,
+            11,
+            &[
+                (
+                    "Confiscated knives are shown to reporters at a police station in Leeds.",
+                    &["reporters", "police station", "Leeds"][..],
+                    &["Confiscated knives", "reporters", "police station", "Leeds"][..],
+                ),
+                (
+                    "Mary Olsen Jr.’s garden shed is filled with tools.",
+                    &["Mary Olsen Jr"],
+                    &["Mary Olsen Jr", "garden shed"],
+                ),
+                (
+                    "The summer of 2019 was a busy season for Ana Ruiz and Peter Olsen.",
+                    &["summer", "busy season", "Ana Ruiz", "Peter Olsen"],
+                    &["busy season", "Ana Ruiz", "Peter Olsen"],
+                ),
+                (
+                    "A survey of voters ranks Senator Ana Ruiz first in Leeds.",
+                    &["survey", "voters", "Ana Ruiz", "Leeds"],
+                    &["voters", "Ana Ruiz", "Leeds"],
+                ),
+                (
+                    "The Yorkshire town of Ripon has seen heavy rain.",
+                    &["Yorkshire town", "Ripon"],
+                    &["Ripon"],
+                ),
+                (
+                    "Flood testing is under way in parts of Leeds.",
+                    &["Flood", "Leeds"],
+                    &["Flood testing", "Leeds"],
+                ),
+                // "king" is a noun, and "has" after an `-ing` word leaves it out.
+                ("The king had hinted at reforms.", &["king"], &["king"]),
+                (
+                    "Heavy fighting has destroyed homes in Leeds.",
+                    &["Heavy", "Leeds"],
+                    &["Heavy", "Leeds"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            10,
+            11,
+            &[
+                (
+                    "Confiscated knives are shown to reporters at a police station in Leeds.",
+                    None,
+                    Some("Confiscated knives"),
+                ),
+                (
+                    "Mary Olsen Jr.’s garden shed is filled with tools.",
+                    Some("Mary Olsen Jr"),
+                    Some("garden shed"),
+                ),
+                (
+                    "The summer of 2019 was a busy season for Ana Ruiz and Peter Olsen.",
+                    Some("summer"),
+                    Some("Ana Ruiz"),
+                ),
+                (
+                    "Ana Ruiz’s “Tides,” released in May, sold well.",
+                    None,
+                    Some("Tides"),
+                ),
+                (
+                    "The Yorkshire town of Ripon has seen heavy rain.",
+                    Some("Yorkshire town"),
+                    Some("Ripon"),
+                ),
+                (
+                    "Flood testing is under way in parts of Leeds.",
+                    None,
+                    Some("Flood testing"),
                 ),
             ],
         );

@@ -45,8 +45,12 @@ pub const RANK_V8: &str = include_str!("../../../data/annotate/prompts/rank-v8.t
 pub const RANK_V9: &str = include_str!("../../../data/annotate/prompts/rank-v9.toml");
 /// Candidate ranking under the tenth candidate rules, which also take the noun phrase an
 /// article's lower-case possessive owns, an opening crowd and a model number after a name,
-/// and end noun phrases at a past tense (the default).
+/// and end noun phrases at a past tense.
 pub const RANK_V10: &str = include_str!("../../../data/annotate/prompts/rank-v10.toml");
+/// Candidate ranking under the eleventh candidate rules, which also read an opening
+/// participle with its plural noun ("Seized firearms"), a quoted title an opening name owns
+/// and the name after "The … city of", and drop a time or a poll before "of" (the default).
+pub const RANK_V11: &str = include_str!("../../../data/annotate/prompts/rank-v11.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -139,10 +143,11 @@ impl Prompt {
             "rank-v8" => RANK_V8,
             "rank-v9" => RANK_V9,
             "rank-v10" => RANK_V10,
+            "rank-v11" => RANK_V11,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11)"
                         .into(),
                 });
             }
@@ -273,6 +278,7 @@ mod tests {
             "rank-v8",
             "rank-v9",
             "rank-v10",
+            "rank-v11",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -298,6 +304,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v8").unwrap().rules, 8);
         assert_eq!(Prompt::builtin("rank-v9").unwrap().rules, 9);
         assert_eq!(Prompt::builtin("rank-v10").unwrap().rules, 10);
+        assert_eq!(Prompt::builtin("rank-v11").unwrap().rules, 11);
         assert!(Prompt::builtin("v0").is_err());
     }
 
