@@ -10,6 +10,9 @@
 //!   as the last `span` beside the `img` (and repeated at the start of the alt text), the caption
 //!   in `[data-component=caption-block] figcaption`; its `.jpg.webp` transcodes are taken back to
 //!   the original `.jpg`/`.png` path.
+//! - `amp` (AMP pages, 2016–): `div.image_container` holding an `amp-img`, the caption in the
+//!   `div.caption` right after it (a screen-reader "Image caption" label first); the lead is
+//!   the image before the article's first paragraph.
 
 use super::blocks::{Rule, by_caption, first_image};
 use super::{Found, Layout, Page};
@@ -27,6 +30,12 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
         return Some(Layout {
             name: "2015",
             images: cps_layout(page),
+        });
+    }
+    if first_doc(&page.doc, ".image_container amp-img").is_some() {
+        return Some(Layout {
+            name: "amp",
+            images: amp_layout(page),
         });
     }
     if first_doc(&page.doc, "figure[class*=StyledFigure]").is_some() {
@@ -61,6 +70,39 @@ fn cps_layout(page: &Page<'_>) -> Vec<Found> {
             f
         })
         .collect()
+}
+
+fn amp_layout(page: &Page<'_>) -> Vec<Found> {
+    let mut out = Vec::new();
+    let mut seen_paragraph = false;
+    for block in select_doc(&page.doc, ".image_container, .main_article_text > p") {
+        if block.value().name() == "p" {
+            seen_paragraph = true;
+            continue;
+        }
+        let Some((url, img)) = super::blocks::first_image(block) else {
+            continue;
+        };
+        let Some(cap) = block
+            .next_siblings()
+            .filter_map(scraper::ElementRef::wrap)
+            .next()
+            .filter(|n| n.value().classes().any(|c| c == "caption"))
+        else {
+            continue;
+        };
+        let label = select_in(cap, ".screen_reader_text");
+        let mut caption = String::new();
+        super::generic::collect_text_except(cap, &label, &mut caption);
+        out.push(Found {
+            url: largest_ichef(&url),
+            caption: crate::dom::collapse_ws(&caption),
+            credit: None,
+            alt: super::blocks::alt_of(img),
+            is_lead: !seen_paragraph && out.is_empty(),
+        });
+    }
+    out
 }
 
 /// `https://ichef.bbci.co.uk/news/320/cpsprodpb/…` → the 976 px rendition.

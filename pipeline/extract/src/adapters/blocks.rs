@@ -22,7 +22,8 @@ pub struct Rule {
 }
 
 /// Elements that can carry an image URL.
-pub(crate) const IMAGE_CSS: &str = "picture, img, [data-src], [data-hi-res-src], [data-image]";
+pub(crate) const IMAGE_CSS: &str =
+    "picture, img, amp-img, [data-src], [data-hi-res-src], [data-image]";
 
 /// One [`Found`] per caption of `rule`, in document order.
 pub fn by_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)> {
