@@ -6,7 +6,7 @@
 //! Softmax is [`crate::softmax::scaled_softmax_last_dim`] (fused on the CPU, with its
 //! backward); layer norms come from [`crate::norm::LayerNorm`].
 
-use candle_core::{D, DType, Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::Conv2dConfig;
 
 use crate::lora::{LoraLinear, Weights};
@@ -118,12 +118,9 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.proj.forward(x)?;
-        let half = h.dim(D::Minus1)? / 2;
-        let value = h.narrow(D::Minus1, 0, half)?;
-        let gate = h.narrow(D::Minus1, half, half)?;
-        // torch's F.gelu default is the exact (erf) form.
-        self.out.forward(&(value * gate.gelu_erf()?)?)
+        // torch's F.gelu default is the exact (erf) form, which `geglu` computes.
+        self.out
+            .forward(&crate::geglu::geglu(&self.proj.forward(x)?)?)
     }
 }
 

@@ -57,3 +57,16 @@ pub(crate) fn unpack_grads(
         bias.track_op().then_some(grad_bias),
     ))
 }
+
+/// Largest absolute difference between two f32 tensors of the same size (tests of the fused
+/// ops against candle's composed ones).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (a, b) = (values(a), values(b));
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

@@ -5,7 +5,8 @@
 //! Every module is written from candle ops whose backward exists in candle 0.11.1
 //! (`candle_nn::ops::softmax`, a spelled-out layer norm, nearest upsampling) or from custom
 //! ops with their own analytic backward (the CPU convolution in [`conv`] and group norm in
-//! [`norm`], which candle's generic backward made the slowest part of a training step),
+//! [`norm`], which candle's generic backward made the slowest part of a training step, the
+//! attention softmax in [`softmax`] and the feed-forward's GEGLU in [`geglu`]),
 //! because candle-transformers' stable_diffusion modules silently stop
 //! gradients (`softmax_last_dim`, the fused LayerNorm). The gradient tests check that every
 //! trainable `Var` receives one.
@@ -62,6 +63,7 @@ pub mod conditioning;
 pub mod conv;
 mod cpu_op;
 mod error;
+pub mod geglu;
 pub mod linear;
 pub mod lora;
 pub mod loss;

@@ -126,20 +126,11 @@ impl CustomOp2 for ScaledSoftmaxGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_op::max_abs_diff;
     use candle_core::{Device, Var};
 
     fn composed(x: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
         candle_nn::ops::softmax(&(x * scale)?, D::Minus1)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let (a, b) = (values(a), values(b));
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]
