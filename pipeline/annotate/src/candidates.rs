@@ -317,9 +317,31 @@ const TITLE_SMALL_WORDS: &[&str] = &[
 /// Byte spans of quoted titles in `head` ("“Bat Out of Hell”", "“The First Thanksgiving at
 /// Plymouth,”"): one to ten words in title case, a trailing comma or period left outside.
 /// A quoted sentence has lower-case words and is no title. From rules 9 on single quotes
-/// count too ("'Once Upon a Dream' features ..."), opened at a word's start and closed before
-/// no letter, so that an apostrophe ("Lebanon's") opens none.
+/// count too ("'Once Upon a Dream' features ...", see [`quoted_bodies`]).
 fn title_quotes(head: &str, rules: u32) -> Vec<(usize, usize)> {
+    quoted_bodies(head, rules)
+        .into_iter()
+        .filter_map(|(body, end)| {
+            let inner = head[body..end].trim_end_matches([',', '.']);
+            let ws = words(inner);
+            let title = (1..=10).contains(&ws.len())
+                && ws.first().is_some_and(|w| is_cap(w.text))
+                && ws.iter().all(|w| {
+                    is_cap(w.text)
+                        || TITLE_SMALL_WORDS.contains(&w.text)
+                        || w.text.chars().all(|c| c.is_ascii_digit())
+                })
+                && !inner.contains(['?', '!', ';']);
+            let (a, b) = (ws.first()?, ws.last()?);
+            title.then_some((body + a.start, body + b.end))
+        })
+        .collect()
+}
+
+/// Byte ranges of the text inside each pair of quotes in `head`, in order. From rules 9 on
+/// single quotes count too, opened at a word's start and closed before no letter, so that
+/// an apostrophe ("Lebanon's") opens none.
+fn quoted_bodies(head: &str, rules: u32) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut from = 0;
     let opening_quote = |from: usize| {
@@ -352,19 +374,7 @@ fn title_quotes(head: &str, rules: u32) -> Vec<(usize, usize)> {
         let Some((len, close_char)) = close else {
             break;
         };
-        let inner = head[body..body + len].trim_end_matches([',', '.']);
-        let ws = words(inner);
-        let title = (1..=10).contains(&ws.len())
-            && ws.first().is_some_and(|w| is_cap(w.text))
-            && ws.iter().all(|w| {
-                is_cap(w.text)
-                    || TITLE_SMALL_WORDS.contains(&w.text)
-                    || w.text.chars().all(|c| c.is_ascii_digit())
-            })
-            && !inner.contains(['?', '!', ';']);
-        if title && let (Some(a), Some(b)) = (ws.first(), ws.last()) {
-            out.push((body + a.start, body + b.end));
-        }
+        out.push((body, body + len));
         from = body + len + close_char.len_utf8();
     }
     out
@@ -1804,6 +1814,12 @@ const TIME_OF_HEADS_V11: &[&str] = &[
     "morning", "evening", "decade",
 ];
 
+/// Whether word `i` is a time noun before "of" ("The winter of 2021").
+fn time_before_of(ws: &[Word<'_>], i: usize) -> bool {
+    TIME_OF_HEADS_V11.contains(&lc(ws[i].text).as_str())
+        && ws.get(i + 1).is_some_and(|w| w.text == "of")
+}
+
 /// Nouns of a count of opinions before "of" ("A poll of historians ranks ..."): what the
 /// caption reports, not what the photo shows.
 const OPINION_OF_HEADS_V11: &[&str] = &["poll", "survey", "study"];
@@ -1879,19 +1895,21 @@ fn suffixed_possessive_opening(head: &str, ws: &[Word<'_>], rules: u32) -> Optio
 
 /// Byte span of a quoted title that an opening name owns ("Taylor Swift’s “1989,” which
 /// ..."), without the punctuation inside the quotes.
-fn owned_quoted_title(head: &str, ws: &[Word<'_>]) -> Option<(usize, usize)> {
+fn owned_quoted_title(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
     let p = (0..ws.len().min(4)).find(|&i| {
         possessor(ws[i].text).is_some()
             && head[ws[i].end..].starts_with([' '])
             && head[ws[i].end + 1..].starts_with(['“', '"'])
     })?;
     let named = ws[0].start == 0 && ws[..=p].iter().all(|w| is_cap(w.text));
-    let open = head[ws[p].end..].find(['“', '"'])? + ws[p].end;
-    let inner_start = open + head[open..].chars().next()?.len_utf8();
-    let close = head[inner_start..].find(['”', '"'])? + inner_start;
-    let title = head[inner_start..close].trim_end_matches([',', '.', ' ']);
+    // The quote opens one space after the possessive, and the title is what it holds.
+    let open = ws[p].end + 1;
+    let (body, end) = quoted_bodies(head, rules)
+        .into_iter()
+        .find(|&(body, _)| body > open && matches!(&head[open..body], "“" | "\""))?;
+    let title = head[body..end].trim_end_matches([',', '.', ' ']);
     let whole = !title.is_empty() && title.chars().next().is_some_and(char::is_alphanumeric);
-    (named && whole).then_some((inner_start, inner_start + title.len()))
+    (named && whole).then_some((body, body + title.len()))
 }
 
 /// Word index of the name after a place noun and "of" that opens the sentence ("The West
@@ -1929,7 +1947,7 @@ fn eleventh_rules_candidates(
     if let Some((a, b)) = suffixed_possessive_opening(head, ws, rules) {
         replace_with_phrase(head, ws, &mut out, a, b, noun_kind(ws[b].text));
     }
-    if let Some((start, end)) = owned_quoted_title(head, ws) {
+    if let Some((start, end)) = owned_quoted_title(head, ws, rules) {
         out.retain(|c| (c.end as usize) <= start || (c.start as usize) >= end);
         if let Ok(sub) =
             Subject::locate(head, &head[start..end], weight_for_pluses(1), Kind::Object)
@@ -1944,7 +1962,7 @@ fn eleventh_rules_candidates(
         let of_follows = ws.get(last + 1).is_some_and(|w| w.text == "of");
         let l = lc(ws[last].text);
         let single = ws[last].start == c.start as usize;
-        let time = single && TIME_OF_HEADS_V11.contains(&l.as_str());
+        let time = single && time_before_of(ws, last);
         let opinion = single && OPINION_OF_HEADS_V11.contains(&l.as_str());
         let place = PLACE_OF_HEADS_V11.contains(&ws[last].text)
             && ws.get(last + 2).is_some_and(|w| is_cap(w.text));
@@ -1972,20 +1990,16 @@ fn eleventh_rules_subject(
     if let Some((a, _)) = suffixed_possessive_opening(head, ws, rules) {
         return starting_at(a);
     }
-    if let Some((start, _)) = owned_quoted_title(head, ws) {
+    if let Some((start, _)) = owned_quoted_title(head, ws, rules) {
         return cands.iter().position(|c| c.start as usize == start);
     }
     if let Some(c) = place_of_opening(head, ws).and_then(starting_at) {
         return Some(c);
     }
     // "The winter of 2021 was an unusual transition period for Jill Biden": the first name.
-    let time_opening = ws
-        .iter()
-        .take(3)
-        .position(|w| TIME_OF_HEADS_V11.contains(&w.text));
+    let time_opening = (0..ws.len().min(3)).find(|&t| time_before_of(ws, t));
     if let Some(t) = time_opening
         && ws[..t].iter().all(|w| is_article(&lc(w.text)))
-        && ws.get(t + 1).is_some_and(|w| w.text == "of")
     {
         return cands
             .iter()
