@@ -1,4 +1,5 @@
-//! Plumbing shared by the CPU custom ops ([`crate::conv`], [`crate::norm`], [`crate::affine`]).
+//! Plumbing shared by the CPU custom ops ([`crate::conv`], [`crate::norm`], [`crate::affine`],
+//! [`crate::softmax`], [`crate::geglu`], [`crate::silu`]).
 
 use candle_core::{CpuStorage, Layout, Tensor};
 
@@ -15,6 +16,21 @@ pub(crate) fn f32_operand<'a>(
     let start = layout.start_offset();
     all.get(start..start + layout.shape().elem_count())
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: operand outside its storage")))
+}
+
+/// An element-wise gradient op's two operands, the values `x` and the gradients `grad_y`,
+/// which must hold one gradient per value.
+pub(crate) fn f32_values_and_grads<'a>(
+    op: &str,
+    x: (&'a CpuStorage, &Layout),
+    grad_y: (&'a CpuStorage, &Layout),
+) -> candle_core::Result<(&'a [f32], &'a [f32])> {
+    let x = f32_operand(op, x.0, x.1)?;
+    let grad_y = f32_operand(op, grad_y.0, grad_y.1)?;
+    if x.len() != grad_y.len() {
+        candle_core::bail!("{op}: {} values but {} gradients", x.len(), grad_y.len());
+    }
+    Ok((x, grad_y))
 }
 
 /// The three operands of a three-input op.
@@ -69,4 +85,26 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// Largest absolute difference between the gradients that `ours` and `theirs` (two
+/// computations of the same function of `x`) hand `x` for the loss `sum(y · weights)`.
+#[cfg(test)]
+pub(crate) fn grad_diff(
+    x: &candle_core::Var,
+    ours: Tensor,
+    theirs: Tensor,
+    weights: &Tensor,
+) -> f32 {
+    let grad = |y: Tensor| {
+        let grads = y
+            .mul(weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        grads.get(x.as_tensor()).unwrap().clone()
+    };
+    max_abs_diff(&grad(ours), &grad(theirs))
 }

@@ -136,7 +136,7 @@ impl CustomOp2 for GegluGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu_op::max_abs_diff;
+    use crate::cpu_op::{grad_diff, max_abs_diff};
     use candle_core::{Device, Var};
 
     fn composed(h: &Tensor) -> candle_core::Result<Tensor> {
@@ -156,24 +156,8 @@ mod tests {
             let theirs = composed(h.as_tensor()).unwrap();
             assert_eq!(max_abs_diff(&ours, &theirs), 0.0, "{shape:?}");
 
-            let grads = |y: Tensor| {
-                y.mul(&weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap()
-            };
-            let (ours_grad, theirs_grad) = (grads(ours), grads(theirs));
-            let (a, b) = (
-                ours_grad.get(h.as_tensor()).unwrap(),
-                theirs_grad.get(h.as_tensor()).unwrap(),
-            );
-            assert!(
-                max_abs_diff(a, b) < 1e-5,
-                "{shape:?}: {}",
-                max_abs_diff(a, b)
-            );
+            let diff = grad_diff(&h, ours, theirs, &weights);
+            assert!(diff < 1e-5, "{shape:?}: {diff}");
         }
     }
 

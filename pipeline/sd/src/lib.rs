@@ -72,6 +72,7 @@ pub mod norm;
 pub mod resnet;
 pub mod sampling;
 pub mod scheduler;
+pub mod silu;
 pub mod softmax;
 pub mod unet;
 pub mod vae;

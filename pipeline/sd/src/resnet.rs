@@ -12,6 +12,7 @@ use crate::linear::Linear;
 use crate::conv::{Conv2d, conv2d};
 
 use crate::norm::{GroupNorm, group_norm};
+use crate::silu::silu;
 
 /// Shape of a [`ResnetBlock2D`].
 #[derive(Debug, Clone, Copy)]
@@ -79,10 +80,10 @@ impl ResnetBlock2D {
     /// `x`: `[B, C, H, W]`; `temb`: `[B, T]`, one embedding per sample (required when the
     /// block was built with `temb_channels`).
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&silu(&self.norm1.forward(x)?)?)?;
         let h = match (&self.time_emb_proj, temb) {
             (Some(proj), Some(t)) => {
-                let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
+                let t = proj.forward(&silu(t)?)?.unsqueeze(2)?.unsqueeze(3)?;
                 h.broadcast_add(&t)?
             }
             (Some(_), None) => {
@@ -92,7 +93,7 @@ impl ResnetBlock2D {
             }
             (None, _) => h,
         };
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&silu(&self.norm2.forward(&h)?)?)?;
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::f32_operand;
+use crate::cpu_op::{f32_operand, f32_values_and_grads};
 
 /// `softmax(scale · x)` over the last axis of `x`.
 pub fn scaled_softmax_last_dim(x: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
@@ -97,16 +97,7 @@ impl CustomOp2 for ScaledSoftmaxGrad {
         grad_y: &CpuStorage,
         g_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = f32_operand(self.name(), y, y_layout)?;
-        let grad_y = f32_operand(self.name(), grad_y, g_layout)?;
-        if y.len() != grad_y.len() {
-            candle_core::bail!(
-                "{}: {} probabilities but {} gradients",
-                self.name(),
-                y.len(),
-                grad_y.len()
-            );
-        }
+        let (y, grad_y) = f32_values_and_grads(self.name(), (y, y_layout), (grad_y, g_layout))?;
         let n = row_len(y_layout);
         let scale = self.scale;
         let mut grad_x = vec![0f32; y.len()];
@@ -126,7 +117,7 @@ impl CustomOp2 for ScaledSoftmaxGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu_op::max_abs_diff;
+    use crate::cpu_op::{grad_diff, max_abs_diff};
     use candle_core::{Device, Var};
 
     fn composed(x: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
@@ -145,27 +136,8 @@ mod tests {
             let theirs = composed(x.as_tensor(), scale).unwrap();
             assert!(max_abs_diff(&ours, &theirs) < 1e-6, "{shape:?}");
 
-            let ours_grad = (ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let theirs_grad = (theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let (a, b) = (
-                ours_grad.get(x.as_tensor()).unwrap(),
-                theirs_grad.get(x.as_tensor()).unwrap(),
-            );
-            assert!(
-                max_abs_diff(a, b) < 1e-5,
-                "{shape:?}: {}",
-                max_abs_diff(a, b)
-            );
+            let diff = grad_diff(&x, ours, theirs, &weights);
+            assert!(diff < 1e-5, "{shape:?}: {diff}");
         }
     }
 

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::lora::Weights;
 use crate::norm::{GroupNorm, group_norm};
+use crate::silu::silu;
 use blocks::{BlockCommon, DownBlock, MidBlock, UpBlock};
 
 /// Whether a down/up block has cross-attention transformers.
@@ -460,7 +461,7 @@ impl UNet2DConditionModel {
         .to_dtype(sample.dtype())?;
         let temb = self
             .time_linear_2
-            .forward(&self.time_linear_1.forward(&t)?.silu()?)?;
+            .forward(&silu(&self.time_linear_1.forward(&t)?)?)?;
 
         let mut x = self.conv_in.forward(sample)?;
         let mut skips = vec![x.clone()];
@@ -479,7 +480,7 @@ impl UNet2DConditionModel {
             let mine = skips.split_off(at);
             x = block.forward(&x, &mine, &temb, context)?;
         }
-        let x = self.conv_norm_out.forward(&x)?.silu()?;
+        let x = silu(&self.conv_norm_out.forward(&x)?)?;
         Ok(self.conv_out.forward(&x)?)
     }
 }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::norm::{GroupNorm, group_norm};
 use crate::resnet::{Downsample2D, ResnetBlock2D, ResnetBlock2DConfig, Upsample2D};
+use crate::silu::silu;
 
 /// Configuration of an [`AutoencoderKL`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -301,7 +302,7 @@ impl Encoder {
             x = b.forward(&x)?;
         }
         let x = self.mid.forward(&x)?;
-        self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)
+        self.conv_out.forward(&silu(&self.norm_out.forward(&x)?)?)
     }
 }
 
@@ -358,7 +359,7 @@ impl Decoder {
         for b in &self.blocks {
             x = b.forward(&x)?;
         }
-        self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)
+        self.conv_out.forward(&silu(&self.norm_out.forward(&x)?)?)
     }
 }
 
