@@ -1236,6 +1236,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 12
+            && let Some(c) = twelfth_rules_subject(head, &ws, cands)
+        {
+            return Some(c);
+        }
         if rules >= 11
             && let Some(c) = eleventh_rules_subject(head, &ws, cands, rules)
         {
@@ -1845,18 +1850,31 @@ const PLACE_OF_HEADS_V11: &[&str] = &[
 const AUXILIARIES_V11: &[&str] = &["is", "are", "was", "were"];
 
 /// Word indices of an opening participle and the plural noun phrase it describes ("Seized
-/// firearms in 2021 are displayed", "Wounded soldiers").
+/// firearms in 2021 are displayed", "Wounded soldiers"); from rules 12 on also an opening
+/// adjective ([`OPENING_ADJECTIVES_V12`]) or demonym.
 fn opening_participle_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
     let first = ws.first().filter(|w| w.start == 0 && is_cap(w.text))?;
     let l = lc(first.text);
     let participle =
         l.len() >= 5 && l.ends_with("ed") && !matches!(l.as_str(), "pictured" | "united");
+    // From rules 12 on an adjective or a demonym opens such a phrase too ("Dead sardines",
+    // "Russian conscripts").
+    let opener = participle
+        || rules >= 12
+            && (OPENING_ADJECTIVES_V12.contains(&l.as_str()) || is_demonym_v2(first.text));
     let noun = ws
         .get(1)
         .filter(|w| !is_cap(w.text) && !STOP.contains(&w.text) && adjacent(head, first, w))?;
     let end = noun_phrase_end(head, ws, 1, 3, rules);
     let plural = end > 1 && has_plural_ending(ws[end - 1].text);
-    (participle && plural && noun.text.chars().all(char::is_alphabetic)).then_some((0, end - 1))
+    // "Asian elephants Guida and Maia": a phrase that classifies the names after it is not
+    // the subject.
+    let classifies = !participle
+        && ws
+            .get(end)
+            .is_some_and(|w| is_cap(w.text) && adjacent(head, &ws[end - 1], w));
+    (opener && plural && !classifies && noun.text.chars().all(char::is_alphabetic))
+        .then_some((0, end - 1))
 }
 
 /// Word indices of an opening name with an `-ing` noun before an auxiliary ("Surge testing
@@ -1939,7 +1957,13 @@ fn eleventh_rules_candidates(
     rules: u32,
 ) -> Vec<Subject> {
     if let Some((a, b)) = opening_participle_phrase(head, ws, rules) {
-        replace_with_phrase(head, ws, &mut out, a, b, noun_kind(ws[b].text));
+        // "Russian conscripts": a nationality's plural names people.
+        let kind = if rules >= 12 && is_demonym_v2(ws[a].text) {
+            Kind::Person
+        } else {
+            noun_kind(ws[b].text)
+        };
+        replace_with_phrase(head, ws, &mut out, a, b, kind);
     }
     if let Some((a, b)) = opening_ing_phrase(head, ws) {
         replace_with_phrase(head, ws, &mut out, a, b, Kind::Event);
@@ -2006,6 +2030,107 @@ fn eleventh_rules_subject(
             .position(|c| c.text.chars().next().is_some_and(char::is_uppercase));
     }
     None
+}
+
+/// Adjectives that open a caption before the plural noun they describe ("Dead sardines in
+/// Redondo Beach").
+const OPENING_ADJECTIVES_V12: &[&str] = &["dead", "young", "elderly", "wild", "stray"];
+
+/// Prepositions that open a caption ("Along with the notes of ..."): never a name.
+const OPENING_PREPOSITIONS_V12: &[&str] = &["along", "alongside", "amid", "amidst", "among"];
+
+/// Participles that end a noun phrase before the name they introduce ("A killer whale known
+/// as J2").
+const NAMING_PARTICIPLES_V12: &[&str] = &["known", "called", "named", "nicknamed", "dubbed"];
+
+/// Where the people in a photo are, set off by commas after a name ("M. Evan Corcoran,
+/// left,").
+const POSITION_MARKERS_V12: &[&str] = &[
+    ", left,",
+    ", right,",
+    ", center,",
+    ", centre,",
+    ", second from left,",
+    ", second from right,",
+];
+
+/// Title words of clergy, cut from the name they precede ("Cardinal Raymond Burke").
+const CLERGY_TITLES_V12: &[&str] = &["Cardinal", "Archbishop", "Bishop"];
+
+/// The twelfth rules' changes to the candidates: no opening preposition ("Along"), a
+/// leading initial joined to the name after it ("M. Evan Corcoran"), a naming participle
+/// cut from the noun phrase it ends ("killer whale known" → "killer whale") and a clergy
+/// title cut from its name ("Cardinal Raymond Burke" → "Raymond Burke").
+fn twelfth_rules_candidates(head: &str, ws: &[Word<'_>], out: Vec<Subject>) -> Vec<Subject> {
+    let opening_preposition = ws
+        .first()
+        .filter(|w| w.start == 0 && OPENING_PREPOSITIONS_V12.contains(&lc(w.text).as_str()));
+    let out = out
+        .into_iter()
+        .filter(|c| opening_preposition.is_none_or(|w| c.end as usize != w.end || c.start != 0))
+        .filter_map(|c| cut_naming_participle(head, c))
+        .filter_map(|c| cut_clergy_title(head, c))
+        .collect();
+    join_neighbours(head, out, |prev, next, gap| {
+        let initial = prev.text.chars().count() == 1 && prev.text.chars().all(char::is_uppercase);
+        initial && gap == ". " && next.text.chars().next().is_some_and(char::is_uppercase)
+    })
+}
+
+/// `c` without a naming participle as its last word ("killer whale known" before "as"), or
+/// `c` itself; `None` when nothing else is left.
+fn cut_naming_participle(head: &str, c: Subject) -> Option<Subject> {
+    let Some((rest, last)) = c.text.rsplit_once(' ') else {
+        return (!NAMING_PARTICIPLES_V12.contains(&c.text.as_str())).then_some(c);
+    };
+    if !NAMING_PARTICIPLES_V12.contains(&last) {
+        return Some(c);
+    }
+    let start = c.start as usize;
+    Subject::locate(head, &head[start..start + rest.len()], c.weight, c.kind).ok()
+}
+
+/// `c` without a clergy title before the name ("Cardinal Raymond Burke" → "Raymond
+/// Burke"), or `c` itself.
+fn cut_clergy_title(head: &str, c: Subject) -> Option<Subject> {
+    let cut = c.text.split_once(' ').filter(|(title, name)| {
+        CLERGY_TITLES_V12.contains(title) && name.chars().next().is_some_and(char::is_uppercase)
+    });
+    let Some((title, _)) = cut else {
+        return Some(c);
+    };
+    let start = c.start as usize + title.len() + 1;
+    Subject::locate(head, &head[start..c.end as usize], c.weight, c.kind)
+        .ok()
+        .or(Some(c))
+}
+
+/// The twelfth rules' main subject: the name after an opening clergy title, or the name set
+/// off by the caption's first position marker ("A killer whale known as J2, right, ..."),
+/// when no name comes before it.
+fn twelfth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+    // "Cardinal Raymond Burke has been ...": the name after an opening clergy title.
+    if ws
+        .first()
+        .is_some_and(|w| w.start == 0 && CLERGY_TITLES_V12.contains(&w.text))
+        && let Some(c) = candidate_at(ws, cands, 1)
+    {
+        return Some(c);
+    }
+    let marker = POSITION_MARKERS_V12
+        .iter()
+        .filter_map(|m| head.find(m))
+        .min()?;
+    let (i, marked) = cands
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.end as usize == marker)?;
+    let named = |c: &Subject| c.text.chars().next().is_some_and(char::is_uppercase);
+    let no_name_before = cands
+        .iter()
+        .filter(|c| c.start < marked.start)
+        .all(|c| !named(c));
+    (named(marked) && marked.kind != Kind::Place && no_name_before).then_some(i)
 }
 
 /// Index of the candidate that starts at word `w`.
@@ -2138,7 +2263,7 @@ fn possessor(w: &str) -> Option<&str> {
 /// before it. 10 adds "Some" as an opening quantifier, an ellipsis inside a quotation kept
 /// in it, an organisation's possessive kept in its name ("International Longshoremen’s
 /// Association"), a past tense that ends a noun phrase and [`tenth_rules_candidates`]. 11
-/// adds [`eleventh_rules_candidates`].
+/// adds [`eleventh_rules_candidates`], 12 [`twelfth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -2627,6 +2752,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 11 {
             out = eleventh_rules_candidates(head, &ws, out, rules);
+        }
+        if rules >= 12 {
+            out = twelfth_rules_candidates(head, &ws, out);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -3574,6 +3702,74 @@ mod tests {
                     "Flood testing is under way in parts of Leeds.",
                     None,
                     Some("Flood testing"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn twelfth_rules_read_demonym_groups_initials_naming_participles_and_position_markers() {
+        assert_texts_between(
+            11,
+            12,
+            &[
+                (
+                    "Amid the ruins of the old mill, J. Peter Olsen, left, talks to workers.",
+                    &["Amid", "old mill", "J", "Peter Olsen", "workers"][..],
+                    &["old mill", "J. Peter Olsen", "workers"][..],
+                ),
+                (
+                    "A horse known as Blue Comet, right, runs at Ascot.",
+                    &["horse known", "Blue Comet", "Ascot"],
+                    &["horse", "Blue Comet", "Ascot"],
+                ),
+                (
+                    "Archbishop Ana Ruiz blesses the crowd in Leeds.",
+                    &["Archbishop Ana Ruiz", "crowd", "Leeds"],
+                    &["Ana Ruiz", "crowd", "Leeds"],
+                ),
+                (
+                    "Russian recruits training near Rostov.",
+                    &["Rostov"],
+                    &["Russian recruits", "Rostov"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            11,
+            12,
+            &[
+                (
+                    "Afghan refugees waiting at a border crossing near Torkham.",
+                    None,
+                    Some("Afghan refugees"),
+                ),
+                (
+                    "Amid the ruins of the old mill, J. Peter Olsen, left, talks to workers.",
+                    None,
+                    Some("J. Peter Olsen"),
+                ),
+                (
+                    "A horse known as Blue Comet, right, runs at Ascot.",
+                    Some("horse known"),
+                    Some("Blue Comet"),
+                ),
+                (
+                    "Archbishop Ana Ruiz blesses the crowd in Leeds.",
+                    Some("Archbishop Ana Ruiz"),
+                    Some("Ana Ruiz"),
+                ),
+                // A phrase that classifies the names after it, and a name that opens the
+                // caption before a marker, are left as they were.
+                (
+                    "Young swimmers Ana Ruiz and Mia Lund at the pool.",
+                    None,
+                    None,
+                ),
+                (
+                    "Peter Olsen, left, and Ana Ruiz, right, in Leeds.",
+                    Some("Peter Olsen"),
+                    Some("Peter Olsen"),
                 ),
             ],
         );

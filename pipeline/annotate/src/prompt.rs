@@ -49,8 +49,13 @@ pub const RANK_V9: &str = include_str!("../../../data/annotate/prompts/rank-v9.t
 pub const RANK_V10: &str = include_str!("../../../data/annotate/prompts/rank-v10.toml");
 /// Candidate ranking under the eleventh candidate rules, which also read an opening
 /// participle with its plural noun ("Seized firearms"), a quoted title an opening name owns
-/// and the name after "The … city of", and drop a time or a poll before "of" (the default).
+/// and the name after "The … city of", and drop a time or a poll before "of".
 pub const RANK_V11: &str = include_str!("../../../data/annotate/prompts/rank-v11.toml");
+/// Candidate ranking under the twelfth candidate rules, which also read an opening adjective
+/// or demonym with its plural noun ("Dead sardines", "Russian conscripts"), join a leading
+/// initial to its name, cut a naming participle ("known") and a clergy title, and take the
+/// name a position marker (", left,") sets off (the default).
+pub const RANK_V12: &str = include_str!("../../../data/annotate/prompts/rank-v12.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -144,10 +149,11 @@ impl Prompt {
             "rank-v9" => RANK_V9,
             "rank-v10" => RANK_V10,
             "rank-v11" => RANK_V11,
+            "rank-v12" => RANK_V12,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12)"
                         .into(),
                 });
             }
@@ -279,6 +285,7 @@ mod tests {
             "rank-v9",
             "rank-v10",
             "rank-v11",
+            "rank-v12",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -305,6 +312,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v9").unwrap().rules, 9);
         assert_eq!(Prompt::builtin("rank-v10").unwrap().rules, 10);
         assert_eq!(Prompt::builtin("rank-v11").unwrap().rules, 11);
+        assert_eq!(Prompt::builtin("rank-v12").unwrap().rules, 12);
         assert!(Prompt::builtin("v0").is_err());
     }
 
