@@ -29,16 +29,20 @@ pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
     h.contiguous()?.apply_op1(Geglu)
 }
 
-/// `gelu_erf(x)` as candle computes it for f32.
-fn gelu(x: f32) -> f32 {
-    (candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * x
+/// `erf(x / √2)`, the one costly part of both the GELU and its slope.
+fn erf_scaled(x: f32) -> f32 {
+    candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2)
 }
 
-/// `d gelu_erf(x) / dx = Φ(x) + x φ(x)`.
-fn gelu_slope(x: f32) -> f32 {
+/// `gelu_erf(x)` as candle computes it for f32, from `erf_scaled(x)`.
+fn gelu(x: f32, erf: f32) -> f32 {
+    (erf + 1.) * 0.5 * x
+}
+
+/// `d gelu_erf(x) / dx = Φ(x) + x φ(x)`, from `erf_scaled(x)`.
+fn gelu_slope(x: f32, erf: f32) -> f32 {
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-    0.5 * (1. + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
-        + FRAC_1_SQRT_2PI * (-0.5 * x * x).exp() * x
+    0.5 * (1. + erf) + FRAC_1_SQRT_2PI * (-0.5 * x * x).exp() * x
 }
 
 /// The row width (value and gate) of `layout`.
@@ -67,7 +71,7 @@ impl CustomOp1 for Geglu {
             .for_each(|(out, row)| {
                 let (value, gate) = row.split_at(half);
                 for ((o, &v), &g) in out.iter_mut().zip(value).zip(gate) {
-                    *o = v * gelu(g);
+                    *o = v * gelu(g, erf_scaled(g));
                 }
             });
         let mut dims = layout.dims().to_vec();
@@ -125,8 +129,9 @@ impl CustomOp2 for GegluGrad {
                     .zip(value.iter().zip(gate))
                     .zip(dy)
                 {
-                    *dv = d * gelu(g);
-                    *dg = d * v * gelu_slope(g);
+                    let erf = erf_scaled(g);
+                    *dv = d * gelu(g, erf);
+                    *dg = d * v * gelu_slope(g, erf);
                 }
             });
         Ok((CpuStorage::F32(grad_h), h_layout.shape().clone()))
