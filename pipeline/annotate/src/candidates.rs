@@ -1236,6 +1236,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 13
+            && let Some(c) = thirteenth_rules_subject(head, &ws, cands)
+        {
+            return Some(c);
+        }
         if rules >= 12
             && let Some(c) = twelfth_rules_subject(head, &ws, cands)
         {
@@ -2133,6 +2138,100 @@ fn twelfth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Opti
     (named(marked) && marked.kind != Kind::Place && no_name_before).then_some(i)
 }
 
+/// Positions of players that sit between a team and a name ("New York Knicks forward Carmelo
+/// Anthony", "New York Yankees starting pitcher Hiroki Kuroda"), one or two words.
+const SPORTS_ROLES_V13: &[&str] = &[
+    "forward",
+    "guard",
+    "center",
+    "centre",
+    "striker",
+    "midfielder",
+    "defender",
+    "goalkeeper",
+    "goaltender",
+    "keeper",
+    "winger",
+    "pitcher",
+    "catcher",
+    "shortstop",
+    "outfielder",
+    "quarterback",
+    "linebacker",
+    "receiver",
+    "defenceman",
+    "defenseman",
+    "batsman",
+    "bowler",
+    "jockey",
+    "captain",
+    "coach",
+    "manager",
+    "right wing",
+    "left wing",
+    "starting pitcher",
+    "relief pitcher",
+    "running back",
+    "wide receiver",
+    "tight end",
+    "point guard",
+    "shooting guard",
+    "head coach",
+    "first baseman",
+    "second baseman",
+    "third baseman",
+    "centre back",
+    "center back",
+    "full back",
+];
+
+/// Word index of the name after a sports position that directly follows word `b` ("Knicks
+/// forward Carmelo", "Rangers right wing Ryane").
+fn sports_role_after(head: &str, ws: &[Word<'_>], b: usize) -> Option<usize> {
+    [1, 2].into_iter().find_map(|len| {
+        let role = ws.get(b + 1..=b + len)?;
+        let joined = role.iter().map(|w| w.text).collect::<Vec<_>>().join(" ");
+        let chained = std::iter::once(&ws[b])
+            .chain(role)
+            .zip(role)
+            .all(|(x, y)| adjacent(head, x, y));
+        let name = ws
+            .get(b + len + 1)
+            .filter(|w| is_cap(w.text) && adjacent(head, &role[len - 1], w));
+        (SPORTS_ROLES_V13.contains(&joined.as_str()) && chained && name.is_some())
+            .then_some(b + len + 1)
+    })
+}
+
+/// The thirteenth rules' changes to the candidates: an opening "Some" cut from the named
+/// group it counts ("Some Columbus Crew fans" → "Columbus Crew fans").
+fn thirteenth_rules_candidates(head: &str, out: Vec<Subject>) -> Vec<Subject> {
+    out.into_iter()
+        .map(|c| match c.text.strip_prefix("Some ") {
+            Some(rest) if c.start == 0 && rest.starts_with(char::is_uppercase) => {
+                Subject::locate(head, rest, c.weight, c.kind).unwrap_or(c)
+            }
+            _ => c,
+        })
+        .collect()
+}
+
+/// The thirteenth rules' main subject: the player a caption opens with after their team and
+/// position ("New York Knicks forward Carmelo Anthony drives ..."), or what ", above," marks
+/// ("They race on Tuesday at Chepstow, above, ..."), a place included.
+fn thirteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+    let team_end = ws.iter().take_while(|w| is_cap(w.text)).count();
+    if team_end > 0
+        && ws[0].start == 0
+        && let Some(name) = sports_role_after(head, ws, team_end - 1)
+        && let Some(c) = candidate_at(ws, cands, name)
+    {
+        return Some(c);
+    }
+    let above = head.find(", above,")?;
+    cands.iter().position(|c| c.end as usize == above)
+}
+
 /// Index of the candidate that starts at word `w`.
 fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
     ws.get(w)
@@ -2263,7 +2362,9 @@ fn possessor(w: &str) -> Option<&str> {
 /// before it. 10 adds "Some" as an opening quantifier, an ellipsis inside a quotation kept
 /// in it, an organisation's possessive kept in its name ("International Longshoremen’s
 /// Association"), a past tense that ends a noun phrase and [`tenth_rules_candidates`]. 11
-/// adds [`eleventh_rules_candidates`], 12 [`twelfth_rules_candidates`].
+/// adds [`eleventh_rules_candidates`], 12 [`twelfth_rules_candidates`]. 13 adds a role that
+/// must follow an organisation directly to make it a qualifier, sports positions as such
+/// roles ("New York Knicks forward Carmelo Anthony") and [`thirteenth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -2509,15 +2610,23 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
             }
             // "Former Nato chief Jens Stoltenberg": the organisation only says whose chief
             // the person is.
+            // From rules 13 on the role must follow the name directly: "Adam Applegarth,
+            // former Northern Rock chief executive" is a person and their role.
             if v3
                 && ws.get(b + 1).is_some_and(|w| {
                     !is_cap(w.text)
                         && (is_title(w.text, rules)
                             || ROLES.contains(&w.text)
                             || v4 && ROLES_V4.contains(&w.text))
+                        && (rules < 13 || adjacent(head, &ws[b], w))
                 })
                 && ws.get(b + 2).is_some_and(|w| is_cap(w.text))
             {
+                continue;
+            }
+            // "New York Knicks forward Carmelo Anthony": the team only says whose player
+            // the person is.
+            if rules >= 13 && sports_role_after(head, &ws, b).is_some() {
                 continue;
             }
         } else if let Some(p) =
@@ -2755,6 +2864,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 12 {
             out = twelfth_rules_candidates(head, &ws, out);
+        }
+        if rules >= 13 {
+            out = thirteenth_rules_candidates(head, out);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -3770,6 +3882,63 @@ mod tests {
                     "Peter Olsen, left, and Ana Ruiz, right, in Leeds.",
                     Some("Peter Olsen"),
                     Some("Peter Olsen"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn thirteenth_rules_read_teams_before_positions_and_keep_a_name_before_its_role() {
+        assert_texts_between(
+            12,
+            13,
+            &[
+                (
+                    "Leeds Rhinos forward Peter Olsen scores against Hull City.",
+                    &["Leeds Rhinos", "Peter Olsen", "Hull City"][..],
+                    &["Peter Olsen", "Hull City"][..],
+                ),
+                (
+                    "Boston Red Sox relief pitcher Ana Ruiz throws at Fenway Park.",
+                    &["Boston Red Sox", "Ana Ruiz", "Fenway Park"],
+                    &["Ana Ruiz", "Fenway Park"],
+                ),
+                (
+                    "Peter Olsen, former Leeds Building Society chief executive, in 2009.",
+                    &["Leeds Building Society"],
+                    &["Peter Olsen", "Leeds Building Society"],
+                ),
+                (
+                    "Some Leeds United fans in the rain.",
+                    &["Some Leeds United fans", "rain"],
+                    &["Leeds United fans", "rain"],
+                ),
+                // An organisation directly before its chief is still left out.
+                (
+                    "Nato chief Ana Ruiz speaks in Brussels.",
+                    &["Ana Ruiz", "Brussels"],
+                    &["Ana Ruiz", "Brussels"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            12,
+            13,
+            &[
+                (
+                    "Leeds Rhinos forward Peter Olsen scores against Hull City.",
+                    Some("Leeds Rhinos"),
+                    Some("Peter Olsen"),
+                ),
+                (
+                    "Peter Olsen, former Leeds Building Society chief executive, in 2009.",
+                    None,
+                    Some("Peter Olsen"),
+                ),
+                (
+                    "They meet at Ascot, above, for the first race.",
+                    None,
+                    Some("Ascot"),
                 ),
             ],
         );

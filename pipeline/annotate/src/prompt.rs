@@ -54,8 +54,13 @@ pub const RANK_V11: &str = include_str!("../../../data/annotate/prompts/rank-v11
 /// Candidate ranking under the twelfth candidate rules, which also read an opening adjective
 /// or demonym with its plural noun ("Dead sardines", "Russian conscripts"), join a leading
 /// initial to its name, cut a naming participle ("known") and a clergy title, and take the
-/// name a position marker (", left,") sets off (the default).
+/// name a position marker (", left,") sets off.
 pub const RANK_V12: &str = include_str!("../../../data/annotate/prompts/rank-v12.toml");
+/// Candidate ranking under the thirteenth candidate rules, which also read a team and a
+/// sports position before a player's name ("New York Knicks forward Carmelo Anthony"), keep
+/// a name before a comma and its role, cut an opening "Some" from a named group and take what
+/// ", above," marks (the default).
+pub const RANK_V13: &str = include_str!("../../../data/annotate/prompts/rank-v13.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -150,10 +155,11 @@ impl Prompt {
             "rank-v10" => RANK_V10,
             "rank-v11" => RANK_V11,
             "rank-v12" => RANK_V12,
+            "rank-v13" => RANK_V13,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13)"
                         .into(),
                 });
             }
@@ -286,6 +292,7 @@ mod tests {
             "rank-v10",
             "rank-v11",
             "rank-v12",
+            "rank-v13",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -313,6 +320,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v10").unwrap().rules, 10);
         assert_eq!(Prompt::builtin("rank-v11").unwrap().rules, 11);
         assert_eq!(Prompt::builtin("rank-v12").unwrap().rules, 12);
+        assert_eq!(Prompt::builtin("rank-v13").unwrap().rules, 13);
         assert!(Prompt::builtin("v0").is_err());
     }
 
