@@ -1,7 +1,26 @@
 //! Plumbing shared by the CPU custom ops ([`crate::conv`], [`crate::norm`], [`crate::affine`],
 //! [`crate::softmax`], [`crate::geglu`], [`crate::silu`]).
 
-use candle_core::{CpuStorage, Layout, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Tensor};
+
+/// Whether a single-input op on `x` takes its fused CPU kernel: f32 on the CPU, not empty.
+/// Other devices and dtypes compose candle's own ops.
+pub(crate) fn runs_fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && x.elem_count() > 0
+}
+
+/// The input gradient of a single-input op: `grad_op` over the tensor the backward needs
+/// (`saved`, the op's input or output) and the output gradient, both made contiguous.
+pub(crate) fn input_grad(
+    saved: &Tensor,
+    grad_y: &Tensor,
+    grad_op: &impl CustomOp2,
+) -> candle_core::Result<Option<Tensor>> {
+    let grad = saved
+        .contiguous()?
+        .apply_op2_no_bwd(&grad_y.contiguous()?, grad_op)?;
+    Ok(Some(grad))
+}
 
 /// The contiguous f32 elements of one operand of op `op`.
 pub(crate) fn f32_operand<'a>(

@@ -7,10 +7,10 @@
 //! the output and one more the whole input gradient. The forward computes exactly what
 //! candle's ops compute (same `erf`, same order); other devices and dtypes take those ops.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::f32_operand;
+use crate::cpu_op::{f32_operand, input_grad, runs_fused};
 
 /// `value · gelu_erf(gate)`, where `value` and `gate` are the first and second half of the
 /// last axis of `h` (diffusers' `GEGLU` after its projection).
@@ -20,8 +20,7 @@ pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
         candle_core::bail!("geglu: the last axis must hold value and gate, got width {width}");
     }
     let half = width / 2;
-    let fused = h.device().is_cpu() && h.dtype() == DType::F32 && h.elem_count() > 0;
-    if !fused {
+    if !runs_fused(h) {
         let value = h.narrow(D::Minus1, 0, half)?;
         let gate = h.narrow(D::Minus1, half, half)?;
         return value * gate.gelu_erf()?;
@@ -82,10 +81,7 @@ impl CustomOp1 for Geglu {
     }
 
     fn bwd(&self, h: &Tensor, _y: &Tensor, grad_y: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let grad = h
-            .contiguous()?
-            .apply_op2_no_bwd(&grad_y.contiguous()?, &GegluGrad)?;
-        Ok(Some(grad))
+        input_grad(h, grad_y, &GegluGrad)
     }
 }
 
@@ -142,7 +138,7 @@ impl CustomOp2 for GegluGrad {
 mod tests {
     use super::*;
     use crate::cpu_op::{grad_diff, max_abs_diff};
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn composed(h: &Tensor) -> candle_core::Result<Tensor> {
         let half = h.dim(D::Minus1)? / 2;

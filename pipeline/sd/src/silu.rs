@@ -6,10 +6,10 @@
 //! output and one pass the input gradient. The forward computes exactly what candle computes
 //! (`x / (1 + exp(-x))`); other devices and dtypes take candle's op.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{f32_operand, f32_values_and_grads};
+use crate::cpu_op::{f32_operand, f32_values_and_grads, input_grad, runs_fused};
 
 /// Below this many elements the split over threads costs more than it saves (candle's own
 /// element-wise ops use the same bound).
@@ -18,8 +18,7 @@ const CHUNK: usize = 16 * 1024;
 
 /// `x · sigmoid(x)`, element-wise.
 pub fn silu(x: &Tensor) -> candle_core::Result<Tensor> {
-    let fused = x.device().is_cpu() && x.dtype() == DType::F32 && x.elem_count() > 0;
-    if !fused {
+    if !runs_fused(x) {
         return x.silu();
     }
     x.contiguous()?.apply_op1(Silu)
@@ -73,10 +72,7 @@ impl CustomOp1 for Silu {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let grad = x
-            .contiguous()?
-            .apply_op2_no_bwd(&grad_y.contiguous()?, &SiluGrad)?;
-        Ok(Some(grad))
+        input_grad(x, grad_y, &SiluGrad)
     }
 }
 

@@ -7,15 +7,14 @@
 //! input gradient, `dx = scale · y ⊙ (dy − Σ dy ⊙ y)`. Other devices and dtypes take
 //! candle's composed ops.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{f32_operand, f32_values_and_grads};
+use crate::cpu_op::{f32_operand, f32_values_and_grads, input_grad, runs_fused};
 
 /// `softmax(scale · x)` over the last axis of `x`.
 pub fn scaled_softmax_last_dim(x: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
-    let fused = x.device().is_cpu() && x.dtype() == DType::F32 && x.elem_count() > 0;
-    if !fused || x.rank() == 0 {
+    if !runs_fused(x) || x.rank() == 0 {
         let scaled = if scale == 1.0 {
             x.clone()
         } else {
@@ -72,11 +71,7 @@ impl CustomOp1 for ScaledSoftmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad_y: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let grad = y.contiguous()?.apply_op2_no_bwd(
-            &grad_y.contiguous()?,
-            &ScaledSoftmaxGrad { scale: self.scale },
-        )?;
-        Ok(Some(grad))
+        input_grad(y, grad_y, &ScaledSoftmaxGrad { scale: self.scale })
     }
 }
 
