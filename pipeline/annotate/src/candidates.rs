@@ -632,15 +632,16 @@ fn kicker_end(head: &str, rules: u32) -> Option<usize> {
     head[end..].chars().any(char::is_alphabetic).then_some(end)
 }
 
+/// Whether `w` is a single capital letter, a name's initial ("J" of "Donald J. Trump").
+fn is_initial(w: &str) -> bool {
+    w.chars().count() == 1 && w.chars().all(char::is_uppercase)
+}
+
 /// "Donald J" and "Trump" of "Donald J. Trump": a candidate ending in a middle initial and
 /// the one right after its period are one name.
 fn join_initials(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
     join_neighbours(head, cands, |prev, _, gap| {
-        let initial = prev
-            .text
-            .rsplit(' ')
-            .next()
-            .is_some_and(|w| w.chars().count() == 1 && w.chars().all(char::is_uppercase));
+        let initial = prev.text.rsplit(' ').next().is_some_and(is_initial);
         initial && prev.text.contains(' ') && gap == ". "
     })
 }
@@ -989,7 +990,7 @@ pub fn subject_order(caption: &str, cands: &[Subject], rules: u32) -> Vec<usize>
         // before it.
         for i in 1..cands.len() {
             let gap = head.get(cands[i - 1].end as usize..cands[i].start as usize);
-            let capitalised = |s: &Subject| s.text.chars().next().is_some_and(char::is_uppercase);
+            let capitalised = |s: &Subject| is_cap(&s.text);
             if gap == Some(", ") && capitalised(&cands[i - 1]) && capitalised(&cands[i]) {
                 back[i] = true;
             }
@@ -2030,9 +2031,7 @@ fn eleventh_rules_subject(
     if let Some(t) = time_opening
         && ws[..t].iter().all(|w| is_article(&lc(w.text)))
     {
-        return cands
-            .iter()
-            .position(|c| c.text.chars().next().is_some_and(char::is_uppercase));
+        return cands.iter().position(|c| is_cap(&c.text));
     }
     None
 }
@@ -2077,8 +2076,7 @@ fn twelfth_rules_candidates(head: &str, ws: &[Word<'_>], out: Vec<Subject>) -> V
         .filter_map(|c| cut_clergy_title(head, c))
         .collect();
     join_neighbours(head, out, |prev, next, gap| {
-        let initial = prev.text.chars().count() == 1 && prev.text.chars().all(char::is_uppercase);
-        initial && gap == ". " && next.text.chars().next().is_some_and(char::is_uppercase)
+        is_initial(&prev.text) && gap == ". " && is_cap(&next.text)
     })
 }
 
@@ -2098,9 +2096,10 @@ fn cut_naming_participle(head: &str, c: Subject) -> Option<Subject> {
 /// `c` without a clergy title before the name ("Cardinal Raymond Burke" → "Raymond
 /// Burke"), or `c` itself.
 fn cut_clergy_title(head: &str, c: Subject) -> Option<Subject> {
-    let cut = c.text.split_once(' ').filter(|(title, name)| {
-        CLERGY_TITLES_V12.contains(title) && name.chars().next().is_some_and(char::is_uppercase)
-    });
+    let cut = c
+        .text
+        .split_once(' ')
+        .filter(|(title, name)| CLERGY_TITLES_V12.contains(title) && is_cap(name));
     let Some((title, _)) = cut else {
         return Some(c);
     };
@@ -2130,12 +2129,11 @@ fn twelfth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Opti
         .iter()
         .enumerate()
         .find(|(_, c)| c.end as usize == marker)?;
-    let named = |c: &Subject| c.text.chars().next().is_some_and(char::is_uppercase);
     let no_name_before = cands
         .iter()
         .filter(|c| c.start < marked.start)
-        .all(|c| !named(c));
-    (named(marked) && marked.kind != Kind::Place && no_name_before).then_some(i)
+        .all(|c| !is_cap(&c.text));
+    (is_cap(&marked.text) && marked.kind != Kind::Place && no_name_before).then_some(i)
 }
 
 /// Positions of players that sit between a team and a name ("New York Knicks forward Carmelo
@@ -2208,7 +2206,7 @@ fn sports_role_after(head: &str, ws: &[Word<'_>], b: usize) -> Option<usize> {
 fn thirteenth_rules_candidates(head: &str, out: Vec<Subject>) -> Vec<Subject> {
     out.into_iter()
         .map(|c| match c.text.strip_prefix("Some ") {
-            Some(rest) if c.start == 0 && rest.starts_with(char::is_uppercase) => {
+            Some(rest) if c.start == 0 && is_cap(rest) => {
                 Subject::locate(head, rest, c.weight, c.kind).unwrap_or(c)
             }
             _ => c,
