@@ -86,8 +86,10 @@ pub fn largest_width(srcset: &str) -> Option<u32> {
 }
 
 /// Attributes that hold a single lazily loaded image URL, preferred over `src` (which is
-/// often a placeholder), most specific first.
+/// often a placeholder), most specific first: `data-raw-src` is the original file behind the
+/// Washington Post's resizer renditions (`data-hi-res-src`).
 const SINGLE_URL_ATTRS: &[&str] = &[
+    "data-raw-src",
     "data-hi-res-src",
     "data-src-large",
     "data-full-src",
