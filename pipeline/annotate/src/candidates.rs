@@ -681,11 +681,17 @@ pub fn first_sentence(caption: &str) -> &str {
 }
 
 /// [`first_sentence`] under candidate rules `rules`: from 2 on, a sentence also ends after
-/// a closing quote (`famous.” Originally`).
+/// a closing quote (`famous.” Originally`); from 14 on not inside a quotation that opens
+/// the caption before a name ([`quotation_before_name`]).
 fn sentence_end(caption: &str, rules: u32) -> &str {
     let b = caption.as_bytes();
+    let quotation = if rules >= 14 {
+        quotation_before_name(caption)
+    } else {
+        None
+    };
     for (i, &c) in b.iter().enumerate() {
-        if !matches!(c, b'.' | b'!' | b'?') {
+        if !matches!(c, b'.' | b'!' | b'?') || quotation.is_some_and(|close| i < close) {
             continue;
         }
         let quote = if rules >= 2 {
@@ -1237,6 +1243,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 14
+            && let Some(c) = fourteenth_rules_subject(caption, head, &ws, cands, rules)
+        {
+            return Some(c);
+        }
         if rules >= 13
             && let Some(c) = thirteenth_rules_subject(head, &ws, cands)
         {
@@ -2230,6 +2241,201 @@ fn thirteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> O
     cands.iter().position(|c| c.end as usize == above)
 }
 
+/// Words that count the noun phrase after "of the" when they open the caption ("Some of the
+/// 30 Greenpeace activists").
+const PARTITIVES_V14: &[&str] = &[
+    "some", "many", "most", "several", "all", "few", "one", "two", "three", "four", "five",
+];
+
+/// Verbs besides [`VERBS`], modals and auxiliaries that end an opening noun phrase and make
+/// it the sentence's subject ("Estate agents say", "The Homo erectus skull found in").
+const SUBJECT_VERBS_V14: &[&str] = &["say", "says", "said", "has", "have", "had", "found"];
+
+/// Whether word `w` is a verb that follows its subject: a caption verb, a modal, an
+/// auxiliary, an irregular or regular past tense ("arrested").
+fn is_subject_verb_v14(w: &Word<'_>) -> bool {
+    let l = lc(w.text);
+    !is_cap(w.text)
+        && (VERBS.contains(&l.as_str())
+            || MODALS.contains(&l.as_str())
+            || AUXILIARIES_V11.contains(&l.as_str())
+            || SUBJECT_VERBS_V14.contains(&l.as_str())
+            || is_past_verb_v10(&l)
+            || l.len() > 4 && l.ends_with("ed")
+            || l.ends_with("n’t")
+            || l.ends_with("n't"))
+}
+
+/// Word indices (inclusive) of the noun phrase that opens the sentence and ends in a
+/// lower-case noun before its verb or a parenthesis: a name with the noun it describes or a
+/// modified noun, after an optional article or quantifier, partitive ("Some of the") and
+/// count ("The Homo erectus skull found in ...", "The five H erectus skulls found", "Estate
+/// agents say", "Some of the 30 Greenpeace activist arrested", "The Dmanisi excavation site
+/// (with ...").
+fn opening_subject_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
+    ws.first().filter(|w| w.start == 0)?;
+    let mut a = 0;
+    if PARTITIVES_V14.contains(&lc(ws[0].text).as_str())
+        && ws.get(1).is_some_and(|w| w.text == "of")
+    {
+        a = if ws.get(2).is_some_and(|w| w.text == "the") {
+            3
+        } else {
+            2
+        };
+    } else if is_article(ws[0].text) || is_quantifier(ws[0].text, rules) {
+        a = 1;
+    }
+    if ws.get(a).is_some_and(|w| {
+        NUMBERS.contains(&lc(w.text).as_str()) || w.text.chars().all(|c| c.is_ascii_digit())
+    }) {
+        a += 1;
+    }
+    let mut b = a;
+    while b < ws.len().min(a + 4)
+        && (b == a || adjacent(head, &ws[b - 1], &ws[b]))
+        && !STOP.contains(&lc(ws[b].text).as_str())
+        && !is_subject_verb_v14(&ws[b])
+        && possessor(ws[b].text).is_none()
+        && !ws[b].text.ends_with("ly")
+    {
+        b += 1;
+    }
+    if b < a + 2 {
+        return None;
+    }
+    // A lower-case role before the verb is the subject too ("Greenpeace activist arrested");
+    // a capitalised title is part of a name that other rules read.
+    let last = &ws[b - 1];
+    if is_cap(last.text)
+        || ws[a..b]
+            .iter()
+            .any(|w| is_cap(w.text) && is_title(w.text, rules))
+    {
+        return None;
+    }
+    // A name of two or more words and one noun: the noun only classifies the name ("The
+    // Stena Impero tanker taken by ..." is the Stena Impero).
+    let named = ws[a..b].iter().take_while(|w| is_cap(w.text)).count();
+    if named >= 2 && named + 1 == b - a {
+        return None;
+    }
+    let rest = &head[last.end..];
+    let verb_next = ws
+        .get(b)
+        .is_some_and(|w| is_subject_verb_v14(w) && adjacent(head, last, w));
+    (verb_next || rest.trim_start().starts_with('(')).then_some((a, b - 1))
+}
+
+/// Word index of an opening gerund that is the sentence's subject ("Breastfeeding is not
+/// represented ...").
+fn opening_gerund(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+    let (first, next) = (ws.first()?, ws.get(1)?);
+    (first.start == 0
+        && is_cap(first.text)
+        && first.text.len() > 5
+        && first.text.ends_with("ing")
+        && AUXILIARIES_V11.contains(&next.text)
+        && adjacent(head, first, next))
+    .then_some(0)
+}
+
+/// Byte offset just past the quotation that opens `caption` when a name follows it, not a
+/// verb of saying ("'This is a debt crisis. And ...' David Cameron delivers his speech"):
+/// the photo shows the speaker, so the sentences inside the quotation do not end the head.
+fn quotation_before_name(caption: &str) -> Option<usize> {
+    let open = caption
+        .chars()
+        .next()
+        .filter(|c| matches!(c, '“' | '"' | '‘' | '\''))?;
+    let (body, end) = quoted_bodies(caption, 9).into_iter().next()?;
+    if body != open.len_utf8() {
+        return None;
+    }
+    let close = end + caption[end..].chars().next()?.len_utf8();
+    let after = words(&caption[close..]);
+    let named = after.iter().take_while(|w| is_cap(w.text)).count();
+    let said = after
+        .get(named)
+        .is_some_and(|w| SPEECH_VERBS.contains(&lc(w.text).as_str()));
+    (named >= 2 && !said).then_some(close)
+}
+
+/// Word index of the name a role held by an organisation sets off ("Rutgers has fired its
+/// basketball coach, Mike Rice."): the photo shows the person.
+fn appositive_role_holder(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+    let its = ws.iter().position(|w| w.text == "its")?;
+    let comma = (its + 1..ws.len().min(its + 4)).find(|&j| head[ws[j].end..].starts_with(", "))?;
+    let role = lc(ws[comma].text);
+    let is_role = SPORTS_ROLES_V13.contains(&role.as_str())
+        || ROLES.contains(&role.as_str())
+        || ROLES_V4.contains(&role.as_str());
+    let lower = ws[its + 1..=comma].iter().all(|w| !is_cap(w.text));
+    ws.get(comma + 1).filter(|w| is_cap(w.text))?;
+    (is_role && lower).then_some(comma + 1)
+}
+
+/// The fourteenth rules' changes to the candidates: the noun phrase that opens the
+/// sentence before its verb as one subject ([`opening_subject_phrase`]), an opening gerund
+/// ([`opening_gerund`]), and nothing inside a quotation that opens the caption before a
+/// name ([`quotation_before_name`]).
+fn fourteenth_rules_candidates(
+    caption: &str,
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    if let Some((a, b)) = opening_subject_phrase(head, ws, rules) {
+        let last = lc(ws[b].text);
+        let person = is_group_noun(&last)
+            || is_title(&last, rules)
+            || ROLES.contains(&last.as_str())
+            || ROLES_V4.contains(&last.as_str());
+        let kind = if person {
+            Kind::Person
+        } else {
+            noun_kind(&last)
+        };
+        replace_with_phrase(head, ws, &mut out, a, b, kind);
+    }
+    if let Some(g) = opening_gerund(head, ws) {
+        replace_with_phrase(head, ws, &mut out, g, g, Kind::Event);
+    }
+    if let Some(close) = quotation_before_name(caption) {
+        out.retain(|c| c.start as usize >= close);
+    }
+    out
+}
+
+/// The fourteenth rules' main subject: the phrase and gerund [`fourteenth_rules_candidates`]
+/// open the sentence with, the name after an opening quotation and the name an
+/// organisation's role sets off.
+fn fourteenth_rules_subject(
+    caption: &str,
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
+    if let Some((a, b)) = opening_subject_phrase(head, ws, rules)
+        && let Some(c) = candidate_at(ws, cands, a)
+        && cands[c].end as usize == ws[b].end
+    {
+        return Some(c);
+    }
+    if let Some(g) = opening_gerund(head, ws) {
+        return candidate_at(ws, cands, g);
+    }
+    if let Some(close) = quotation_before_name(caption)
+        && let Some(k) = ws.iter().position(|w| w.start >= close)
+        && let Some(c) = candidate_at(ws, cands, k)
+    {
+        return Some(c);
+    }
+    appositive_role_holder(head, ws).and_then(|k| candidate_at(ws, cands, k))
+}
+
 /// Index of the candidate that starts at word `w`.
 fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
     ws.get(w)
@@ -2362,7 +2568,9 @@ fn possessor(w: &str) -> Option<&str> {
 /// Association"), a past tense that ends a noun phrase and [`tenth_rules_candidates`]. 11
 /// adds [`eleventh_rules_candidates`], 12 [`twelfth_rules_candidates`]. 13 adds a role that
 /// must follow an organisation directly to make it a qualifier, sports positions as such
-/// roles ("New York Knicks forward Carmelo Anthony") and [`thirteenth_rules_candidates`].
+/// roles ("New York Knicks forward Carmelo Anthony") and [`thirteenth_rules_candidates`]. 14
+/// reads on past a quotation that opens the caption before a name
+/// ([`quotation_before_name`]) and adds [`fourteenth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -2865,6 +3073,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 13 {
             out = thirteenth_rules_candidates(head, out);
+        }
+        if rules >= 14 {
+            out = fourteenth_rules_candidates(caption, head, &ws, out, rules);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -3937,6 +4148,85 @@ mod tests {
                     "They meet at Ascot, above, for the first race.",
                     None,
                     Some("Ascot"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn fourteenth_rules_read_the_opening_noun_phrase_a_gerund_and_a_quotation_before_a_name() {
+        assert_texts_between(
+            13,
+            14,
+            &[
+                (
+                    "The Piltdown jaw fragment found in Sussex is on display.",
+                    &["Piltdown", "Sussex"][..],
+                    &["Piltdown jaw fragment", "Sussex"][..],
+                ),
+                (
+                    "Letting agents say rents rose in Leeds.",
+                    &["Leeds"],
+                    &["Letting agents", "Leeds"],
+                ),
+                (
+                    "Knitting is back in fashion, says Ana Ruiz.",
+                    &["Ana Ruiz"],
+                    &["Knitting", "Ana Ruiz"],
+                ),
+                (
+                    "'We will win. We will not stop.' Ana Ruiz speaks to supporters in Leeds.",
+                    &[],
+                    &["Ana Ruiz", "supporters", "Leeds"],
+                ),
+                // A name of two words and one noun: the noun only classifies the name.
+                (
+                    "The Maersk Alabama freighter seized by pirates off Somalia.",
+                    &["Maersk Alabama", "Somalia"],
+                    &["Maersk Alabama", "Somalia"],
+                ),
+                // A contraction is a verb, not part of the name.
+                (
+                    "Peter Olsen didn’t run in Leeds.",
+                    &["Peter Olsen", "Leeds"],
+                    &["Peter Olsen", "Leeds"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            13,
+            14,
+            &[
+                (
+                    "The Piltdown jaw fragment found in Sussex is on display.",
+                    None,
+                    Some("Piltdown jaw fragment"),
+                ),
+                (
+                    "Some of the 12 Oxfam volunteers arrested by police in Leeds.",
+                    None,
+                    Some("Oxfam volunteers"),
+                ),
+                (
+                    "Knitting is back in fashion, says Ana Ruiz.",
+                    None,
+                    Some("Knitting"),
+                ),
+                (
+                    "'We will win. We will not stop.' Ana Ruiz speaks to supporters in Leeds.",
+                    None,
+                    Some("Ana Ruiz"),
+                ),
+                (
+                    "Leeds United has sacked its manager, Peter Olsen.",
+                    Some("Leeds United"),
+                    Some("Peter Olsen"),
+                ),
+                // An opening quantifier is not part of the phrase.
+                (
+                    "Some football fans have left the stadium.",
+                    Some("football fans"),
+                    Some("football fans"),
                 ),
             ],
         );

@@ -59,8 +59,14 @@ pub const RANK_V12: &str = include_str!("../../../data/annotate/prompts/rank-v12
 /// Candidate ranking under the thirteenth candidate rules, which also read a team and a
 /// sports position before a player's name ("New York Knicks forward Carmelo Anthony"), keep
 /// a name before a comma and its role, cut an opening "Some" from a named group and take what
-/// ", above," marks (the default).
+/// ", above," marks.
 pub const RANK_V13: &str = include_str!("../../../data/annotate/prompts/rank-v13.toml");
+/// Candidate ranking under the fourteenth candidate rules, which also take the noun phrase
+/// that opens the sentence before its verb ("The Homo erectus skull found in ...", "Some of
+/// the 30 Greenpeace activists arrested"), an opening gerund, the name after an opening
+/// quotation and the name an organisation's role sets off ("its basketball coach, Mike
+/// Rice") (the default).
+pub const RANK_V14: &str = include_str!("../../../data/annotate/prompts/rank-v14.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -156,10 +162,11 @@ impl Prompt {
             "rank-v11" => RANK_V11,
             "rank-v12" => RANK_V12,
             "rank-v13" => RANK_V13,
+            "rank-v14" => RANK_V14,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14)"
                         .into(),
                 });
             }
@@ -293,6 +300,7 @@ mod tests {
             "rank-v11",
             "rank-v12",
             "rank-v13",
+            "rank-v14",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -321,6 +329,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v11").unwrap().rules, 11);
         assert_eq!(Prompt::builtin("rank-v12").unwrap().rules, 12);
         assert_eq!(Prompt::builtin("rank-v13").unwrap().rules, 13);
+        assert_eq!(Prompt::builtin("rank-v14").unwrap().rules, 14);
         assert!(Prompt::builtin("v0").is_err());
     }
 
