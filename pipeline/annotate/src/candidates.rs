@@ -2271,11 +2271,28 @@ fn is_subject_verb_v14(w: &Word<'_>) -> bool {
 /// modified noun, after an optional article or quantifier, partitive ("Some of the") and
 /// count ("The Homo erectus skull found in ...", "The five H erectus skulls found", "Estate
 /// agents say", "Some of the 30 Greenpeace activist arrested", "The Dmanisi excavation site
-/// (with ...").
+/// (with ..."). From rules 15 on also the members of a collective ("A column of military
+/// vehicles driving ...", "Members of the Sikh community at ..."), with `-ed` adjectives
+/// ("Russian armored vehicles") and a count cut ("Several hundred people"), and a named group
+/// before a preposition of place ("Drag queens at the ...").
 fn opening_subject_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usize)> {
     ws.first().filter(|w| w.start == 0)?;
     let mut a = 0;
-    if PARTITIVES_V14.contains(&lc(ws[0].text).as_str())
+    // From rules 15 on a collective head after an optional article ("A column of military
+    // vehicles", "Members of the Sikh community") counts as a partitive, and its phrase is
+    // the subject wherever the sentence goes on.
+    let collective_at = usize::from(is_article(ws[0].text));
+    let collective = rules >= 15
+        && ws
+            .get(collective_at)
+            .is_some_and(|w| COLLECTIVE_HEADS_V15.contains(&lc(w.text).as_str()))
+        && ws.get(collective_at + 1).is_some_and(|w| w.text == "of");
+    if collective {
+        a = collective_at + 2;
+        if ws.get(a).is_some_and(|w| w.text == "the") {
+            a += 1;
+        }
+    } else if PARTITIVES_V14.contains(&lc(ws[0].text).as_str())
         && ws.get(1).is_some_and(|w| w.text == "of")
     {
         a = if ws.get(2).is_some_and(|w| w.text == "the") {
@@ -2291,13 +2308,23 @@ fn opening_subject_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(us
     }) {
         a += 1;
     }
+    if rules >= 15
+        && ws
+            .get(a)
+            .is_some_and(|w| COUNT_WORDS_V15.contains(&lc(w.text).as_str()))
+    {
+        a += 1;
+    }
     let mut b = a;
     while b < ws.len().min(a + 4)
         && (b == a || adjacent(head, &ws[b - 1], &ws[b]))
         && !STOP.contains(&lc(ws[b].text).as_str())
-        && !is_subject_verb_v14(&ws[b])
+        && (!is_subject_verb_v14(&ws[b]) || rules >= 15 && describes_next_noun(head, ws, b))
         && possessor(ws[b].text).is_none()
         && !ws[b].text.ends_with("ly")
+        && !(rules >= 15
+            && b > a
+            && (ends_plural_before_participle(ws, b) || ends_plural_before_verb(ws, b)))
     {
         b += 1;
     }
@@ -2308,9 +2335,9 @@ fn opening_subject_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(us
     // a capitalised title is part of a name that other rules read.
     let last = &ws[b - 1];
     if is_cap(last.text)
-        || ws[a..b]
-            .iter()
-            .any(|w| is_cap(w.text) && is_title(w.text, rules))
+        || ws[a..b].iter().any(|w| {
+            is_cap(w.text) && is_title(w.text, rules) && !(rules >= 15 && is_demonym_v2(w.text))
+        })
     {
         return None;
     }
@@ -2320,11 +2347,63 @@ fn opening_subject_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(us
     if named >= 2 && named + 1 == b - a {
         return None;
     }
+    // From rules 15 on an institution no photo shows is no subject ("The French government
+    // has said ...").
+    if rules >= 15 && UNSEEN_HEADS_V8.contains(&lc(last.text).as_str()) {
+        return None;
+    }
     let rest = &head[last.end..];
     let verb_next = ws
         .get(b)
         .is_some_and(|w| is_subject_verb_v14(w) && adjacent(head, last, w));
-    (verb_next || rest.trim_start().starts_with('(')).then_some((a, b - 1))
+    // From rules 15 on also a named group before where it is ("Drag queens at the ...").
+    let group_at = rules >= 15
+        && named == 1
+        && has_plural_ending(&lc(last.text))
+        && ws
+            .get(b)
+            .is_some_and(|w| PLACE_PREPOSITIONS_V15.contains(&w.text) && adjacent(head, last, w));
+    (verb_next || collective || group_at || rest.trim_start().starts_with('('))
+        .then_some((a, b - 1))
+}
+
+/// Heads of a collective before "of" whose members are the subject ("A column of military
+/// vehicles", "Members of the Sikh community").
+const COLLECTIVE_HEADS_V15: &[&str] = &["column", "convoy", "members", "row", "line"];
+
+/// Prepositions of place after a group that opens the sentence ("Drag queens at ...").
+const PLACE_PREPOSITIONS_V15: &[&str] = &["at", "in", "on", "near", "outside", "inside"];
+
+/// Whether the `-ed` word `ws[i]` describes the lower-case noun after it ("armored
+/// vehicles") instead of ending the noun phrase as a verb ("activist arrested by").
+fn describes_next_noun(head: &str, ws: &[Word<'_>], i: usize) -> bool {
+    let l = lc(ws[i].text);
+    l.ends_with("ed")
+        && !is_cap(ws[i].text)
+        && ws.get(i + 1).is_some_and(|n| {
+            !is_cap(n.text)
+                && adjacent(head, &ws[i], n)
+                && !STOP.contains(&n.text)
+                && !is_subject_verb_v14(n)
+        })
+}
+
+/// Counts after a number or quantifier ("Several hundred people").
+const COUNT_WORDS_V15: &[&str] = &["hundred", "thousand", "million"];
+
+/// Whether `ws[i]` is a bare verb after a plural noun and before a function word ("security
+/// services crouch near"): the noun phrase ends before it.
+fn ends_plural_before_verb(ws: &[Word<'_>], i: usize) -> bool {
+    !is_cap(ws[i].text)
+        && has_plural_ending(&lc(ws[i - 1].text))
+        && !has_plural_ending(&lc(ws[i].text))
+        && ws.get(i + 1).is_some_and(|n| STOP.contains(&n.text))
+}
+
+/// Whether `ws[i]` is an `-ing` participle after a plural noun ("military vehicles driving
+/// along"): the noun phrase ends before it.
+fn ends_plural_before_participle(ws: &[Word<'_>], i: usize) -> bool {
+    ws[i].text.ends_with("ing") && !is_cap(ws[i].text) && has_plural_ending(&lc(ws[i - 1].text))
 }
 
 /// Word index of an opening gerund that is the sentence's subject ("Breastfeeding is not
@@ -2570,7 +2649,9 @@ fn possessor(w: &str) -> Option<&str> {
 /// must follow an organisation directly to make it a qualifier, sports positions as such
 /// roles ("New York Knicks forward Carmelo Anthony") and [`thirteenth_rules_candidates`]. 14
 /// reads on past a quotation that opens the caption before a name
-/// ([`quotation_before_name`]) and adds [`fourteenth_rules_candidates`].
+/// ([`quotation_before_name`]) and adds [`fourteenth_rules_candidates`]. 15 reads the
+/// members of an opening collective, `-ed` adjectives and a named group before where it is
+/// into that opening phrase ([`opening_subject_phrase`]).
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -4227,6 +4308,59 @@ mod tests {
                     "Some football fans have left the stadium.",
                     Some("football fans"),
                     Some("football fans"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn fifteenth_rules_read_collectives_and_groups_before_where_they_are() {
+        assert_texts_between(
+            14,
+            15,
+            &[
+                (
+                    "A convoy of armored trucks on a road near Leeds.",
+                    &["convoy", "road", "Leeds"][..],
+                    &["convoy", "armored trucks", "road", "Leeds"][..],
+                ),
+                (
+                    "Members of Leeds rescue teams wait near the river.",
+                    &["Leeds", "river"],
+                    &["Leeds rescue teams", "river"],
+                ),
+                // An institution no photo shows stays out.
+                (
+                    "The British government has said the camp will close.",
+                    &["camp"],
+                    &["camp"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            14,
+            15,
+            &[
+                (
+                    "A convoy of armored trucks on a road near Leeds.",
+                    Some("convoy"),
+                    Some("armored trucks"),
+                ),
+                (
+                    "Members of Leeds rescue teams wait near the river.",
+                    Some("Leeds"),
+                    Some("Leeds rescue teams"),
+                ),
+                (
+                    "Festival goers at the Glastonbury site on Friday.",
+                    None,
+                    Some("Festival goers"),
+                ),
+                // A count after a quantifier is not part of the phrase.
+                (
+                    "Several hundred people were injured in the storm.",
+                    None,
+                    None,
                 ),
             ],
         );

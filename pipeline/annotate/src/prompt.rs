@@ -65,8 +65,13 @@ pub const RANK_V13: &str = include_str!("../../../data/annotate/prompts/rank-v13
 /// that opens the sentence before its verb ("The Homo erectus skull found in ...", "Some of
 /// the 30 Greenpeace activists arrested"), an opening gerund, the name after an opening
 /// quotation and the name an organisation's role sets off ("its basketball coach, Mike
-/// Rice") (the default).
+/// Rice").
 pub const RANK_V14: &str = include_str!("../../../data/annotate/prompts/rank-v14.toml");
+/// Candidate ranking under the fifteenth candidate rules, which also take the members of a
+/// collective that opens the sentence ("A column of military vehicles", "Members of the Sikh
+/// community"), an adjective in `-ed` inside that phrase ("Russian armored vehicles") and a
+/// named group before where it is ("Drag queens at the ...") (the default).
+pub const RANK_V15: &str = include_str!("../../../data/annotate/prompts/rank-v15.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -163,10 +168,11 @@ impl Prompt {
             "rank-v12" => RANK_V12,
             "rank-v13" => RANK_V13,
             "rank-v14" => RANK_V14,
+            "rank-v15" => RANK_V15,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15)"
                         .into(),
                 });
             }
@@ -301,6 +307,7 @@ mod tests {
             "rank-v12",
             "rank-v13",
             "rank-v14",
+            "rank-v15",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -330,6 +337,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v12").unwrap().rules, 12);
         assert_eq!(Prompt::builtin("rank-v13").unwrap().rules, 13);
         assert_eq!(Prompt::builtin("rank-v14").unwrap().rules, 14);
+        assert_eq!(Prompt::builtin("rank-v15").unwrap().rules, 15);
         assert!(Prompt::builtin("v0").is_err());
     }
 
