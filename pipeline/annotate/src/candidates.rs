@@ -447,6 +447,11 @@ const IRREGULAR_PAST: &[&str] = &[
     "fled", "sold", "taught", "caught", "swore", "tore", "bore",
 ];
 
+/// Whether `lower` is a role noun of either list ([`ROLES`], [`ROLES_V4`]).
+fn is_role_noun(lower: &str) -> bool {
+    ROLES.contains(&lower) || ROLES_V4.contains(&lower)
+}
+
 /// Whether `lower` is an irregular past tense that is no common noun too ("took", "spoke";
 /// not "set", "cut", "hit"): from rules 10 on it ends a noun phrase ("The incident took
 /// place").
@@ -1562,10 +1567,7 @@ fn modified_opening_noun_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Opti
         return None;
     }
     let last = lc(ws[end - 1].text);
-    let role = is_title(&last, rules)
-        || ROLES.contains(&last.as_str())
-        || ROLES_V4.contains(&last.as_str())
-        || classifies_name(head, ws, end - 1);
+    let role = is_title(&last, rules) || is_role_noun(&last) || classifies_name(head, ws, end - 1);
     // A name's own noun only classifies it ("The Stena Impero tanker" is the Stena Impero);
     // a demonym, an organisation or a person is joined ("A Con Edison worker").
     let described = ws[1..j]
@@ -2287,19 +2289,20 @@ fn opening_subject_phrase(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(us
             .get(collective_at)
             .is_some_and(|w| COLLECTIVE_HEADS_V15.contains(&lc(w.text).as_str()))
         && ws.get(collective_at + 1).is_some_and(|w| w.text == "of");
-    if collective {
-        a = collective_at + 2;
+    let partitive = PARTITIVES_V14.contains(&lc(ws[0].text).as_str())
+        && ws.get(1).is_some_and(|w| w.text == "of");
+    // Word index of the "of" after a collective or a partitive: the phrase starts after it
+    // and the article after it.
+    let of_at = if collective {
+        Some(collective_at + 1)
+    } else {
+        partitive.then_some(1)
+    };
+    if let Some(of) = of_at {
+        a = of + 1;
         if ws.get(a).is_some_and(|w| w.text == "the") {
             a += 1;
         }
-    } else if PARTITIVES_V14.contains(&lc(ws[0].text).as_str())
-        && ws.get(1).is_some_and(|w| w.text == "of")
-    {
-        a = if ws.get(2).is_some_and(|w| w.text == "the") {
-            3
-        } else {
-            2
-        };
     } else if is_article(ws[0].text) || is_quantifier(ws[0].text, rules) {
         a = 1;
     }
@@ -2446,9 +2449,7 @@ fn appositive_role_holder(head: &str, ws: &[Word<'_>]) -> Option<usize> {
     let its = ws.iter().position(|w| w.text == "its")?;
     let comma = (its + 1..ws.len().min(its + 4)).find(|&j| head[ws[j].end..].starts_with(", "))?;
     let role = lc(ws[comma].text);
-    let is_role = SPORTS_ROLES_V13.contains(&role.as_str())
-        || ROLES.contains(&role.as_str())
-        || ROLES_V4.contains(&role.as_str());
+    let is_role = SPORTS_ROLES_V13.contains(&role.as_str()) || is_role_noun(&role);
     let lower = ws[its + 1..=comma].iter().all(|w| !is_cap(w.text));
     ws.get(comma + 1).filter(|w| is_cap(w.text))?;
     (is_role && lower).then_some(comma + 1)
@@ -2467,10 +2468,7 @@ fn fourteenth_rules_candidates(
 ) -> Vec<Subject> {
     if let Some((a, b)) = opening_subject_phrase(head, ws, rules) {
         let last = lc(ws[b].text);
-        let person = is_group_noun(&last)
-            || is_title(&last, rules)
-            || ROLES.contains(&last.as_str())
-            || ROLES_V4.contains(&last.as_str());
+        let person = is_group_noun(&last) || is_title(&last, rules) || is_role_noun(&last);
         let kind = if person {
             Kind::Person
         } else {
