@@ -261,11 +261,25 @@ pub fn clean_credit(credit: &str) -> Option<String> {
             break;
         }
     }
-    let c = c.trim_end_matches('.').trim().to_string();
+    let c = trim_final_period(&c);
     if c.is_empty() || c.eq_ignore_ascii_case("credit") {
         None
     } else {
         Some(c)
+    }
+}
+
+/// Company and name suffixes whose period belongs to the credit ("Lucasfilm Ltd.").
+const ABBREVIATIONS: &[&str] = &["Ltd", "Inc", "Co", "Corp", "Jr", "Sr", "Bros"];
+
+/// A credit without the sentence's closing period, unless the period ends an abbreviation.
+fn trim_final_period(c: &str) -> String {
+    let bare = c.trim_end_matches('.').trim();
+    let last_word = bare.rsplit([' ', ',']).next().unwrap_or(bare);
+    if c.trim_end().ends_with('.') && ABBREVIATIONS.contains(&last_word) {
+        format!("{bare}.")
+    } else {
+        bare.to_string()
     }
 }
 
@@ -514,6 +528,16 @@ mod tests {
         assert_eq!(
             clean_credit("CreditCreditJeon Heon-Kyun/EPA, via Shutterstock").as_deref(),
             Some("Jeon Heon-Kyun/EPA, via Shutterstock")
+        );
+        // A sentence's period goes; an abbreviation's stays.
+        assert_eq!(clean_credit("Reuters.").as_deref(), Some("Reuters"));
+        assert_eq!(
+            clean_credit("Lucasfilm Ltd.").as_deref(),
+            Some("Lucasfilm Ltd.")
+        );
+        assert_eq!(
+            clean_credit("Acme Co., Inc.").as_deref(),
+            Some("Acme Co., Inc.")
         );
     }
 

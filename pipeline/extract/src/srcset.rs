@@ -87,7 +87,9 @@ pub fn largest_width(srcset: &str) -> Option<u32> {
 
 /// Attributes that hold a single lazily loaded image URL, preferred over `src` (which is
 /// often a placeholder), most specific first: `data-raw-src` is the original file behind the
-/// Washington Post's resizer renditions (`data-hi-res-src`).
+/// Washington Post's resizer renditions (`data-hi-res-src`); `datasrc` is the web address an
+/// older BBC image script reads, kept when a saved copy of the page rewrote `src` to a local
+/// file.
 const SINGLE_URL_ATTRS: &[&str] = &[
     "data-raw-src",
     "data-hi-res-src",
@@ -95,13 +97,20 @@ const SINGLE_URL_ATTRS: &[&str] = &[
     "data-full-src",
     "data-original",
     "data-lazy-src",
+    "data-gl-src",
     "data-src",
     "data-mediaviewer-src",
+    "datasrc",
     "src",
 ];
 
 /// Attributes holding a srcset.
-const SRCSET_ATTRS: &[&str] = &["srcset", "data-srcset", "data-lazy-srcset"];
+const SRCSET_ATTRS: &[&str] = &[
+    "srcset",
+    "data-srcset",
+    "data-lazy-srcset",
+    "data-gl-srcset",
+];
 
 /// Whether `url` is a real image address rather than a placeholder (`data:` URI, spacer gif,
 /// template with unfilled placeholders).
@@ -178,6 +187,9 @@ pub fn best_url(img: ElementRef<'_>) -> Option<String> {
             offered.push(u.trim().to_string());
         }
     }
+    if let Some((w, u)) = widest_from_pattern(img) {
+        consider(w, u);
+    }
     if best.is_none() {
         for a in SINGLE_URL_ATTRS {
             if let Some(u) = img.value().attr(a) {
@@ -189,6 +201,25 @@ pub fn best_url(img: ElementRef<'_>) -> Option<String> {
         }
     }
     best.map(|(_, u)| prefer_original(u, &offered))
+}
+
+/// The widest rendition of a templated image: `data-pattern="…/x-{{size}}.jpg"` with the
+/// widths the template is rendered at in `data-widths="[320,640,2000]"` (the lazy loader of
+/// newsroom graphics, whose `src` is the unfilled template).
+fn widest_from_pattern(img: ElementRef<'_>) -> Option<(u32, String)> {
+    let pattern = img.value().attr("data-pattern")?;
+    if !pattern.contains("{{size}}") {
+        return None;
+    }
+    let widths = img.value().attr("data-widths")?;
+    let widest = widths
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .filter_map(|w| w.trim().parse::<u32>().ok())
+        .max()?;
+    Some((widest, pattern.replace("{{size}}", &widest.to_string())))
 }
 
 /// `…/976/x.jpg.webp` → `…/976/x.jpg` when the element also offers `x.jpg` in some size: the
@@ -292,6 +323,21 @@ mod tests {
             prefer_original("https://i.example/z.webp".into(), &offered),
             "https://i.example/z.webp"
         );
+    }
+
+    #[test]
+    fn templated_image_takes_its_widest_rendition() {
+        let html = scraper::Html::parse_fragment(
+            r#"<img src="https://i.example/a-{{size}}_x2.jpg" data-pattern="https://i.example/a-{{size}}.jpg" data-widths="[320, 2600,900]">
+               <img src="https://i.example/b-{{size}}.jpg" data-pattern="https://i.example/b-{{size}}.jpg" data-widths="none">"#,
+        );
+        let imgs: Vec<_> = crate::dom::select_in(html.root_element(), "img");
+        assert_eq!(
+            best_url(imgs[0]).as_deref(),
+            Some("https://i.example/a-2600.jpg")
+        );
+        // Widths that do not parse leave only the unfilled template, which is no URL.
+        assert_eq!(best_url(imgs[1]), None);
     }
 
     #[test]

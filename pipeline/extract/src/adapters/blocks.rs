@@ -70,6 +70,101 @@ pub fn by_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)
     out
 }
 
+/// One [`Found`] per photo of each caption's block, all with that caption: graphics-desk
+/// layouts set several photos side by side over one caption, each photo in its own cell
+/// with, at most, its own credit. Photos inside `rule.skip` (a video's fallback frame) are
+/// left out; a credit in the caption itself is every photo's credit.
+pub fn by_shared_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)> {
+    let mut out: Vec<(ElementRef<'a>, Found)> = Vec::new();
+    let mut blocks_seen = Vec::new();
+    for cap in select_doc(doc, rule.caption) {
+        let Some((block, _, _)) = climb_to_image(cap, rule.max_up) else {
+            continue;
+        };
+        if blocks_seen.contains(&block.id()) {
+            continue;
+        }
+        blocks_seen.push(block.id());
+        if !rule.skip.is_empty() && on_path(cap, block, rule.skip) {
+            continue;
+        }
+        let caption_credits = if rule.credit.is_empty() {
+            Vec::new()
+        } else {
+            select_in(cap, rule.credit)
+        };
+        let mut caption = String::new();
+        super::generic::collect_text_except(cap, &caption_credits, &mut caption);
+        let caption = crate::dom::collapse_ws(&caption);
+        let shared_credit = caption_credits
+            .iter()
+            .map(|c| text(*c))
+            .find(|c| !c.is_empty());
+        let photos: Vec<ElementRef<'a>> = select_in(block, IMAGE_CSS)
+            .into_iter()
+            .filter(|img| !is_read_through_picture(*img))
+            .filter(|img| rule.skip.is_empty() || !on_path(*img, block, rule.skip))
+            .collect();
+        for img in &photos {
+            let Some(url) = best_url(*img) else {
+                continue;
+            };
+            let cell = cell_of(*img, block, &photos);
+            let own_credit = if rule.credit.is_empty() {
+                None
+            } else {
+                select_in(cell, rule.credit)
+                    .into_iter()
+                    .map(text)
+                    .find(|c| !c.is_empty())
+            };
+            out.push((
+                *img,
+                Found {
+                    url,
+                    caption: caption.clone(),
+                    credit: own_credit.or_else(|| shared_credit.clone()),
+                    alt: alt_of(*img),
+                    is_lead: false,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// The largest ancestor of `img` below `block` that holds no other of `photos`: the photo's
+/// own cell, where its credit sits.
+fn cell_of<'a>(
+    img: ElementRef<'a>,
+    block: ElementRef<'a>,
+    photos: &[ElementRef<'a>],
+) -> ElementRef<'a> {
+    let mut cell = img;
+    while let Some(parent) = cell.parent().and_then(ElementRef::wrap) {
+        if parent.id() == block.id() {
+            break;
+        }
+        let holds_another = photos
+            .iter()
+            .any(|p| p.id() != img.id() && p.ancestors().any(|a| a.id() == parent.id()));
+        if holds_another {
+            break;
+        }
+        cell = parent;
+    }
+    cell
+}
+
+/// An `img` inside a `<picture>`: read through the picture.
+fn is_read_through_picture(img: ElementRef<'_>) -> bool {
+    img.value().name() == "img"
+        && img
+            .parent()
+            .and_then(ElementRef::wrap)
+            .is_some_and(|p| p.value().name() == "picture")
+}
+
 /// Whether an element from `from` up to `to` (both included) matches `css`.
 fn on_path(from: ElementRef<'_>, to: ElementRef<'_>, css: &str) -> bool {
     let Some(sel) = crate::dom::selector(css) else {
@@ -137,13 +232,7 @@ pub fn noscript_image(el: ElementRef<'_>) -> Option<(String, Option<String>)> {
 /// The first image in `el` with a usable URL, and the element carrying it.
 pub fn first_image(el: ElementRef<'_>) -> Option<(String, ElementRef<'_>)> {
     for img in select_in(el, IMAGE_CSS) {
-        // An img inside a picture is read through the picture.
-        if img.value().name() == "img"
-            && img
-                .parent()
-                .and_then(ElementRef::wrap)
-                .is_some_and(|p| p.value().name() == "picture")
-        {
+        if is_read_through_picture(img) {
             continue;
         }
         if let Some(u) = best_url(img) {

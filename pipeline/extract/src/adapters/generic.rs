@@ -225,18 +225,41 @@ pub fn figures(page: &Page<'_>) -> Vec<Found> {
         if !select_in(fig, "figure").is_empty() {
             continue;
         }
-        if let Some(f) = from_figure(fig) {
+        if let Some(mut f) = from_figure(fig) {
+            f.is_lead = is_marked_lead(fig);
             out.push(f);
         }
     }
     out
 }
 
-/// A figure's image, caption, separate credit and alt.
+/// Whether a figure's class names it the story's lead picture (`lead`, `lede`,
+/// `media-asset--lead`, `lead-image`), as templates do for the picture above the text.
+fn is_marked_lead(fig: ElementRef<'_>) -> bool {
+    fig.value().classes().any(|class| {
+        let class = class.to_ascii_lowercase();
+        class
+            .split(['-', '_'])
+            .filter(|part| !part.is_empty())
+            .any(|part| part == "lead" || part == "lede")
+    })
+}
+
+/// A figure's image, caption, separate credit and alt. Without a `figcaption`, the caption
+/// may be an attribute of an element in the figure (`data-c-caption`, with `data-c-credit`)
+/// that a style sheet renders as text.
 pub(crate) fn from_figure(fig: ElementRef<'_>) -> Option<Found> {
     let (url, alt) = super::blocks::image_with_alt(fig)?;
-    let cap_el = first_in(fig, "figcaption")?;
-    let (caption, credit) = caption_and_credit(cap_el);
+    let (caption, credit) = match first_in(fig, "figcaption") {
+        Some(cap_el) => caption_and_credit(cap_el),
+        None => {
+            let holder = first_in(fig, "[data-c-caption]")?;
+            (
+                attr(holder, "data-c-caption").unwrap_or_default(),
+                attr(holder, "data-c-credit"),
+            )
+        }
+    };
     Some(Found {
         url,
         caption,

@@ -1,6 +1,13 @@
 //! The New York Times.
 //!
 //! Layouts:
+//! - `2005` (archive article template, tables): the photo in a table cell followed by a
+//!   right-aligned `font size=-2` credit and a `font size=-1` caption; the lead is the photo
+//!   whose thumbnail (`X.3T.jpg` for `X.3.jpg`) the `thumbnail` meta tag names.
+//! - `interactive` (graphics desk, `g-` classes): one `.g-caption` or `.g-photo-caption`
+//!   under a row of photos, each photo in its own cell with an optional `.g-photo-credit`;
+//!   templated image URLs (`{{size}}`) filled with the widest rendition; video fallback
+//!   frames left out.
 //! - `2010` (articleInline): `div.image` with the photo, `h6.credit`, `p.caption`.
 //! - `2011` (DealBook blog): `img` followed by `span.credit` and `span.caption`.
 //! - `2015` (NYT5): `figure.media.photo` with `span.caption-text` and
@@ -10,8 +17,8 @@
 //!   `[itemprop=copyrightHolder]`, renditions in `srcset` (largest is `superJumbo`); a video
 //!   is a `figure[itemtype=…VideoObject]` whose only image is the player's poster.
 
-use super::blocks::{Rule, by_caption};
-use super::{Found, Layout, Page};
+use super::blocks::{Rule, by_caption, by_shared_caption};
+use super::{Found, Layout, Page, generic};
 use crate::dom::first_doc;
 
 /// Recognises the page's layout and returns its captioned images.
@@ -46,6 +53,35 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
                 max_up: 3,
             },
         )
+    } else if first_doc(&page.doc, ".g-caption, .g-photo-caption").is_some() {
+        let rule = Rule {
+            caption: ".g-caption, .g-photo-caption",
+            credit: ".g-credit, .g-photo-credit",
+            skip: ".g-video, .g-vhs, video",
+            max_up: 2,
+        };
+        let mut images = generic::in_doc_order(&page.doc, by_shared_caption(&page.doc, &rule));
+        mark_lead(page, &mut images);
+        return Some(Layout {
+            name: "interactive",
+            images,
+        });
+    } else if first_doc(&page.doc, ARCHIVE_CAPTION).is_some() {
+        let rule = Rule {
+            caption: ARCHIVE_CAPTION,
+            credit: r#"div[align=right] > font[size="-2"]"#,
+            skip: "",
+            max_up: 1,
+        };
+        let mut images: Vec<Found> = by_caption(&page.doc, &rule)
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
+        mark_thumbnail_lead(page, &mut images);
+        return Some(Layout {
+            name: "2005",
+            images,
+        });
     } else {
         return None;
     };
@@ -59,6 +95,32 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
         .collect();
     mark_lead(page, &mut images);
     Some(Layout { name, images })
+}
+
+/// A caption of the archive template: the `font size=-1` right after the credit's
+/// right-aligned `div`.
+const ARCHIVE_CAPTION: &str = r#"div[align=right] + font[size="-1"]"#;
+
+/// Flags the photo the `thumbnail` meta tag was cut from: `…/10STAR.3T.jpg` is the thumbnail
+/// of `…/10STAR.3.jpg`.
+fn mark_thumbnail_lead(page: &Page<'_>, images: &mut [Found]) {
+    let Some(thumb) = crate::meta::meta_content(&page.doc, &["thumbnail"]) else {
+        return;
+    };
+    let Some((stem, ext)) = thumb.rsplit_once('.') else {
+        return;
+    };
+    let Some(photo_stem) = stem.strip_suffix('T') else {
+        return;
+    };
+    let file = format!("{photo_stem}.{ext}");
+    let file = file.rsplit('/').next().unwrap_or(&file);
+    if let Some(f) = images
+        .iter_mut()
+        .find(|f| f.url.rsplit('/').next() == Some(file))
+    {
+        f.is_lead = true;
+    }
 }
 
 /// The lead is the photo whose rendition folder matches `og:image`'s: NYT renditions of one

@@ -7,6 +7,9 @@
 //! - community blogs (2010): an `img` with `cutline="…"` and `credit="…"` attributes inside a
 //!   link to the full-size file; found by the generic fallback.
 //! - `2019` (presto): `div.asset-image` with `.image-caption` and `.image-credit`.
+//! - `2020` (Gannett `gnt_` classes): `figure` with a lazy `img` (`data-gl-src`,
+//!   `data-gl-srcset`) and an empty element whose `data-c-caption` and `data-c-credit`
+//!   attributes the style sheet renders as the caption line.
 //! - `2016` (presto video lead): a video with a poster and a credit, no photo; found nothing,
 //!   so the generic fallback runs.
 
@@ -36,6 +39,13 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
                 max_up: 3,
             },
         )
+    } else if first_doc(&page.doc, "figure [data-c-caption]").is_some() {
+        let mut images = generic::figures(page);
+        generic::mark_lead(page, &mut images);
+        return Some(Layout {
+            name: "2020",
+            images,
+        });
     } else {
         return None;
     };
