@@ -1248,6 +1248,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 16
+            && let Some(c) = sixteenth_rules_subject(head, &ws, cands)
+        {
+            return Some(c);
+        }
         if rules >= 14
             && let Some(c) = fourteenth_rules_subject(caption, head, &ws, cands, rules)
         {
@@ -2513,6 +2518,176 @@ fn fourteenth_rules_subject(
     appositive_role_holder(head, ws).and_then(|k| candidate_at(ws, cands, k))
 }
 
+/// Heads of a caption that describes the picture itself ("An image taken from a video ...
+/// shows ...").
+const PICTURE_HEADS_V16: &[&str] = &[
+    "image",
+    "photo",
+    "photograph",
+    "picture",
+    "still",
+    "frame",
+    "screenshot",
+    "screengrab",
+];
+
+/// Heads of a caption that points at a work it is taken from ("A scene from “Malmkrog,”").
+const EXCERPT_HEADS_V16: &[&str] = &["scene", "still", "image", "moment"];
+
+/// Word index just past an upper-case kicker that opens a caption before a name ("BETTER
+/// TIMES François Hollande and ..."): two or more all-capital words of letters only, then a
+/// capitalised word with lower-case letters.
+fn capital_kicker_end(ws: &[Word<'_>]) -> Option<usize> {
+    ws.first().filter(|w| w.start == 0)?;
+    let shouting = |w: &Word<'_>| {
+        w.text.chars().count() >= 2
+            && w.text
+                .chars()
+                .all(|c| c.is_alphabetic() && c.is_uppercase())
+    };
+    let k = ws.iter().position(|w| !shouting(w))?;
+    let next = &ws[k];
+    (k >= 2 && is_cap(next.text) && next.text.chars().any(char::is_lowercase)).then_some(k)
+}
+
+/// A capitalised compound adjective ("Grammy-winning", "Paris-based"): a name joined by a
+/// hyphen to a lower-case participle or "based"/"born"-like word, before the noun it
+/// describes.
+fn is_named_compound_adjective(ws: &[Word<'_>], i: usize) -> bool {
+    let Some((name, tail)) = ws[i].text.rsplit_once('-') else {
+        return false;
+    };
+    let describes_next = ws.get(i + 1).is_some_and(|n| !is_cap(n.text));
+    is_cap(name)
+        && !tail.is_empty()
+        && tail.chars().all(char::is_lowercase)
+        && (tail.ends_with("ing") || tail.ends_with("ed") || matches!(tail, "born" | "based"))
+        && describes_next
+}
+
+/// Word index where what an opening picture head shows begins ("An image taken from a
+/// video posted by militants ... shows insurgents leading away ..."): the first "shows" or
+/// "showing" after an article and a [`PICTURE_HEADS_V16`] word.
+fn picture_shows(ws: &[Word<'_>]) -> Option<usize> {
+    ws.first().filter(|w| w.start == 0 && is_article(w.text))?;
+    ws.get(1)
+        .filter(|w| PICTURE_HEADS_V16.contains(&lc(w.text).as_str()))?;
+    let verb = ws
+        .iter()
+        .position(|w| matches!(w.text, "shows" | "showing"))?;
+    ws.get(verb + 1)
+        .filter(|w| !STOP.contains(&w.text))
+        .map(|_| verb + 1)
+}
+
+/// The sixteenth rules' changes to the candidates: no upper-case kicker before a name
+/// ([`capital_kicker_end`]), no capitalised compound adjective ("The Grammy-winning
+/// singer"), and the noun phrase an opening picture head shows ([`picture_shows`]).
+fn sixteenth_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    if let Some(k) = capital_kicker_end(ws) {
+        let cut = ws[k].start as u32;
+        let mut trimmed = Vec::with_capacity(out.len());
+        for c in out {
+            if c.end <= cut {
+                continue;
+            }
+            if c.start < cut {
+                let last = ws.iter().rposition(|w| w.end as u32 == c.end);
+                if let Some(sub) = last.and_then(|b| make(head, &ws[k..=b], c.kind, c.weight)) {
+                    trimmed.push(sub);
+                }
+                continue;
+            }
+            trimmed.push(c);
+        }
+        out = trimmed;
+    }
+    out.retain(|c| {
+        let single = ws
+            .iter()
+            .position(|w| w.start as u32 == c.start && w.end as u32 == c.end);
+        !single.is_some_and(|i| is_named_compound_adjective(ws, i))
+    });
+    if let Some(k) = picture_shows(ws)
+        && !is_cap(ws[k].text)
+    {
+        let end = noun_phrase_end(head, ws, k, 4, rules);
+        if end > k {
+            let last = lc(ws[end - 1].text);
+            let kind = if is_group_noun(&last) || is_role_noun(&last) {
+                Kind::Person
+            } else {
+                noun_kind(&last)
+            };
+            replace_with_phrase(head, ws, &mut out, k, end - 1, kind);
+        }
+    }
+    out
+}
+
+/// The sixteenth rules' main subject, before all others: what an opening picture head
+/// shows, the name after an upper-case kicker, the work "A scene from" points at when its title is quoted, the single noun an
+/// article opens the caption with before an `-s` verb and a name or determiner ("A visitor
+/// studies Alice Neel’s portrait"), and an opening "People" before its verb ("People watch
+/// the sunset").
+fn sixteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+    if let Some(k) = picture_shows(ws)
+        && let Some(c) = candidate_at(ws, cands, k)
+    {
+        return Some(c);
+    }
+    if let Some(k) = capital_kicker_end(ws)
+        && let Some(c) = candidate_at(ws, cands, k)
+    {
+        return Some(c);
+    }
+    let opener = ws.first().filter(|w| w.start == 0)?;
+    if is_article(opener.text)
+        && ws
+            .get(1)
+            .is_some_and(|w| EXCERPT_HEADS_V16.contains(&lc(w.text).as_str()))
+        && ws.get(2).is_some_and(|w| w.text == "from")
+        && let Some(third) = ws.get(3)
+        && let Some(&(start, _)) = title_quotes(head, 16)
+            .iter()
+            .find(|(start, _)| *start == third.start)
+        && let Some(c) = cands.iter().position(|c| c.start as usize == start)
+    {
+        return Some(c);
+    }
+    if is_article(opener.text)
+        && let (Some(noun), Some(verb), Some(next)) = (ws.get(1), ws.get(2), ws.get(3))
+        && let Some(c) = candidate_at(ws, cands, 1)
+        && cands[c].end as usize == noun.end
+        && !is_cap(noun.text)
+        && !is_cap(verb.text)
+        && verb.text.ends_with('s')
+        && !verb.text.ends_with("ss")
+        && !STOP.contains(&verb.text)
+        && (is_cap(next.text) || matches!(next.text, "the" | "a" | "an" | "his" | "her" | "their"))
+        && adjacent(head, noun, verb)
+    {
+        return Some(c);
+    }
+    if opener.text == "People"
+        && let Some(verb) = ws.get(1)
+        && !is_cap(verb.text)
+        && !STOP.contains(&verb.text)
+        && !has_plural_ending(&lc(verb.text))
+        && ws
+            .get(2)
+            .is_some_and(|n| AFTER_VERB_V8.contains(&lc(n.text).as_str()))
+    {
+        return candidate_at(ws, cands, 0);
+    }
+    None
+}
+
 /// Index of the candidate that starts at word `w`.
 fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
     ws.get(w)
@@ -2649,7 +2824,8 @@ fn possessor(w: &str) -> Option<&str> {
 /// reads on past a quotation that opens the caption before a name
 /// ([`quotation_before_name`]) and adds [`fourteenth_rules_candidates`]. 15 reads the
 /// members of an opening collective, `-ed` adjectives and a named group before where it is
-/// into that opening phrase ([`opening_subject_phrase`]).
+/// into that opening phrase ([`opening_subject_phrase`]). 16 adds
+/// [`sixteenth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -3155,6 +3331,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 14 {
             out = fourteenth_rules_candidates(caption, head, &ws, out, rules);
+        }
+        if rules >= 16 {
+            out = sixteenth_rules_candidates(head, &ws, out, rules);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -4306,6 +4485,63 @@ mod tests {
                     "Some football fans have left the stadium.",
                     Some("football fans"),
                     Some("football fans"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn sixteenth_rules_read_pictures_kickers_and_excerpts() {
+        assert_texts_between(
+            15,
+            16,
+            &[
+                (
+                    "HAPPIER DAYS Gordon Brown and Sarah Brown at a rally in 2009.",
+                    &["HAPPIER DAYS Gordon Brown", "Sarah Brown"][..],
+                    &["Gordon Brown", "Sarah Brown"][..],
+                ),
+                (
+                    "The Oscar-winning actor and director Kenneth Branagh at a premiere in London.",
+                    &["Oscar-winning", "Kenneth Branagh", "premiere", "London"],
+                    &["Kenneth Branagh", "premiere", "London"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            15,
+            16,
+            &[
+                (
+                    "A photo taken from a drone shows firefighters tackling a blaze near Leeds.",
+                    None,
+                    Some("firefighters"),
+                ),
+                (
+                    "HAPPIER DAYS Gordon Brown and Sarah Brown at a rally in 2009.",
+                    Some("HAPPIER DAYS Gordon Brown"),
+                    Some("Gordon Brown"),
+                ),
+                (
+                    "A scene from “Blue Harbour,” a film by Ann Lee.",
+                    Some("scene"),
+                    Some("Blue Harbour"),
+                ),
+                (
+                    "A visitor studies Paula Rego’s painting in Lisbon.",
+                    None,
+                    Some("visitor"),
+                ),
+                (
+                    "People queue outside a bakery in Leeds.",
+                    None,
+                    Some("People"),
+                ),
+                // Without a quoted title the scene itself stays the subject.
+                (
+                    "A scene from the protest in Leeds.",
+                    Some("scene"),
+                    Some("scene"),
                 ),
             ],
         );

@@ -70,8 +70,14 @@ pub const RANK_V14: &str = include_str!("../../../data/annotate/prompts/rank-v14
 /// Candidate ranking under the fifteenth candidate rules, which also take the members of a
 /// collective that opens the sentence ("A column of military vehicles", "Members of the Sikh
 /// community"), an adjective in `-ed` inside that phrase ("Russian armored vehicles") and a
-/// named group before where it is ("Drag queens at the ...") (the default).
+/// named group before where it is ("Drag queens at the ...").
 pub const RANK_V15: &str = include_str!("../../../data/annotate/prompts/rank-v15.toml");
+/// Candidate ranking under the sixteenth candidate rules, which also take what an opening
+/// picture head shows ("An image taken from a video ... shows insurgents"), the name after an
+/// upper-case kicker, the quoted work "A scene from" points at, an opening noun before its
+/// `-s` verb ("A visitor studies ...") and an opening "People" before its verb, and drop a
+/// capitalised compound adjective ("The Grammy-winning singer") (the default).
+pub const RANK_V16: &str = include_str!("../../../data/annotate/prompts/rank-v16.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -169,10 +175,11 @@ impl Prompt {
             "rank-v13" => RANK_V13,
             "rank-v14" => RANK_V14,
             "rank-v15" => RANK_V15,
+            "rank-v16" => RANK_V16,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16)"
                         .into(),
                 });
             }
@@ -308,6 +315,7 @@ mod tests {
             "rank-v13",
             "rank-v14",
             "rank-v15",
+            "rank-v16",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -338,6 +346,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v13").unwrap().rules, 13);
         assert_eq!(Prompt::builtin("rank-v14").unwrap().rules, 14);
         assert_eq!(Prompt::builtin("rank-v15").unwrap().rules, 15);
+        assert_eq!(Prompt::builtin("rank-v16").unwrap().rules, 16);
         assert!(Prompt::builtin("v0").is_err());
     }
 
