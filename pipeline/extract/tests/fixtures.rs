@@ -268,8 +268,9 @@ fn matches(want: &Value, have: &CaptionedImage) -> bool {
     same_url || same_caption
 }
 
-/// (matched, expected) captioned images of one page; each returned image matches once.
-fn recall_counts(case: &Case) -> (usize, usize) {
+/// (matched, expected, unexpected) captioned images of one page; each returned image
+/// matches once, and a returned image that matches none is unexpected.
+fn recall_counts(case: &Case) -> (usize, usize, usize) {
     let want = case
         .exp
         .get("images")
@@ -286,7 +287,8 @@ fn recall_counts(case: &Case) -> (usize, usize) {
             hit += 1;
         }
     }
-    (hit, want.len())
+    let unexpected = used.iter().filter(|u| !**u).count();
+    (hit, want.len(), unexpected)
 }
 
 #[test]
@@ -296,8 +298,8 @@ fn every_saved_page_matches_its_expectations() {
     let files = expected_files();
     assert!(!files.is_empty(), "no expectations under tests/expected");
     let mut errs: Vec<String> = Vec::new();
-    // (subset, outlet) → (matched, expected, pages)
-    let mut tally: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
+    // (subset, outlet) → (matched, expected, pages, unexpected)
+    let mut tally: BTreeMap<(String, String), (usize, usize, usize, usize)> = BTreeMap::new();
     for f in &files {
         let case = run_case(&fixtures, f);
         let subset = split
@@ -315,28 +317,30 @@ fn every_saved_page_matches_its_expectations() {
                 }
             }
         }
-        let (hit, want) = recall_counts(&case);
+        let (hit, want, unexpected) = recall_counts(&case);
         let t = tally
             .entry((subset, case.outlet.as_str().to_string()))
             .or_default();
         t.0 += hit;
         t.1 += want;
         t.2 += 1;
+        t.3 += unexpected;
     }
-    let mut subset_totals: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    println!("captioned-image recall (matched / expected)");
-    for ((subset, outlet), (hit, want, pages)) in &tally {
+    let mut subset_totals: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    println!("captioned-image recall (matched / expected), and images returned that match none");
+    for ((subset, outlet), (hit, want, pages, unexpected)) in &tally {
         println!(
-            "  {subset:<8} {outlet:<15} {hit:>3}/{want:<3} {:.3}  ({pages} pages)",
+            "  {subset:<8} {outlet:<15} {hit:>3}/{want:<3} {:.3}  ({pages} pages, {unexpected} unexpected)",
             ratio(*hit, *want)
         );
         let s = subset_totals.entry(subset.clone()).or_default();
         s.0 += hit;
         s.1 += want;
+        s.2 += unexpected;
     }
-    for (subset, (hit, want)) in &subset_totals {
+    for (subset, (hit, want, unexpected)) in &subset_totals {
         println!(
-            "  {subset:<8} {:<15} {hit:>3}/{want:<3} {:.3}",
+            "  {subset:<8} {:<15} {hit:>3}/{want:<3} {:.3}  ({unexpected} unexpected)",
             "all",
             ratio(*hit, *want)
         );
@@ -347,7 +351,7 @@ fn every_saved_page_matches_its_expectations() {
         errs.len(),
         errs.join("\n")
     );
-    let (hit, want) = subset_totals
+    let (hit, want, _) = subset_totals
         .get("heldout")
         .copied()
         .expect("SOURCES.tsv marks held-out pages");
