@@ -16,9 +16,11 @@ use anchor_extract::{Outlet, extract};
 use anchor_text::Topic;
 
 /// Held-out agreement below this fails: what the vocabulary reached on the held-out pages
-/// before any of them was read (4 of 5); the miss is a BBC language service (`/zhongwen/…`)
-/// whose section words are not English.
-const HELDOUT_FLOOR: f64 = 0.8;
+/// before any of them was read (15 of 19). The misses: a BBC language service
+/// (`/zhongwen/…`) whose section words are not English, two BBC pages of 2009 whose URLs
+/// name a programme and the Magazine (`/programmes/from_our_own_correspondent/`,
+/// `/magazine/`) and a Guardian Society page read as national news, labelled health.
+const HELDOUT_FLOOR: f64 = 0.78;
 /// Tune agreement below this fails: 44 of 50 pages.
 const TUNE_FLOOR: f64 = 0.88;
 
