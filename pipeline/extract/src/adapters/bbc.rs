@@ -10,6 +10,10 @@
 //!   as the last `span` beside the `img` (and repeated at the start of the alt text), the caption
 //!   in `[data-component=caption-block] figcaption`; its `.jpg.webp` transcodes are taken back to
 //!   the original `.jpg`/`.png` path.
+//! - `2008` (news.bbc.co.uk, 2000s table layout): the story in `td.storybody`, each photo an
+//!   `img` with its caption in the `div.cap` right after it, no credit; a video's caption is a
+//!   `p.caption` and stays out. The lead is the photo the template marks as the story's main
+//!   image (between `<!-- S IIMA -->` and `<!-- E IIMA -->` comments).
 //! - `amp` (AMP pages, 2016–): `div.image_container` holding an `amp-img`, the caption in the
 //!   `div.caption` right after it (a screen-reader "Image caption" label first); the lead is
 //!   the image before the article's first paragraph.
@@ -36,6 +40,12 @@ pub fn extract(page: &mut Page<'_>) -> Option<Layout> {
         return Some(Layout {
             name: "amp",
             images: amp_layout(page),
+        });
+    }
+    if first_doc(&page.doc, ".storybody div.cap").is_some() {
+        return Some(Layout {
+            name: "2008",
+            images: table_layout(page),
         });
     }
     if first_doc(&page.doc, "figure[class*=StyledFigure]").is_some() {
@@ -70,6 +80,43 @@ fn cps_layout(page: &Page<'_>) -> Vec<Found> {
             f
         })
         .collect()
+}
+
+fn table_layout(page: &Page<'_>) -> Vec<Found> {
+    let rule = Rule {
+        caption: ".storybody div.cap",
+        credit: "",
+        skip: "",
+        max_up: 1,
+    };
+    let body = first_doc(&page.doc, ".storybody");
+    by_caption(&page.doc, &rule)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (block, mut f))| {
+            f.is_lead = i == 0 && body.is_some_and(|b| in_main_image_marker(b, block));
+            f
+        })
+        .collect()
+}
+
+/// Whether `block` sits between the template's `<!-- S IIMA -->` and `<!-- E IIMA -->`
+/// comments inside `body`: the story's main image.
+fn in_main_image_marker(body: scraper::ElementRef<'_>, block: scraper::ElementRef<'_>) -> bool {
+    let mut inside = false;
+    for node in body.descendants() {
+        if let Some(comment) = node.value().as_comment() {
+            match comment.trim() {
+                "S IIMA" => inside = true,
+                "E IIMA" => inside = false,
+                _ => {}
+            }
+        }
+        if node.id() == block.id() {
+            return inside;
+        }
+    }
+    false
 }
 
 fn amp_layout(page: &Page<'_>) -> Vec<Found> {
