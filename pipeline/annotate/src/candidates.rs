@@ -2669,7 +2669,9 @@ fn sixteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Op
         && verb.text.ends_with('s')
         && !verb.text.ends_with("ss")
         && !STOP.contains(&verb.text)
-        && (is_cap(next.text) || matches!(next.text, "the" | "a" | "an" | "his" | "her" | "their"))
+        && (is_cap(next.text)
+            || is_article(next.text)
+            || matches!(next.text, "his" | "her" | "their"))
         && adjacent(head, noun, verb)
     {
         return Some(c);

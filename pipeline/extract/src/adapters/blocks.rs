@@ -53,14 +53,12 @@ pub fn by_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>, Found)
                 inner
             }
         };
-        let credit = credit_els.iter().map(|c| text(*c)).find(|c| !c.is_empty());
-        let mut caption = String::new();
-        super::generic::collect_text_except(cap, &credit_els, &mut caption);
+        let (caption, credit) = caption_and_credit_of(cap, &credit_els);
         out.push((
             block,
             Found {
                 url,
-                caption: crate::dom::collapse_ws(&caption),
+                caption,
                 credit,
                 alt,
                 is_lead: false,
@@ -93,13 +91,7 @@ pub fn by_shared_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>,
         } else {
             select_in(cap, rule.credit)
         };
-        let mut caption = String::new();
-        super::generic::collect_text_except(cap, &caption_credits, &mut caption);
-        let caption = crate::dom::collapse_ws(&caption);
-        let shared_credit = caption_credits
-            .iter()
-            .map(|c| text(*c))
-            .find(|c| !c.is_empty());
+        let (caption, shared_credit) = caption_and_credit_of(cap, &caption_credits);
         let photos: Vec<ElementRef<'a>> = select_in(block, IMAGE_CSS)
             .into_iter()
             .filter(|img| !is_read_through_picture(*img))
@@ -131,6 +123,18 @@ pub fn by_shared_caption<'a>(doc: &'a Html, rule: &Rule) -> Vec<(ElementRef<'a>,
         }
     }
     out
+}
+
+/// The text of `cap` without its `credits` elements, whitespace collapsed, and the first
+/// of those credits that has text.
+fn caption_and_credit_of(
+    cap: ElementRef<'_>,
+    credits: &[ElementRef<'_>],
+) -> (String, Option<String>) {
+    let credit = credits.iter().map(|c| text(*c)).find(|c| !c.is_empty());
+    let mut caption = String::new();
+    super::generic::collect_text_except(cap, credits, &mut caption);
+    (crate::dom::collapse_ws(&caption), credit)
 }
 
 /// The largest ancestor of `img` below `block` that holds no other of `photos`: the photo's
