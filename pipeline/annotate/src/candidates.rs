@@ -1248,6 +1248,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 17
+            && let Some(c) = seventeenth_rules_subject(head, &ws, cands)
+        {
+            return Some(c);
+        }
         if rules >= 16
             && let Some(c) = sixteenth_rules_subject(head, &ws, cands)
         {
@@ -2690,6 +2695,145 @@ fn sixteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Op
     None
 }
 
+/// Lower-case prefixes that make a name into an adjective ("pro-Palestinian rally",
+/// "anti-Trump protest").
+const NAME_PREFIXES_V17: &[&str] = &["pro", "anti", "non", "post", "pre", "mid"];
+
+/// Nouns that classify the name after "of" ("The small mountain town of Kostenets").
+const PLACE_OF_HEADS_V17: &[&str] = &[
+    "town", "city", "village", "region", "province", "island", "district", "state",
+];
+
+/// Group nouns that classify the name after them ("The Indianapolis gospel group Zion’s
+/// Joy!", "The rock band Foo Fighters").
+const NAMED_GROUP_HEADS_V17: &[&str] = &[
+    "group",
+    "band",
+    "choir",
+    "duo",
+    "trio",
+    "quartet",
+    "ensemble",
+    "orchestra",
+];
+
+/// Whether `w` is a name made an adjective by a lower-case prefix ("pro-Palestinian").
+fn is_prefixed_name(w: &str) -> bool {
+    w.split_once('-').is_some_and(|(prefix, name)| {
+        NAME_PREFIXES_V17.contains(&prefix) && is_cap(name) && !name.contains('-')
+    })
+}
+
+/// Word indices of the name a group noun classifies ([`NAMED_GROUP_HEADS_V17`]): one to four
+/// words after an opening article, the group noun, then a run of capitalised words, which
+/// may hold a possessive ("Zion’s Joy"). A name with small words in it ("Run the Jewels",
+/// "Belle and Sebastian") is left to the other rules.
+fn named_group(head: &str, ws: &[Word<'_>]) -> Option<(usize, usize)> {
+    ws.first().filter(|w| w.start == 0 && is_article(w.text))?;
+    let g = (2..ws.len().min(6)).find(|&i| NAMED_GROUP_HEADS_V17.contains(&ws[i].text))?;
+    let chained =
+        (1..=g).all(|i| adjacent(head, &ws[i - 1], &ws[i]) && !STOP.contains(&ws[i].text));
+    let k = g + 1;
+    ws.get(k)
+        .filter(|w| is_cap(w.text) && adjacent(head, &ws[g], w) && !is_title(w.text, 17))?;
+    let last = (k + 1..ws.len())
+        .take_while(|&i| is_cap(ws[i].text) && adjacent(head, &ws[i - 1], &ws[i]))
+        .last()
+        .unwrap_or(k);
+    let small_word_inside = ws.get(last + 1).is_some_and(|w| {
+        TITLE_SMALL_WORDS.contains(&w.text) && ws.get(last + 2).is_some_and(|n| is_cap(n.text))
+    });
+    (chained && !small_word_inside).then_some((k, last))
+}
+
+/// Word index of the name a place noun with its modifiers points at after "of" ("The small
+/// mountain town of Kostenets"): an opening article, one to three lower-case words ending in
+/// a [`PLACE_OF_HEADS_V17`] noun, "of" and a capitalised word.
+fn place_of_name(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+    ws.first().filter(|w| w.start == 0 && is_article(w.text))?;
+    let p = (1..ws.len().min(5)).find(|&i| PLACE_OF_HEADS_V17.contains(&ws[i].text))?;
+    let modifiers = (1..=p).all(|i| {
+        !is_cap(ws[i].text) && !STOP.contains(&ws[i].text) && adjacent(head, &ws[i - 1], &ws[i])
+    });
+    let of = ws.get(p + 1).filter(|w| w.text == "of")?;
+    let name = ws.get(p + 2).filter(|w| is_cap(w.text))?;
+    (modifiers && p >= 2 && adjacent(head, of, name)).then_some(p + 2)
+}
+
+/// The seventeenth rules' changes to the candidates: a prefixed name joined to the noun it
+/// describes ("A pro-Palestinian rally"), a name ending in a middle initial joined to the
+/// possessive surname after it ("Donald J. Trump’s Republican rivals"), no modifiers before
+/// a place noun that points at a name ("The small mountain town of Kostenets") and a named
+/// group as one name, its classifier left out ("The Indianapolis gospel group Zion’s Joy!").
+fn seventeenth_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    for i in 0..ws.len() {
+        if is_prefixed_name(ws[i].text)
+            && ws.get(i + 1).is_some_and(|n| {
+                !is_cap(n.text) && !STOP.contains(&n.text) && adjacent(head, &ws[i], n)
+            })
+        {
+            // The noun may end like an adverb ("rally"), which ends a noun phrase.
+            let end = noun_phrase_end(head, ws, i + 2, 2, rules).max(i + 2);
+            {
+                let last = lc(ws[end - 1].text);
+                let kind = if crate::heuristic::EVENT_NOUNS.contains(&last.as_str()) {
+                    Kind::Event
+                } else {
+                    noun_kind(&last)
+                };
+                replace_with_phrase(head, ws, &mut out, i, end - 1, kind);
+            }
+        }
+    }
+    for i in 0..ws.len().saturating_sub(1) {
+        let next = &ws[i + 1];
+        if is_initial(ws[i].text)
+            && i > 0
+            && is_cap(ws[i - 1].text)
+            && head.get(ws[i].end..next.start) == Some(". ")
+            && let Some(surname) = possessor(next.text)
+            && is_cap(surname)
+            && let Some(first) = out
+                .iter()
+                .position(|c| c.end as usize == ws[i].end && (c.start as usize) < ws[i].start)
+        {
+            let start = out[first].start as usize;
+            let end = next.start + surname.len();
+            if let Ok(joined) =
+                Subject::locate(head, &head[start..end], out[first].weight, Kind::Person)
+            {
+                out.retain(|c| c.end as usize <= start || c.start as usize >= next.end);
+                out.push(joined);
+            }
+        }
+    }
+    if let Some(k) = place_of_name(head, ws) {
+        let (start, end) = (ws[1].start as u32, ws[k - 2].end as u32);
+        out.retain(|c| c.end <= start || c.start >= end);
+    }
+    if let Some((k, last)) = named_group(head, ws) {
+        let (start, end) = (ws[1].start as u32, ws[k - 1].end as u32);
+        out.retain(|c| c.end <= start || c.start >= end);
+        replace_with_phrase(head, ws, &mut out, k, last, Kind::Organisation);
+    }
+    out
+}
+
+/// The seventeenth rules' main subject, before all others: the name a modified place noun
+/// points at ([`place_of_name`]) and the name a group noun classifies ([`named_group`]).
+fn seventeenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+    if let Some(k) = place_of_name(head, ws) {
+        return candidate_at(ws, cands, k);
+    }
+    let (k, _) = named_group(head, ws)?;
+    candidate_at(ws, cands, k)
+}
+
 /// Index of the candidate that starts at word `w`.
 fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
     ws.get(w)
@@ -2827,7 +2971,7 @@ fn possessor(w: &str) -> Option<&str> {
 /// ([`quotation_before_name`]) and adds [`fourteenth_rules_candidates`]. 15 reads the
 /// members of an opening collective, `-ed` adjectives and a named group before where it is
 /// into that opening phrase ([`opening_subject_phrase`]). 16 adds
-/// [`sixteenth_rules_candidates`].
+/// [`sixteenth_rules_candidates`], 17 [`seventeenth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -3336,6 +3480,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 16 {
             out = sixteenth_rules_candidates(head, &ws, out, rules);
+        }
+        if rules >= 17 {
+            out = seventeenth_rules_candidates(head, &ws, out, rules);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -4544,6 +4691,62 @@ mod tests {
                     "A scene from the protest in Leeds.",
                     Some("scene"),
                     Some("scene"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn seventeenth_rules_join_prefixed_names_and_read_named_groups() {
+        assert_texts_between(
+            16,
+            17,
+            &[
+                (
+                    "A pro-Israel march in Paris on Sunday.",
+                    &["pro-Israel march", "Paris"][..],
+                    &["pro-Israel march", "Paris"][..],
+                ),
+                (
+                    "A pro-Tibet rally in Paris on Sunday.",
+                    &["pro-Tibet", "Paris"],
+                    &["pro-Tibet rally", "Paris"],
+                ),
+                (
+                    "President George H. Bush’s Texas home in 1990.",
+                    &["George H", "Texas"],
+                    &["George H. Bush", "Texas"],
+                ),
+                (
+                    "The small fishing village of Mousehole, Cornwall, at dawn.",
+                    &["small", "Mousehole", "Cornwall"],
+                    &["Mousehole", "Cornwall"],
+                ),
+                (
+                    "The Dublin folk group Lankum in concert.",
+                    &["Dublin", "Lankum"],
+                    &["Lankum"],
+                ),
+                (
+                    "The Glasgow indie band Belle and Sebastian on stage.",
+                    &["Glasgow indie band", "Belle", "Sebastian"],
+                    &["Glasgow indie band", "Belle", "Sebastian"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            16,
+            17,
+            &[
+                (
+                    "The small fishing village of Mousehole, Cornwall, at dawn.",
+                    Some("small"),
+                    Some("Mousehole"),
+                ),
+                (
+                    "The Dublin folk group Lankum in concert.",
+                    None,
+                    Some("Lankum"),
                 ),
             ],
         );

@@ -76,8 +76,15 @@ pub const RANK_V15: &str = include_str!("../../../data/annotate/prompts/rank-v15
 /// picture head shows ("An image taken from a video ... shows insurgents"), the name after an
 /// upper-case kicker, the quoted work "A scene from" points at, an opening noun before its
 /// `-s` verb ("A visitor studies ...") and an opening "People" before its verb, and drop a
-/// capitalised compound adjective ("The Grammy-winning singer") (the default).
+/// capitalised compound adjective ("The Grammy-winning singer").
 pub const RANK_V16: &str = include_str!("../../../data/annotate/prompts/rank-v16.toml");
+
+/// Candidate ranking under the seventeenth candidate rules, which also join a prefixed name
+/// to its noun ("A pro-Palestinian rally") and a middle initial to a possessive surname
+/// ("Donald J. Trump’s"), and take the name a modified place noun points at ("The small
+/// mountain town of Kostenets") and a named group without its classifier ("The Indianapolis
+/// gospel group Zion’s Joy!") (the default).
+pub const RANK_V17: &str = include_str!("../../../data/annotate/prompts/rank-v17.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -176,10 +183,11 @@ impl Prompt {
             "rank-v14" => RANK_V14,
             "rank-v15" => RANK_V15,
             "rank-v16" => RANK_V16,
+            "rank-v17" => RANK_V17,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16, rank-v17)"
                         .into(),
                 });
             }
@@ -316,6 +324,7 @@ mod tests {
             "rank-v14",
             "rank-v15",
             "rank-v16",
+            "rank-v17",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -347,6 +356,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v14").unwrap().rules, 14);
         assert_eq!(Prompt::builtin("rank-v15").unwrap().rules, 15);
         assert_eq!(Prompt::builtin("rank-v16").unwrap().rules, 16);
+        assert_eq!(Prompt::builtin("rank-v17").unwrap().rules, 17);
         assert!(Prompt::builtin("v0").is_err());
     }
 
