@@ -645,17 +645,19 @@ fn is_initial(w: &str) -> bool {
 /// "Donald J" and "Trump" of "Donald J. Trump": a candidate ending in a middle initial and
 /// the one right after its period are one name.
 fn join_initials(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
-    join_neighbours(head, cands, |prev, _, gap| {
+    join_neighbours(head, cands, Kind::Person, |prev, _, gap| {
         let initial = prev.text.rsplit(' ').next().is_some_and(is_initial);
         initial && prev.text.contains(' ') && gap == ". "
     })
 }
 
-/// Joins each candidate to the one before it, as one person, where `joins(previous,
-/// candidate, the text between them)` says so; the candidates come back in caption order.
+/// Joins each candidate to the one before it, as one subject of `kind`, where
+/// `joins(previous, candidate, the text between them)` says so; the candidates come back in
+/// caption order.
 fn join_neighbours(
     head: &str,
     mut cands: Vec<Subject>,
+    kind: Kind,
     joins: impl Fn(&Subject, &Subject, &str) -> bool,
 ) -> Vec<Subject> {
     cands.sort_by_key(|c| c.start);
@@ -668,7 +670,7 @@ fn join_neighbours(
                 head,
                 &head[prev.start as usize..c.end as usize],
                 prev.weight.max(c.weight),
-                Kind::Person,
+                kind,
             )
         {
             *prev = joined;
@@ -1066,7 +1068,7 @@ fn join_royal_pairs(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
             .next()
             .is_some_and(|w| ROYAL_TITLES.contains(&lc(w).as_str()))
     };
-    join_neighbours(head, cands, |prev, c, gap| {
+    join_neighbours(head, cands, Kind::Person, |prev, c, gap| {
         royal(prev)
             && royal(c)
             && prev.text.split_whitespace().count() == 1
@@ -1248,6 +1250,11 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     let k = ws.iter().position(|w| w.start == first.start as usize)?;
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
+        if rules >= 18
+            && let Some(c) = eighteenth_rules_subject(head, &ws, cands)
+        {
+            return Some(c);
+        }
         if rules >= 17
             && let Some(c) = seventeenth_rules_subject(head, &ws, cands)
         {
@@ -2098,7 +2105,7 @@ fn twelfth_rules_candidates(head: &str, ws: &[Word<'_>], out: Vec<Subject>) -> V
         .filter_map(|c| cut_naming_participle(head, c))
         .filter_map(|c| cut_clergy_title(head, c))
         .collect();
-    join_neighbours(head, out, |prev, next, gap| {
+    join_neighbours(head, out, Kind::Person, |prev, next, gap| {
         is_initial(&prev.text) && gap == ". " && is_cap(&next.text)
     })
 }
@@ -2834,6 +2841,165 @@ fn seventeenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> 
     candidate_at(ws, cands, k)
 }
 
+/// Roles a newsroom or a company gives a person, read between an organisation and a name
+/// ("The Fox News host Sean Hannity").
+const ROLES_V18: &[&str] = &[
+    "host",
+    "anchor",
+    "commentator",
+    "columnist",
+    "reporter",
+    "presenter",
+    "producer",
+    "founder",
+    "designer",
+    "chef",
+];
+
+/// Words that open a phrase set off by a comma before the sentence's subject ("Of the
+/// nearly 7,500 papers, scientists ...", "Today, correspondence chess games ...").
+const OPENERS_V18: &[&str] = &[
+    "of",
+    "among",
+    "for",
+    "like",
+    "unlike",
+    "today",
+    "yesterday",
+    "tonight",
+    "now",
+    "here",
+    "meanwhile",
+    "later",
+    "earlier",
+];
+
+/// Time words among [`OPENERS_V18`]: the word after their comma opens the sentence, so its
+/// capital says nothing ("Today, Correspondence chess games are ...").
+const TIME_OPENERS_V18: &[&str] = &[
+    "today",
+    "yesterday",
+    "tonight",
+    "now",
+    "meanwhile",
+    "later",
+    "earlier",
+];
+
+const DAY_NAMES_V18: &[&str] = &[
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Word index of the sentence's first word after an opening phrase of
+/// [`OPENERS_V18`] and its comma (a comma followed by a space, not the one in "7,500").
+fn after_opening_aside(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+    let opener = ws.first().filter(|w| w.start == 0 && is_cap(w.text))?;
+    if !OPENERS_V18.contains(&lc(opener.text).as_str()) {
+        return None;
+    }
+    let comma = head.find(", ")?;
+    ws.iter().position(|w| w.start > comma)
+}
+
+/// The eighteenth rules' changes to the candidates: no opening word of
+/// [`OPENERS_V18`], the sentence's first noun phrase after an opening time word ("Today,
+/// Correspondence chess games"), a possessive cut off a lower-case person noun ("the
+/// director’s most personal film" → "director"), names joined across " & " ("Hav & Mar"), a day name
+/// after an opening first name read as a surname ("Jeff Saturday, a former center"), and no
+/// organisation before a role of [`ROLES_V18`] and a name ("The Fox News host Sean
+/// Hannity").
+fn eighteenth_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    if let Some(k) = after_opening_aside(head, ws) {
+        let opener = &ws[0];
+        out.retain(|c| !(c.start as usize == opener.start && c.end as usize == opener.end));
+        let time = TIME_OPENERS_V18.contains(&lc(opener.text).as_str());
+        if time
+            && ws
+                .get(k + 1)
+                .is_some_and(|n| !is_cap(n.text) && adjacent(head, &ws[k], n))
+        {
+            let end = noun_phrase_end(head, ws, k + 1, 3, rules);
+            if end > k + 1 {
+                let kind = noun_kind(ws[end - 1].text);
+                replace_with_phrase(head, ws, &mut out, k, end - 1, kind);
+            }
+        }
+    }
+    out = out
+        .into_iter()
+        .map(|c| {
+            // A person who owns something may be in the photo; a thing that does ("the
+            // film's most gripping scenes") is context.
+            let lower_possessive = possessor(&c.text).filter(|stem| {
+                stem.rsplit(' ')
+                    .next()
+                    .is_some_and(|w| !is_cap(w) && is_person_noun_v18(w))
+            });
+            match lower_possessive {
+                Some(stem) => Subject::locate(head, stem, c.weight, c.kind).unwrap_or(c),
+                None => c,
+            }
+        })
+        .collect();
+    out = join_ampersand_names(head, out);
+    if let (Some(first), Some(day)) = (ws.first(), ws.get(1))
+        && first.start == 0
+        && is_cap(first.text)
+        && DAY_NAMES_V18.contains(&day.text)
+        && adjacent(head, first, day)
+        && head[day.end..].starts_with(',')
+    {
+        replace_with_phrase(head, ws, &mut out, 0, 1, Kind::Person);
+    }
+    out.retain(|c| {
+        let Some(b) = ws.iter().position(|w| w.end as u32 == c.end) else {
+            return true;
+        };
+        let before_role = is_cap(&c.text)
+            && ws
+                .get(b + 1)
+                .is_some_and(|w| ROLES_V18.contains(&w.text) && adjacent(head, &ws[b], w))
+            && ws.get(b + 2).is_some_and(|w| is_cap(w.text));
+        !before_role
+    });
+    out
+}
+
+/// Whether a lower-case noun names a person: a person noun, a role, a title, or an agent
+/// noun in `-tor`, `-sor`, `-ist` or `-ian` ("director", "sculptor", "artist", "musician").
+fn is_person_noun_v18(w: &str) -> bool {
+    noun_kind(w) == Kind::Person
+        || is_role_noun(w)
+        || is_title(w, 18)
+        || ["tor", "sor", "ist", "ian"].iter().any(|s| w.ends_with(s))
+}
+
+/// "Hav" and "Mar" of "Hav & Mar", "Marks" and "Spencer" of "Marks & Spencer": two
+/// capitalised candidates with only " & " between them are one name.
+fn join_ampersand_names(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
+    join_neighbours(head, cands, Kind::Organisation, |prev, c, gap| {
+        is_cap(&prev.text) && is_cap(&c.text) && gap == " & "
+    })
+}
+
+/// The eighteenth rules' main subject, before all others: the sentence's first word after
+/// an opening phrase of [`OPENERS_V18`] and its comma, when a candidate starts there.
+fn eighteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
+    let k = after_opening_aside(head, ws)?;
+    candidate_at(ws, cands, k)
+}
+
 /// Index of the candidate that starts at word `w`.
 fn candidate_at(ws: &[Word<'_>], cands: &[Subject], w: usize) -> Option<usize> {
     ws.get(w)
@@ -2971,7 +3137,8 @@ fn possessor(w: &str) -> Option<&str> {
 /// ([`quotation_before_name`]) and adds [`fourteenth_rules_candidates`]. 15 reads the
 /// members of an opening collective, `-ed` adjectives and a named group before where it is
 /// into that opening phrase ([`opening_subject_phrase`]). 16 adds
-/// [`sixteenth_rules_candidates`], 17 [`seventeenth_rules_candidates`].
+/// [`sixteenth_rules_candidates`], 17 [`seventeenth_rules_candidates`], 18
+/// [`eighteenth_rules_candidates`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -3483,6 +3650,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 17 {
             out = seventeenth_rules_candidates(head, &ws, out, rules);
+        }
+        if rules >= 18 {
+            out = eighteenth_rules_candidates(head, &ws, out, rules);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -4691,6 +4861,57 @@ mod tests {
                     "A scene from the protest in Leeds.",
                     Some("scene"),
                     Some("scene"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn eighteenth_rules_read_opening_asides_possessives_and_joined_names() {
+        assert_texts_between(
+            17,
+            18,
+            &[
+                (
+                    "Yesterday, Volunteer firefighters gather in Perth.",
+                    &["Yesterday", "Volunteer firefighters", "Perth"][..],
+                    &["Volunteer firefighters", "Perth"][..],
+                ),
+                (
+                    "After 20 years, this is the sculptor’s most personal work yet.",
+                    &["sculptor’s"],
+                    &["sculptor"],
+                ),
+                (
+                    "Marks & Spencer opened a store in Leeds.",
+                    &["Marks", "Spencer", "store", "Leeds"],
+                    &["Marks & Spencer", "store", "Leeds"],
+                ),
+                (
+                    "Tom Sunday, a former goalkeeper, in Leeds.",
+                    &["Tom", "former goalkeeper", "Leeds"],
+                    &["Tom Sunday", "former goalkeeper", "Leeds"],
+                ),
+                (
+                    "The CNN anchor Jake Tapper in Atlanta.",
+                    &["CNN", "Jake Tapper", "Atlanta"],
+                    &["Jake Tapper", "Atlanta"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            17,
+            18,
+            &[
+                (
+                    "Among the finalists at the show, dancers rehearse in Leeds.",
+                    None,
+                    Some("dancers"),
+                ),
+                (
+                    "Tom Sunday, a former goalkeeper, in Leeds.",
+                    None,
+                    Some("Tom Sunday"),
                 ),
             ],
         );

@@ -83,8 +83,16 @@ pub const RANK_V16: &str = include_str!("../../../data/annotate/prompts/rank-v16
 /// to its noun ("A pro-Palestinian rally") and a middle initial to a possessive surname
 /// ("Donald J. Trump’s"), and take the name a modified place noun points at ("The small
 /// mountain town of Kostenets") and a named group without its classifier ("The Indianapolis
-/// gospel group Zion’s Joy!") (the default).
+/// gospel group Zion’s Joy!").
 pub const RANK_V17: &str = include_str!("../../../data/annotate/prompts/rank-v17.toml");
+
+/// Candidate ranking under the eighteenth candidate rules, which also take the sentence's
+/// subject after an opening phrase set off by a comma ("Of the nearly 7,500 papers,
+/// scientists ..."), cut a possessive off a lower-case person noun ("the director’s"), join names
+/// across " & " ("Hav & Mar") and a day name after an opening first name ("Jeff Saturday,
+/// a former center"), and drop an organisation before a newsroom role and a name ("The Fox
+/// News host Sean Hannity") (the default).
+pub const RANK_V18: &str = include_str!("../../../data/annotate/prompts/rank-v18.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -184,10 +192,11 @@ impl Prompt {
             "rank-v15" => RANK_V15,
             "rank-v16" => RANK_V16,
             "rank-v17" => RANK_V17,
+            "rank-v18" => RANK_V18,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16, rank-v17)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16, rank-v17, rank-v18)"
                         .into(),
                 });
             }
@@ -325,6 +334,7 @@ mod tests {
             "rank-v15",
             "rank-v16",
             "rank-v17",
+            "rank-v18",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -357,6 +367,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v15").unwrap().rules, 15);
         assert_eq!(Prompt::builtin("rank-v16").unwrap().rules, 16);
         assert_eq!(Prompt::builtin("rank-v17").unwrap().rules, 17);
+        assert_eq!(Prompt::builtin("rank-v18").unwrap().rules, 18);
         assert!(Prompt::builtin("v0").is_err());
     }
 
