@@ -1649,6 +1649,12 @@ fn quoted_speaker(head: &str, ws: &[Word<'_>], rules: u32) -> Option<(usize, usi
     (said > 0 && named && first.start > close).then_some((close, k))
 }
 
+/// Drops the candidates that overlap the words from `first` to `last`.
+fn drop_within(out: &mut Vec<Subject>, first: &Word<'_>, last: &Word<'_>) {
+    let (start, end) = (first.start as u32, last.end as u32);
+    out.retain(|c| c.end <= start || c.start >= end);
+}
+
 /// Replaces the candidates that overlap words `a..=b` with those words as one subject.
 fn replace_with_phrase(
     head: &str,
@@ -1658,8 +1664,7 @@ fn replace_with_phrase(
     b: usize,
     kind: Kind,
 ) {
-    let (start, end) = (ws[a].start as u32, ws[b].end as u32);
-    out.retain(|c| c.end <= start || c.start >= end);
+    drop_within(out, &ws[a], &ws[b]);
     if let Some(sub) = make(head, &ws[a..=b], kind, weight_for_pluses(0)) {
         out.push(sub);
     }
@@ -2786,15 +2791,7 @@ fn seventeenth_rules_candidates(
         {
             // The noun may end like an adverb ("rally"), which ends a noun phrase.
             let end = noun_phrase_end(head, ws, i + 2, 2, rules).max(i + 2);
-            {
-                let last = lc(ws[end - 1].text);
-                let kind = if crate::heuristic::EVENT_NOUNS.contains(&last.as_str()) {
-                    Kind::Event
-                } else {
-                    noun_kind(&last)
-                };
-                replace_with_phrase(head, ws, &mut out, i, end - 1, kind);
-            }
+            replace_with_phrase(head, ws, &mut out, i, end - 1, noun_kind(ws[end - 1].text));
         }
     }
     for i in 0..ws.len().saturating_sub(1) {
@@ -2820,12 +2817,10 @@ fn seventeenth_rules_candidates(
         }
     }
     if let Some(k) = place_of_name(head, ws) {
-        let (start, end) = (ws[1].start as u32, ws[k - 2].end as u32);
-        out.retain(|c| c.end <= start || c.start >= end);
+        drop_within(&mut out, &ws[1], &ws[k - 2]);
     }
     if let Some((k, last)) = named_group(head, ws) {
-        let (start, end) = (ws[1].start as u32, ws[k - 1].end as u32);
-        out.retain(|c| c.end <= start || c.start >= end);
+        drop_within(&mut out, &ws[1], &ws[k - 1]);
         replace_with_phrase(head, ws, &mut out, k, last, Kind::Organisation);
     }
     out
