@@ -1,6 +1,6 @@
 //! Quality and speed report over the labelled set:
 //! `cargo run -p anchor-annotate --example annotate_report [-- MODEL.gguf [LIMIT [PROMPTS [SUBSET [DETAIL]]]]]`
-//! (PROMPTS: comma-separated versions or prompt files, e.g. `rank-v18,few-shot-v1`, default
+//! (PROMPTS: comma-separated versions or prompt files, e.g. `rank-v19,few-shot-v1`, default
 //! `few-shot-v1,zero-shot-v1`; SUBSET one of
 //! `eval::SUBSETS` or `real`, default `all`; DETAIL `detail` prints each caption's misses).
 //! Prints the Markdown table (heuristic, then gguf per prompt) and tokens/s.

@@ -1251,7 +1251,7 @@ pub fn grammatical_subject(caption: &str, cands: &[Subject], rules: u32) -> Opti
     if rules >= 5 {
         let starting_at = |w: usize| candidate_at(&ws, cands, w);
         if rules >= 18
-            && let Some(c) = eighteenth_rules_subject(head, &ws, cands)
+            && let Some(c) = eighteenth_rules_subject(head, &ws, cands, rules)
         {
             return Some(c);
         }
@@ -2892,10 +2892,14 @@ const DAY_NAMES_V18: &[&str] = &[
 ];
 
 /// Word index of the sentence's first word after an opening phrase of
-/// [`OPENERS_V18`] and its comma (a comma followed by a space, not the one in "7,500").
-fn after_opening_aside(head: &str, ws: &[Word<'_>]) -> Option<usize> {
+/// [`OPENERS_V18`] (from rules 19 on also [`OPENERS_V19`]) and its comma (a comma followed
+/// by a space, not the one in "7,500").
+fn after_opening_aside(head: &str, ws: &[Word<'_>], rules: u32) -> Option<usize> {
     let opener = ws.first().filter(|w| w.start == 0 && is_cap(w.text))?;
-    if !OPENERS_V18.contains(&lc(opener.text).as_str()) {
+    let opener = lc(opener.text);
+    if !(OPENERS_V18.contains(&opener.as_str())
+        || rules >= 19 && OPENERS_V19.contains(&opener.as_str()))
+    {
         return None;
     }
     let comma = head.find(", ")?;
@@ -2915,7 +2919,7 @@ fn eighteenth_rules_candidates(
     mut out: Vec<Subject>,
     rules: u32,
 ) -> Vec<Subject> {
-    if let Some(k) = after_opening_aside(head, ws) {
+    if let Some(k) = after_opening_aside(head, ws, rules) {
         let opener = &ws[0];
         out.retain(|c| !(c.start as usize == opener.start && c.end as usize == opener.end));
         let time = TIME_OPENERS_V18.contains(&lc(opener.text).as_str());
@@ -2990,9 +2994,139 @@ fn join_ampersand_names(head: &str, cands: Vec<Subject>) -> Vec<Subject> {
 
 /// The eighteenth rules' main subject, before all others: the sentence's first word after
 /// an opening phrase of [`OPENERS_V18`] and its comma, when a candidate starts there.
-fn eighteenth_rules_subject(head: &str, ws: &[Word<'_>], cands: &[Subject]) -> Option<usize> {
-    let k = after_opening_aside(head, ws)?;
+fn eighteenth_rules_subject(
+    head: &str,
+    ws: &[Word<'_>],
+    cands: &[Subject],
+    rules: u32,
+) -> Option<usize> {
+    let k = after_opening_aside(head, ws, rules)?;
     candidate_at(ws, cands, k)
+}
+
+/// Prepositions and adverbs that, from rules 19 on, also open a phrase set off by a comma
+/// before the sentence's subject ("Across the country, Republican candidates ...", "Even
+/// as business sentiment has become more cautious, consumers ...").
+const OPENERS_V19: &[&str] = &[
+    "across",
+    "even",
+    "outside",
+    "inside",
+    "throughout",
+    "despite",
+    "beyond",
+    "behind",
+];
+
+/// Plural nouns for people, which after a name are nouns, not verbs ("Secret Service
+/// agents surround", where "Burt Reynolds surrenders" has a verb).
+const PEOPLE_V19: &[&str] = &[
+    "agents",
+    "supporters",
+    "protesters",
+    "demonstrators",
+    "fighters",
+    "workers",
+    "players",
+    "lawmakers",
+    "activists",
+    "officers",
+    "officials",
+    "troops",
+    "soldiers",
+    "guards",
+    "staff",
+    "members",
+    "fans",
+    "employees",
+    "students",
+    "delegates",
+    "volunteers",
+    "residents",
+    "cadets",
+];
+
+/// Adjectives that judge a noun rather than describe it ("An unlikely coalition of
+/// farmers"): a photo of the noun looks no different without them.
+const JUDGING_ADJECTIVES_V19: &[&str] = &[
+    "unlikely",
+    "possible",
+    "potential",
+    "alleged",
+    "apparent",
+    "purported",
+    "so-called",
+    "would-be",
+];
+
+/// Adverbs that end a noun phrase a verb left behind ("raise the noodles high").
+const TRAILING_ADVERBS_V19: &[&str] = &[
+    "high", "low", "aloft", "overhead", "apart", "together", "away", "back",
+];
+
+/// The nineteenth rules' changes to the candidates: an opening name and the plural noun it
+/// describes as one subject ("Secret Service agents surround ...", "Sinn Féin campaign
+/// posters and ..."), a judging adjective cut off the front of a noun phrase ("unlikely
+/// coalition" → "coalition") and an adverb off its end ("noodles high" → "noodles").
+fn nineteenth_rules_candidates(
+    head: &str,
+    ws: &[Word<'_>],
+    mut out: Vec<Subject>,
+    rules: u32,
+) -> Vec<Subject> {
+    if let Some(name) = out.iter().find(|c| c.start == 0 && is_cap(&c.text))
+        && let Some(b) = ws.iter().position(|w| w.end as u32 == name.end)
+        && b >= 1
+        && ws[..=b].iter().all(|w| is_cap(w.text))
+        && ws
+            .get(b + 1)
+            .is_some_and(|n| !is_cap(n.text) && adjacent(head, &ws[b], n))
+    {
+        // A plural noun never classifies a name ("Molenbeek district" does): the name says
+        // whose the things or people are. One word after a name is more often its verb
+        // ("Alan Cumming stars in"), so it counts only as a noun for people ("agents").
+        let end = noun_phrase_end(head, ws, b + 1, 3, rules);
+        let nouns = &ws[b + 1..end.max(b + 1)];
+        let plural_end = nouns
+            .last()
+            .is_some_and(|w| has_plural_ending(w.text) && !w.text.ends_with("ss"));
+        let verb_like = nouns.iter().any(|w| is_participle(w.text, rules));
+        let noun_phrase = match nouns {
+            [] => false,
+            [one] => PEOPLE_V19.contains(&one.text),
+            _ => true,
+        };
+        if plural_end && noun_phrase && !verb_like && ws.get(end).is_none_or(|w| w.text != "of") {
+            let kind = noun_kind(ws[end - 1].text);
+            replace_with_phrase(head, ws, &mut out, 0, end - 1, kind);
+        }
+    }
+    out.into_iter()
+        .map(|c| {
+            let (mut from, mut to) = (0, c.text.len());
+            if let Some((first, _)) = c.text.split_once(' ')
+                && JUDGING_ADJECTIVES_V19.contains(&first)
+            {
+                from = first.len() + 1;
+            }
+            if let Some((rest, last)) = c.text[from..].rsplit_once(' ')
+                && TRAILING_ADVERBS_V19.contains(&last)
+            {
+                to = from + rest.len();
+            }
+            Subject {
+                text: c.text[from..to].to_string(),
+                start: c.start + from as u32,
+                end: c.start + to as u32,
+                ..c
+            }
+        })
+        // The word cut off may have been a candidate of its own under the longer phrase.
+        .filter(|c| {
+            !JUDGING_ADJECTIVES_V19.contains(&c.text.as_str())
+                && !TRAILING_ADVERBS_V19.contains(&c.text.as_str())
+        })
+        .collect()
 }
 
 /// Index of the candidate that starts at word `w`.
@@ -3133,7 +3267,8 @@ fn possessor(w: &str) -> Option<&str> {
 /// members of an opening collective, `-ed` adjectives and a named group before where it is
 /// into that opening phrase ([`opening_subject_phrase`]). 16 adds
 /// [`sixteenth_rules_candidates`], 17 [`seventeenth_rules_candidates`], 18
-/// [`eighteenth_rules_candidates`].
+/// [`eighteenth_rules_candidates`], 19 [`nineteenth_rules_candidates`] and the openers of
+/// [`OPENERS_V19`].
 pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
     let v2 = rules >= 2;
     let v3 = rules >= 3;
@@ -3648,6 +3783,9 @@ pub fn candidates_with(caption: &str, rules: u32) -> Vec<Subject> {
         }
         if rules >= 18 {
             out = eighteenth_rules_candidates(head, &ws, out, rules);
+        }
+        if rules >= 19 {
+            out = nineteenth_rules_candidates(head, &ws, out, rules);
         }
         // "Supporters of President Trump climbing ...": the opening group.
         if rules >= 9
@@ -5016,6 +5154,58 @@ mod tests {
                     "Several hundred people were injured in the storm.",
                     None,
                     None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn nineteenth_rules_join_names_to_plural_nouns_and_trim_judging_words() {
+        assert_texts_between(
+            18,
+            19,
+            &[
+                (
+                    "Border Patrol agents detain a man near the river in Laredo.",
+                    &["Border Patrol", "man", "river", "Laredo"][..],
+                    &["Border Patrol agents", "man", "river", "Laredo"][..],
+                ),
+                // One -s word after a name is its verb.
+                (
+                    "Alan Cumming stars in a new play at the Lyceum Theatre.",
+                    &["Alan Cumming", "new play", "Lyceum Theatre"],
+                    &["Alan Cumming", "new play", "Lyceum Theatre"],
+                ),
+                (
+                    "A possible successor to the bishop in Rome.",
+                    &["possible successor", "bishop", "Rome"],
+                    &["successor", "bishop", "Rome"],
+                ),
+                (
+                    "Workers lift the beams high above the street in Leeds.",
+                    &["Workers", "beams high", "street", "Leeds"],
+                    &["Workers", "beams", "street", "Leeds"],
+                ),
+                (
+                    "Outside the stadium, fans waited for hours in the rain.",
+                    &["Outside", "stadium", "fans", "rain"],
+                    &["stadium", "fans", "rain"],
+                ),
+            ],
+        );
+        assert_subject_between(
+            18,
+            19,
+            &[
+                (
+                    "Outside the stadium, fans waited for hours in the rain.",
+                    None,
+                    Some("fans"),
+                ),
+                (
+                    "Alan Cumming stars in a new play at the Lyceum Theatre.",
+                    Some("Alan Cumming"),
+                    Some("Alan Cumming"),
                 ),
             ],
         );

@@ -13,7 +13,7 @@
 //!   [`gguf`] (a local quantized llama run by [`anchor_llm`], constrained greedy decoding
 //!   in [`constrain`]) and [`openai`]
 //!   (OpenAI-compatible HTTP servers: concurrency, retries, timeouts).
-//! - [`candidates`]: rule-based candidate spans; with a `rank` prompt (`rank-v18` to
+//! - [`candidates`]: rule-based candidate spans; with a `rank` prompt (`rank-v19` to
 //!   `rank-v1`) the gguf backend scores them and the best becomes the main subject instead of writing
 //!   spans.
 //! - [`eval`]: span precision/recall/F1 and main-subject recall against the labelled set,

@@ -91,8 +91,14 @@ pub const RANK_V17: &str = include_str!("../../../data/annotate/prompts/rank-v17
 /// scientists ..."), cut a possessive off a lower-case person noun ("the director’s"), join names
 /// across " & " ("Hav & Mar") and a day name after an opening first name ("Jeff Saturday,
 /// a former center"), and drop an organisation before a newsroom role and a name ("The Fox
-/// News host Sean Hannity") (the default).
+/// News host Sean Hannity").
 pub const RANK_V18: &str = include_str!("../../../data/annotate/prompts/rank-v18.toml");
+
+/// Candidate ranking under the nineteenth candidate rules, which also join an opening name
+/// to the plural noun it describes ("Secret Service agents"), cut a judging adjective off a
+/// noun phrase ("unlikely coalition") and an adverb after it ("noodles high"), and read more
+/// openers before a comma ("Across the country, ...") (the default).
+pub const RANK_V19: &str = include_str!("../../../data/annotate/prompts/rank-v19.toml");
 
 /// One worked example: a caption and its canonical answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -193,10 +199,11 @@ impl Prompt {
             "rank-v16" => RANK_V16,
             "rank-v17" => RANK_V17,
             "rank-v18" => RANK_V18,
+            "rank-v19" => RANK_V19,
             _ => {
                 return Err(Error::Prompt {
                     origin: version.to_string(),
-                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16, rank-v17, rank-v18)"
+                    detail: "unknown built-in prompt (zero-shot-v1, few-shot-v1, rank-v1, rank-v2, rank-v3, rank-v4, rank-v5, rank-v6, rank-v7, rank-v8, rank-v9, rank-v10, rank-v11, rank-v12, rank-v13, rank-v14, rank-v15, rank-v16, rank-v17, rank-v18, rank-v19)"
                         .into(),
                 });
             }
@@ -335,6 +342,7 @@ mod tests {
             "rank-v16",
             "rank-v17",
             "rank-v18",
+            "rank-v19",
         ] {
             let p = Prompt::builtin(v).unwrap();
             assert_eq!(p.version, v);
@@ -368,6 +376,7 @@ mod tests {
         assert_eq!(Prompt::builtin("rank-v16").unwrap().rules, 16);
         assert_eq!(Prompt::builtin("rank-v17").unwrap().rules, 17);
         assert_eq!(Prompt::builtin("rank-v18").unwrap().rules, 18);
+        assert_eq!(Prompt::builtin("rank-v19").unwrap().rules, 19);
         assert!(Prompt::builtin("v0").is_err());
     }
 

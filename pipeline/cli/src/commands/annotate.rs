@@ -27,7 +27,7 @@ pub struct AnnotateConfig {
     pub backend: String,
     /// GGUF model file; empty = `<paths.models>/SmolLM2-135M-Instruct.Q4_1.gguf`.
     pub model: String,
-    /// Built-in prompt version (`rank-v18`, `rank-v17`, `rank-v16`, `rank-v15`, `rank-v14`, `rank-v13`, `rank-v12`, `rank-v11`, `rank-v10`, `rank-v9`, `rank-v8`, `rank-v7`, `rank-v6`, `rank-v5`, `rank-v4`, `rank-v3`, `rank-v2`, `rank-v1`, `few-shot-v1`, `zero-shot-v1`) or a prompt TOML file.
+    /// Built-in prompt version (`rank-v19`, `rank-v18`, `rank-v17`, `rank-v16`, `rank-v15`, `rank-v14`, `rank-v13`, `rank-v12`, `rank-v11`, `rank-v10`, `rank-v9`, `rank-v8`, `rank-v7`, `rank-v6`, `rank-v5`, `rank-v4`, `rank-v3`, `rank-v2`, `rank-v1`, `few-shot-v1`, `zero-shot-v1`) or a prompt TOML file.
     pub prompt: String,
     /// Requantise low-bit GGUF weights at load: `q8_0` (fast on CPU) or `keep`.
     pub requant: String,
@@ -52,7 +52,7 @@ impl Default for AnnotateConfig {
         AnnotateConfig {
             backend: "gguf".into(),
             model: String::new(),
-            prompt: "rank-v18".into(),
+            prompt: "rank-v19".into(),
             requant: "q8_0".into(),
             max_subjects: 6,
             captions_per_part: anchor_annotate::step::DEFAULT_CAPTIONS_PER_PART,
@@ -74,7 +74,7 @@ pub struct AnnotateArgs {
     /// GGUF model file [default: <paths.models>/SmolLM2-135M-Instruct.Q4_1.gguf].
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Prompt: rank-v18, rank-v17, rank-v16, rank-v15, rank-v14, rank-v13, rank-v12, rank-v11, rank-v10, rank-v9, rank-v8, rank-v7, rank-v6, rank-v5, rank-v4, rank-v3, rank-v2, rank-v1, few-shot-v1, zero-shot-v1, or a prompt TOML file.
+    /// Prompt: rank-v19, rank-v18, rank-v17, rank-v16, rank-v15, rank-v14, rank-v13, rank-v12, rank-v11, rank-v10, rank-v9, rank-v8, rank-v7, rank-v6, rank-v5, rank-v4, rank-v3, rank-v2, rank-v1, few-shot-v1, zero-shot-v1, or a prompt TOML file.
     #[arg(long)]
     pub prompt: Option<String>,
     /// OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.
