@@ -21,7 +21,7 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     // SAFETY: first statement of main; no other thread has started.
-    unsafe { anchor_sd::pin_cpu_thread_count() };
+    unsafe { anchor_sd::setup_cpu_threads() };
     anchor_train::allocator::keep_freed_pages();
     let cli = Cli::parse();
     app::init_logging(cli.global.quiet, cli.global.verbose);

@@ -78,7 +78,8 @@ pub mod unet;
 pub mod vae;
 pub mod weights;
 
-/// Fixes candle's CPU thread count for the life of the process.
+/// Sets up the CPU threads candle computes with, for the life of the process: fixes
+/// candle's thread count and makes the calling thread a member of rayon's global pool.
 ///
 /// candle asks for its thread count before every matrix product and, while
 /// `RAYON_NUM_THREADS` is unset, counts physical cores by parsing `/proc/cpuinfo` each
@@ -86,13 +87,31 @@ pub mod weights;
 /// candle would have found, turns that lookup into an environment read. A value the user
 /// set is kept.
 ///
+/// candle's kernels, gemm and this crate's custom ops split their work with rayon. Called
+/// from a thread outside rayon's pool, every such op hands its work to the pool and sleeps
+/// until a worker has done it: a futex wake and wait per op, which on the small tensors of
+/// a training step cost about a third of the step. With the calling thread in the pool, an
+/// op runs on the caller and only the pieces other workers steal change threads. The pool
+/// keeps its thread count, the caller included, and at least one background worker, so
+/// work that other threads (readers, writers) hand to the pool still runs while the caller
+/// waits outside rayon.
+///
 /// # Safety
 /// Writes the process environment: call it first in `main`, before any thread starts.
-pub unsafe fn pin_cpu_thread_count() {
+pub unsafe fn setup_cpu_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let threads = candle_core::utils::get_num_threads();
         // SAFETY: the caller guarantees no other thread reads or writes the environment.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
+    let threads = candle_core::utils::get_num_threads().max(2);
+    let joined = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .use_current_thread()
+        .build_global();
+    if let Err(err) = joined {
+        // The pool already exists (a second call): ops still run, through the handoff.
+        tracing::debug!("rayon's global pool was set up before: {err}");
     }
 }
 

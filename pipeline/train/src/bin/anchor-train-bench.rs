@@ -88,7 +88,7 @@ fn profile_conv() -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: first statement of main; no other thread has started.
-    unsafe { anchor_sd::pin_cpu_thread_count() };
+    unsafe { anchor_sd::setup_cpu_threads() };
     anchor_train::allocator::keep_freed_pages();
     let args: Vec<String> = std::env::args().collect();
     if let Some(dir) = args
