@@ -90,7 +90,7 @@ pub mod weights;
 /// candle's kernels, gemm and this crate's custom ops split their work with rayon. Called
 /// from a thread outside rayon's pool, every such op hands its work to the pool and sleeps
 /// until a worker has done it: a futex wake and wait per op, which on the small tensors of
-/// a training step cost about a third of the step. With the calling thread in the pool, an
+/// a training step cost about a quarter of the step. With the calling thread in the pool, an
 /// op runs on the caller and only the pieces other workers steal change threads. The pool
 /// keeps its thread count, the caller included, and at least one background worker, so
 /// work that other threads (readers, writers) hand to the pool still runs while the caller
